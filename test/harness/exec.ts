@@ -11,8 +11,7 @@ export interface RunOptions {
 /** Runs a command to completion; resolves with stdout, rejects with a message carrying stderr. */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const stdin = opts.input === undefined ? 'ignore' : 'pipe';
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: [stdin, 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -30,10 +29,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       const why = signal ? `killed by ${signal}` : `exit ${code}`;
       reject(new Error(`${cmd} ${args.join(' ')} failed (${why}): ${stderr || stdout.trim()}`));
     });
-    if (child.stdin) {
-      child.stdin.on('error', () => undefined); // the command may exit before reading its input
-      child.stdin.end(opts.input);
-    }
+    child.stdin.on('error', () => undefined); // the command may exit before reading its input
+    child.stdin.end(opts.input);
   });
 }
 
