@@ -8,6 +8,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          sequence: { groupOrder: 0 },
           include: ['test/**/*.test.ts'],
           exclude: ['test/**/*.int.test.ts', 'node_modules/**'],
           testTimeout: 20_000,
@@ -16,6 +17,8 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          // Runs after the unit tests, with its own worker limit (each file starts OVS daemons).
+          sequence: { groupOrder: 1 },
           include: ['test/**/*.int.test.ts'],
           globalSetup: ['test/harness/global-setup.ts'],
           testTimeout: 120_000,
