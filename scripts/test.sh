@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps)
+APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl)
 
 step() { printf '\n==> %s\n' "$*"; }
 
