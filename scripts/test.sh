@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl)
+source scripts/lib/install.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -12,22 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "error: the tests create network namespaces and run Open vSwitch: run as root" >&2
   exit 2
 fi
-
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  step "installing Debian packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "error: Node.js >= 20 is required (found: $(node --version 2>/dev/null || echo none))" >&2
-  exit 2
-fi
+install_debian_packages
+check_node
 
 step "npm ci"
 npm ci --no-audit --no-fund

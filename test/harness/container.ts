@@ -55,3 +55,17 @@ export class Container {
     untrack({ kind: 'netns', name: this.netns });
   }
 }
+
+/**
+ * Sends `bytes` random bytes over TCP from `from` to `to` (listening on `address`:`port`) and
+ * resolves with both sides' SHA-256, so a test can check the content arrived intact.
+ */
+export async function tcpTransfer(from: Container, to: Container, address: string, bytes: number, port = 5001): Promise<{ sent: string; received: string }> {
+  const family = address.includes(':') ? '-6' : '-4';
+  const server = to.exec('sh', ['-c', `timeout 60 nc ${family} -l ${port} | sha256sum`]);
+  // The listener needs a moment to bind; retry the connection instead of sleeping blindly.
+  const send = `head -c ${bytes} /dev/urandom > /tmp/lt-$$ && sha256sum < /tmp/lt-$$ && for i in 1 2 3 4 5 6 7 8 9 10; do nc ${family} -N -w 10 ${address} ${port} < /tmp/lt-$$ && break; sleep 0.1; done; rm -f /tmp/lt-$$`;
+  const sent = await from.exec('sh', ['-c', send]);
+  const received = await server;
+  return { sent: sent.split(' ')[0]!, received: received.split(' ')[0]! };
+}

@@ -6,7 +6,7 @@ import { mkdirSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { run, waitFor, alive } from './exec.js';
-import { RUN_ROOT, track, untrack, uniqueTag, installExitCleanup, type Resource } from './registry.js';
+import { keeping, runDir, track, untrack, uniqueTag, installExitCleanup, type Resource } from './registry.js';
 import { Container } from './container.js';
 
 const SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
@@ -39,7 +39,7 @@ export class SimHost {
   constructor(name: string, tag: string) {
     this.name = name;
     this.netns = `lt${tag}-${name}`;
-    this.dir = join(RUN_ROOT, String(process.pid), `${tag}-${name}`);
+    this.dir = join(runDir(), `${tag}-${name}`);
     this.dbPath = join(this.dir, 'conf.db');
     this.dbSocket = join(this.dir, 'db.sock');
     this.env = {
@@ -179,11 +179,15 @@ export class SimHost {
     await this.startVswitchd();
   }
 
-  /** A "container": a network namespace with a veth pair, `eth0` inside, `hostIf` in this host. */
-  async addContainer(name: string): Promise<Container> {
+  /**
+   * A "container": a network namespace with a veth pair, `eth0` inside, `hostIf` in this host.
+   * With `{ empty: true }` only the namespace, for a CNI plugin to plumb.
+   */
+  async addContainer(name: string, opts: { empty?: boolean } = {}): Promise<Container> {
     const c = new Container(this, name, uniqueTag());
     this.containers.push(c);
-    await c.create();
+    if (opts.empty) await c.createEmpty();
+    else await c.create();
     return c;
   }
 
@@ -202,8 +206,9 @@ export class SimHost {
   private spawnTracked(exe: string, args: string[], netns?: string): ChildProcess {
     // `ip netns exec` execs in place (no fork), so the child's PID is the daemon's PID.
     const [cmd, argv] = netns ? ['ip', ['netns', 'exec', netns, exe, ...args]] : [exe, args];
-    const child = spawn(cmd, argv, { env: this.env, stdio: 'ignore' });
+    const child = spawn(cmd, argv, { env: this.env, stdio: 'ignore', detached: keeping() });
     if (child.pid === undefined) throw new Error(`could not start ${exe}`);
+    if (keeping()) child.unref();
     track({ kind: 'pid', pid: child.pid, exe });
     return child;
   }

@@ -1,5 +1,7 @@
 // The shared test harness: simulated OVS hosts in network namespaces, containers, an underlay.
 export { startHost, SimHost, type HostOptions, type BridgeOptions } from './host.js';
-export { Container } from './container.js';
+export { Container, tcpTransfer } from './container.js';
 export { createUnderlay, Underlay, type UnderlayLink } from './underlay.js';
 export { run, waitFor, alive } from './exec.js';
+export { startAgent, AgentProcess, cniBinDir, runCni, cniEnv, type AgentOptions, type CniResult } from './loom.js';
+export { startCluster, seedTunnelNeighbours, type Cluster } from './cluster.js';

@@ -8,6 +8,22 @@ import { alive } from './exec.js';
 
 export const RUN_ROOT = '/tmp/loom-test';
 
+/**
+ * Keep mode (the demo): nothing is recorded for cleanup, daemons are detached and outlive this
+ * process, and files live under `root`. Whoever turns it on removes things itself.
+ */
+let keepRoot: string | undefined;
+export function keepResources(root: string): void {
+  keepRoot = root;
+}
+export function keeping(): boolean {
+  return keepRoot !== undefined;
+}
+/** Where a process's hosts keep their files. */
+export function runDir(): string {
+  return keepRoot ?? join(RUN_ROOT, String(process.pid));
+}
+
 export type Resource =
   | { kind: 'netns'; name: string }
   | { kind: 'pid'; pid: number; exe: string }
@@ -26,6 +42,7 @@ function ownDir(): string {
 }
 
 export function track(r: Resource): void {
+  if (keepRoot) return;
   live.set(key(r), r);
   appendFileSync(join(ownDir(), 'resources'), JSON.stringify(r) + '\n');
 }
@@ -81,7 +98,7 @@ function isOurProcess(pid: number, exe: string): boolean {
 let hooked = false;
 /** Installs exit/signal handlers once per process so a failing test leaves nothing behind. */
 export function installExitCleanup(): void {
-  if (hooked) return;
+  if (hooked || keepRoot) return;
   hooked = true;
   process.on('exit', () => {
     releaseSync(live.values());

@@ -1,0 +1,58 @@
+// A Loom cluster on simulated hosts: an underlay, N hosts each with OVS (underlay on br-phy) and a
+// loom-agent, tunnel neighbours seeded so no first packet is lost, and the CNI plugin binary.
+import { createUnderlay, type Underlay } from './underlay.js';
+import { startHost, type SimHost } from './host.js';
+import { startAgent, cniBinDir, type AgentProcess } from './loom.js';
+
+export interface Cluster {
+  underlay: Underlay;
+  hosts: SimHost[];
+  agents: AgentProcess[];
+  /** Underlay (VTEP) address of each host, by host name. */
+  vteps: Record<string, string>;
+  /** CNI_PATH directory with the `loom` plugin. */
+  cniBin: string;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(opts: { hosts: string[]; controller: string; underlayMtu?: number; built?: boolean }): Promise<Cluster> {
+  const underlay = await createUnderlay({ mtu: opts.underlayMtu ?? 1500 });
+  const hosts: SimHost[] = [];
+  const agents: AgentProcess[] = [];
+  const vteps: Record<string, string> = {};
+  const stop = async () => {
+    for (const a of agents) await a.stop().catch(() => undefined);
+    for (const h of hosts) await h.stop().catch(() => undefined);
+    await underlay.remove();
+  };
+  try {
+    for (const [i, name] of opts.hosts.entries()) {
+      const host = await startHost({ name });
+      hosts.push(host);
+      vteps[name] = `192.0.2.${i + 1}`;
+      await underlay.connect(host, `${vteps[name]}/24`, { ovsBridge: 'br-phy', mtu: opts.underlayMtu ?? 1500 });
+    }
+    await seedTunnelNeighbours(hosts, vteps);
+    for (const host of hosts) {
+      agents.push(await startAgent(host, { controller: opts.controller, vtep: vteps[host.name]!, underlayMtu: opts.underlayMtu ?? 1500, built: opts.built ?? false }));
+    }
+    return { underlay, hosts, agents, vteps, cniBin: cniBinDir(hosts[0]!.dir, opts.built), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * The userspace datapath drops the first packets to a tunnel peer while it resolves the peer's
+ * MAC; tell every host every other host's underlay MAC up front instead.
+ */
+export async function seedTunnelNeighbours(hosts: SimHost[], vteps: Record<string, string>): Promise<void> {
+  const macs = new Map<string, string>();
+  for (const h of hosts) macs.set(h.name, (await h.exec('cat', ['/sys/class/net/br-phy/address'])).trim());
+  for (const h of hosts) {
+    for (const peer of hosts) {
+      if (peer !== h) await h.appctl('tnl/arp/set', 'br-phy', vteps[peer.name]!, macs.get(peer.name)!);
+    }
+  }
+}
