@@ -1,0 +1,80 @@
+// Register bits, cookie fields and table numbers of the agent's OpenFlow pipeline: the one place
+// that names them (as Antrea's fields.go does). docs/architecture.md draws the same layout.
+import type { FieldRef, MatchField } from '../../openflow/types.js';
+
+/** Tables, in the order a packet visits them. Gaps leave room for features to come. */
+export const Table = {
+  /** Where did the packet come from: a local endpoint port, a tunnel port, or something else (drop). */
+  Classifier: 0,
+  /** A local endpoint may only send with its own MAC and addresses. */
+  SpoofGuard: 10,
+  /** Answers ARP and IPv6 neighbour solicitations for the network's gateway; nothing is flooded. */
+  ArpNd: 20,
+  /** Routes by destination address within the packet's network: local delivery or a tunnel. */
+  L3Forwarding: 30,
+  /** Allows or drops the routed packet (network isolation is built into the match on the VNI). */
+  Policy: 40,
+  /** Sends the packet to the port L3Forwarding chose. */
+  Output: 50,
+} as const;
+export type TableId = (typeof Table)[keyof typeof Table];
+
+/** reg0[0..3]: where the packet entered the bridge. */
+export const SourceReg = { field: 'reg', index: 0, ofs: 0, nBits: 4 } as const satisfies FieldRef;
+export const Source = { LocalEndpoint: 1, Tunnel: 2 } as const;
+
+/** reg1[0..23]: the VNI of the packet's network, from the ingress port or the tunnel key. */
+export const VniReg = { field: 'reg', index: 1, ofs: 0, nBits: 24 } as const satisfies FieldRef;
+
+/** reg2: the OpenFlow port the packet leaves by (a local endpoint or a tunnel port). */
+export const OutPortReg = { field: 'reg', index: 2, ofs: 0, nBits: 32 } as const satisfies FieldRef;
+
+export function matchSource(source: number): MatchField {
+  return { field: 'reg', index: SourceReg.index, value: source, mask: 0xf };
+}
+export function matchVni(vni: number): MatchField {
+  return { field: 'reg', index: VniReg.index, value: vni, mask: 0xffffff };
+}
+export function matchOutPort(port: number): MatchField {
+  return { field: 'reg', index: OutPortReg.index, value: port };
+}
+
+/**
+ * Cookie layout (64 bits):
+ *   [63..48] generation: bumped at every agent start; old-generation flows are removed only after
+ *            the new generation is installed, so an agent restart loses no packet.
+ *   [47..40] feature that owns the flow (Feature below).
+ *   [39..0]  object: VNI for network-wide flows, OpenFlow port for per-endpoint flows, 0 otherwise.
+ */
+export const Feature = {
+  Base: 1,
+  Connectivity: 2,
+  SpoofGuard: 3,
+  ArpNd: 4,
+  Tunnel: 5,
+  Policy: 6,
+} as const;
+export type FeatureId = (typeof Feature)[keyof typeof Feature];
+
+export const GENERATION_MASK = 0xffff_0000_0000_0000n;
+export const FEATURE_MASK = 0x0000_ff00_0000_0000n;
+export const OBJECT_MASK = 0x0000_00ff_ffff_ffffn;
+
+export function cookie(generation: number, feature: FeatureId, object = 0): bigint {
+  if (generation < 0 || generation > 0xffff) throw new RangeError(`generation ${generation} out of 16 bits`);
+  return (BigInt(generation) << 48n) | (BigInt(feature) << 40n) | (BigInt(object) & OBJECT_MASK);
+}
+
+export function cookieGeneration(c: bigint): number {
+  return Number((c & GENERATION_MASK) >> 48n);
+}
+
+export function cookieFeature(c: bigint): number {
+  return Number((c & FEATURE_MASK) >> 40n);
+}
+
+/** The gateway's MAC in a network: locally administered, 02:4c (Loom) then the 24-bit VNI. */
+export function gatewayMac(vni: number): string {
+  const b = [0x02, 0x4c, 0x00, (vni >> 16) & 0xff, (vni >> 8) & 0xff, vni & 0xff];
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}

@@ -1,0 +1,46 @@
+// What the pipeline is computed from: the agent's view of one host, already resolved to OpenFlow
+// port numbers. Plain data, so the pipeline is a pure function that unit tests can call.
+import type { Instruction, Match } from '../../openflow/types.js';
+
+export type TunnelKind = 'vxlan' | 'gre';
+
+export interface LocalEndpoint {
+  /** Stable id (the controller's endpoint id); used in logs only. */
+  id: string;
+  ofport: number;
+  mac: string;
+  ipv4?: string;
+  ipv6?: string;
+}
+
+/** Traffic for `prefix` (another host's block, or a single static address) goes to `vtep`. */
+export interface RemoteRoute {
+  prefix: string;
+  vtep: string;
+}
+
+export interface NetworkState {
+  vni: number;
+  tunnel: TunnelKind;
+  gateway4?: string;
+  gateway6?: string;
+  endpoints: LocalEndpoint[];
+  remote: RemoteRoute[];
+}
+
+export interface PipelineState {
+  /** Cookie generation of this agent run (see fields.ts). */
+  generation: number;
+  /** OpenFlow port numbers of the flow-based tunnel ports (remote_ip=flow, key=flow). */
+  tunnelPorts: Record<TunnelKind, number>;
+  networks: NetworkState[];
+}
+
+/** One flow the pipeline wants installed. */
+export interface Flow {
+  table: number;
+  priority: number;
+  cookie: bigint;
+  match: Match;
+  instructions: Instruction[];
+}

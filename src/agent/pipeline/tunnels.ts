@@ -1,0 +1,66 @@
+// The overlay: tunnel ingress (the key names the network) and routes to other hosts' blocks and
+// static addresses. One flow per remote prefix: forwarding state grows with hosts, not endpoints.
+import type { Flow, PipelineState } from './state.js';
+import { Feature, OutPortReg, Source, SourceReg, Table, VniReg, cookie, gatewayMac, matchOutPort, matchSource, matchVni } from './fields.js';
+import { goto, inPort, ipMatch, prefixLength } from './match-helpers.js';
+
+/** Longer prefixes win: a static /32 exception beats the /26 block it may sit in. */
+export const ROUTE_PRIORITY_BASE = 100;
+
+export function tunnelFlows(state: PipelineState): Flow[] {
+  const flows: Flow[] = [];
+  for (const port of Object.values(state.tunnelPorts)) {
+    flows.push({
+      table: Table.Output,
+      priority: 200,
+      cookie: cookie(state.generation, Feature.Tunnel, port),
+      match: [matchOutPort(port)],
+      instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port }] }],
+    });
+  }
+  for (const net of state.networks) {
+    const port = state.tunnelPorts[net.tunnel];
+    const c = cookie(state.generation, Feature.Tunnel, net.vni);
+    // Ingress: only the network's own tunnel type and key are accepted; unknown keys are dropped.
+    flows.push({
+      table: Table.Classifier,
+      priority: 200,
+      cookie: c,
+      match: [...inPort(port), { field: 'tunnel_id', value: BigInt(net.vni) }],
+      instructions: [
+        {
+          type: 'apply_actions',
+          actions: [
+            { type: 'load', dst: SourceReg, value: Source.Tunnel },
+            { type: 'load', dst: VniReg, value: net.vni },
+          ],
+        },
+        goto(Table.L3Forwarding),
+      ],
+    });
+    const gw = gatewayMac(net.vni);
+    for (const route of net.remote) {
+      flows.push({
+        table: Table.L3Forwarding,
+        priority: ROUTE_PRIORITY_BASE + prefixLength(route.prefix),
+        cookie: c,
+        // Only local endpoints' traffic enters a tunnel: a host never relays tunnel to tunnel.
+        match: [matchVni(net.vni), matchSource(Source.LocalEndpoint), ...ipMatch('dst', route.prefix)],
+        instructions: [
+          {
+            type: 'apply_actions',
+            actions: [
+              { type: 'set_field', field: { field: 'tunnel_id', value: BigInt(net.vni) } },
+              { type: 'set_field', field: { field: 'tun_ipv4_dst', value: route.vtep } },
+              { type: 'set_field', field: { field: 'eth_src', value: gw } },
+              { type: 'set_field', field: { field: 'eth_dst', value: gw } },
+              { type: 'load', dst: OutPortReg, value: port },
+            ],
+          },
+          goto(Table.Policy),
+        ],
+      });
+    }
+  }
+  return flows;
+}
