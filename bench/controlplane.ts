@@ -1,0 +1,341 @@
+/**
+ * Control-plane benchmark: one loom-controller process (SQLite store, synchronous=FULL) and
+ * simulated agents in separate worker processes (WORKERS processes, each holding HOSTS/WORKERS
+ * agents; every agent has its own gRPC channel = its own TCP connection and Watch stream).
+ *
+ * 1. agents register and watch; 10 networks are created, each spanning all hosts;
+ *    100 endpoints per host (10 per network) are created: 100,000 endpoints;
+ * 2. snapshot_ms: one agent re-watches from revision 0 and fully decodes and applies its view
+ *    (all 10 networks: 100,000 directory entries + 9,990 routes);
+ * 3. 1,000 endpoint creations issued back to back (each as soon as the previous was answered);
+ *    for each, the time from issuing the create until the controller reports (Wait RPC) that
+ *    every interested agent (here: all 1,000) acknowledged its revision.
+ * Agents ack every complete message. To keep 1,000 agents on one loaded machine, agents parse
+ * only the header of a message (revision, reset, partial); agent 0 of every worker decodes and
+ * applies everything, and its final view is checked against the expected endpoint count.
+ *
+ * Env: LOOM_BENCH_HOSTS (1000), LOOM_BENCH_EPH endpoints per host (100), LOOM_BENCH_WORKERS (2),
+ * LOOM_BENCH_CREATES (1000).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { LoomClient } from '../src/controller/api/client.js';
+import { codecs, watchMethod } from '../src/controller/api/proto.js';
+import type { WatchRequest } from '../src/controller/api/types.js';
+import { ViewState } from '../src/controller/api/view-state.js';
+
+const HOSTS = Number(process.env.LOOM_BENCH_HOSTS ?? 1000);
+const EPH = Number(process.env.LOOM_BENCH_EPH ?? 100);
+const WORKERS = Number(process.env.LOOM_BENCH_WORKERS ?? 2);
+const CREATES = Number(process.env.LOOM_BENCH_CREATES ?? 1000);
+const NETWORKS = 10;
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+const hostName = (i: number): string => `h${String(i).padStart(4, '0')}`;
+const vtepOf = (i: number): string => `10.254.${i >> 8}.${i & 255}`;
+const log = (msg: string): void => {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+};
+
+// ---------------------------------------------------------------- worker: simulated agents
+
+interface Header {
+  revision: number;
+  reset: boolean;
+  partial: boolean;
+}
+
+/** Reads fields 1-3 (written first by the controller) without decoding the events. */
+function parseHeader(b: Buffer): Header {
+  const h: Header = { revision: 0, reset: false, partial: false };
+  let i = 0;
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const byte = b[i++];
+      v += (byte & 0x7f) * mul;
+      if (byte < 0x80) return v;
+      mul *= 128;
+    }
+  };
+  while (i < b.length) {
+    const tag = b[i];
+    if (tag === 0x08) {
+      i++;
+      h.revision = varint();
+    } else if (tag === 0x10) {
+      i++;
+      h.reset = varint() === 1;
+    } else if (tag === 0x18) {
+      i++;
+      h.partial = varint() === 1;
+    } else break;
+  }
+  return h;
+}
+
+type Msg = { type: 'ready' } | { type: 'snapshot-done'; ms: number; endpoints: number; routes: number } | { type: 'check'; endpoints: number; revision: number };
+
+async function worker(target: string, start: number, count: number): Promise<void> {
+  const send = (m: Msg): void => void process.send!(m);
+  const agents: { name: string; client: grpc.Client; full: boolean; view: ViewState; first: Promise<void>; call?: grpc.ClientDuplexStream<WatchRequest, Buffer> }[] = [];
+  const lightDeserialize = (b: Buffer): Buffer => b;
+  function watch(a: (typeof agents)[number], fromRevision: number, onComplete?: () => void): grpc.ClientDuplexStream<WatchRequest, Buffer> {
+    const call = a.client.makeBidiStreamRequest(watchMethod.path, watchMethod.requestSerialize, lightDeserialize);
+    call.on('data', (buf: Buffer) => {
+      let done: boolean;
+      let revision: number;
+      if (a.full) {
+        const msg = codecs.watchResponse.decode(buf);
+        done = a.view.apply(msg);
+        revision = msg.revision;
+      } else {
+        const h = parseHeader(buf);
+        done = !h.partial;
+        revision = h.revision;
+      }
+      if (done) {
+        call.write({ ack: { revision } });
+        onComplete?.();
+      }
+    });
+    call.on('error', () => undefined); // superseded streams end with ABORTED
+    call.write({ start: { host: a.name, fromRevision } });
+    return call;
+  }
+  for (let i = start; i < start + count; i++) {
+    const client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 64 << 20,
+      'grpc.enable_channelz': 0,
+      'loom.bench.agent': i, // distinct options: a connection of its own
+    } as grpc.ClientOptions);
+    agents.push({ name: hostName(i), client, full: i === start, view: new ViewState(), first: Promise.resolve() });
+  }
+  const api = new LoomClient(target);
+  for (let k = 0; k < agents.length; k += 50) {
+    await Promise.all(agents.slice(k, k + 50).map((a, j) => api.register({ name: a.name, vtep: vtepOf(start + k + j), agentVersion: 'bench', capabilities: ['vxlan'] })));
+  }
+  for (const a of agents) {
+    a.first = new Promise<void>((resolve) => {
+      let resolved = false;
+      a.call = watch(a, 0, () => {
+        if (!resolved) {
+          resolved = true;
+          resolve();
+        }
+      });
+    });
+  }
+  await Promise.all(agents.map((a) => a.first));
+  send({ type: 'ready' });
+
+  process.on('message', (m: { type: string }) => {
+    const a = agents[0];
+    if (m.type === 'snapshot') {
+      // Re-watch from 0 with a fresh view: full snapshot, fully decoded and applied.
+      a.view = new ViewState();
+      const t0 = performance.now();
+      let reported = false;
+      const old = a.call;
+      a.call = watch(a, 0, () => {
+        if (reported) return;
+        reported = true;
+        let endpoints = 0;
+        let routes = 0;
+        for (const n of a.view.networks.values()) {
+          endpoints += n.endpoints.size;
+          routes += n.routes.size;
+        }
+        send({ type: 'snapshot-done', ms: performance.now() - t0, endpoints, routes });
+      });
+      old?.cancel();
+    } else if (m.type === 'check') {
+      let endpoints = 0;
+      for (const n of a.view.networks.values()) endpoints += n.endpoints.size;
+      send({ type: 'check', endpoints, revision: a.view.revision });
+    } else if (m.type === 'exit') {
+      for (const x of agents) {
+        x.call?.cancel();
+        x.client.close();
+      }
+      api.close();
+      setTimeout(() => process.exit(0), 100);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- driver
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** User+system CPU time of a process so far, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : -1;
+}
+
+function startController(db: string): Promise<{ proc: ChildProcess; target: string }> {
+  const proc = spawn(
+    process.execPath,
+    [...(process.env.LOOM_BENCH_CONTROLLER_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/controller/main.ts', '--db', db, '--listen', '127.0.0.1:0', '--metrics-listen', '', '--host-down-after-ms', '600000', '--heartbeat-interval-ms', '60000', ...(process.env.LOOM_BENCH_CONTROLLER_ARGS ?? '').split(' ').filter(Boolean)],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  return new Promise((resolve, reject) => {
+    let buf: string | null = '';
+    const logFile = process.env.LOOM_BENCH_CONTROLLER_LOG;
+    proc.stdout!.on('data', (c: Buffer) => {
+      if (logFile) appendFileSync(logFile, c);
+      if (buf === null) return; // ready already seen; keep draining the pipe
+      buf += c.toString();
+      const line = buf.split('\n').find((l) => l.includes('loom-controller ready'));
+      if (line) {
+        resolve({ proc, target: `127.0.0.1:${(JSON.parse(line) as { grpcPort: number }).grpcPort}` });
+        buf = null;
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`controller exited with ${code}`)));
+  });
+}
+
+async function driver(): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'loom-bench-'));
+  const children: ChildProcess[] = [];
+  try {
+    const { proc: ctl, target } = await startController(path.join(dir, 'controller.db'));
+    children.push(ctl);
+    log(`controller pid ${ctl.pid} at ${target}; starting ${WORKERS} agent processes for ${HOSTS} hosts`);
+    const per = Math.ceil(HOSTS / WORKERS);
+    const workers: ChildProcess[] = [];
+    const inbox: Msg[][] = [];
+    const waiters: (() => void)[] = [];
+    for (let w = 0; w < WORKERS; w++) {
+      const start = w * per;
+      const count = Math.min(per, HOSTS - start);
+      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/controlplane.ts', '--agents', target, String(start), String(count)], {
+        cwd: ROOT,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      children.push(child);
+      workers.push(child);
+      inbox.push([]);
+      child.on('message', (m: Msg) => {
+        inbox[w].push(m);
+        for (const f of waiters.splice(0)) f();
+      });
+    }
+    const collect = async (type: Msg['type'], from = inbox.map((_, i) => i)): Promise<Msg[]> => {
+      for (;;) {
+        if (from.every((w) => inbox[w].some((m) => m.type === type))) {
+          return from.map((w) => inbox[w].splice(inbox[w].findIndex((m) => m.type === type), 1)[0]);
+        }
+        await new Promise<void>((r) => waiters.push(r));
+      }
+    };
+    await collect('ready');
+    log('all agents registered and watching');
+
+    const api = new LoomClient(target);
+    for (let n = 0; n < NETWORKS; n++) {
+      await api.createNetwork({ name: `net${n}`, ipv4Cidr: `10.${n}.0.0/16`, ipv4BlockPrefix: 27 });
+    }
+    const total = HOSTS * EPH;
+    const t0 = performance.now();
+    let issued = 0;
+    let lastRev = 0;
+    const writer = async (): Promise<void> => {
+      for (;;) {
+        const i = issued++;
+        if (i >= total) return;
+        const h = i % HOSTS;
+        const n = Math.floor(i / HOSTS) % NETWORKS;
+        const k = Math.floor(i / (HOSTS * NETWORKS));
+        const ep = await api.createEndpoint({ network: `net${n}`, host: hostName(h), containerId: `${hostName(h)}-n${n}-${k}` });
+        lastRev = Math.max(lastRev, ep.modRevision);
+        if (i % 10_000 === 9_999) log(`${i + 1} endpoints created (${((i + 1) / ((performance.now() - t0) / 1000)).toFixed(0)}/s)`);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, writer));
+    log(`${total} endpoints created in ${((performance.now() - t0) / 1000).toFixed(1)} s; waiting for every agent`);
+    const conv = await api.wait(lastRev, 1_800_000);
+    if (!conv.converged) throw new Error(`setup did not converge: pending ${conv.pendingHosts.length} hosts`);
+    log(`converged at revision ${lastRev} after ${((performance.now() - t0) / 1000).toFixed(1)} s; controller RSS ${rssMb(ctl.pid!, 'VmRSS')} MB`);
+
+    // Snapshot of one agent.
+    workers[0].send({ type: 'snapshot' });
+    const snap = (await collect('snapshot-done', [0]))[0] as Extract<Msg, { type: 'snapshot-done' }>;
+    if (snap.endpoints !== total) throw new Error(`snapshot had ${snap.endpoints} endpoints, expected ${total}`);
+    log(`snapshot: ${snap.endpoints} endpoints, ${snap.routes} routes in ${snap.ms.toFixed(0)} ms`);
+
+    // Propagation of back-to-back creates.
+    const latencies: number[] = [];
+    const replyMs: number[] = [];
+    const waits: Promise<void>[] = [];
+    const p0 = performance.now();
+    const cpu0 = cpuMs(ctl.pid!);
+    for (let i = 0; i < CREATES; i++) {
+      const h = (i * 7) % HOSTS;
+      const n = i % NETWORKS;
+      const issuedAt = performance.now();
+      const ep = await api.createEndpoint({ network: `net${n}`, host: hostName(h), containerId: `extra-${i}` });
+      replyMs.push(performance.now() - issuedAt);
+      waits.push(
+        api.wait(ep.modRevision, 60_000).then((r) => {
+          if (!r.converged) throw new Error(`revision ${ep.modRevision} not applied by ${r.pendingHosts.length} hosts in 60 s`);
+          latencies.push(performance.now() - issuedAt);
+        }),
+      );
+    }
+    await Promise.all(waits);
+    const createSecs = (performance.now() - p0) / 1000;
+    const cpuPerCreate = (cpuMs(ctl.pid!) - cpu0) / CREATES;
+    latencies.sort((a, b) => a - b);
+    replyMs.sort((a, b) => a - b);
+    log(`controller CPU per create (write to and ack from every agent): ${cpuPerCreate.toFixed(1)} ms`);
+    log(`propagation p90 ${percentile(latencies, 90).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms`);
+    log(`create reply p50 ${percentile(replyMs, 50).toFixed(1)} ms, p99 ${percentile(replyMs, 99).toFixed(1)} ms`);
+    workers.forEach((w) => w.send({ type: 'check' }));
+    const checks = (await collect('check')) as Extract<Msg, { type: 'check' }>[];
+    const bad = checks.filter((c) => c.endpoints !== total + CREATES);
+    if (bad.length > 0) throw new Error(`fully decoding agents disagree: ${JSON.stringify(checks)}`);
+    const rss = rssMb(ctl.pid!, 'VmRSS');
+    const peak = rssMb(ctl.pid!, 'VmHWM');
+    log(`${CREATES} creates in ${createSecs.toFixed(1)} s; every fully-decoding agent holds ${total + CREATES} endpoints; controller RSS ${rss} MB (peak ${peak} MB)`);
+    api.close();
+    workers.forEach((w) => w.send({ type: 'exit' }));
+    console.log(
+      `RESULT hosts=${HOSTS} endpoints=${total} propagate_p50_ms=${percentile(latencies, 50).toFixed(1)} ` +
+        `propagate_p99_ms=${percentile(latencies, 99).toFixed(1)} snapshot_ms=${snap.ms.toFixed(0)} controller_rss_mb=${rss} controller_peak_rss_mb=${peak}`,
+    );
+  } finally {
+    await new Promise((r) => setTimeout(r, 300));
+    // The controller gets SIGTERM (a clean stop: profiles get written), workers SIGKILL; all by PID.
+    const exits = children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve()));
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, c === children[0] ? 'SIGTERM' : 'SIGKILL');
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000))]);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--agents') {
+  worker(process.argv[3], Number(process.argv[4]), Number(process.argv[5])).catch((err: unknown) => {
+    process.stderr.write(`agent worker failed: ${(err as Error).stack}\n`);
+    process.exit(1);
+  });
+} else {
+  driver().catch((err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,21 @@
+/** Output helpers for loomctl: aligned tables and JSON. */
+
+/** Renders rows as space-aligned columns under upper-case headers. */
+export function table(headers: string[], rows: (string | number | boolean)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => String(c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** Pretty JSON with a trailing newline. */
+export function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + '\n';
+}
+
+/** "3s ago", "2m ago". */
+export function ago(ms: number): string {
+  if (ms < 1000) return `${ms}ms ago`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)}s ago`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)}m ago`;
+  return `${Math.round(ms / 3_600_000)}h ago`;
+}

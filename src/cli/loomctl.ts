@@ -1,0 +1,235 @@
+/**
+ * loomctl: operate a Loom controller. Exit status: 0 ok, 1 the controller refused the request,
+ * 2 usage error, 3 `wait` timed out before convergence, 4 controller unreachable.
+ */
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { parseArgs } from 'node:util';
+import { isServiceError, LoomClient } from '../controller/api/client.js';
+import type { Network, TunnelType } from '../controller/api/types.js';
+import { ago, json, table } from './format.js';
+
+const HELP = `loomctl: inspect and change a Loom overlay through its controller.
+
+Usage: loomctl [global flags] <command> [args]
+
+Commands:
+  network create NAME --ipv4 CIDR [--ipv6 CIDR] [--vni N] [--tunnel vxlan|gre] [--mtu N]
+                 [--gateway IP]... [--dns-server IP]... [--dns-search DOMAIN]...
+                 [--block-prefix N] [--ipv6-block-prefix N]
+  network list
+  network show NAME
+  network delete NAME
+  host list
+  endpoint list [--network NAME] [--host HOST]
+  endpoint show NETWORK CONTAINER_ID
+  status                      hosts up/down, applied revision and lag per agent
+  wait [--revision N]         block until every interested agent applied revision N
+       [--timeout SECONDS]    (default: the current revision; timeout 60)
+
+Global flags:
+  --controller ADDR           controller gRPC address (env LOOM_CONTROLLER)  [127.0.0.1:7400]
+  -o, --output table|json     output format                                  [table]
+  -h, --help                  this help
+
+Exit status: 0 ok, 1 request refused (message on stderr), 2 usage error,
+3 wait timed out, 4 controller unreachable.
+Example: loomctl network create blue --ipv4 10.1.0.0/16 --ipv6 fd00:1::/64 --tunnel vxlan
+`;
+
+class UsageError extends Error {}
+
+const FLAGS = {
+  controller: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' },
+  ipv4: { type: 'string' },
+  ipv6: { type: 'string' },
+  vni: { type: 'string' },
+  tunnel: { type: 'string' },
+  mtu: { type: 'string' },
+  gateway: { type: 'string', multiple: true },
+  'dns-server': { type: 'string', multiple: true },
+  'dns-search': { type: 'string', multiple: true },
+  'block-prefix': { type: 'string' },
+  'ipv6-block-prefix': { type: 'string' },
+  network: { type: 'string' },
+  host: { type: 'string' },
+  revision: { type: 'string' },
+  timeout: { type: 'string' },
+} as const;
+
+type Values = Record<string, string | string[] | boolean | undefined>;
+
+function int(v: Values, name: string, fallback: number): number {
+  const s = v[name];
+  if (s === undefined) return fallback;
+  const n = Number(s);
+  if (typeof s !== 'string' || !Number.isInteger(n) || n < 0) throw new UsageError(`--${name} wants a non-negative integer, got "${String(s)}"`);
+  return n;
+}
+
+function networkRows(nets: Network[]): string {
+  return table(
+    ['NAME', 'VNI', 'IPV4', 'IPV6', 'TUNNEL', 'MTU', 'GATEWAYS'],
+    nets.map((n) => [n.name, n.vni, n.ipv4Cidr, n.ipv6Cidr || '-', n.tunnelType.replace('TUNNEL_TYPE_', '').toLowerCase(), n.mtu, n.gateways.join(',')]),
+  );
+}
+
+async function run(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const v = parsed.values as Values;
+  const [cmd, sub, ...rest] = parsed.positionals;
+  if (v.help || cmd === undefined || cmd === 'help') {
+    out(HELP);
+    return cmd === undefined && !v.help ? 2 : 0;
+  }
+  const output = (v.output as string | undefined) ?? 'table';
+  if (output !== 'table' && output !== 'json') throw new UsageError(`--output must be table or json, got "${output}"`);
+  const asJson = output === 'json';
+  const target = (v.controller as string | undefined) ?? process.env.LOOM_CONTROLLER ?? '127.0.0.1:7400';
+  const client = new LoomClient(target);
+  const need = (what: string, value: string | undefined): string => {
+    if (!value) throw new UsageError(`missing ${what} (see loomctl --help)`);
+    return value;
+  };
+  try {
+    switch (`${cmd} ${sub ?? ''}`.trim()) {
+      case 'network create': {
+        const tunnel = (v.tunnel as string | undefined) ?? 'vxlan';
+        if (tunnel !== 'vxlan' && tunnel !== 'gre') throw new UsageError(`--tunnel must be vxlan or gre, got "${tunnel}"`);
+        const n = await client.createNetwork({
+          name: need('network NAME', rest[0]),
+          ipv4Cidr: need('--ipv4 CIDR', v.ipv4 as string | undefined),
+          ipv6Cidr: (v.ipv6 as string | undefined) ?? '',
+          vni: int(v, 'vni', 0),
+          tunnelType: `TUNNEL_TYPE_${tunnel.toUpperCase()}` as TunnelType,
+          mtu: int(v, 'mtu', 0),
+          gateways: (v.gateway as string[] | undefined) ?? [],
+          dns: { nameservers: (v['dns-server'] as string[] | undefined) ?? [], search: (v['dns-search'] as string[] | undefined) ?? [], options: [] },
+          ipv4BlockPrefix: int(v, 'block-prefix', 0),
+          ipv6BlockPrefix: int(v, 'ipv6-block-prefix', 0),
+        });
+        out(asJson ? json(n) : networkRows([n]));
+        return 0;
+      }
+      case 'network list': {
+        const r = await client.listNetworks();
+        out(asJson ? json(r.networks) : networkRows(r.networks));
+        return 0;
+      }
+      case 'network show': {
+        const n = await client.getNetwork(need('network NAME', rest[0]));
+        if (asJson) out(json(n));
+        else {
+          out(networkRows([n]));
+          const dns = n.dns ?? { nameservers: [], search: [] };
+          out(`block prefixes: /${n.ipv4BlockPrefix}${n.ipv6Cidr ? ` and /${n.ipv6BlockPrefix}` : ''}; dns: ${dns.nameservers.join(',') || '-'} search ${dns.search.join(',') || '-'}; revision ${n.modRevision}\n`);
+        }
+        return 0;
+      }
+      case 'network delete': {
+        const name = need('network NAME', rest[0]);
+        const r = await client.deleteNetwork(name);
+        out(asJson ? json({ deleted: name, revision: r.revision }) : `network ${name} deleted (revision ${r.revision})\n`);
+        return 0;
+      }
+      case 'host list': {
+        const r = await client.listHosts();
+        out(asJson ? json(r.hosts) : table(['NAME', 'VTEP', 'STATE', 'AGENT', 'CAPABILITIES'], r.hosts.map((h) => [h.name, h.vtep, h.up ? 'up' : 'down', h.agentVersion || '-', h.capabilities.join(',') || '-'])));
+        return 0;
+      }
+      case 'endpoint list': {
+        const r = await client.listEndpoints({ network: v.network as string | undefined, host: v.host as string | undefined });
+        out(asJson ? json(r.endpoints) : table(['NETWORK', 'CONTAINER', 'NAME', 'HOST', 'MAC', 'IPV4', 'IPV6'], r.endpoints.map((e) => [e.network, e.containerId.slice(0, 24), e.name, e.host, e.mac, e.ipv4, e.ipv6 || '-'])));
+        return 0;
+      }
+      case 'endpoint show': {
+        const e = await client.getEndpoint(need('NETWORK', rest[0]), need('CONTAINER_ID', rest[1]));
+        if (asJson) out(json(e));
+        else {
+          const dns = e.dns ?? { nameservers: [], search: [] };
+          out(
+            table(['FIELD', 'VALUE'], [
+              ['network', `${e.network} (vni ${e.vni})`],
+              ['container', e.containerId],
+              ['name', e.name],
+              ['host', e.host],
+              ['mac', e.mac],
+              ['ipv4', e.ipv4],
+              ['ipv6', e.ipv6 || '-'],
+              ['gateways', e.gateways.join(', ') || '-'],
+              ['routes', e.routes.map((r) => `${r.destination} via ${r.gateway}`).join(', ') || '-'],
+              ['mtu', e.mtu],
+              ['dns', `${dns.nameservers.join(',') || '-'} search ${dns.search.join(',') || '-'}`],
+              ['revision', e.modRevision],
+            ]),
+          );
+        }
+        return 0;
+      }
+      case 'status': {
+        const s = await client.getStatus();
+        if (asJson) out(json(s));
+        else {
+          out(`revision ${s.revision}, hosts ${s.hosts.filter((h) => h.up).length} up / ${s.hosts.filter((h) => !h.up).length} down\n`);
+          out(table(['HOST', 'VTEP', 'STATE', 'WATCH', 'APPLIED', 'LAG', 'NETWORKS', 'ENDPOINTS', 'LAST SEEN'], s.hosts.map((h) => [h.name, h.vtep, h.up ? 'up' : 'down', h.connected ? 'connected' : '-', h.appliedRevision, h.lag, h.networks, h.endpoints, ago(h.lastSeenMsAgo)])));
+        }
+        return 0;
+      }
+      case 'wait': {
+        const timeoutMs = int(v, 'timeout', 60) * 1000;
+        const revision = int(v, 'revision', 0) || (await client.getStatus()).revision;
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const left = deadline - Date.now();
+          const r = await client.wait(revision, Math.max(1, Math.min(2000, left)));
+          if (r.converged) {
+            out(asJson ? json(r) : `revision ${revision} applied by every interested agent\n`);
+            return 0;
+          }
+          if (Date.now() >= deadline) {
+            if (asJson) out(json(r));
+            err(`loomctl: timed out after ${timeoutMs / 1000}s waiting for revision ${revision}; pending: ${r.pendingHosts.join(', ')}\n`);
+            return 3;
+          }
+          const shown = r.pendingHosts.slice(0, 5).join(', ') + (r.pendingHosts.length > 5 ? ', ...' : '');
+          err(`waiting for revision ${revision}: ${r.pendingHosts.length} host(s) pending (${shown})\n`);
+        }
+      }
+      default:
+        throw new UsageError(`unknown command "${[cmd, sub].filter(Boolean).join(' ')}" (see loomctl --help)`);
+    }
+  } catch (e) {
+    if (isServiceError(e)) {
+      if (e.code === grpcStatus.UNAVAILABLE || e.code === grpcStatus.DEADLINE_EXCEEDED) {
+        err(`loomctl: cannot reach the controller at ${target}: ${e.details}\n`);
+        return 4;
+      }
+      err(`loomctl: ${grpcStatus[e.code]}: ${e.details}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    client.close();
+  }
+}
+
+run(process.argv.slice(2), (s) => process.stdout.write(s), (s) => process.stderr.write(s)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`loomctl: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`loomctl: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,199 @@
+/**
+ * TypeScript shapes of the messages in proto/loom/v1 (camelCase, as protobufjs converts them).
+ * Decoded messages have every field present (proto3 defaults filled in); requests may omit
+ * fields. Keep in step with the .proto files; test/controller/codec.test.ts round-trips them.
+ */
+
+export type TunnelType = 'TUNNEL_TYPE_UNSPECIFIED' | 'TUNNEL_TYPE_VXLAN' | 'TUNNEL_TYPE_GRE';
+export type RouteKind = 'ROUTE_KIND_UNSPECIFIED' | 'ROUTE_KIND_BLOCK' | 'ROUTE_KIND_EXCEPTION';
+
+export interface DnsConfig {
+  nameservers: string[];
+  search: string[];
+  options: string[];
+}
+
+export interface Network {
+  name: string;
+  vni: number;
+  ipv4Cidr: string;
+  ipv6Cidr: string;
+  tunnelType: TunnelType;
+  mtu: number;
+  gateways: string[];
+  dns: DnsConfig | null;
+  ipv4BlockPrefix: number;
+  ipv6BlockPrefix: number;
+  createRevision: number;
+  modRevision: number;
+}
+
+export interface Host {
+  name: string;
+  vtep: string;
+  agentVersion: string;
+  capabilities: string[];
+  up: boolean;
+  modRevision: number;
+}
+
+export interface RouteEntry {
+  destination: string;
+  gateway: string;
+}
+
+export interface Endpoint {
+  network: string;
+  containerId: string;
+  name: string;
+  host: string;
+  mac: string;
+  ipv4: string;
+  ipv6: string;
+  gateways: string[];
+  routes: RouteEntry[];
+  mtu: number;
+  dns: DnsConfig | null;
+  hostname: string;
+  vni: number;
+  createRevision: number;
+  modRevision: number;
+}
+
+export interface Route {
+  network: string;
+  prefix: string;
+  host: string;
+  vtep: string;
+  kind: RouteKind;
+}
+
+export interface RouteRef {
+  network: string;
+  prefix: string;
+}
+
+export interface EndpointInfo {
+  network: string;
+  containerId: string;
+  name: string;
+  host: string;
+  mac: string;
+  ipv4: string;
+  ipv6: string;
+}
+
+export interface EndpointRef {
+  network: string;
+  containerId: string;
+}
+
+export interface CreateNetworkRequest {
+  network: Partial<Network>;
+}
+export interface NameRequest {
+  name: string;
+}
+export interface ListNetworksResponse {
+  networks: Network[];
+  revision: number;
+}
+export interface DeleteResponse {
+  revision: number;
+}
+export interface CreateEndpointRequest {
+  network: string;
+  host: string;
+  containerId: string;
+  name?: string;
+  ipv4?: string;
+  ipv6?: string;
+  mac?: string;
+}
+export interface EndpointKeyRequest {
+  network: string;
+  containerId: string;
+}
+export interface ListEndpointsRequest {
+  network?: string;
+  host?: string;
+}
+export interface ListEndpointsResponse {
+  endpoints: Endpoint[];
+  revision: number;
+}
+export interface RegisterRequest {
+  name: string;
+  vtep: string;
+  agentVersion?: string;
+  capabilities?: string[];
+}
+export interface RegisterResponse {
+  host: Host | null;
+  revision: number;
+  heartbeatIntervalMs: number;
+}
+export interface HeartbeatRequest {
+  name: string;
+  appliedRevision?: number;
+}
+export interface HeartbeatResponse {
+  revision: number;
+}
+export interface ListHostsResponse {
+  hosts: Host[];
+  revision: number;
+}
+
+/** First message on a Watch stream, or an acknowledgement. */
+export type WatchRequest =
+  | { start: { host: string; fromRevision?: number; networks?: string[]; storeId?: string }; ack?: undefined }
+  | { ack: { revision: number }; start?: undefined };
+
+/** One event of a view change; exactly one member is set (`kind` names it once decoded). */
+export interface WatchEvent {
+  kind?: 'network' | 'networkRemoved' | 'route' | 'routeRemoved' | 'endpoint' | 'endpointRemoved';
+  network?: Network;
+  networkRemoved?: string;
+  route?: Route;
+  routeRemoved?: RouteRef;
+  endpoint?: EndpointInfo;
+  endpointRemoved?: EndpointRef;
+}
+
+export interface WatchResponse {
+  revision: number;
+  reset: boolean;
+  partial: boolean;
+  events: WatchEvent[];
+  storeId: string;
+}
+
+export interface HostStatus {
+  name: string;
+  vtep: string;
+  up: boolean;
+  connected: boolean;
+  ackedRevision: number;
+  appliedRevision: number;
+  lag: number;
+  lastSeenMsAgo: number;
+  networks: number;
+  endpoints: number;
+  agentVersion: string;
+}
+export interface GetStatusResponse {
+  revision: number;
+  hosts: HostStatus[];
+}
+export interface WaitRequest {
+  revision?: number;
+  timeoutMs?: number;
+}
+export interface WaitResponse {
+  converged: boolean;
+  revision: number;
+  pendingHosts: string[];
+}
+/** Requests without fields. */
+export type Empty = Record<string, never>;

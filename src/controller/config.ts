@@ -1,0 +1,128 @@
+/** loom-controller configuration: defaults, JSON file, flags; validated before anything starts. */
+import type { LevelWithSilent } from 'pino';
+import { choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
+import { LOG_LEVELS } from '../common/logging.js';
+
+export interface ControllerConfig {
+  listen: string;
+  metricsListen: string;
+  dbPath: string;
+  sync: 'full' | 'normal';
+  hostDownAfterMs: number;
+  heartbeatIntervalMs: number;
+  changeLogSize: number;
+  storeHistory: number;
+  maxReceiveBytes: number;
+  maxMessageBytes: number;
+  coalesceMs: number;
+  quietMs: number;
+  logLevel: LevelWithSilent;
+}
+
+export const DEFAULTS: ControllerConfig = {
+  listen: '0.0.0.0:7400',
+  metricsListen: '127.0.0.1:7401',
+  dbPath: '/var/lib/loom/controller.db',
+  sync: 'full',
+  hostDownAfterMs: 15_000,
+  heartbeatIntervalMs: 5_000,
+  changeLogSize: 200_000,
+  storeHistory: 100_000,
+  maxReceiveBytes: 4 * 1024 * 1024,
+  maxMessageBytes: 256 * 1024,
+  coalesceMs: 30,
+  quietMs: 5,
+  logLevel: 'info',
+};
+
+export const HELP = `loom-controller: Loom's source of truth (networks, hosts, endpoints, IPAM) and route stream.
+
+Usage: loom-controller [--config FILE] [flags]
+
+Flags (override the config file; the file uses the names in parentheses):
+  --config FILE                JSON config file
+  --listen ADDR                gRPC address, host:port (listen)                 [${DEFAULTS.listen}]
+  --metrics-listen ADDR        HTTP /metrics and /healthz (metricsListen)        [${DEFAULTS.metricsListen}]
+  --db PATH                    SQLite database file (dbPath)                     [${DEFAULTS.dbPath}]
+  --sync full|normal           SQLite durability (sync): full survives power     [${DEFAULTS.sync}]
+                               loss, normal survives process crashes only
+  --host-down-after-ms N       mark a host down after N ms without a heartbeat   [${DEFAULTS.hostDownAfterMs}]
+                               (hostDownAfterMs); its routes are withdrawn
+  --heartbeat-interval-ms N    heartbeat interval told to agents                 [${DEFAULTS.heartbeatIntervalMs}]
+                               (heartbeatIntervalMs); must be < host-down-after
+  --change-log-size N          changes kept in memory for watch resume           [${DEFAULTS.changeLogSize}]
+                               (changeLogSize)
+  --store-history N            revisions of change log kept in the store         [${DEFAULTS.storeHistory}]
+                               (storeHistory)
+  --max-receive-bytes N        largest accepted request (maxReceiveBytes)        [${DEFAULTS.maxReceiveBytes}]
+  --max-message-bytes N        split watch messages above this (maxMessageBytes) [${DEFAULTS.maxMessageBytes}]
+  --watch-quiet-ms N           send watch updates once requests paused N ms      [${DEFAULTS.quietMs}]
+                               (quietMs)...
+  --watch-coalesce-ms N        ...but hold them at most N ms (coalesceMs), so one [${DEFAULTS.coalesceMs}]
+                               message per agent covers a burst of changes
+  --log-level LEVEL            ${LOG_LEVELS.join('|')} (logLevel)          [${DEFAULTS.logLevel}]
+  -h, --help                   this help
+
+Logs are JSON lines on stdout. Exit status: 0 clean stop, 2 bad configuration, 1 runtime failure.
+Example: loom-controller --db /var/lib/loom/controller.db --listen 10.0.0.1:7400
+`;
+
+const FLAGS: FlagSpec = {
+  listen: { type: 'string' },
+  'metrics-listen': { type: 'string' },
+  db: { type: 'string' },
+  sync: { type: 'string' },
+  'host-down-after-ms': { type: 'string' },
+  'heartbeat-interval-ms': { type: 'string' },
+  'change-log-size': { type: 'string' },
+  'store-history': { type: 'string' },
+  'max-receive-bytes': { type: 'string' },
+  'max-message-bytes': { type: 'string' },
+  'watch-coalesce-ms': { type: 'string' },
+  'watch-quiet-ms': { type: 'string' },
+  'log-level': { type: 'string' },
+};
+
+const FLAG_TO_KEY: Record<string, keyof ControllerConfig> = {
+  listen: 'listen',
+  'metrics-listen': 'metricsListen',
+  db: 'dbPath',
+  sync: 'sync',
+  'host-down-after-ms': 'hostDownAfterMs',
+  'heartbeat-interval-ms': 'heartbeatIntervalMs',
+  'change-log-size': 'changeLogSize',
+  'store-history': 'storeHistory',
+  'max-receive-bytes': 'maxReceiveBytes',
+  'max-message-bytes': 'maxMessageBytes',
+  'watch-coalesce-ms': 'coalesceMs',
+  'watch-quiet-ms': 'quietMs',
+  'log-level': 'logLevel',
+};
+
+/** Parses argv (without node and script); returns 'help' for --help. Throws ConfigError. */
+export function loadConfig(argv: string[]): ControllerConfig | 'help' {
+  return parseDaemonArgs(argv, { flags: FLAGS, flagToKey: FLAG_TO_KEY, defaults: DEFAULTS, validate: validateConfig });
+}
+
+/** Checks every setting; the error names the setting. */
+export function validateConfig(raw: Record<string, unknown>): ControllerConfig {
+  const c: ControllerConfig = {
+    listen: listenSetting(raw.listen, 'listen'),
+    metricsListen: raw.metricsListen === '' ? '' : listenSetting(raw.metricsListen, 'metricsListen'),
+    dbPath: stringSetting(raw.dbPath, 'dbPath'),
+    sync: choiceSetting(raw.sync, 'sync', ['full', 'normal'] as const),
+    hostDownAfterMs: intSetting(raw.hostDownAfterMs, 'hostDownAfterMs', 100, 3_600_000),
+    heartbeatIntervalMs: intSetting(raw.heartbeatIntervalMs, 'heartbeatIntervalMs', 50, 600_000),
+    changeLogSize: intSetting(raw.changeLogSize, 'changeLogSize', 16, 100_000_000),
+    storeHistory: intSetting(raw.storeHistory, 'storeHistory', 16, 100_000_000),
+    maxReceiveBytes: intSetting(raw.maxReceiveBytes, 'maxReceiveBytes', 4096, 256 * 1024 * 1024),
+    maxMessageBytes: intSetting(raw.maxMessageBytes, 'maxMessageBytes', 4096, 64 * 1024 * 1024),
+    coalesceMs: intSetting(raw.coalesceMs, 'coalesceMs', 0, 1000),
+    quietMs: intSetting(raw.quietMs, 'quietMs', 0, 1000),
+    logLevel: choiceSetting(raw.logLevel, 'logLevel', LOG_LEVELS),
+  };
+  if (c.heartbeatIntervalMs >= c.hostDownAfterMs) {
+    throw new ConfigError(`heartbeatIntervalMs (${c.heartbeatIntervalMs}) must be smaller than hostDownAfterMs (${c.hostDownAfterMs})`);
+  }
+  return c;
+}

@@ -1,0 +1,423 @@
+/**
+ * The controller core: validates requests, allocates, commits to the store and keeps the
+ * in-memory state.
+ *
+ * Mutations are queued and run in batches (group commit): each mutation, in arrival order,
+ * validates against the state left by the ones before it, gets its own revision and is applied
+ * to memory; then the whole batch is written in one store transaction (one fsync) and only
+ * then are clients answered and watchers told. One mutation at a time sees one consistent
+ * state, so no address is handed out twice even when requests race. Watch delivery is held
+ * back while a batch is being written (`writing`), so agents never see what is not durable.
+ * If the write fails, the batch is refused and memory is rebuilt from the store.
+ */
+import type { Logger } from 'pino';
+import { macFromIpv4 } from '../common/ip.js';
+import type { CreateEndpointRequest, Endpoint, Host, Network, RegisterRequest } from './api/types.js';
+import { ChangeLog } from './changelog.js';
+import { toEndpoint, toHost, toNetwork } from './convert.js';
+import { alreadyExists, ApiError, failedPrecondition, invalid, notFound } from './errors.js';
+import { allocateAddress, releaseOps } from './ipam.js';
+import { keys, type EndpointRecord, type HostRecord } from './model.js';
+import { ClusterState } from './state.js';
+import type { Store, StoreOp } from './store/types.js';
+import { checkHostName, defaultEndpointName, validateEndpointRequest, validateNetwork, validateRegister } from './validate.js';
+
+export interface ControllerOptions {
+  /** A host without heartbeat (or watch ack) for this long is marked down. */
+  hostDownAfterMs: number;
+  /** Interval suggested to agents at registration. */
+  heartbeatIntervalMs: number;
+  /** In-memory change log entries kept for watch resumption. */
+  changeLogSize: number;
+  /** Revisions of change log kept in the store (resumption across restarts). */
+  storeHistory: number;
+  logger: Logger;
+}
+
+/** Called after every committed revision with the keys it changed. */
+export type CommitListener = (revision: number, keys: string[]) => void;
+
+/**
+ * A mutation: checks the request against the current state (throwing ApiError) and returns
+ * its store ops and the reply, computed right after its ops are applied at `revision`.
+ */
+type Mutation<T> = () => { ops: StoreOp[]; reply: (revision: number) => T };
+
+interface Queued {
+  run: Mutation<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+const MAX_BATCH = 256;
+
+export class Controller {
+  readonly state = new ClusterState();
+  readonly changes: ChangeLog;
+  /** True while a batch is applied in memory but not yet durable. */
+  writing = false;
+  private readonly queue: Queued[] = [];
+  private batchScheduled = false;
+  private readonly lastSeen = new Map<string, number>();
+  private readonly listeners: CommitListener[] = [];
+  private livenessTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  private constructor(
+    readonly store: Store,
+    readonly opts: ControllerOptions,
+    changes: ChangeLog,
+  ) {
+    this.changes = changes;
+  }
+
+  /** Loads the state from the store (and the store's change log tail, for resumption). */
+  static async open(store: Store, opts: ControllerOptions): Promise<Controller> {
+    const history = await store.changesSince(store.compactedRevision());
+    const log = new ChangeLog(store.compactedRevision(), Math.max(opts.changeLogSize, 1));
+    const c = new Controller(store, opts, log);
+    const n = await c.load();
+    for (const ch of history ?? []) log.append(ch.revision, [ch.key]);
+    // Hosts get a full timeout of grace after a controller restart.
+    const now = Date.now();
+    for (const h of c.state.hosts.keys()) c.lastSeen.set(h, now);
+    opts.logger.info({ revision: store.revision(), keys: n, logFloor: log.floor }, 'state loaded');
+    return c;
+  }
+
+  private async load(): Promise<number> {
+    this.state.clear();
+    const all = await this.store.loadAll();
+    // Parents first: networks and hosts before what lives in them.
+    const order = ['networks/', 'hosts/', 'blocks/', 'exceptions/', 'endpoints/'];
+    const rank = (k: string): number => order.findIndex((p) => k.startsWith(p));
+    all.sort((a, b) => rank(a.key) - rank(b.key));
+    for (const kv of all) this.state.apply(kv.key, kv.value, kv.createRevision, kv.modRevision);
+    return all.length;
+  }
+
+  /** Starts the liveness timer. */
+  start(): void {
+    const every = Math.max(50, Math.min(1000, Math.floor(this.opts.hostDownAfterMs / 4)));
+    this.livenessTimer = setInterval(() => {
+      this.checkLiveness().catch((err: unknown) => this.opts.logger.error({ err }, 'liveness check failed'));
+    }, every);
+    this.livenessTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    this.closed = true;
+    await this.store.close();
+  }
+
+  revision(): number {
+    return this.store.revision();
+  }
+
+  /** Mutations waiting for the next batch. */
+  queuedMutations(): number {
+    return this.queue.length;
+  }
+
+  onCommit(fn: CommitListener): void {
+    this.listeners.push(fn);
+  }
+
+  // ---- the mutation queue
+
+  private mutate<T>(m: Mutation<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new ApiError('UNAVAILABLE', 'the controller is shutting down'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run: m, resolve: resolve as (v: unknown) => void, reject });
+      this.scheduleBatch();
+    });
+  }
+
+  private scheduleBatch(): void {
+    if (this.batchScheduled || this.writing || this.queue.length === 0) return;
+    this.batchScheduled = true;
+    setImmediate(() => {
+      this.batchScheduled = false;
+      this.runBatch().catch((err: unknown) => {
+        this.writing = false;
+        this.opts.logger.error({ err }, 'mutation batch failed');
+      });
+    });
+  }
+
+  private async runBatch(): Promise<void> {
+    const batch = this.queue.splice(0, MAX_BATCH);
+    if (batch.length === 0) return;
+    this.writing = true;
+    const opsList: StoreOp[][] = [];
+    const answered: { q: Queued; value: unknown }[] = [];
+    let rev = this.store.revision();
+    // Set when a mutation failed half-applied (a bug, not bad input): memory is rebuilt after the commit.
+    let reload = false;
+    for (const q of batch) {
+      let value: unknown;
+      let applying = false;
+      try {
+        const r = q.run();
+        if (r.ops.length > 0) {
+          applying = true;
+          for (const op of r.ops) this.applyOp(op, rev + 1);
+          applying = false;
+          rev++;
+          opsList.push(r.ops);
+        }
+        value = r.reply(rev);
+      } catch (err) {
+        if (applying) {
+          reload = true;
+          this.opts.logger.error({ err }, 'applying a mutation failed');
+        }
+        q.reject(err);
+        continue;
+      }
+      answered.push({ q, value });
+    }
+    try {
+      const revs = await this.store.commitBatch(opsList);
+      if (revs.length !== opsList.length || (revs.length > 0 && revs[revs.length - 1] !== rev)) {
+        throw new Error(`store assigned revisions ${revs[0]}..${revs[revs.length - 1]}, expected ..${rev}`);
+      }
+    } catch (err) {
+      this.opts.logger.error({ err }, 'store commit failed; reloading state from the store');
+      await this.load().catch((e: unknown) => this.opts.logger.fatal({ err: e }, 'reloading state failed'));
+      this.writing = false;
+      const refusal = new ApiError('UNAVAILABLE', `the controller could not write its store: ${(err as Error).message}`);
+      for (const a of answered) a.q.reject(refusal);
+      this.scheduleBatch();
+      return;
+    }
+    if (reload) await this.load();
+    this.writing = false;
+    const first = rev - opsList.length + 1;
+    opsList.forEach((ops, i) => this.changes.append(first + i, ops.map((o) => o.key)));
+    if (opsList.length > 0 && Math.floor(rev / 1000) > Math.floor((first - 1) / 1000) && rev > this.opts.storeHistory) {
+      await this.store.compact(rev - this.opts.storeHistory).catch((err: unknown) => this.opts.logger.warn({ err }, 'change log compaction failed'));
+    }
+    for (const a of answered) a.q.resolve(a.value);
+    opsList.forEach((ops, i) => {
+      const keysChanged = ops.map((o) => o.key);
+      for (const fn of this.listeners) {
+        try {
+          fn(first + i, keysChanged);
+        } catch (err) {
+          this.opts.logger.error({ err }, 'commit listener failed');
+        }
+      }
+    });
+    this.scheduleBatch();
+  }
+
+  private applyOp(op: StoreOp, revision: number): void {
+    if (op.type === 'delete') return this.state.apply(op.key, null, 0, revision);
+    const created = this.existingCreateRevision(op.key);
+    this.state.apply(op.key, op.value, created || revision, revision);
+  }
+
+  private existingCreateRevision(key: string): number {
+    const [kind, name, ...rest] = key.split('/');
+    const id = rest.join('/');
+    if (kind === 'networks') return this.state.networks.get(name)?.entry.createRevision ?? 0;
+    if (kind === 'hosts') return this.state.hosts.get(name)?.createRevision ?? 0;
+    const net = this.state.networks.get(name);
+    if (!net) return 0;
+    if (kind === 'endpoints') return net.endpoints.get(id)?.createRevision ?? 0;
+    if (kind === 'blocks') return net.blocks.get(id)?.createRevision ?? 0;
+    return net.exceptions.get(id)?.createRevision ?? 0;
+  }
+
+  // ---- networks
+
+  createNetwork(spec: Partial<Network> | null | undefined): Promise<Network> {
+    return this.mutate(() => {
+      const rec = validateNetwork(spec, this.state);
+      return {
+        ops: [{ type: 'put', key: keys.network(rec.name), value: rec }],
+        reply: () => {
+          this.opts.logger.info({ network: rec.name, vni: rec.vni, ipv4: rec.ipv4Cidr, ipv6: rec.ipv6Cidr }, 'network created');
+          return toNetwork(this.mustNetwork(rec.name));
+        },
+      };
+    });
+  }
+
+  getNetwork(name: string): Network {
+    return toNetwork(this.mustNetwork(name));
+  }
+
+  listNetworks(): Network[] {
+    return [...this.state.networks.values()].map(toNetwork).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  deleteNetwork(name: string): Promise<number> {
+    return this.mutate(() => {
+      const net = this.mustNetwork(name);
+      if (net.endpoints.size > 0) {
+        throw failedPrecondition(`network ${name} still has ${net.endpoints.size} endpoint(s); delete them first`);
+      }
+      const ops: StoreOp[] = [];
+      for (const cidr of net.blocks.keys()) ops.push({ type: 'delete', key: keys.block(name, cidr) });
+      for (const a of net.exceptions.keys()) ops.push({ type: 'delete', key: keys.exception(name, a) });
+      ops.push({ type: 'delete', key: keys.network(name) });
+      return {
+        ops,
+        reply: (revision) => {
+          this.opts.logger.info({ network: name, revision }, 'network deleted');
+          return revision;
+        },
+      };
+    });
+  }
+
+  private mustNetwork(name: string) {
+    const net = this.state.networks.get(name);
+    if (!net) throw notFound(`network ${name || '""'} does not exist`);
+    return net;
+  }
+
+  // ---- hosts
+
+  register(req: RegisterRequest): Promise<{ host: Host; revision: number }> {
+    return this.mutate(() => {
+      const vtep = validateRegister(req, this.state);
+      const rec: HostRecord = {
+        name: req.name,
+        vtep,
+        agentVersion: req.agentVersion ?? '',
+        capabilities: [...(req.capabilities ?? [])].sort(),
+        up: true,
+      };
+      this.lastSeen.set(rec.name, Date.now());
+      const old = this.state.hosts.get(rec.name);
+      const changed = !old || JSON.stringify(old.rec) !== JSON.stringify(rec);
+      return {
+        ops: changed ? [{ type: 'put', key: keys.host(rec.name), value: rec }] : [],
+        reply: () => {
+          if (changed) this.opts.logger.info({ host: rec.name, vtep, previous: old?.rec.vtep }, old ? 'host re-registered' : 'host registered');
+          const h = this.state.hosts.get(rec.name)!;
+          return { host: toHost(h), revision: h.modRevision };
+        },
+      };
+    });
+  }
+
+  /** Records liveness; a host that was down comes back up (its routes return). */
+  async heartbeat(name: string): Promise<number> {
+    checkHostName(name);
+    const h = this.state.hosts.get(name);
+    if (!h) throw notFound(`host ${name} is not registered; register it first`);
+    this.lastSeen.set(name, Date.now());
+    if (!h.rec.up) await this.setUp(name, true);
+    return this.revision();
+  }
+
+  /** Liveness from any agent message (watch acks); no-op for unknown hosts. */
+  touch(name: string): void {
+    const h = this.state.hosts.get(name);
+    if (!h) return;
+    this.lastSeen.set(name, Date.now());
+    if (!h.rec.up) this.setUp(name, true).catch((err: unknown) => this.opts.logger.error({ err }, 'marking host up failed'));
+  }
+
+  /** Milliseconds since the host was last heard from. */
+  lastSeenAgo(name: string, now = Date.now()): number {
+    return now - (this.lastSeen.get(name) ?? 0);
+  }
+
+  private setUp(name: string, up: boolean): Promise<void> {
+    return this.mutate(() => {
+      const h = this.state.hosts.get(name);
+      const change = h !== undefined && h.rec.up !== up;
+      return {
+        ops: change ? [{ type: 'put', key: keys.host(name), value: { ...h.rec, up } }] : [],
+        reply: () => {
+          if (change) this.opts.logger.warn({ host: name, silentMs: this.lastSeenAgo(name) }, up ? 'host is back up' : 'host is down: withdrawing its routes');
+        },
+      };
+    });
+  }
+
+  /** Marks hosts down whose last sign of life is older than the timeout; returns them. */
+  async checkLiveness(now = Date.now()): Promise<string[]> {
+    const down: string[] = [];
+    for (const [name, h] of this.state.hosts) {
+      if (h.rec.up && now - (this.lastSeen.get(name) ?? 0) > this.opts.hostDownAfterMs) down.push(name);
+    }
+    await Promise.all(down.map((name) => this.setUp(name, false)));
+    return down;
+  }
+
+  listHosts(): Host[] {
+    return [...this.state.hosts.values()].map(toHost).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  // ---- endpoints
+
+  createEndpoint(req: CreateEndpointRequest): Promise<Endpoint> {
+    return this.mutate(() => {
+      const checked = validateEndpointRequest(req);
+      let name = checked.name;
+      const givenMac = checked.mac;
+      const net = this.mustNetwork(req.network);
+      if (!this.state.hosts.has(req.host)) {
+        throw failedPrecondition(`host ${req.host} is not registered (is loom-agent running on it?)`);
+      }
+      const id = req.containerId;
+      if (net.endpoints.has(id)) throw alreadyExists(`container ${id} already has an endpoint on network ${net.entry.rec.name}`);
+      let holder = net.names.get(name);
+      if (holder !== undefined && !req.name) {
+        // The short default name collides: fall back to the longest label the id gives.
+        name = defaultEndpointName(id, 63);
+        holder = net.names.get(name);
+      }
+      if (holder !== undefined) throw alreadyExists(`endpoint name ${name} is already used by container ${holder} on network ${req.network}`);
+      if (req.ipv6 && !net.v6) throw invalid(`network ${req.network} has no IPv6 CIDR; cannot assign ${req.ipv6}`);
+      const a4 = allocateAddress(net, net.v4, req.host, id, req.ipv4 || undefined);
+      const a6 = net.v6 ? allocateAddress(net, net.v6, req.host, id, req.ipv6 || undefined) : null;
+      const mac = givenMac ?? macFromIpv4(a4.value);
+      const macHolder = net.macs.get(mac);
+      if (macHolder !== undefined) throw alreadyExists(`MAC ${mac} is already used by container ${macHolder} on network ${req.network}`);
+      const rec: EndpointRecord = { network: req.network, containerId: id, name, host: req.host, mac, ipv4: a4.address, ipv6: a6?.address ?? '' };
+      return {
+        ops: [...a4.ops, ...(a6?.ops ?? []), { type: 'put', key: keys.endpoint(req.network, id), value: rec }],
+        reply: () => toEndpoint(net, net.endpoints.get(id)!),
+      };
+    });
+  }
+
+  deleteEndpoint(network: string, containerId: string): Promise<number> {
+    return this.mutate(() => {
+      const net = this.mustNetwork(network);
+      const e = net.endpoints.get(containerId);
+      if (!e) throw notFound(`container ${containerId || '""'} has no endpoint on network ${network}`);
+      return {
+        ops: [{ type: 'delete', key: keys.endpoint(network, containerId) }, ...releaseOps(this.state, net, e.rec)],
+        reply: (revision) => revision,
+      };
+    });
+  }
+
+  getEndpoint(network: string, containerId: string): Endpoint {
+    const net = this.mustNetwork(network);
+    const e = net.endpoints.get(containerId);
+    if (!e) throw notFound(`container ${containerId || '""'} has no endpoint on network ${network}`);
+    return toEndpoint(net, e);
+  }
+
+  listEndpoints(filter: { network?: string; host?: string }): Endpoint[] {
+    const nets = filter.network ? [this.mustNetwork(filter.network)] : [...this.state.networks.values()];
+    const out: Endpoint[] = [];
+    for (const net of nets) {
+      for (const e of net.endpoints.values()) {
+        if (!filter.host || e.rec.host === filter.host) out.push(toEndpoint(net, e));
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,61 @@
+/** Records -> API messages. */
+import type { Endpoint, EndpointInfo, Host, Network, RouteEntry, TunnelType } from './api/types.js';
+import type { EndpointRecord, HostRecord } from './model.js';
+import type { Entry, NetworkState } from './state.js';
+
+const TUNNEL: Record<string, TunnelType> = { vxlan: 'TUNNEL_TYPE_VXLAN', gre: 'TUNNEL_TYPE_GRE' };
+
+export function toNetwork(net: NetworkState): Network {
+  const { rec, createRevision, modRevision } = net.entry;
+  return {
+    name: rec.name,
+    vni: rec.vni,
+    ipv4Cidr: rec.ipv4Cidr,
+    ipv6Cidr: rec.ipv6Cidr,
+    tunnelType: TUNNEL[rec.tunnel],
+    mtu: rec.mtu,
+    gateways: rec.gateways,
+    dns: rec.dns,
+    ipv4BlockPrefix: rec.ipv4BlockPrefix,
+    ipv6BlockPrefix: rec.ipv6BlockPrefix,
+    createRevision,
+    modRevision,
+  };
+}
+
+export function toHost(h: Entry<HostRecord>): Host {
+  const { rec } = h;
+  return { name: rec.name, vtep: rec.vtep, agentVersion: rec.agentVersion, capabilities: rec.capabilities, up: rec.up, modRevision: h.modRevision };
+}
+
+export function toEndpointInfo(rec: EndpointRecord): EndpointInfo {
+  return { network: rec.network, containerId: rec.containerId, name: rec.name, host: rec.host, mac: rec.mac, ipv4: rec.ipv4, ipv6: rec.ipv6 };
+}
+
+/** The full endpoint reply: everything a runtime needs to plumb the interface. */
+export function toEndpoint(net: NetworkState, e: Entry<EndpointRecord>): Endpoint {
+  const { rec } = e;
+  const n = net.entry.rec;
+  const gw4 = n.gateways.find((g) => !g.includes(':')) ?? '';
+  const gw6 = n.gateways.find((g) => g.includes(':')) ?? '';
+  const routes: RouteEntry[] = [];
+  if (gw4) routes.push({ destination: '0.0.0.0/0', gateway: gw4 });
+  if (gw6 && rec.ipv6) routes.push({ destination: '::/0', gateway: gw6 });
+  return {
+    network: rec.network,
+    containerId: rec.containerId,
+    name: rec.name,
+    host: rec.host,
+    mac: rec.mac,
+    ipv4: `${rec.ipv4}/${net.v4.cidr.prefix}`,
+    ipv6: rec.ipv6 && net.v6 ? `${rec.ipv6}/${net.v6.cidr.prefix}` : '',
+    gateways: rec.ipv6 ? [gw4, gw6].filter(Boolean) : [gw4].filter(Boolean),
+    routes,
+    mtu: n.mtu,
+    dns: n.dns,
+    hostname: rec.name,
+    vni: n.vni,
+    createRevision: e.createRevision,
+    modRevision: e.modRevision,
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * loom-controller daemon: config -> store -> controller -> gRPC + HTTP. Exit 2 on bad
+ * configuration (a readable line on stderr), 1 on runtime failure, 0 after SIGTERM/SIGINT.
+ */
+import type * as http from 'node:http';
+import type * as grpc from '@grpc/grpc-js';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { daemonConfig } from '../common/config.js';
+import { createLogger } from '../common/logging.js';
+import { HELP, loadConfig } from './config.js';
+import { Controller } from './controller.js';
+import { createMetricsServer, listenHttp } from '../common/metrics-http.js';
+import { createMetrics } from './metrics.js';
+import { createGrpcServer, listen } from './server.js';
+import { SqliteStore } from './store/sqlite.js';
+import { StoreError } from './store/types.js';
+import { WatchHub } from './watch.js';
+
+async function main(argv: string[]): Promise<number> {
+  const config = daemonConfig('loom-controller', HELP, () => loadConfig(argv));
+  if (typeof config === 'number') return config;
+  const logger = createLogger({ name: 'loom-controller', level: config.logLevel });
+  let store: SqliteStore;
+  try {
+    if (config.dbPath !== ':memory:') mkdirSync(path.dirname(config.dbPath), { recursive: true });
+    store = new SqliteStore({ path: config.dbPath, sync: config.sync });
+  } catch (err) {
+    process.stderr.write(`loom-controller: ${err instanceof StoreError ? err.message : (err as Error).message}\n`);
+    return 2;
+  }
+  const controller = await Controller.open(store, {
+    hostDownAfterMs: config.hostDownAfterMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    changeLogSize: config.changeLogSize,
+    storeHistory: config.storeHistory,
+    logger,
+  });
+  controller.start();
+  let metrics: ReturnType<typeof createMetrics> | null = null;
+  const hub = new WatchHub(controller, {
+    maxMessageBytes: config.maxMessageBytes,
+    coalesceMs: config.coalesceMs,
+    quietMs: config.quietMs,
+    logger,
+    onAckLatency: (s) => metrics?.propagation.observe(s),
+  });
+  metrics = createMetrics(controller, hub);
+  const m = metrics;
+  const server = createGrpcServer(controller, hub, {
+    logger,
+    maxReceiveBytes: config.maxReceiveBytes,
+    onRequest: (method, code) => m.requests.inc({ method, code }),
+  });
+  let grpcPort: number;
+  let httpServer: http.Server | null = null;
+  let httpPort = 0;
+  try {
+    grpcPort = await listen(server, config.listen);
+    if (config.metricsListen) {
+      httpServer = createMetricsServer(metrics.registry, () => ({ revision: controller.revision() }));
+      httpPort = await listenHttp(httpServer, config.metricsListen);
+    }
+  } catch (err) {
+    logger.fatal({ err }, 'cannot listen');
+    process.stderr.write(`loom-controller: cannot listen: ${(err as Error).message}\n`);
+    return 1;
+  }
+  logger.info({ grpcPort, httpPort, listen: config.listen, db: config.dbPath, sync: config.sync, revision: controller.revision() }, 'loom-controller ready');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      const done = (): void => {
+        httpServer?.close();
+        controller.close().then(
+          () => resolve(0),
+          () => resolve(1),
+        );
+      };
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        done();
+      }, 5000);
+      (server as grpc.Server).tryShutdown(() => {
+        clearTimeout(timer);
+        done();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Flush logs, then leave even if a stray handle (keepalive timer) lingers.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`loom-controller: fatal: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

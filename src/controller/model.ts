@@ -1,0 +1,78 @@
+/**
+ * Records the controller keeps in its store, and their keys. Keys are "kind/<network>/<id>"
+ * (hosts and networks: "kind/<name>"), so one network's objects share a prefix, as they would
+ * in etcd.
+ */
+
+export type TunnelKind = 'vxlan' | 'gre';
+
+export interface DnsRecord {
+  nameservers: string[];
+  search: string[];
+  options: string[];
+}
+
+export interface NetworkRecord {
+  name: string;
+  vni: number;
+  ipv4Cidr: string;
+  ipv6Cidr: string; // '' when IPv4 only
+  tunnel: TunnelKind;
+  mtu: number;
+  gateways: string[]; // canonical, at most one per family
+  dns: DnsRecord;
+  ipv4BlockPrefix: number;
+  ipv6BlockPrefix: number;
+}
+
+export interface HostRecord {
+  name: string;
+  vtep: string;
+  agentVersion: string;
+  capabilities: string[];
+  up: boolean;
+}
+
+/** An address block of a network leased to a host. */
+export interface BlockRecord {
+  network: string;
+  cidr: string;
+  host: string;
+}
+
+/** A static endpoint address outside its host's blocks: needs its own route. */
+export interface ExceptionRecord {
+  network: string;
+  address: string;
+  host: string;
+  containerId: string;
+}
+
+export interface EndpointRecord {
+  network: string;
+  containerId: string;
+  name: string;
+  host: string;
+  mac: string;
+  ipv4: string; // bare, canonical
+  ipv6: string; // '' when none
+}
+
+export const keys = {
+  network: (name: string) => `networks/${name}`,
+  host: (name: string) => `hosts/${name}`,
+  block: (network: string, cidr: string) => `blocks/${network}/${cidr}`,
+  exception: (network: string, address: string) => `exceptions/${network}/${address}`,
+  endpoint: (network: string, containerId: string) => `endpoints/${network}/${containerId}`,
+};
+
+export type KeyKind = 'networks' | 'hosts' | 'blocks' | 'exceptions' | 'endpoints';
+
+/** Splits a key into kind, first segment (network or name) and the rest. */
+export function parseKey(key: string): { kind: KeyKind; name: string; rest: string } {
+  const a = key.indexOf('/');
+  const kind = key.slice(0, a) as KeyKind;
+  const b = key.indexOf('/', a + 1);
+  if (b < 0) return { kind, name: key.slice(a + 1), rest: '' };
+  return { kind, name: key.slice(a + 1, b), rest: key.slice(b + 1) };
+}

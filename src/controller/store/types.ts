@@ -1,0 +1,63 @@
+/**
+ * The controller's durable store: a revisioned key-value space shaped like etcd's, so an etcd
+ * backend can implement it directly. Every commit applies its operations atomically at ONE new
+ * global revision (etcd: a Txn bumps the revision once; our `modRevision` is etcd's
+ * mod_revision, `createRevision` its create_revision). Values are JSON.
+ */
+
+/** A live key. */
+export interface KeyValue {
+  key: string;
+  value: unknown;
+  createRevision: number;
+  modRevision: number;
+}
+
+export type StoreOp = { type: 'put'; key: string; value: unknown } | { type: 'delete'; key: string };
+
+/** One key changed at one revision (etcd: a watch event). */
+export interface StoreChange {
+  revision: number;
+  key: string;
+  deleted: boolean;
+}
+
+/** Result of a commit: the revision every op got. */
+export interface CommitResult {
+  revision: number;
+}
+
+export interface Store {
+  /** Random identity fixed when the store was created (etcd: the cluster id). */
+  id(): string;
+  /** Current revision: that of the last commit, 0 for an empty store. */
+  revision(): number;
+  /** All live keys with their metadata (at startup: the controller keeps state in memory). */
+  loadAll(): Promise<KeyValue[]>;
+  /**
+   * Applies `ops` atomically at revision()+1 and makes them durable before resolving.
+   * Callers serialize commits (the controller runs one batch at a time).
+   */
+  commit(ops: StoreOp[]): Promise<CommitResult>;
+  /**
+   * Group commit: each non-empty element gets its own revision (revision()+1, +2, ...), all made
+   * durable together (one fsync). Resolves with the revisions, in order. All or nothing for
+   * SQLite; an etcd backend may run them as consecutive Txns.
+   */
+  commitBatch(batch: StoreOp[][]): Promise<number[]>;
+  /**
+   * Changes with revision > `after`, oldest first; null when the log was compacted past `after`
+   * (the caller must then fall back to a full read).
+   */
+  changesSince(after: number): Promise<StoreChange[] | null>;
+  /** Drops change-log entries with revision <= `upTo` (etcd: Compact). */
+  compact(upTo: number): Promise<void>;
+  /** Revision up to which the log was compacted (changes after it are all kept). */
+  compactedRevision(): number;
+  close(): Promise<void>;
+}
+
+/** Raised when a store cannot be opened or written; the message says which file and why. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+}

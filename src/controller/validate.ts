@@ -1,0 +1,218 @@
+/**
+ * Request validation: turns API input into normalized records or throws ApiError with a message
+ * naming the field and the offending value. Checks that need cluster state (overlap, VNI in
+ * use) take the state as an argument; nothing here mutates.
+ */
+import {
+  canonicalIp,
+  canonicalMac,
+  cidrContains,
+  cidrLast,
+  cidrOverlaps,
+  cidrToString,
+  tryParseCidr,
+  tryParseIp,
+  type Cidr,
+} from '../common/ip.js';
+import type { CreateEndpointRequest, Network, RegisterRequest } from './api/types.js';
+import { alreadyExists, invalid } from './errors.js';
+import type { DnsRecord, NetworkRecord, TunnelKind } from './model.js';
+import type { ClusterState } from './state.js';
+
+export const VNI_MAX = 16_777_215;
+/** Encapsulation overhead on an IPv4 underlay with a 1500-byte MTU. */
+export const TUNNEL_OVERHEAD: Record<TunnelKind, number> = { vxlan: 50, gre: 42 };
+export const DEFAULT_BLOCK_PREFIX = { 4: 26, 6: 120 } as const;
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** Network, host and endpoint names: DNS labels (RFC 1123, lower case, 1-63 chars). */
+export function checkName(what: string, name: unknown): string {
+  if (typeof name !== 'string' || name === '') throw invalid(`${what} name is required`);
+  if (!LABEL.test(name)) {
+    throw invalid(`${what} name "${name}" is not a DNS label (a-z, 0-9 and '-', 1-63 characters, no leading/trailing '-')`);
+  }
+  return name;
+}
+
+/** Host names may be FQDNs (dot-separated labels). */
+export function checkHostName(name: unknown): string {
+  if (typeof name !== 'string' || name === '') throw invalid('host name is required');
+  if (name.length > 253 || !name.split('.').every((l) => LABEL.test(l))) {
+    throw invalid(`host name "${name}" is not a DNS name (labels of a-z, 0-9 and '-', separated by '.')`);
+  }
+  return name;
+}
+
+export function checkContainerId(id: unknown): string {
+  if (typeof id !== 'string' || id === '') throw invalid('container id is required');
+  if (!CONTAINER_ID.test(id)) {
+    throw invalid(`container id "${id.slice(0, 200)}" must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', '-'`);
+  }
+  return id;
+}
+
+function checkDns(dns: Network['dns'] | undefined): DnsRecord {
+  const out: DnsRecord = { nameservers: [], search: [], options: [] };
+  if (!dns) return out;
+  for (const ns of dns.nameservers ?? []) {
+    const c = canonicalIp(ns);
+    if (c === null) throw invalid(`DNS nameserver "${ns}" is not an IP address`);
+    out.nameservers.push(c);
+  }
+  for (const s of dns.search ?? []) {
+    if (s.length > 253 || !s.split('.').every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l))) {
+      throw invalid(`DNS search domain "${s}" is not a domain name`);
+    }
+    out.search.push(s.toLowerCase());
+  }
+  for (const o of dns.options ?? []) {
+    if (!/^[a-z0-9-]+(:[0-9]+)?$/.test(o)) throw invalid(`DNS option "${o}" is not like "ndots:2" or "rotate"`);
+    out.options.push(o);
+  }
+  if (out.nameservers.length > 3) throw invalid('at most 3 DNS nameservers (the resolv.conf limit)');
+  if (out.search.length > 6) throw invalid('at most 6 DNS search domains');
+  return out;
+}
+
+function parseRange(field: string, text: string, family: 4 | 6, minPrefix: number, maxPrefix: number): Cidr {
+  const loose = tryParseCidr(text, false);
+  if (loose === null || loose.family !== family) {
+    throw invalid(`${field} "${text}" is not an IPv${family} CIDR like ${family === 4 ? '10.1.0.0/16' : 'fd00:1::/64'}`);
+  }
+  if (tryParseCidr(text, true) === null) throw invalid(`${field} "${text}" has host bits set; did you mean ${cidrToString(loose)}?`);
+  if (loose.prefix < minPrefix || loose.prefix > maxPrefix) {
+    throw invalid(`${field} "${text}": prefix length must be between /${minPrefix} and /${maxPrefix}`);
+  }
+  return loose;
+}
+
+/**
+ * Validates a network create request against the cluster: returns the record to store, with
+ * defaults filled in (VNI allocated, MTU, gateways, block sizes).
+ */
+export function validateNetwork(spec: Partial<Network> | null | undefined, state: ClusterState): NetworkRecord {
+  if (!spec) throw invalid('network is required');
+  const name = checkName('network', spec.name);
+  if (state.networks.has(name)) throw alreadyExists(`network ${name} already exists`);
+
+  if (!spec.ipv4Cidr) throw invalid(`network ${name}: ipv4 CIDR is required`);
+  const v4 = parseRange('ipv4 CIDR', spec.ipv4Cidr, 4, 8, 30);
+  const v6 = spec.ipv6Cidr ? parseRange('ipv6 CIDR', spec.ipv6Cidr, 6, 16, 124) : null;
+  for (const other of state.networks.values()) {
+    const o = other.entry.rec;
+    if (cidrOverlaps(v4, other.v4.cidr)) throw alreadyExists(`ipv4 CIDR ${cidrToString(v4)} overlaps network ${o.name} (${o.ipv4Cidr})`);
+    if (v6 && other.v6 && cidrOverlaps(v6, other.v6.cidr)) {
+      throw alreadyExists(`ipv6 CIDR ${cidrToString(v6)} overlaps network ${o.name} (${o.ipv6Cidr})`);
+    }
+  }
+
+  let vni = spec.vni ?? 0;
+  if (!Number.isInteger(vni) || vni < 0 || vni > VNI_MAX) throw invalid(`VNI ${vni} is out of range 1..${VNI_MAX}`);
+  if (vni === 0) {
+    vni = 1;
+    while (state.vnis.has(vni)) vni++;
+    if (vni > VNI_MAX) throw invalid('no free VNI left');
+  } else if (state.vnis.has(vni)) {
+    throw alreadyExists(`VNI ${vni} is already used by network ${state.vnis.get(vni)}`);
+  }
+
+  const tunnelType = spec.tunnelType ?? 'TUNNEL_TYPE_UNSPECIFIED';
+  const tunnel: TunnelKind = tunnelType === 'TUNNEL_TYPE_GRE' ? 'gre' : 'vxlan';
+  if (!['TUNNEL_TYPE_UNSPECIFIED', 'TUNNEL_TYPE_VXLAN', 'TUNNEL_TYPE_GRE'].includes(tunnelType)) {
+    throw invalid(`tunnel type "${tunnelType}" is not VXLAN or GRE`);
+  }
+
+  const minMtu = v6 ? 1280 : 576;
+  const mtu = spec.mtu || 1500 - TUNNEL_OVERHEAD[tunnel];
+  if (!Number.isInteger(mtu) || mtu < minMtu || mtu > 9000) {
+    throw invalid(`MTU ${mtu} is out of range ${minMtu}..9000${v6 ? ' (IPv6 needs at least 1280)' : ''}`);
+  }
+
+  const gateways: string[] = [];
+  const given = spec.gateways ?? [];
+  for (const g of given) {
+    const ip = tryParseIp(g);
+    if (ip === null) throw invalid(`gateway "${g}" is not an IP address`);
+    const range = ip.family === 4 ? v4 : v6;
+    if (!range || !cidrContains(range, ip.family, ip.value)) throw invalid(`gateway ${g} is outside the network's ${ip.family === 4 ? 'ipv4' : 'ipv6'} CIDR`);
+    if (ip.value === range.base || (ip.family === 4 && ip.value === cidrLast(range))) {
+      throw invalid(`gateway ${g} is the network or broadcast address`);
+    }
+    const c = canonicalIp(g) as string;
+    if (gateways.some((x) => tryParseIp(x)?.family === ip.family)) throw invalid(`more than one IPv${ip.family} gateway given`);
+    gateways.push(c);
+  }
+  if (!gateways.some((g) => !g.includes(':'))) gateways.push(canonicalIp(firstUsable(v4)) as string);
+  if (v6 && !gateways.some((g) => g.includes(':'))) gateways.push(canonicalIp(firstUsable(v6)) as string);
+
+  const b4 = spec.ipv4BlockPrefix || Math.max(DEFAULT_BLOCK_PREFIX[4], v4.prefix);
+  if (!Number.isInteger(b4) || b4 < v4.prefix || b4 > 30) throw invalid(`ipv4 block prefix /${b4} must be between /${v4.prefix} (the network) and /30`);
+  let b6 = 0;
+  if (v6) {
+    b6 = spec.ipv6BlockPrefix || Math.max(DEFAULT_BLOCK_PREFIX[6], v6.prefix);
+    const lo = Math.max(v6.prefix, 112);
+    if (!Number.isInteger(b6) || b6 < lo || b6 > 124) throw invalid(`ipv6 block prefix /${b6} must be between /${lo} and /124`);
+  }
+
+  return {
+    name,
+    vni,
+    ipv4Cidr: cidrToString(v4),
+    ipv6Cidr: v6 ? cidrToString(v6) : '',
+    tunnel,
+    mtu,
+    gateways,
+    dns: checkDns(spec.dns ?? undefined),
+    ipv4BlockPrefix: b4,
+    ipv6BlockPrefix: b6,
+  };
+}
+
+function firstUsable(c: Cidr): string {
+  const v = c.base + 1n;
+  if (c.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
+  return cidrToString({ family: 6, base: v, prefix: 128 }).replace('/128', '');
+}
+
+/** Syntax checks of an endpoint create (addresses are checked by IPAM against the range). */
+export function validateEndpointRequest(req: CreateEndpointRequest): { name: string; mac: string | null } {
+  if (!req.network) throw invalid('endpoint network is required');
+  checkHostName(req.host);
+  const id = checkContainerId(req.containerId);
+  const name = req.name ? checkName('endpoint', req.name) : defaultEndpointName(id);
+  let mac: string | null = null;
+  if (req.mac) {
+    mac = canonicalMac(req.mac);
+    if (mac === null) throw invalid(`MAC "${req.mac}" is not like 02:42:0a:00:00:05`);
+    if (parseInt(mac.slice(0, 2), 16) & 1) throw invalid(`MAC ${mac} is a multicast address`);
+    if (mac === '00:00:00:00:00:00') throw invalid('MAC 00:00:00:00:00:00 is not usable');
+  }
+  return { name, mac };
+}
+
+/** Endpoint name when none is given: the first 12 characters of the container id, as Docker shows it. */
+export function defaultEndpointName(containerId: string, length = 12): string {
+  const s = containerId.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, length).replace(/^-+|-+$/g, '');
+  return s === '' ? 'endpoint' : s;
+}
+
+/** Validates an agent registration; returns the canonical VTEP address. */
+export function validateRegister(req: RegisterRequest, state: ClusterState): string {
+  const name = checkHostName(req.name);
+  const ip = tryParseIp(req.vtep ?? '');
+  if (ip === null) throw invalid(`host ${name}: VTEP "${req.vtep ?? ''}" is not an IP address`);
+  const vtep = canonicalIp(req.vtep) as string;
+  const v4 = ip.family === 4;
+  const unusable = v4
+    ? ip.value === 0n || ip.value === 0xffffffffn || ip.value >> 28n === 0xen
+    : ip.value === 0n || ip.value >> 120n === 0xffn;
+  if (unusable) throw invalid(`host ${name}: VTEP ${vtep} is an unspecified, broadcast or multicast address`);
+  for (const h of state.hosts.values()) {
+    if (h.rec.name !== name && h.rec.vtep === vtep) throw alreadyExists(`VTEP ${vtep} is already registered by host ${h.rec.name}`);
+  }
+  if ((req.agentVersion ?? '').length > 64) throw invalid('agent version is longer than 64 characters');
+  if ((req.capabilities ?? []).length > 64) throw invalid('more than 64 capabilities');
+  return vtep;
+}

@@ -1,0 +1,372 @@
+/**
+ * Delivers host views to agents. Per agent the hub keeps O(1) state: the revision its view was
+ * last computed at ("synced"), what was sent, what it acked, and the networks it holds. After
+ * commits a flush runs (on the next event-loop turn, or up to `coalesceMs` later while more
+ * requests are queued) and every agent whose stream has room gets ONE message covering
+ * everything since its synced revision. Agents at the same revision in the same networks share
+ * the encoded bytes. Backpressure is counted in bytes:
+ * a write is "in flight" until grpc-js has handed it to HTTP/2 (its write callback), and an
+ * agent with more than ~2 messages in flight is skipped until they complete; its next message
+ * then simply covers more revisions. So a stalled agent blocks nobody and costs at most a couple
+ * of messages of memory; it gets a snapshot instead of a delta only if it fell so far behind
+ * that the change log no longer reaches back.
+ */
+import type { Logger } from 'pino';
+import type { HostStatus } from './api/types.js';
+import type { Controller } from './controller.js';
+import { endpointFrame, eventFrame, networkFrame, routeFrame, watchMessage } from './watch-encoding.js';
+import { viewerSpecificHosts, viewEvents, type EventEncoder } from './watch-events.js';
+
+/** The writable side of one agent's stream (a grpc-js call). `done` runs once the bytes left. */
+export interface WatchSink {
+  write(message: Buffer, done: () => void): boolean;
+}
+
+/** One agent's Watch stream. */
+export class WatchSession {
+  syncedRevision = 0;
+  sentRevision = 0;
+  ackedRevision = 0;
+  needSnapshot: boolean;
+  sentNetworks: ReadonlySet<string>;
+  messagesSent = 0;
+  bytesSent = 0;
+  /** Bytes written to the stream whose write callback has not run yet. */
+  inflightBytes = 0;
+  /** Skipped by flushes until in-flight writes complete. */
+  waiting = false;
+  closed = false;
+  iterator: Iterator<Buffer> | null = null;
+  /** The host's networks as of state.membershipVersion `netsVersion`, and their sorted key. */
+  nets: ReadonlySet<string> = new Set();
+  netsKey = '';
+  netsVersion = -1;
+
+  constructor(
+    readonly host: string,
+    readonly sink: WatchSink,
+    fromRevision: number,
+    knownNetworks: ReadonlySet<string>,
+  ) {
+    this.syncedRevision = fromRevision;
+    this.ackedRevision = fromRevision;
+    this.needSnapshot = fromRevision === 0;
+    this.sentNetworks = this.needSnapshot ? new Set() : knownNetworks;
+  }
+}
+
+export interface WatchHubOptions {
+  /** Soft cap on one WatchResponse's size; larger views go out in partial chunks. */
+  maxMessageBytes: number;
+  /**
+   * While more mutations are queued, a flush to agents waits for them (so one message per agent
+   * covers them all), but never longer than this after the first unflushed commit. 0: flush on
+   * the next event-loop turn regardless.
+   */
+  coalesceMs?: number;
+  /** Flush only after commits paused this long (ms); 0: as soon as nothing is queued. */
+  quietMs?: number;
+  logger: Logger;
+  /** Called with (seconds from commit to ack) for each ack, for the propagation histogram. */
+  onAckLatency?: (seconds: number) => void;
+}
+
+interface Waiter {
+  revision: number;
+  resolve: () => void;
+}
+
+const encoder: EventEncoder<Buffer> = { event: eventFrame, endpoint: endpointFrame, network: networkFrame, route: routeFrame };
+
+/** A delta shared by every agent at the same revision with the same networks. */
+interface SharedDelta {
+  /** Hosts for which the delta differs (see viewerSpecificHosts). */
+  exceptFor: Set<string>;
+  messages: Buffer[];
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
+export class WatchHub {
+  private readonly sessions = new Map<string, WatchSession>();
+  private readonly acked = new Map<string, number>();
+  private readonly commitTimes = new Map<number, number>();
+  private waiters: Waiter[] = [];
+  /** Deltas computed at the current revision, by "from revision|networks"; reset by commits. */
+  private shared = new Map<string, SharedDelta>();
+  private flushScheduled = false;
+  private lastCommitAt = 0;
+  private waitCheckScheduled = false;
+
+  constructor(
+    private readonly controller: Controller,
+    private readonly opts: WatchHubOptions,
+  ) {
+    controller.onCommit((rev) => {
+      this.shared = new Map();
+      this.commitTimes.set(rev, performance.now());
+      if (this.commitTimes.size > 100_000) {
+        for (const k of this.commitTimes.keys()) {
+          this.commitTimes.delete(k);
+          if (this.commitTimes.size <= 90_000) break;
+        }
+      }
+      this.scheduleFlush();
+    });
+  }
+
+  /** Number of open Watch streams. */
+  get connected(): number {
+    return this.sessions.size;
+  }
+
+  session(host: string): WatchSession | undefined {
+    return this.sessions.get(host);
+  }
+
+  /**
+   * Opens a session; a previous stream of the same host is returned in `replaced` for the
+   * caller to close. `fromRevision` beyond the controller's revision (another store) or behind
+   * the change log gets a snapshot.
+   */
+  open(host: string, fromRevision: number, knownNetworks: string[], sink: WatchSink, storeId = ''): { session: WatchSession; replaced?: WatchSession } {
+    const current = this.controller.revision();
+    const sameStore = storeId === '' || storeId === this.controller.store.id();
+    const resumable = sameStore && fromRevision > 0 && fromRevision <= current && this.controller.changes.covers(fromRevision);
+    const s = new WatchSession(host, sink, resumable ? fromRevision : 0, new Set(knownNetworks));
+    const replaced = this.sessions.get(host);
+    if (replaced) replaced.closed = true;
+    this.sessions.set(host, s);
+    if (resumable) this.acked.set(host, Math.max(this.acked.get(host) ?? 0, fromRevision));
+    this.opts.logger.info({ host, fromRevision, resumable, revision: current }, 'agent watching');
+    this.service(s);
+    return { session: s, replaced };
+  }
+
+  close(s: WatchSession): void {
+    s.closed = true;
+    s.iterator = null;
+    if (this.sessions.get(s.host) === s) {
+      this.sessions.delete(s.host);
+      this.opts.logger.info({ host: s.host, acked: s.ackedRevision }, 'agent stopped watching');
+    }
+    this.scheduleWaitCheck();
+  }
+
+  ack(s: WatchSession, revision: number): void {
+    if (s.closed || revision <= s.ackedRevision) return;
+    s.ackedRevision = Math.min(revision, s.sentRevision || revision);
+    this.acked.set(s.host, Math.max(this.acked.get(s.host) ?? 0, s.ackedRevision));
+    this.controller.touch(s.host);
+    const t = this.commitTimes.get(s.ackedRevision);
+    if (t !== undefined) this.opts.onAckLatency?.((performance.now() - t) / 1000);
+    this.scheduleWaitCheck();
+  }
+
+  /**
+   * Flushes once commits have been quiet for `quietMs` (or nothing is queued and quietMs is 0),
+   * but at most `coalesceMs` after the first unflushed commit: back-to-back requests then share
+   * one message (and one ack) per agent instead of one each.
+   */
+  private scheduleFlush(): void {
+    this.lastCommitAt = performance.now();
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    const since = this.lastCommitAt;
+    const quiet = this.opts.quietMs ?? 0;
+    const max = this.opts.coalesceMs ?? 0;
+    const flush = (): void => {
+      const now = performance.now();
+      const busy = this.controller.queuedMutations() > 0 || now - this.lastCommitAt < quiet;
+      if (busy && now - since < max) {
+        if (this.controller.queuedMutations() > 0) setImmediate(flush);
+        else setTimeout(flush, Math.max(1, quiet - (now - this.lastCommitAt)));
+        return;
+      }
+      this.flushScheduled = false;
+      for (const s of this.sessions.values()) this.service(s);
+      this.scheduleWaitCheck();
+    };
+    if (quiet > 0) setTimeout(flush, quiet);
+    else setImmediate(flush);
+  }
+
+  /** Writes to one agent until it is up to date or its stream is full. */
+  private service(s: WatchSession): void {
+    // While a batch is being written, memory is ahead of the store: wait for its commit flush.
+    if (s.waiting || s.closed || this.controller.writing) return;
+    for (;;) {
+      if (s.iterator === null) {
+        if (!s.needSnapshot && s.syncedRevision >= this.controller.revision()) return;
+        s.iterator = this.messages(s);
+      }
+      const next = s.iterator.next();
+      if (next.done) {
+        s.iterator = null;
+        continue;
+      }
+      const len = next.value.length;
+      s.messagesSent++;
+      s.bytesSent += len;
+      s.inflightBytes += len;
+      const ok = s.sink.write(next.value, () => {
+        s.inflightBytes -= len;
+        if (s.waiting && s.inflightBytes <= this.opts.maxMessageBytes) {
+          s.waiting = false;
+          this.service(s);
+          this.scheduleWaitCheck();
+        }
+      });
+      if (!ok || s.inflightBytes > 2 * this.opts.maxMessageBytes) {
+        s.waiting = true;
+        return;
+      }
+    }
+  }
+
+  /** Messages bringing `s` from its synced revision to now (nothing if no relevant change). */
+  private *messages(s: WatchSession): Generator<Buffer> {
+    const state = this.controller.state;
+    const revision = this.controller.revision();
+    const from = s.syncedRevision;
+    const snapshot = s.needSnapshot || !this.controller.changes.covers(from);
+    const known = snapshot ? new Set<string>() : s.sentNetworks;
+    if (s.netsVersion !== state.membershipVersion) {
+      s.nets = new Set(state.networksOf(s.host));
+      s.netsKey = [...s.nets].sort().join(',');
+      s.netsVersion = state.membershipVersion;
+    }
+    const current = s.nets;
+    s.needSnapshot = false;
+    s.syncedRevision = revision;
+    s.sentNetworks = current;
+
+    // The common case: agents caught up to the same revision, in the same networks, get the
+    // same bytes. Compute once per commit, write to all (except hosts the change is about).
+    if (!snapshot && sameSet(known, current)) {
+      const key = `${from}|${s.netsKey}`;
+      let d = this.shared.get(key);
+      if (!d) {
+        const changed = this.controller.changes.keysSince(from)!;
+        d = { exceptFor: viewerSpecificHosts(state, changed), messages: [...this.chunks(revision, false, viewEvents(state, '', known, current, changed, encoder))] };
+        this.shared.set(key, d);
+      }
+      if (!d.exceptFor.has(s.host)) {
+        for (const m of d.messages) {
+          s.sentRevision = revision;
+          yield m;
+        }
+        return;
+      }
+    }
+    const changed = snapshot ? null : this.controller.changes.keysSince(from);
+    for (const m of this.chunks(revision, snapshot, viewEvents(state, s.host, known, current, changed, encoder))) {
+      s.sentRevision = revision;
+      yield m;
+    }
+  }
+
+  /** Packs event frames into WatchResponses of at most ~maxMessageBytes, lazily. */
+  private *chunks(revision: number, snapshot: boolean, frames: Iterable<Buffer>): Generator<Buffer> {
+    const max = this.opts.maxMessageBytes;
+    let batch: Buffer[] = [];
+    let bytes = 0;
+    let first = true;
+    for (const f of frames) {
+      if (bytes > 0 && bytes + f.length > max) {
+        yield watchMessage(revision, snapshot && first, true, batch, bytes, this.controller.store.id());
+        first = false;
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(f);
+      bytes += f.length;
+    }
+    if (bytes > 0 || snapshot || !first) yield watchMessage(revision, snapshot && first, false, batch, bytes, this.controller.store.id());
+  }
+
+  /**
+   * Revision up to which the host's agent is known to be current: its ack, or the synced
+   * revision when it acked all it was sent and nothing relevant changed since. A host without a
+   * stream and without networks has nothing to apply.
+   */
+  appliedRevision(host: string): number {
+    const s = this.sessions.get(host);
+    const acked = this.acked.get(host) ?? 0;
+    if (!s) return this.controller.state.networksOf(host).size === 0 ? this.controller.revision() : acked;
+    if (s.iterator === null && !s.needSnapshot && s.ackedRevision >= s.sentRevision) return Math.max(acked, s.syncedRevision);
+    return acked;
+  }
+
+  /** Hosts that are up and have not applied `revision`. */
+  pending(revision: number): string[] {
+    const out: string[] = [];
+    for (const [name, h] of this.controller.state.hosts) {
+      if (h.rec.up && this.appliedRevision(name) < revision) out.push(name);
+    }
+    return out.sort();
+  }
+
+  /** Resolves when every up host applied `revision` (true) or after the timeout (false). */
+  wait(revision: number, timeoutMs: number): Promise<boolean> {
+    if (this.pending(revision).length === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w: Waiter = { revision, resolve: () => resolve(true) };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        resolve(false);
+      }, timeoutMs);
+      w.resolve = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.waiters.push(w);
+      this.waiters.sort((a, b) => a.revision - b.revision);
+    });
+  }
+
+  private scheduleWaitCheck(): void {
+    if (this.waitCheckScheduled || this.waiters.length === 0) return;
+    this.waitCheckScheduled = true;
+    setImmediate(() => {
+      this.waitCheckScheduled = false;
+      let min = Infinity;
+      for (const [name, h] of this.controller.state.hosts) {
+        if (h.rec.up) min = Math.min(min, this.appliedRevision(name));
+      }
+      while (this.waiters.length > 0 && this.waiters[0].revision <= min) this.waiters.shift()!.resolve();
+    });
+  }
+
+  /** Per-host status for loomctl. */
+  status(now = Date.now()): HostStatus[] {
+    const rev = this.controller.revision();
+    const state = this.controller.state;
+    return [...state.hosts.values()]
+      .map((h) => {
+        const name = h.rec.name;
+        const applied = this.appliedRevision(name);
+        let endpoints = 0;
+        for (const n of state.networksOf(name)) endpoints += state.networks.get(n)?.hostEndpoints.get(name) ?? 0;
+        return {
+          name,
+          vtep: h.rec.vtep,
+          up: h.rec.up,
+          connected: this.sessions.has(name),
+          ackedRevision: this.acked.get(name) ?? 0,
+          appliedRevision: applied,
+          lag: Math.max(0, rev - applied),
+          lastSeenMsAgo: Math.max(0, this.controller.lastSeenAgo(name, now)),
+          networks: state.networksOf(name).size,
+          endpoints,
+          agentVersion: h.rec.agentVersion,
+        };
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+}

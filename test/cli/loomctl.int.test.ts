@@ -1,0 +1,110 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LoomClient } from '../../src/controller/api/client.js';
+import { startDaemon, tempDir, type Daemon } from '../controller/daemon.js';
+import { SimAgent } from '../controller/helpers.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+let d: Daemon;
+let tmp: { dir: string; cleanup: () => void };
+let agent: SimAgent;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function loomctl(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/loomctl.ts', '--controller', d.target, ...args], { cwd: ROOT }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  tmp = tempDir();
+  d = await startDaemon(['--db', `${tmp.dir}/c.db`]);
+  const c = new LoomClient(d.target);
+  await c.register({ name: 'h1', vtep: '192.0.2.1', agentVersion: '0.1.0' });
+  await c.register({ name: 'h2', vtep: '192.0.2.2' });
+  c.close();
+  agent = new SimAgent(d.target, 'h1', '192.0.2.1');
+  agent.watch();
+});
+afterAll(async () => {
+  agent.close();
+  await d.kill9();
+  tmp.cleanup();
+});
+
+describe('loomctl against a running controller', () => {
+  it('creates, lists and shows networks, in table and JSON', async () => {
+    const created = await loomctl('network', 'create', 'blue', '--ipv4', '10.1.0.0/16', '--ipv6', 'fd00:1::/64', '--tunnel', 'gre', '--dns-server', '10.1.0.2', '--dns-search', 'corp.example');
+    expect(created).toMatchObject({ code: 0, stderr: '' });
+    expect(created.stdout).toMatch(/^NAME\s+VNI\s+IPV4\s+IPV6\s+TUNNEL\s+MTU\s+GATEWAYS\nblue\s+1\s+10\.1\.0\.0\/16\s+fd00:1::\/64\s+gre\s+1458\s+10\.1\.0\.1,fd00:1::1\n$/);
+    const list = await loomctl('network', 'list', '-o', 'json');
+    expect(list.code).toBe(0);
+    const nets = JSON.parse(list.stdout) as { name: string; vni: number; dns: { search: string[] } }[];
+    expect(nets.map((n) => [n.name, n.vni, n.dns.search])).toEqual([['blue', 1, ['corp.example']]]);
+    const show = await loomctl('network', 'show', 'blue');
+    expect(show.stdout).toMatch(/block prefixes: \/26 and \/120; dns: 10\.1\.0\.2 search corp\.example/);
+  });
+
+  it('lists hosts and endpoints and shows one endpoint', async () => {
+    const c = new LoomClient(d.target);
+    const ep = await c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'abc123', name: 'web' });
+    c.close();
+    const hosts = await loomctl('host', 'list');
+    expect(hosts.stdout).toMatch(/h1\s+192\.0\.2\.1\s+up\s+0\.1\.0/);
+    const eps = JSON.parse((await loomctl('endpoint', 'list', '--network', 'blue', '-o', 'json')).stdout) as { containerId: string; ipv4: string }[];
+    expect(eps).toEqual([expect.objectContaining({ containerId: 'abc123', ipv4: ep.ipv4 })]);
+    const show = await loomctl('endpoint', 'show', 'blue', 'abc123');
+    expect(show.stdout).toContain(`ipv4       ${ep.ipv4}`);
+    expect(show.stdout).toMatch(/routes\s+0\.0\.0\.0\/0 via 10\.1\.0\.1, ::\/0 via fd00:1::1/);
+  });
+
+  it('shows status per agent and waits for convergence', async () => {
+    const status = JSON.parse((await loomctl('status', '-o', 'json')).stdout) as { revision: number; hosts: { name: string; connected: boolean; lag: number }[] };
+    const wait = await loomctl('wait', '--revision', String(status.revision), '--timeout', '10');
+    expect(wait).toMatchObject({ code: 0, stdout: `revision ${status.revision} applied by every interested agent\n` });
+    const after = JSON.parse((await loomctl('status', '-o', 'json')).stdout) as typeof status;
+    expect(after.hosts.find((h) => h.name === 'h1')).toMatchObject({ connected: true, lag: 0 });
+    const table = await loomctl('status');
+    expect(table.stdout).toMatch(/hosts 2 up \/ 0 down/);
+    expect(table.stdout).toMatch(/h1\s+192\.0\.2\.1\s+up\s+connected/);
+  });
+
+  it('exits 3 with the pending hosts when wait times out', async () => {
+    // h2 has an endpoint but no agent watching: it can never apply.
+    const c = new LoomClient(d.target);
+    const ep = await c.createEndpoint({ network: 'blue', host: 'h2', containerId: 'on-h2' });
+    c.close();
+    const r = await loomctl('wait', '--revision', String(ep.modRevision), '--timeout', '1');
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/timed out after 1s waiting for revision \d+; pending: h2/);
+  });
+
+  it('reports refused requests, usage errors and an unreachable controller with distinct exit codes', async () => {
+    const dup = await loomctl('network', 'create', 'other', '--ipv4', '10.1.5.0/24');
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toBe('loomctl: ALREADY_EXISTS: ipv4 CIDR 10.1.5.0/24 overlaps network blue (10.1.0.0/16)\n');
+    const gone = await loomctl('network', 'delete', 'nope');
+    expect(gone).toMatchObject({ code: 1, stderr: 'loomctl: NOT_FOUND: network nope does not exist\n' });
+    const usage = await loomctl('network', 'create', 'x');
+    expect(usage).toMatchObject({ code: 2, stderr: 'loomctl: missing --ipv4 CIDR (see loomctl --help)\n' });
+    expect((await loomctl('frobnicate')).code).toBe(2);
+    const help = await loomctl('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage: loomctl');
+    const down = await new Promise<Run>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', 'src/cli/loomctl.ts', '--controller', '127.0.0.1:1', 'status'], { cwd: ROOT }, (err, stdout, stderr) =>
+        resolve({ code: (err as { code?: number } | null)?.code ?? 0, stdout, stderr }),
+      );
+    });
+    expect(down.code).toBe(4);
+    expect(down.stderr).toMatch(/cannot reach the controller at 127\.0\.0\.1:1/);
+  });
+});

@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, loadConfig } from '../../src/controller/config.js';
+
+describe('controller config', () => {
+  it('merges defaults, file and flags (flags win)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'loom-cfg-'));
+    try {
+      const file = path.join(dir, 'c.json');
+      writeFileSync(file, JSON.stringify({ dbPath: '/x/c.db', hostDownAfterMs: 9000, listen: '127.0.0.1:1' }));
+      expect(loadConfig(['--config', file, '--listen', '[::]:7400'])).toEqual({ ...DEFAULTS, dbPath: '/x/c.db', hostDownAfterMs: 9000, listen: '[::]:7400' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    [['--sync', 'sometimes'], /sync must be one of full, normal/],
+    [['--listen', 'nowhere'], /listen must look like/],
+    [['--host-down-after-ms', 'soon'], /hostDownAfterMs must be an integer/],
+    [['--heartbeat-interval-ms', '20000'], /heartbeatIntervalMs \(20000\) must be smaller than hostDownAfterMs/],
+    [['--nope'], /Unknown option '--nope'/],
+    [['--config', '/nonexistent/loom.json'], /cannot read config file \/nonexistent\/loom.json: ENOENT/],
+  ])('rejects %j with a readable message', (argv, msg) => {
+    expect(() => loadConfig(argv)).toThrow(msg);
+  });
+
+  it('rejects unknown keys in the file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'loom-cfg-'));
+    try {
+      const file = path.join(dir, 'c.json');
+      writeFileSync(file, '{"listne": "0.0.0.0:1"}');
+      expect(() => loadConfig(['--config', file])).toThrow(/unknown setting "listne"/);
+      writeFileSync(file, '{');
+      expect(() => loadConfig(['--config', file])).toThrow(/not valid JSON/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
