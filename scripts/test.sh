@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "error: the tests create network namespaces and run Open vSwitch: run as root" >&2
   exit 2
 fi
-install_debian_packages
+install_debian_packages "${TEST_APT_PACKAGES[@]}"
 check_node
 
 step "npm ci"

@@ -1,9 +1,12 @@
 # Shared by scripts/test.sh and scripts/demo.sh: what a fresh Debian 12 machine needs.
 APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl)
+# The tests also roll Loom out with Ansible over SSH to simulated hosts.
+TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client)
 
+# install_debian_packages [extra packages...]: installs what is missing, nothing else.
 install_debian_packages() {
   local missing=() p
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "${APT_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -34,7 +34,15 @@ export async function startCluster(opts: { hosts: string[]; controller: string; 
     }
     await seedTunnelNeighbours(hosts, vteps);
     for (const host of hosts) {
-      agents.push(await startAgent(host, { controller: opts.controller, vtep: vteps[host.name]!, underlayMtu: opts.underlayMtu ?? 1500, built: opts.built ?? false }));
+      agents.push(
+        await startAgent(host, {
+          controller: opts.controller,
+          vtep: vteps[host.name]!,
+          underlayMtu: opts.underlayMtu ?? 1500,
+          built: opts.built ?? false,
+          extraArgs: ['--underlay-bridge', 'br-phy', '--underlay-interface', 'ul0'],
+        }),
+      );
     }
     return { underlay, hosts, agents, vteps, cniBin: cniBinDir(hosts[0]!.dir, opts.built), stop };
   } catch (err) {

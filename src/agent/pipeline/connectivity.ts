@@ -1,6 +1,6 @@
 // Local endpoints: classify their traffic, deliver routed packets to them, and the output table.
 import type { Flow, NetworkState, PipelineState } from './state.js';
-import { Feature, OutPortReg, Source, SourceReg, Table, VniReg, cookie, gatewayMac, matchOutPort, matchVni } from './fields.js';
+import { Feature, OutPortReg, Source, Table, classify, cookie, gatewayMac, matchOutPort, matchVni } from './fields.js';
 import { goto, inPort, ipMatch } from './match-helpers.js';
 
 export function connectivityFlows(state: PipelineState): Flow[] {
@@ -20,16 +20,7 @@ function endpointFlows(generation: number, net: NetworkState, ep: NetworkState['
       priority: 200,
       cookie: c,
       match: inPort(ep.ofport),
-      instructions: [
-        {
-          type: 'apply_actions',
-          actions: [
-            { type: 'load', dst: SourceReg, value: Source.LocalEndpoint },
-            { type: 'load', dst: VniReg, value: net.vni },
-          ],
-        },
-        goto(Table.SpoofGuard),
-      ],
+      instructions: classify(Source.LocalEndpoint, net.vni, Table.SpoofGuard),
     },
     {
       table: Table.Output,

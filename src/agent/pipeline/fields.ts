@@ -1,6 +1,6 @@
 // Register bits, cookie fields and table numbers of the agent's OpenFlow pipeline: the one place
 // that names them (as Antrea's fields.go does). docs/architecture.md draws the same layout.
-import type { FieldRef, MatchField } from '../../openflow/types.js';
+import type { FieldRef, Instruction, MatchField } from '../../openflow/types.js';
 
 /** Tables, in the order a packet visits them. Gaps leave room for features to come. */
 export const Table = {
@@ -35,6 +35,20 @@ export function matchSource(source: number): MatchField {
 export function matchVni(vni: number): MatchField {
   return { field: 'reg', index: VniReg.index, value: vni, mask: 0xffffff };
 }
+/** The classifier's verdict: where the packet came from and which network it belongs to. */
+export function classify(source: number, vni: number, next: TableId): Instruction[] {
+  return [
+    {
+      type: 'apply_actions',
+      actions: [
+        { type: 'load', dst: SourceReg, value: source },
+        { type: 'load', dst: VniReg, value: vni },
+      ],
+    },
+    { type: 'goto_table', table: next },
+  ];
+}
+
 export function matchOutPort(port: number): MatchField {
   return { field: 'reg', index: OutPortReg.index, value: port };
 }

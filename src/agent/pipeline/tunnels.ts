@@ -1,7 +1,7 @@
 // The overlay: tunnel ingress (the key names the network) and routes to other hosts' blocks and
 // static addresses. One flow per remote prefix: forwarding state grows with hosts, not endpoints.
 import type { Flow, PipelineState } from './state.js';
-import { Feature, OutPortReg, Source, SourceReg, Table, VniReg, cookie, gatewayMac, matchOutPort, matchSource, matchVni } from './fields.js';
+import { Feature, OutPortReg, Source, Table, classify, cookie, gatewayMac, matchOutPort, matchSource, matchVni } from './fields.js';
 import { goto, inPort, ipMatch, prefixLength } from './match-helpers.js';
 
 /** Longer prefixes win: a static /32 exception beats the /26 block it may sit in. */
@@ -27,16 +27,7 @@ export function tunnelFlows(state: PipelineState): Flow[] {
       priority: 200,
       cookie: c,
       match: [...inPort(port), { field: 'tunnel_id', value: BigInt(net.vni) }],
-      instructions: [
-        {
-          type: 'apply_actions',
-          actions: [
-            { type: 'load', dst: SourceReg, value: Source.Tunnel },
-            { type: 'load', dst: VniReg, value: net.vni },
-          ],
-        },
-        goto(Table.L3Forwarding),
-      ],
+      instructions: classify(Source.Tunnel, net.vni, Table.L3Forwarding),
     });
     const gw = gatewayMac(net.vni);
     for (const route of net.remote) {

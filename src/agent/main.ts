@@ -1,0 +1,55 @@
+/**
+ * loom-agent daemon: config -> OVS -> controller -> local API + HTTP metrics. Exit 2 on bad
+ * configuration (a readable line on stderr), 1 on runtime failure, 0 after SIGTERM/SIGINT.
+ */
+// Start it with UV_THREADPOOL_SIZE=16 or more (bin/loom-agent does): each open netlink socket
+// holds a libuv pool thread (see src/netlink), and the variable must be set before Node starts.
+import type http from 'node:http';
+import { daemonConfig } from '../common/config.js';
+import { createLogger } from '../common/logging.js';
+import { createMetricsServer, listenHttp } from '../common/metrics-http.js';
+import { HELP, loadConfig } from './config.js';
+import { Agent } from './agent.js';
+import { startLocalApi } from './local-api.js';
+import { createAgentMetrics } from './metrics.js';
+
+async function main(argv: string[]): Promise<number> {
+  const config = daemonConfig('loom-agent', HELP, () => loadConfig(argv));
+  if (typeof config === 'number') return config;
+  const log = createLogger({ name: 'loom-agent', level: config.logLevel });
+  const metrics = createAgentMetrics(() => ({ endpoints: agent.endpointCount, connected: agent.controllerConnected }));
+  const agent = new Agent(config, log, metrics);
+  const servers: http.Server[] = [];
+  try {
+    await agent.start();
+    servers.push(await startLocalApi(agent, config.socket, log, metrics));
+    if (config.metricsListen) {
+      const m = createMetricsServer(metrics.registry, () => ({ host: config.hostName, appliedRevision: agent.appliedRevision, controllerConnected: agent.controllerConnected }));
+      await listenHttp(m, config.metricsListen);
+      servers.push(m);
+    }
+  } catch (err) {
+    log.fatal({ err }, 'agent failed to start');
+    process.stderr.write(`loom-agent: ${(err as Error).message}\n`);
+    await agent.stop().catch(() => undefined);
+    return 1;
+  }
+  log.info({ socket: config.socket, metrics: config.metricsListen || 'off' }, 'agent running');
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping; installed flows stay in place');
+      for (const s of servers) s.close();
+      agent.stop().then(() => resolve(0), () => resolve(1));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`loom-agent: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,56 @@
+/** Prometheus metrics of the agent (prom-client), on a private registry. */
+import client from 'prom-client';
+
+export interface AgentMetrics {
+  registry: client.Registry;
+  appliedRevision: client.Gauge;
+  flowChanges: client.Counter;
+  syncSeconds: client.Histogram;
+  attachSeconds: client.Histogram;
+  apiRequests: client.Counter<'op' | 'result'>;
+}
+
+export function createAgentMetrics(status: () => { endpoints: number; connected: boolean }): AgentMetrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'loom_agent_' });
+  const registers = [registry];
+  new client.Gauge({
+    name: 'loom_agent_endpoints',
+    help: 'Containers attached on this host',
+    registers,
+    collect() {
+      this.set(status().endpoints);
+    },
+  });
+  new client.Gauge({
+    name: 'loom_agent_controller_connected',
+    help: '1 while the Watch stream to the controller is up',
+    registers,
+    collect() {
+      this.set(status().connected ? 1 : 0);
+    },
+  });
+  return {
+    registry,
+    appliedRevision: new client.Gauge({ name: 'loom_agent_applied_revision', help: 'Last controller revision applied to OVS', registers }),
+    flowChanges: new client.Counter({ name: 'loom_agent_flow_changes_total', help: 'Flows added, replaced or removed', registers }),
+    syncSeconds: new client.Histogram({
+      name: 'loom_agent_flow_sync_seconds',
+      help: 'Time to apply one change to the flow table (one bundle)',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    }),
+    attachSeconds: new client.Histogram({
+      name: 'loom_agent_attach_seconds',
+      help: 'Time to attach a container (controller, netlink, OVSDB, flows)',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    apiRequests: new client.Counter({
+      name: 'loom_agent_api_requests_total',
+      help: 'Local API requests by operation and result',
+      labelNames: ['op', 'result'] as const,
+      registers,
+    }),
+  };
+}

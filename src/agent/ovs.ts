@@ -1,0 +1,124 @@
+// The agent's Open vSwitch layout, through OVSDB: the integration bridge, one flow-based tunnel
+// port per tunnel type, and one port per attached endpoint. Everything the agent creates carries
+// `loom-owner=agent` in external_ids; it never touches a port without that mark.
+import type { Vswitch } from '../ovsdb/vswitch.js';
+import type { TunnelKind } from './pipeline/state.js';
+
+export const OWNER = { 'loom-owner': 'agent' } as const;
+
+/** Pinned OpenFlow port numbers of the tunnel ports; endpoint ports get OVS's low numbers. */
+export const TUNNEL_OFPORTS: Record<TunnelKind, number> = { vxlan: 65001, gre: 65002 };
+export const TUNNEL_PORT_NAMES: Record<TunnelKind, string> = { vxlan: 'loom-vxlan', gre: 'loom-gre' };
+
+export interface BridgeLayout {
+  bridge: string;
+  datapathType: string;
+  /** The userspace datapath's underlay bridge and the interface it owns ('' = none). */
+  underlayBridge?: string;
+  underlayInterface?: string;
+}
+
+/** The bridge that carries tunnel traffic on the userspace datapath: a plain learning switch. */
+async function ensureUnderlayBridge(vs: Vswitch, layout: BridgeLayout): Promise<void> {
+  if (!layout.underlayBridge) return;
+  await vs.ensureBridge({ name: layout.underlayBridge, datapathType: layout.datapathType, failMode: 'standalone', externalIds: { ...OWNER } });
+  if (layout.underlayInterface) await vs.ensurePort(layout.underlayBridge, { name: layout.underlayInterface, externalIds: { ...OWNER } }, { wait: true });
+}
+
+/** Creates or repairs the integration bridge and its tunnel ports; returns the tunnel ofports. */
+export async function ensureBridgeLayout(vs: Vswitch, layout: BridgeLayout): Promise<Record<TunnelKind, number>> {
+  await ensureUnderlayBridge(vs, layout);
+  await vs.ensureBridge({
+    name: layout.bridge,
+    datapathType: layout.datapathType,
+    failMode: 'secure',
+    protocols: ['OpenFlow13'],
+    // The agent is the only controller of this bridge: no in-band rules of OVS's own.
+    otherConfig: { 'disable-in-band': 'true' },
+    externalIds: { ...OWNER },
+  });
+  const result = await vs.ensurePorts(
+    layout.bridge,
+    (Object.keys(TUNNEL_OFPORTS) as TunnelKind[]).map((kind) => ({
+      name: TUNNEL_PORT_NAMES[kind],
+      type: kind,
+      options: { remote_ip: 'flow', key: 'flow' },
+      ofportRequest: TUNNEL_OFPORTS[kind],
+      externalIds: { ...OWNER },
+    })),
+    { wait: true },
+  );
+  const ports = {} as Record<TunnelKind, number>;
+  for (const kind of Object.keys(TUNNEL_OFPORTS) as TunnelKind[]) {
+    const status = result.interfaces.get(TUNNEL_PORT_NAMES[kind]);
+    if (status?.error) throw new Error(`tunnel port ${TUNNEL_PORT_NAMES[kind]} failed in ovs-vswitchd: ${status.error}`);
+    if (status?.ofport === undefined || status.ofport < 0) {
+      throw new Error(`tunnel port ${TUNNEL_PORT_NAMES[kind]} got no OpenFlow port number`);
+    }
+    ports[kind] = status.ofport;
+  }
+  return ports;
+}
+
+/** What the agent records on an endpoint's port, so a restarted agent knows its endpoints. */
+export interface EndpointPortRecord {
+  network: string;
+  containerId: string;
+  ifname: string;
+  netns: string;
+  mac: string;
+  ipv4: string;
+  ipv6: string;
+}
+
+const KEYS: Record<keyof EndpointPortRecord, string> = {
+  network: 'loom-network',
+  containerId: 'loom-container-id',
+  ifname: 'loom-ifname',
+  netns: 'loom-netns',
+  mac: 'loom-mac',
+  ipv4: 'loom-ipv4',
+  ipv6: 'loom-ipv6',
+};
+
+/** Adds the endpoint's host-side interface to the bridge and returns its OpenFlow port. */
+export async function addEndpointPort(vs: Vswitch, bridge: string, name: string, rec: EndpointPortRecord): Promise<number> {
+  const ids: Record<string, string> = { ...OWNER };
+  for (const [k, key] of Object.entries(KEYS)) ids[key] = rec[k as keyof EndpointPortRecord];
+  const result = await vs.ensurePort(bridge, { name, externalIds: ids }, { wait: true });
+  const status = result.interfaces.get(name);
+  if (status?.error) throw new Error(`port ${name} failed in ovs-vswitchd: ${status.error}`);
+  if (status?.ofport === undefined || status.ofport < 0) throw new Error(`port ${name} got no OpenFlow port number`);
+  return status.ofport;
+}
+
+export async function removeEndpointPort(vs: Vswitch, bridge: string, name: string): Promise<void> {
+  await vs.removePorts(bridge, [name], { wait: true });
+}
+
+/** Endpoint ports this agent created earlier (found by their marks), with their ofports. */
+export async function listEndpointPorts(vs: Vswitch): Promise<Array<{ name: string; ofport: number | undefined; record: EndpointPortRecord }>> {
+  const ports = (await vs.findPorts({ ...OWNER })).filter((p) => p.externalIds[KEYS.containerId] !== undefined);
+  const status = await vs.interfaceStatus(ports.map((p) => p.name));
+  return ports.map((p) => {
+    const record = {} as EndpointPortRecord;
+    for (const [k, key] of Object.entries(KEYS)) record[k as keyof EndpointPortRecord] = p.externalIds[key] ?? '';
+    const ofport = status.get(p.name)?.ofport;
+    return { name: p.name, ofport: ofport !== undefined && ofport >= 0 ? ofport : undefined, record };
+  });
+}
+
+/**
+ * Bumps the cookie generation recorded on the bridge (external_ids:loom-generation) and returns
+ * the new one; 16 bits, wrapping past 0xffff to 1.
+ */
+export async function nextGeneration(vs: Vswitch, bridge: string): Promise<number> {
+  const [{ rows }] = await vs.client.transact('Open_vSwitch', [
+    { op: 'select', table: 'Bridge', where: [['name', '==', bridge]], columns: ['external_ids'] },
+  ]);
+  const ids = rows[0]?.external_ids as { get(key: string): string | undefined } | undefined;
+  const current = Number(ids?.get('loom-generation') ?? 0);
+  const next = Number.isInteger(current) && current > 0 && current < 0xffff ? current + 1 : 1;
+  await vs.ensureBridge({ name: bridge, externalIds: { ...OWNER, 'loom-generation': String(next) } });
+  return next;
+}

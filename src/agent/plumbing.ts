@@ -1,0 +1,107 @@
+// The container side of an endpoint, through netlink: a veth whose peer is created directly in
+// the container's namespace, its MAC, MTU and addresses, routes via the network's gateway and a
+// permanent neighbour entry for that gateway (so the container never needs to resolve anything).
+import type { Netlink } from '../netlink/index.js';
+import { NetlinkError } from '../netlink/index.js';
+import { setTxChecksum } from '../netlink/ethtool.js';
+
+export interface ContainerInterface {
+  /** Container network namespace file, e.g. /run/netns/x or /proc/PID/ns/net. */
+  netns: string;
+  /** Interface name inside the container (CNI_IFNAME). */
+  ifname: string;
+  /** The veth end that stays on the host and becomes an OVS port. */
+  hostIfname: string;
+  mac: string;
+  mtu: number;
+  /** Addresses with the network's prefix length, e.g. 198.18.1.2/16. */
+  addresses: string[];
+  /** Gateway addresses (one per family) and the MAC that answers for them. */
+  gateways: string[];
+  gatewayMac: string;
+  /** Destinations routed via the gateway of their family ('default' or a CIDR). */
+  routes: string[];
+  /** Software datapaths need the container to compute its own checksums. */
+  txChecksumOff: boolean;
+}
+
+const isV6 = (a: string) => a.includes(':');
+
+export class ContainerPlumber {
+  /** `host` is a handle on the namespace OVS's ports live in. */
+  constructor(private readonly host: Netlink) {}
+
+  /** Creates the interface; an interface left over by an earlier attempt is replaced. */
+  async attach(spec: ContainerInterface): Promise<{ hostIfindex: number }> {
+    await this.detach(spec.hostIfname);
+    await this.host.link.createVeth({
+      name: spec.hostIfname,
+      mtu: spec.mtu,
+      up: true,
+      peer: { name: spec.ifname, netns: spec.netns, mac: spec.mac, mtu: spec.mtu },
+    });
+    try {
+      await this.configureInside(spec);
+    } catch (err) {
+      await this.detach(spec.hostIfname).catch(() => undefined);
+      throw err;
+    }
+    const link = await this.host.link.get(spec.hostIfname);
+    return { hostIfindex: link.index };
+  }
+
+  private async configureInside(spec: ContainerInterface): Promise<void> {
+    const inside = await this.host.at(spec.netns);
+    try {
+      if (spec.addresses.some(isV6)) inside.sysctl.set(`net/ipv6/conf/${spec.ifname}/disable_ipv6`, 0);
+      if (spec.txChecksumOff) setTxChecksum(spec.netns, spec.ifname, false);
+      await inside.link.setUp(spec.ifname);
+      for (const address of spec.addresses) {
+        await inside.address.replace(spec.ifname, address, { noPrefixRoute: true, ...(isV6(address) ? { noDad: true } : {}) });
+      }
+      for (const gw of spec.gateways) await inside.neighbour.replace(spec.ifname, gw, spec.gatewayMac);
+      for (const dst of spec.routes) {
+        const v6 = dst === 'default' ? undefined : isV6(dst);
+        for (const gw of spec.gateways) {
+          if (v6 !== undefined && v6 !== isV6(gw)) continue;
+          await inside.route.replace({ dst, via: gw, dev: spec.ifname, onLink: true, family: isV6(gw) ? 6 : 4 });
+        }
+      }
+    } finally {
+      await inside.close();
+    }
+  }
+
+  /** Removes the interface (its peer goes with it). Idempotent. */
+  async detach(hostIfname: string): Promise<void> {
+    try {
+      await this.host.link.delete(hostIfname);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.code === 'ENODEV') return;
+      throw err;
+    }
+  }
+
+  /** Differences between the container's interface and `spec`, as readable lines; [] = in order. */
+  async check(spec: ContainerInterface): Promise<string[]> {
+    const problems: string[] = [];
+    if (!(await this.host.link.find(spec.hostIfname))) problems.push(`host interface ${spec.hostIfname} is missing`);
+    let inside: Netlink;
+    try {
+      inside = await this.host.at(spec.netns);
+    } catch (err) {
+      return [...problems, `container namespace ${spec.netns} cannot be entered: ${(err as Error).message}`];
+    }
+    try {
+      const link = await inside.link.find(spec.ifname);
+      if (!link) return [...problems, `interface ${spec.ifname} is missing in the container`];
+      if (link.mac?.toLowerCase() !== spec.mac.toLowerCase()) problems.push(`${spec.ifname} has MAC ${link.mac}, expected ${spec.mac}`);
+      if (link.mtu !== spec.mtu) problems.push(`${spec.ifname} has MTU ${link.mtu}, expected ${spec.mtu}`);
+      const have = new Set((await inside.address.list({ link: spec.ifname })).map((a) => a.cidr));
+      for (const a of spec.addresses) if (!have.has(a)) problems.push(`${spec.ifname} lacks address ${a}`);
+    } finally {
+      await inside.close();
+    }
+    return problems;
+  }
+}

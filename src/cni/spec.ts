@@ -1,0 +1,161 @@
+// CNI 1.0 (and 1.1 STATUS) as the plugin sees it: the environment and stdin a runtime hands over,
+// the result and error objects it expects back. Pure functions; main.ts does the I/O.
+import { isIP } from 'node:net';
+import type { AttachResult } from '../agent/agent.js';
+
+export const CNI_VERSION = '1.0.0';
+export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+export const DEFAULT_AGENT_SOCKET = '/run/loom/agent.sock';
+
+/** Well-known CNI error codes (spec section "Error"). */
+export const CniCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnvironment: 4,
+  IoFailure: 5,
+  DecodeFailure: 6,
+  InvalidConfig: 7,
+  TryAgainLater: 11,
+  PluginNotAvailable: 50,
+  /** Loom's own: the agent refused the request (the message says why). */
+  AgentRefused: 100,
+  /** Loom's own: CHECK found the container's interface not as attached. */
+  CheckFailed: 101,
+} as const;
+
+export class CniError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly details = '',
+  ) {
+    super(message);
+  }
+  toJSON(cniVersion: string): object {
+    return { cniVersion, code: this.code, msg: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+export type Command = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'STATUS' | 'GC';
+
+export interface CniEnv {
+  command: Command;
+  containerId: string;
+  netns: string;
+  ifname: string;
+  args: Record<string, string>;
+}
+
+export interface NetConf {
+  cniVersion: string;
+  name: string;
+  type: string;
+  /** The Loom network to attach to; defaults to `name`. */
+  network: string;
+  agentSocket: string;
+  prevResult?: unknown;
+}
+
+const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
+
+export function parseEnv(env: NodeJS.ProcessEnv): CniEnv {
+  const command = env.CNI_COMMAND as Command;
+  if (!COMMANDS.includes(command)) {
+    throw new CniError(CniCode.InvalidEnvironment, `CNI_COMMAND must be one of ${COMMANDS.join(', ')}, got "${env.CNI_COMMAND ?? ''}"`);
+  }
+  const needs: Record<Command, string[]> = {
+    ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
+    DEL: ['CNI_CONTAINERID', 'CNI_IFNAME'],
+    CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
+    VERSION: [],
+    STATUS: [],
+    GC: [],
+  };
+  for (const name of needs[command]) {
+    if (!env[name]) throw new CniError(CniCode.InvalidEnvironment, `${name} is required for ${command}`);
+  }
+  const ifname = env.CNI_IFNAME ?? '';
+  if (ifname && (ifname.length > 15 || /[/\s:]/.test(ifname))) {
+    throw new CniError(CniCode.InvalidEnvironment, `CNI_IFNAME "${ifname}" is not a valid interface name`);
+  }
+  return { command, containerId: env.CNI_CONTAINERID ?? '', netns: env.CNI_NETNS ?? '', ifname, args: parseArgs(env.CNI_ARGS ?? '') };
+}
+
+/** CNI_ARGS: "K1=V1;K2=V2". */
+export function parseArgs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(';')) {
+    if (!part) continue;
+    const i = part.indexOf('=');
+    if (i <= 0) throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS entry "${part}" is not KEY=VALUE`);
+    out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+export function parseConfig(stdin: string): NetConf {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(stdin);
+  } catch (err) {
+    throw new CniError(CniCode.DecodeFailure, `network configuration on stdin is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new CniError(CniCode.DecodeFailure, 'network configuration on stdin must be a JSON object');
+  }
+  const c = raw as Record<string, unknown>;
+  const str = (k: string, required: boolean): string => {
+    const v = c[k];
+    if (v === undefined && !required) return '';
+    if (typeof v !== 'string' || v === '') throw new CniError(CniCode.InvalidConfig, `network configuration: "${k}" must be a non-empty string`);
+    return v;
+  };
+  const cniVersion = str('cniVersion', true);
+  if (!SUPPORTED_VERSIONS.includes(cniVersion)) {
+    throw new CniError(CniCode.IncompatibleVersion, `cniVersion ${cniVersion} is not supported`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+  }
+  const name = str('name', true);
+  return {
+    cniVersion,
+    name,
+    type: str('type', true),
+    network: str('network', false) || name,
+    agentSocket: str('agentSocket', false) || DEFAULT_AGENT_SOCKET,
+    ...(c.prevResult !== undefined ? { prevResult: c.prevResult } : {}),
+  };
+}
+
+/** Static addresses asked for with CNI_ARGS IP=addr[,addr] (one IPv4 and/or one IPv6). */
+export function staticAddresses(args: Record<string, string>): { ipv4?: string; ipv6?: string } {
+  const out: { ipv4?: string; ipv6?: string } = {};
+  for (const a of (args.IP ?? '').split(',').filter(Boolean)) {
+    const bare = a.split('/')[0]!;
+    const family = isIP(bare);
+    if (family === 4 && !out.ipv4) out.ipv4 = bare;
+    else if (family === 6 && !out.ipv6) out.ipv6 = bare;
+    else throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS IP=${args.IP}: expected at most one IPv4 and one IPv6 address`);
+  }
+  return out;
+}
+
+/** What the agent's attach answers (a type only: the plugin loads none of the agent's code). */
+export type AgentAttachResult = Omit<AttachResult, 'hostname'>;
+
+/** The spec's success result for ADD. */
+export function toCniResult(cniVersion: string, r: AgentAttachResult): object {
+  return {
+    cniVersion,
+    interfaces: [
+      { name: r.hostInterface },
+      { name: r.interface.name, mac: r.interface.mac, mtu: r.interface.mtu, sandbox: r.interface.sandbox },
+    ],
+    ips: r.addresses.map((a) => ({ address: a.address, ...(a.gateway ? { gateway: a.gateway } : {}), interface: 1 })),
+    routes: r.routes,
+    dns: {
+      ...(r.dns.nameservers.length ? { nameservers: r.dns.nameservers } : {}),
+      ...(r.dns.search.length ? { search: r.dns.search } : {}),
+      ...(r.dns.options.length ? { options: r.dns.options } : {}),
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { CniCode, CniError, parseArgs, parseConfig, parseEnv, staticAddresses, toCniResult } from '../../src/cni/spec.js';
+
+const env = (over: Record<string, string | undefined> = {}) => ({
+  CNI_COMMAND: 'ADD',
+  CNI_CONTAINERID: 'abc',
+  CNI_NETNS: '/run/netns/x',
+  CNI_IFNAME: 'eth0',
+  ...over,
+});
+
+function codeOf(fn: () => unknown): number | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof CniError ? err.code : -1;
+  }
+  return undefined;
+}
+
+describe('CNI environment', () => {
+  it('reads the command, container and CNI_ARGS', () => {
+    expect(parseEnv(env({ CNI_ARGS: 'IgnoreUnknown=1;IP=198.18.0.9;K8S_POD_NAME=web' }))).toEqual({
+      command: 'ADD',
+      containerId: 'abc',
+      netns: '/run/netns/x',
+      ifname: 'eth0',
+      args: { IgnoreUnknown: '1', IP: '198.18.0.9', K8S_POD_NAME: 'web' },
+    });
+  });
+
+  it('rejects a missing or unknown command and missing variables with code 4', () => {
+    expect(codeOf(() => parseEnv(env({ CNI_COMMAND: 'FOO' })))).toBe(CniCode.InvalidEnvironment);
+    expect(codeOf(() => parseEnv(env({ CNI_NETNS: undefined })))).toBe(CniCode.InvalidEnvironment);
+    expect(codeOf(() => parseEnv(env({ CNI_IFNAME: 'a-name-far-too-long' })))).toBe(CniCode.InvalidEnvironment);
+    expect(codeOf(() => parseArgs('novalue'))).toBe(CniCode.InvalidEnvironment);
+  });
+
+  it('needs no netns for DEL (the namespace may be gone already)', () => {
+    expect(parseEnv(env({ CNI_COMMAND: 'DEL', CNI_NETNS: undefined })).command).toBe('DEL');
+  });
+});
+
+describe('CNI network configuration', () => {
+  it('defaults the Loom network to the config name and the agent socket', () => {
+    expect(parseConfig('{"cniVersion":"1.0.0","name":"blue","type":"loom"}')).toMatchObject({ network: 'blue', agentSocket: '/run/loom/agent.sock' });
+    expect(parseConfig('{"cniVersion":"1.0.0","name":"b","type":"loom","network":"blue","agentSocket":"/x.sock"}')).toMatchObject({ network: 'blue', agentSocket: '/x.sock' });
+  });
+
+  it('answers undecodable, invalid and unsupported configurations with codes 6, 7 and 1', () => {
+    expect(codeOf(() => parseConfig('{'))).toBe(CniCode.DecodeFailure);
+    expect(codeOf(() => parseConfig('[]'))).toBe(CniCode.DecodeFailure);
+    expect(codeOf(() => parseConfig('{"cniVersion":"1.0.0","type":"loom"}'))).toBe(CniCode.InvalidConfig);
+    expect(codeOf(() => parseConfig('{"cniVersion":"2.0.0","name":"b","type":"loom"}'))).toBe(CniCode.IncompatibleVersion);
+  });
+
+  it('takes one IPv4 and one IPv6 static address from IP=', () => {
+    expect(staticAddresses({ IP: '198.18.0.9,fd00::9' })).toEqual({ ipv4: '198.18.0.9', ipv6: 'fd00::9' });
+    expect(staticAddresses({ IP: '198.18.0.9/16' })).toEqual({ ipv4: '198.18.0.9' });
+    expect(codeOf(() => staticAddresses({ IP: '198.18.0.9,198.18.0.10' }))).toBe(CniCode.InvalidEnvironment);
+    expect(codeOf(() => staticAddresses({ IP: 'nonsense' }))).toBe(CniCode.InvalidEnvironment);
+  });
+});
+
+describe('CNI result', () => {
+  it('has the host and container interfaces, addresses on the container side, routes and DNS', () => {
+    const r = toCniResult('1.0.0', {
+      hostInterface: 'lm0123',
+      interface: { name: 'eth0', mac: '02:42:c6:12:00:02', sandbox: '/run/netns/x', mtu: 1450 },
+      addresses: [{ address: '198.18.0.2/16', gateway: '198.18.0.1' }],
+      routes: [{ dst: '0.0.0.0/0', gw: '198.18.0.1' }],
+      dns: { nameservers: ['198.18.0.53'], search: [], options: [] },
+    });
+    expect(r).toEqual({
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'lm0123' }, { name: 'eth0', mac: '02:42:c6:12:00:02', mtu: 1450, sandbox: '/run/netns/x' }],
+      ips: [{ address: '198.18.0.2/16', gateway: '198.18.0.1', interface: 1 }],
+      routes: [{ dst: '0.0.0.0/0', gw: '198.18.0.1' }],
+      dns: { nameservers: ['198.18.0.53'] },
+    });
+  });
+
+  it('renders errors as the spec\'s error object', () => {
+    expect(new CniError(7, 'bad', 'why').toJSON('1.0.0')).toEqual({ cniVersion: '1.0.0', code: 7, msg: 'bad', details: 'why' });
+  });
+});

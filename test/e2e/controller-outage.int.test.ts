@@ -1,0 +1,76 @@
+// Agents keep forwarding while the controller is away, and catch up from their last applied
+// revision when it returns (the daemon, restarted on the same port and database).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { startCluster, runCni, cniEnv, waitFor, type Cluster, type Container } from '../harness/index.js';
+import { startDaemon, tempDir, type Daemon } from '../controller/daemon.js';
+import { LoomClient } from '../../src/controller/api/client.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('controller outage', () => {
+  const tmp = tempDir();
+  let port: number;
+  let daemon: Daemon;
+  let cluster: Cluster;
+  let client: LoomClient;
+  const start = () => startDaemon(['--listen', `127.0.0.1:${port}`, '--db', join(tmp.dir, 'c.db'), '--heartbeat-interval-ms', '300', '--host-down-after-ms', '60000']);
+  const attach = async (host: number, name: string): Promise<{ c: Container; ipv4: string }> => {
+    const c = await cluster.hosts[host]!.addContainer(name, { empty: true });
+    const conf = { cniVersion: '1.0.0', name: 'blue', type: 'loom', agentSocket: cluster.agents[host]!.socket };
+    const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, name));
+    expect(r.code, r.stdout).toBe(0);
+    return { c, ipv4: (r.json as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]! };
+  };
+
+  beforeAll(async () => {
+    port = await freePort();
+    daemon = await start();
+    client = new LoomClient(`127.0.0.1:${port}`);
+    await client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16', tunnelType: 'TUNNEL_TYPE_VXLAN' });
+    cluster = await startCluster({ hosts: ['oa', 'ob'], controller: `127.0.0.1:${port}` });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await cluster?.stop();
+    await daemon?.kill9();
+    tmp.cleanup();
+  });
+
+  it('forwards on the last known state without the controller, and catches up after', async () => {
+    const a = await attach(0, 'a1');
+    const b = await attach(1, 'b1');
+    expect(await a.c.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', b.ipv4])).toContain('2 received');
+
+    await daemon.kill9();
+    // Restarting an agent while the controller is down must not cost a packet either.
+    await cluster.agents[1]!.stop();
+    await cluster.agents[1]!.start();
+    expect(await a.c.exec('ping', ['-c', '20', '-i', '0.05', '-W', '2', b.ipv4])).toContain('20 received');
+
+    daemon = await start();
+    await waitFor('both agents to reconnect', async () => {
+      const s = await client.getStatus().catch(() => undefined);
+      return (s?.hosts.length === 2 && s.hosts.every((h) => h.connected)) || undefined;
+    }, 20_000, 100);
+    // A change made after the controller returns reaches both agents, which ack it.
+    const b2 = await attach(1, 'b2');
+    const { revision } = await client.getStatus();
+    const wait = await client.wait(revision, 15_000);
+    expect(wait.converged, `pending: ${wait.pendingHosts.join(',')}`).toBe(true);
+    expect(await a.c.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', b2.ipv4])).toContain('2 received');
+    await waitFor('both agents to report the latest revision', async () => {
+      const s = await client.getStatus();
+      return s.hosts.every((h) => h.appliedRevision >= revision) || undefined;
+    }, 10_000, 100);
+  });
+});
