@@ -4,7 +4,7 @@
 // Last line: RESULT vxlan_gbps=... gre_gbps=... underlay_gbps=... kernel_vxlan_gbps=... overlay_vs_underlay=...
 import { existsSync } from 'node:fs';
 import { startCluster, runCni, cniEnv, type Cluster, type Container, type SimHost } from '../test/harness/index.js';
-import { startController } from '../test/controller/helpers.js';
+import { startController } from '../test/harness/controller.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 

@@ -8,24 +8,9 @@ import { encodeAction } from './actions.js';
 import { encodeInstruction } from './instructions.js';
 import { encodeMatch } from './match.js';
 import { OFPIT } from './consts.js';
-import type { FlowMod, FlowModCommand } from './messages.js';
-import type { Action, Instruction, Match } from './types.js';
-
-/** The subset of a flow change the encoder needs (see FlowChange in client.ts). */
-export interface FlowModSpec {
-  command: FlowModCommand;
-  table?: number;
-  priority?: number;
-  cookie?: bigint;
-  cookieMask?: bigint;
-  idleTimeout?: number;
-  hardTimeout?: number;
-  flags?: number;
-  match?: Match;
-  instructions?: Instruction[];
-  outPort?: number;
-  outGroup?: number;
-}
+import type { FlowChange } from './client.js';
+import type { FlowMod } from './messages.js';
+import type { Action, Instruction } from './types.js';
 
 const MAX_CACHE = 65_536;
 
@@ -67,7 +52,7 @@ export class FlowModEncoder {
   private readonly setFields = new Map<string, Map<string | number | bigint, Buffer>>();
 
   /** flow_mod fields with match and instructions encoded (throws the codec's error on bad input). */
-  toFlowMod(c: FlowModSpec): FlowMod {
+  toFlowMod(c: FlowChange): FlowMod {
     return {
       command: c.command,
       tableId: c.table,

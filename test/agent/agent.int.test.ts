@@ -2,7 +2,7 @@
 // through the `loom` CNI plugin binary, invoked as a runtime invokes it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, startAgent, cniBinDir, runCni, cniEnv, waitFor, tcpTransfer, type AgentProcess, type Container, type SimHost } from '../harness/index.js';
-import { startController, type TestController } from '../controller/helpers.js';
+import { startController, type TestController } from '../harness/controller.js';
 
 interface IpAddr { ifname: string; mtu: number; address: string; addr_info: Array<{ local: string; prefixlen: number; family: string }> }
 

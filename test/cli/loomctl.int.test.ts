@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoomClient } from '../../src/controller/api/client.js';
-import { startDaemon, tempDir, type Daemon } from '../controller/daemon.js';
+import { startDaemon, tempDir, type Daemon } from '../harness/controller-daemon.js';
 import { SimAgent } from '../controller/helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');

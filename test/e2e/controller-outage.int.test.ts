@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startCluster, runCni, cniEnv, waitFor, type Cluster, type Container } from '../harness/index.js';
-import { startDaemon, tempDir, type Daemon } from '../controller/daemon.js';
+import { startDaemon, tempDir, type Daemon } from '../harness/controller-daemon.js';
 import { LoomClient } from '../../src/controller/api/client.js';
 
 function freePort(): Promise<number> {

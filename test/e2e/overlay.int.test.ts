@@ -3,7 +3,7 @@
 // across hosts through tunnels Loom built.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, runCni, cniEnv, tcpTransfer, waitFor, type Cluster, type Container } from '../harness/index.js';
-import { startController, type TestController } from '../controller/helpers.js';
+import { startController, type TestController } from '../harness/controller.js';
 
 interface Placed {
   c: Container;

@@ -5,3 +5,5 @@ export { createUnderlay, Underlay, type UnderlayLink } from './underlay.js';
 export { run, waitFor, alive } from './exec.js';
 export { startAgent, AgentProcess, cniBinDir, runCni, cniEnv, type AgentOptions, type CniResult } from './loom.js';
 export { startCluster, seedTunnelNeighbours, type Cluster } from './cluster.js';
+export { startController, type TestController } from './controller.js';
+export { startDaemon, tempDir, type Daemon } from './controller-daemon.js';

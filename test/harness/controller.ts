@@ -1,0 +1,48 @@
+// Loom's controller for tests: in-process over loopback gRPC (fast, for most tests) or, in
+// controller-daemon.ts, the real daemon as a child process (for restarts and the CLI).
+import { silentLogger } from '../../src/common/logging.js';
+import { LoomClient } from '../../src/controller/api/client.js';
+import { Controller, type ControllerOptions } from '../../src/controller/controller.js';
+import { createGrpcServer, listen } from '../../src/controller/server.js';
+import { SqliteStore } from '../../src/controller/store/sqlite.js';
+import { WatchHub } from '../../src/controller/watch.js';
+
+export interface TestController {
+  controller: Controller;
+  hub: WatchHub;
+  client: LoomClient;
+  target: string;
+  stop(): Promise<void>;
+}
+
+export async function startController(
+  opts: Partial<ControllerOptions> & { dbPath?: string; maxMessageBytes?: number; quietMs?: number; coalesceMs?: number } = {},
+): Promise<TestController> {
+  const logger = silentLogger();
+  const store = new SqliteStore({ path: opts.dbPath ?? ':memory:' });
+  const controller = await Controller.open(store, {
+    hostDownAfterMs: 60_000,
+    heartbeatIntervalMs: 1000,
+    changeLogSize: 10_000,
+    storeHistory: 10_000,
+    logger,
+    ...opts,
+  });
+  controller.start();
+  const hub = new WatchHub(controller, { maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024, quietMs: opts.quietMs, coalesceMs: opts.coalesceMs, logger });
+  const server = createGrpcServer(controller, hub, { logger, maxReceiveBytes: 1 << 20 });
+  const port = await listen(server, '127.0.0.1:0');
+  const target = `127.0.0.1:${port}`;
+  const client = new LoomClient(target);
+  return {
+    controller,
+    hub,
+    client,
+    target,
+    async stop() {
+      client.close();
+      server.forceShutdown();
+      await controller.close();
+    },
+  };
+}
