@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     const target = `127.0.0.1:${port}`;
     const client = new LoomClient(target);
     await client.createNetwork({ name: 'bench', ipv4Cidr: '198.18.0.0/16', ipv6Cidr: 'fd00:be::/64', tunnelType: 'TUNNEL_TYPE_VXLAN' });
-    const agent = await startAgent(host, { controller: target, vtep: '192.0.2.1', built: true, logLevel: 'warn' });
+    const agent = await startAgent(host, { controller: target, vtep: '192.0.2.1', built: true, logLevel: 'info' });
     const bin = cniBinDir(host.dir, true);
     const conf = { cniVersion: '1.0.0', name: 'bench', type: 'loom', agentSocket: agent.socket };
     const containers: Container[] = [];
@@ -53,6 +53,10 @@ async function main(): Promise<void> {
     for (const [i, c] of containers.entries()) dels.push(await time('DEL', c, `c${i}`));
     console.log(`ADD ms: p50 ${percentile(adds, 50).toFixed(1)}, p90 ${percentile(adds, 90).toFixed(1)}, p99 ${percentile(adds, 99).toFixed(1)}, max ${Math.max(...adds).toFixed(1)}`);
     console.log(`DEL ms: p50 ${percentile(dels, 50).toFixed(1)}, p99 ${percentile(dels, 99).toFixed(1)}; flows with ${N} endpoints: ${flows}`);
+    // Where an ADD's time goes inside the agent (cumulative milliseconds at each stage, medians).
+    const stages = agent.logs.split('\n').filter((l) => l.includes('"container attached"')).map((l) => (JSON.parse(l) as { ms: Record<string, number> }).ms);
+    const median = (k: string) => percentile(stages.map((s) => s[k] ?? 0), 50).toFixed(1);
+    console.log(`agent, cumulative ms (p50): controller ${median('controller')}, netlink ${median('netlink')}, ovsdb ${median('ovsdb')}, openflow ${median('openflow')}`);
     console.log(`(for scale: a bare \`node -e ''\` start costs about ${await nodeStartMs()} ms of every ADD here)`);
     await agent.stop();
     client.close();

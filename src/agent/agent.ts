@@ -303,7 +303,11 @@ export class Agent {
     validateAttach(req);
     if (!this.registered) throw new AgentError('unavailable', `not registered with the controller at ${this.config.controller} yet; try again`);
     const started = process.hrtime.bigint();
-    const network = await this.call(() => this.controller.getNetwork(req.network), `network ${req.network}`);
+    const ms: Record<string, number> = {};
+    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
+    // Network definitions do not change once created: ask for it alongside the endpoint.
+    const networkReply = this.call(() => this.controller.getNetwork(req.network), `network ${req.network}`);
+    networkReply.catch(() => undefined);
     let ep: api.Endpoint;
     let created = false;
     try {
@@ -324,6 +328,8 @@ export class Agent {
         throw new AgentError('conflict', `container ${req.containerId} is already attached to ${req.network} on host ${ep.host}`);
       }
     }
+    const network = await networkReply;
+    lap('controller');
     const kind = tunnelKind(network.tunnelType);
     const mtu = Math.min(ep.mtu || network.mtu || this.config.underlayMtu, this.config.underlayMtu - TUNNEL_OVERHEAD[kind]);
     const name = hostIfname(req.containerId, req.ifname);
@@ -339,11 +345,15 @@ export class Agent {
     };
     try {
       await this.enqueue(async () => {
+        lap('queued');
         await this.plumber.attach(spec);
+        lap('netlink');
         const ofport = await addEndpointPort(await this.ovs(), this.config.integrationBridge, name, record);
+        lap('ovsdb');
         this.knownNetworks.set(network.name, network);
         this.attachments.set(attachmentKey(req.containerId, req.ifname), { hostIfname: name, ofport, record });
         await this.syncFlows();
+        lap('openflow');
       });
     } catch (err) {
       this.log.error({ err, containerId: req.containerId }, 'attach failed; rolling back');
@@ -352,7 +362,7 @@ export class Agent {
       throw err instanceof AgentError ? err : new AgentError('internal', `attaching ${req.containerId}: ${(err as Error).message}`);
     }
     this.metrics?.attachSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    this.log.info({ containerId: req.containerId, network: req.network, ipv4: ep.ipv4, ipv6: ep.ipv6, port: name }, 'container attached');
+    this.log.info({ containerId: req.containerId, network: req.network, ipv4: ep.ipv4, ipv6: ep.ipv6, port: name, ms }, 'container attached');
     return {
       hostInterface: name,
       interface: { name: req.ifname, mac: ep.mac, sandbox: req.netns, mtu },
