@@ -2,6 +2,7 @@
 // equal to the pipeline for that view, and attaches and detaches containers for the CNI plugin.
 // Every change to OVS goes through one queue, so flow bundles never interleave.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { OvsdbClient } from '../ovsdb/client.js';
@@ -141,6 +142,7 @@ export class Agent {
     this.plumber = new ContainerPlumber(this.netlink);
     await this.recoverEndpoints();
     this.log.info({ generation: this.generation, endpoints: this.attachments.size, tunnelPorts: this.tunnelPorts }, 'OVS ready');
+    if (c.datapathType === 'netdev') warnSmallSocketBuffers(this.log);
     // The controller may be away: forwarding goes on with the installed flows meanwhile.
     void this.register().then(() => this.openWatch());
   }
@@ -460,6 +462,22 @@ export class Agent {
     await this.openflow?.close();
     this.ovsdb?.close();
     await this.netlink?.close();
+  }
+}
+
+/**
+ * The userspace datapath reads every port through a socket with the default receive buffer; at
+ * full TCP speed 208 KiB overflows, drops packets and sets off retransmission storms.
+ */
+export const MIN_RMEM_DEFAULT = 4 * 1024 * 1024;
+function warnSmallSocketBuffers(log: Logger): void {
+  try {
+    const rmem = Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8'));
+    if (rmem < MIN_RMEM_DEFAULT) {
+      log.warn({ rmemDefault: rmem, advised: MIN_RMEM_DEFAULT }, `net.core.rmem_default is small for the userspace datapath; set it to ${MIN_RMEM_DEFAULT} and restart ovs-vswitchd, or expect drops under load`);
+    }
+  } catch {
+    /* not Linux, or no /proc: nothing to advise */
   }
 }
 
