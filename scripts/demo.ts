@@ -3,7 +3,7 @@
 // containers attached through the `loom` CNI plugin. `up` builds it and leaves it running;
 // `down` removes all of it. Run through scripts/demo.sh, which installs what it needs first.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { keepResources } from '../test/harness/registry.js';
 import { startCluster, runCni, cniEnv, run, waitFor, alive, type Container } from '../test/harness/index.js';
@@ -129,6 +129,14 @@ async function down(): Promise<void> {
     return;
   }
   const state = JSON.parse(readFileSync(STATE, 'utf8')) as DemoState;
+  // OVS daemons someone restarted by hand have new PIDs: their pidfiles know them.
+  for (const dir of readdirSync(DEMO_DIR, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+    for (const exe of ['ovs-vswitchd', 'ovsdb-server']) {
+      const file = join(DEMO_DIR, dir.name, `${exe}.pid`);
+      const pid = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : NaN;
+      if (Number.isInteger(pid) && !state.pids.some((p) => p.pid === pid)) state.pids.push({ pid, exe });
+    }
+  }
   for (const { pid, exe } of state.pids) {
     // Only a process that is still the one we started (PIDs can be reused).
     const cmdline = existsSync(`/proc/${pid}/cmdline`) ? readFileSync(`/proc/${pid}/cmdline`, 'utf8') : '';
