@@ -15,14 +15,20 @@ async function daemon(db: string): Promise<Daemon> {
   return d;
 }
 
+/** A daemon on a fresh database file, and a client of it; all cleaned up after the test. */
+async function firstStart(): Promise<{ db: string; d1: Daemon; c1: LoomClient }> {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  const db = `${dir}/controller.db`;
+  const d1 = await daemon(db);
+  const c1 = new LoomClient(d1.target);
+  cleanups.push(() => c1.close());
+  return { db, d1, c1 };
+}
+
 describe('controller restart with the SQLite store', () => {
   it('loses nothing it acknowledged when killed with SIGKILL mid-load', async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const db = `${dir}/controller.db`;
-    const d1 = await daemon(db);
-    const c1 = new LoomClient(d1.target);
-    cleanups.push(() => c1.close());
+    const { db, d1, c1 } = await firstStart();
     await c1.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/16', ipv6Cidr: 'fd00:1::/64', ipv4BlockPrefix: 28 });
     for (let h = 1; h <= 4; h++) await c1.register({ name: `h${h}`, vtep: `192.0.2.${h}` });
     const agent = new SimAgent(d1.target, 'h1', '192.0.2.1');
@@ -77,12 +83,7 @@ describe('controller restart with the SQLite store', () => {
   });
 
   it('resumes a watching agent with a delta after a restart', async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const db = `${dir}/controller.db`;
-    const d1 = await daemon(db);
-    const c1 = new LoomClient(d1.target);
-    cleanups.push(() => c1.close());
+    const { db, d1, c1 } = await firstStart();
     await c1.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/16' });
     await c1.register({ name: 'h1', vtep: '192.0.2.1' });
     await c1.register({ name: 'h2', vtep: '192.0.2.2' });

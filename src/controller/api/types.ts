@@ -42,7 +42,7 @@ export interface RouteEntry {
   gateway: string;
 }
 
-export interface Endpoint {
+export interface EndpointInfo {
   network: string;
   containerId: string;
   name: string;
@@ -50,6 +50,10 @@ export interface Endpoint {
   mac: string;
   ipv4: string;
   ipv6: string;
+}
+
+/** What a runtime needs for one endpoint: the directory entry plus its interface settings. */
+export interface Endpoint extends EndpointInfo {
   gateways: string[];
   routes: RouteEntry[];
   mtu: number;
@@ -71,16 +75,6 @@ export interface Route {
 export interface RouteRef {
   network: string;
   prefix: string;
-}
-
-export interface EndpointInfo {
-  network: string;
-  containerId: string;
-  name: string;
-  host: string;
-  mac: string;
-  ipv4: string;
-  ipv6: string;
 }
 
 export interface EndpointRef {
