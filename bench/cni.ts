@@ -1,4 +1,4 @@
-// bench:cni: 100 sequential ADDs, then 100 DELs, through the compiled `loom` CNI plugin binary,
+// bench:cni: 100 sequential ADDs, then 100 DELs, through the `loom` CNI plugin binary (static C),
 // on one simulated host with a real OVS, the compiled agent and the compiled controller.
 // Last line: RESULT adds=100 add_p50_ms=... add_p99_ms=... del_p50_ms=... agent_rss_mb=...
 import { spawn } from 'node:child_process';
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     const client = new LoomClient(target);
     await client.createNetwork({ name: 'bench', ipv4Cidr: '198.18.0.0/16', ipv6Cidr: 'fd00:be::/64', tunnelType: 'TUNNEL_TYPE_VXLAN' });
     const agent = await startAgent(host, { controller: target, vtep: '192.0.2.1', built: true, logLevel: 'info' });
-    const bin = cniBinDir(host.dir, true);
+    const bin = cniBinDir(host.dir);
     const conf = { cniVersion: '1.0.0', name: 'bench', type: 'loom', agentSocket: agent.socket };
     const containers: Container[] = [];
     for (let i = 0; i < N; i++) containers.push(await host.addContainer(`b${i}`, { empty: true }));
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     const stages = agent.logs.split('\n').filter((l) => l.includes('"container attached"')).map((l) => (JSON.parse(l) as { ms: Record<string, number> }).ms);
     const median = (k: string) => percentile(stages.map((s) => s[k] ?? 0), 50).toFixed(1);
     console.log(`agent, cumulative ms (p50): controller ${median('controller')}, netlink ${median('netlink')}, ovsdb ${median('ovsdb')}, openflow ${median('openflow')}`);
-    console.log(`(for scale: a bare \`node -e ''\` start costs about ${await nodeStartMs()} ms of every ADD here)`);
+    console.log(`plugin process alone (VERSION, answered without the agent): ${await pluginStartMs(bin)} ms; a bare \`node -e ''\` for comparison: ${await nodeStartMs()} ms`);
     await agent.stop();
     client.close();
     console.log(`RESULT adds=${N} add_p50_ms=${percentile(adds, 50).toFixed(1)} add_p99_ms=${percentile(adds, 99).toFixed(1)} del_p50_ms=${percentile(dels, 50).toFixed(1)} agent_rss_mb=${(rssKb / 1024).toFixed(1)}`);
@@ -65,6 +65,12 @@ async function main(): Promise<void> {
     ctl.kill('SIGTERM');
     await host.stop();
   }
+}
+
+async function pluginStartMs(bin: string): Promise<string> {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < 5; i++) await runCni(bin, 'VERSION', '{"cniVersion":"1.0.0"}');
+  return (Number(process.hrtime.bigint() - t0) / 5e6).toFixed(1);
 }
 
 async function nodeStartMs(): Promise<string> {

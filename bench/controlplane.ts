@@ -78,12 +78,13 @@ function parseHeader(b: Buffer): Header {
   return h;
 }
 
-type Msg = { type: 'ready' } | { type: 'snapshot-done'; ms: number; endpoints: number; routes: number } | { type: 'check'; endpoints: number; revision: number };
+type Msg = { type: 'ready' } | { type: 'snapshot-done'; ms: number; endpoints: number; routes: number } | { type: 'check'; endpoints: number; revision: number; messages: number };
 
 async function worker(target: string, start: number, count: number): Promise<void> {
   const send = (m: Msg): void => void process.send!(m);
   const agents: { name: string; client: grpc.Client; full: boolean; view: ViewState; first: Promise<void>; call?: grpc.ClientDuplexStream<WatchRequest, Buffer> }[] = [];
   const lightDeserialize = (b: Buffer): Buffer => b;
+  let messages = 0; // complete messages received by agent 0, for the message-per-create ratio
   function watch(a: (typeof agents)[number], fromRevision: number, onComplete?: () => void): grpc.ClientDuplexStream<WatchRequest, Buffer> {
     const call = a.client.makeBidiStreamRequest(watchMethod.path, watchMethod.requestSerialize, lightDeserialize);
     call.on('data', (buf: Buffer) => {
@@ -99,6 +100,7 @@ async function worker(target: string, start: number, count: number): Promise<voi
         revision = h.revision;
       }
       if (done) {
+        if (a === agents[0]) messages++;
         call.write({ ack: { revision } });
         onComplete?.();
       }
@@ -135,7 +137,9 @@ async function worker(target: string, start: number, count: number): Promise<voi
 
   process.on('message', (m: { type: string }) => {
     const a = agents[0];
-    if (m.type === 'snapshot') {
+    if (m.type === 'count') {
+      messages = 0;
+    } else if (m.type === 'snapshot') {
       // Re-watch from 0 with a fresh view: full snapshot, fully decoded and applied.
       a.view = new ViewState();
       const t0 = performance.now();
@@ -156,7 +160,7 @@ async function worker(target: string, start: number, count: number): Promise<voi
     } else if (m.type === 'check') {
       let endpoints = 0;
       for (const n of a.view.networks.values()) endpoints += n.endpoints.size;
-      send({ type: 'check', endpoints, revision: a.view.revision });
+      send({ type: 'check', endpoints, revision: a.view.revision, messages });
     } else if (m.type === 'exit') {
       for (const x of agents) {
         x.call?.cancel();
@@ -174,10 +178,10 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-/** User+system CPU time of a process so far, in ms. */
-function cpuMs(pid: number): number {
+/** User and system CPU time of a process so far, in ms. */
+function cpuMs(pid: number): { user: number; sys: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 }; // clock ticks (USER_HZ 100)
 }
 
 function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -281,8 +285,11 @@ async function driver(): Promise<void> {
     const latencies: number[] = [];
     const replyMs: number[] = [];
     const waits: Promise<void>[] = [];
+    workers.forEach((w) => w.send({ type: 'count' }));
     const p0 = performance.now();
     const cpu0 = cpuMs(ctl.pid!);
+    const agentCpu = (): number => workers.reduce((sum, w) => sum + cpuMs(w.pid!).user + cpuMs(w.pid!).sys, 0);
+    const agentCpu0 = agentCpu();
     for (let i = 0; i < CREATES; i++) {
       const h = (i * 7) % HOSTS;
       const n = i % NETWORKS;
@@ -298,14 +305,18 @@ async function driver(): Promise<void> {
     }
     await Promise.all(waits);
     const createSecs = (performance.now() - p0) / 1000;
-    const cpuPerCreate = (cpuMs(ctl.pid!) - cpu0) / CREATES;
+    const cpu1 = cpuMs(ctl.pid!);
+    const cpuPerCreate = (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / CREATES;
+    const agentCpuPerCreate = (agentCpu() - agentCpu0) / CREATES;
+    const sysShare = (cpu1.sys - cpu0.sys) / Math.max(1, cpu1.user + cpu1.sys - cpu0.user - cpu0.sys);
     latencies.sort((a, b) => a - b);
     replyMs.sort((a, b) => a - b);
-    log(`controller CPU per create (write to and ack from every agent): ${cpuPerCreate.toFixed(1)} ms`);
+    log(`controller CPU per create (write to and ack from every agent): ${cpuPerCreate.toFixed(1)} ms (${(sysShare * 100).toFixed(0)}% in the kernel); simulated agents: ${agentCpuPerCreate.toFixed(1)} ms`);
     log(`propagation p90 ${percentile(latencies, 90).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms`);
     log(`create reply p50 ${percentile(replyMs, 50).toFixed(1)} ms, p99 ${percentile(replyMs, 99).toFixed(1)} ms`);
     workers.forEach((w) => w.send({ type: 'check' }));
     const checks = (await collect('check')) as Extract<Msg, { type: 'check' }>[];
+    log(`an agent received ${checks[0]!.messages} messages for the ${CREATES} creates (coalescing)`);
     const bad = checks.filter((c) => c.endpoints !== total + CREATES);
     if (bad.length > 0) throw new Error(`fully decoding agents disagree: ${JSON.stringify(checks)}`);
     const rss = rssMb(ctl.pid!, 'VmRSS');

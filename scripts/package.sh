@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Loom release tarball that ansible/ installs: compiled JS (dist/), the bin/ wrappers,
+# Builds the Loom release tarball that ansible/ installs: compiled JS (dist/), the static CNI
+# plugin binary (dist/cni/loom), the bin/ wrappers,
 # proto/ (loaded at run time), package.json and the production node_modules with their native
 # addons (built for this machine's Node.js ABI and libc: build on the OS the hosts run).
 #
@@ -29,6 +30,8 @@ mkdir -p "$dir"
 
 echo "package.sh: compiling TypeScript into $name/dist" >&2
 npx tsc -p tsconfig.build.json --outDir "$dir/dist"
+echo "package.sh: compiling the CNI plugin into $name/dist/cni/loom" >&2
+LOOM_VERSION=$version bash scripts/build-cni.sh "$dir/dist/cni/loom"
 
 cp -a bin proto package.json package-lock.json "$dir/"
 echo "package.sh: copying production dependencies" >&2

@@ -430,6 +430,17 @@ export class Agent {
     return problems;
   }
 
+  /** CNI STATUS: throws with the reason when an ADD cannot succeed now. */
+  ready(): void {
+    if (this.stopped) throw new AgentError('unavailable', 'the agent is stopping');
+    if (!this.controllerConnected) throw new AgentError('unavailable', `the agent is not connected to the controller at ${this.config.controller}`);
+  }
+
+  /** This host's attachments to a network (CNI GC compares them with the runtime's). */
+  attachmentsOf(network: string): Array<{ containerId: string; ifname: string }> {
+    return [...this.attachments.values()].filter((a) => a.record.network === network).map((a) => ({ containerId: a.record.containerId, ifname: a.record.ifname }));
+  }
+
   get endpointCount(): number {
     return this.attachments.size;
   }

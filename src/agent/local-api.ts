@@ -1,4 +1,6 @@
 // The agent's local API for the CNI plugin: JSON over HTTP on a unix socket (root only).
+//   POST /v1/cni     { env, stdin } from the `loom` plugin binary -> what it prints (the body)
+//                    and its exit code (header Loom-Cni-Exit); see src/cni/handler.ts
 //   POST /v1/attach  AttachRequest -> AttachResult
 //   POST /v1/detach  DetachRequest -> {}
 //   POST /v1/check   AttachRequest -> { problems: string[] }
@@ -9,15 +11,28 @@ import http from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { handleCni, type CniBackend } from '../cni/handler.js';
 import { AgentError, type Agent, type AttachRequest, type DetachRequest } from './agent.js';
 import type { AgentMetrics } from './metrics.js';
 
-const MAX_BODY = 64 * 1024;
+/** The plugin's request carries the network configuration, prevResult included. */
+const MAX_BODY = 1024 * 1024;
 const HTTP_STATUS: Record<AgentError['status'], number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503, internal: 500 };
 
 export async function startLocalApi(agent: Agent, socketPath: string, log: Logger, metrics?: AgentMetrics): Promise<http.Server> {
+  const backend: CniBackend = {
+    attach: (r) => agent.attach(r),
+    detach: (r) => agent.detach(r),
+    check: (r) => agent.check(r),
+    ready: () => agent.ready(),
+    attachments: (network) => agent.attachmentsOf(network),
+  };
   const server = http.createServer((req, res) => {
     const op = `${req.method} ${(req.url ?? '').split('?')[0]}`;
+    if (op === 'POST /v1/cni') {
+      serveCni(req, res, backend, log, metrics);
+      return;
+    }
     readJson(req)
       .then(async (body) => {
         switch (op) {
@@ -58,6 +73,34 @@ export async function startLocalApi(agent: Agent, socketPath: string, log: Logge
   });
   chmodSync(socketPath, 0o600);
   return server;
+}
+
+/** The plugin's request: always answered 200 with the plugin's stdout and exit code. */
+function serveCni(req: http.IncomingMessage, res: http.ServerResponse, backend: CniBackend, log: Logger, metrics?: AgentMetrics): void {
+  readJson(req)
+    .then((body) => {
+      const env = body.env;
+      const stdin = body.stdin;
+      if (typeof env !== 'object' || env === null || Array.isArray(env) || typeof stdin !== 'string') {
+        throw new AgentError('invalid', 'a CNI request is {"env": {CNI_* variables}, "stdin": "<configuration>"}');
+      }
+      const vars: Record<string, string> = {};
+      for (const [k, v] of Object.entries(env as Record<string, unknown>)) if (typeof v === 'string') vars[k] = v;
+      return handleCni(vars, stdin, backend);
+    })
+    .then(
+      (reply) => {
+        metrics?.apiRequests.inc({ op: `CNI ${reply.command}`, result: reply.exitCode === 0 ? 'ok' : 'error' });
+        if (reply.exitCode !== 0) log.warn({ command: reply.command, answer: reply.stdout.trim() }, 'CNI request failed');
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(reply.stdout), 'loom-cni-exit': String(reply.exitCode) }).end(reply.stdout);
+      },
+      (err: unknown) => {
+        const e = err instanceof AgentError ? err : new AgentError('internal', (err as Error).message);
+        metrics?.apiRequests.inc({ op: 'CNI', result: e.status });
+        const text = JSON.stringify({ error: { status: e.status, message: e.message } });
+        res.writeHead(HTTP_STATUS[e.status], { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+      },
+    );
 }
 
 function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {

@@ -1,5 +1,5 @@
-// CNI 1.0 (and 1.1 STATUS) as the plugin sees it: the environment and stdin a runtime hands over,
-// the result and error objects it expects back. Pure functions; main.ts does the I/O.
+// CNI 1.0 (and 1.1 STATUS and GC) as the plugin sees it: the environment and stdin a runtime hands over,
+// the result and error objects it expects back. Pure functions; handler.ts runs a command.
 import { isIP } from 'node:net';
 import type { AttachResult } from '../agent/agent.js';
 
@@ -55,6 +55,8 @@ export interface NetConf {
   network: string;
   agentSocket: string;
   prevResult?: unknown;
+  /** GC (CNI 1.1): the attachments the runtime still has, from "cni.dev/valid-attachments". */
+  validAttachments?: Array<{ containerID: string; ifname: string }>;
 }
 
 const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
@@ -123,7 +125,18 @@ export function parseConfig(stdin: string): NetConf {
     network: str('network', false) || name,
     agentSocket: str('agentSocket', false) || DEFAULT_AGENT_SOCKET,
     ...(c.prevResult !== undefined ? { prevResult: c.prevResult } : {}),
+    ...(c['cni.dev/valid-attachments'] !== undefined ? { validAttachments: validAttachments(c['cni.dev/valid-attachments']) } : {}),
   };
+}
+
+function validAttachments(v: unknown): Array<{ containerID: string; ifname: string }> {
+  const bad = () => new CniError(CniCode.InvalidConfig, 'network configuration: "cni.dev/valid-attachments" must be a list of {"containerID", "ifname"} objects');
+  if (!Array.isArray(v)) throw bad();
+  return v.map((a: unknown) => {
+    const o = a as { containerID?: unknown; ifname?: unknown } | null;
+    if (typeof o !== 'object' || o === null || typeof o.containerID !== 'string' || typeof o.ifname !== 'string') throw bad();
+    return { containerID: o.containerID, ifname: o.ifname };
+  });
 }
 
 /** Static addresses asked for with CNI_ARGS IP=addr[,addr] (one IPv4 and/or one IPv6). */

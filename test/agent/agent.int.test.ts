@@ -103,6 +103,26 @@ describe('agent and CNI plugin on one host', () => {
     expect(noEnv.json).toMatchObject({ code: 4 });
     const v = await runCni(bin, 'VERSION', '{"cniVersion":"1.0.0"}');
     expect(v.json).toMatchObject({ cniVersion: '1.0.0', supportedVersions: expect.arrayContaining(['1.0.0']) });
+    const noAgent = await runCni(bin, 'ADD', conf({ agentSocket: `${host.dir}/no-agent.sock` }), cniEnv(containers.c3!, 'id-x'));
+    expect(noAgent.json).toMatchObject({ cniVersion: '1.0.0', code: 11 });
+    expect(String(noAgent.json!.msg)).toContain('not running');
+  });
+
+  it('STATUS reports a connected agent; GC removes only attachments the runtime no longer has', async () => {
+    const status = await runCni(bin, 'STATUS', conf({ cniVersion: '1.1.0' }));
+    expect(status.code, status.stdout).toBe(0);
+    const gone = await host.addContainer('gone', { empty: true });
+    const added = await runCni(bin, 'ADD', conf(), cniEnv(gone, 'id-gone'));
+    expect(added.code, added.stdout).toBe(0);
+    const port = (added.json as { interfaces: Array<{ name: string }> }).interfaces[0]!.name;
+    const noList = await runCni(bin, 'GC', conf({ cniVersion: '1.1.0' }));
+    expect(noList.json).toMatchObject({ code: 7 });
+    const valid = ['c1', 'c2'].map((n) => ({ containerID: `id-${n}`, ifname: 'eth0' }));
+    const gc = await runCni(bin, 'GC', conf({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': valid }));
+    expect(gc.code, gc.stdout).toBe(0);
+    expect(await host.vsctl('list-ports', 'br-int')).not.toContain(port);
+    await expect(ctl.client.getEndpoint('blue', 'id-gone')).rejects.toMatchObject({ code: 5 });
+    for (const n of ['c1', 'c2']) expect((await ctl.client.getEndpoint('blue', `id-${n}`)).host).toBe('h1');
   });
 
   it('answers ARP and neighbour solicitations for the gateway when a container asks', async () => {

@@ -44,7 +44,7 @@ export async function startCluster(opts: { hosts: string[]; controller: string; 
         }),
       );
     }
-    return { underlay, hosts, agents, vteps, cniBin: cniBinDir(hosts[0]!.dir, opts.built), stop };
+    return { underlay, hosts, agents, vteps, cniBin: cniBinDir(hosts[0]!.dir), stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,8 +1,8 @@
 // Loom's own processes on simulated hosts: the agent as a child process bound to a host's OVS and
 // namespace, and the CNI plugin run exactly as a runtime runs it (environment + stdin).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { keeping, track, untrack } from './registry.js';
 import { waitFor } from './exec.js';
@@ -119,17 +119,24 @@ export async function startAgent(host: SimHost, opts: AgentOptions): Promise<Age
   return a;
 }
 
-/** A CNI_PATH directory holding the `loom` plugin executable: the source, or bin/loom when built. */
-export function cniBinDir(dir: string, built = false): string {
+/**
+ * The compiled `loom` plugin (dist/cni/loom), built from src/cni/shim/loom.c when missing or
+ * older than its source. build-cni.sh renames into place, so parallel workers never race.
+ */
+export function cniPluginPath(): string {
+  const exe = join(ROOT, 'dist/cni/loom');
+  const src = join(ROOT, 'src/cni/shim/loom.c');
+  if (!existsSync(exe) || statSync(exe).mtimeMs < statSync(src).mtimeMs) {
+    execFileSync('bash', [join(ROOT, 'scripts/build-cni.sh'), exe], { stdio: ['ignore', 'inherit', 'inherit'] });
+  }
+  return exe;
+}
+
+/** A CNI_PATH directory holding the `loom` plugin binary, as a runtime's would. */
+export function cniBinDir(dir: string): string {
   const bin = join(dir, 'cni-bin');
   mkdirSync(bin, { recursive: true });
-  const exe = join(bin, 'loom');
-  if (built) {
-    symlinkSync(join(ROOT, 'bin/loom'), exe);
-  } else {
-    writeFileSync(exe, `#!/bin/sh\nexec ${process.execPath} --import tsx ${join(ROOT, 'src/cni/main.ts')}\n`);
-    chmodSync(exe, 0o755);
-  }
+  symlinkSync(cniPluginPath(), join(bin, 'loom'));
   return bin;
 }
 
@@ -173,6 +180,7 @@ export function runCni(
       }
       resolveResult({ code: code ?? -1, stdout, json });
     });
+    child.stdin.on('error', () => undefined); // EPIPE when the plugin exits without reading stdin
     child.stdin.end(typeof conf === 'string' ? conf : JSON.stringify(conf));
   });
 }
