@@ -16,6 +16,7 @@ export interface ControllerConfig {
   maxMessageBytes: number;
   coalesceMs: number;
   quietMs: number;
+  ackTimeoutMs: number;
   logLevel: LevelWithSilent;
 }
 
@@ -31,7 +32,8 @@ export const DEFAULTS: ControllerConfig = {
   maxReceiveBytes: 4 * 1024 * 1024,
   maxMessageBytes: 256 * 1024,
   coalesceMs: 30,
-  quietMs: 5,
+  quietMs: 10,
+  ackTimeoutMs: 2_000,
   logLevel: 'info',
 };
 
@@ -60,6 +62,9 @@ Flags (override the config file; the file uses the names in parentheses):
                                (quietMs)...
   --watch-coalesce-ms N        ...but hold them at most N ms (coalesceMs), so one [${DEFAULTS.coalesceMs}]
                                message per agent covers a burst of changes
+  --watch-ack-timeout-ms N     an agent gets its next update when it acked the   [${DEFAULTS.ackTimeoutMs}]
+                               last one, or after N ms without an ack
+                               (ackTimeoutMs)
   --log-level LEVEL            ${LOG_LEVELS.join('|')} (logLevel)          [${DEFAULTS.logLevel}]
   -h, --help                   this help
 
@@ -80,6 +85,7 @@ const FLAGS: FlagSpec = {
   'max-message-bytes': { type: 'string' },
   'watch-coalesce-ms': { type: 'string' },
   'watch-quiet-ms': { type: 'string' },
+  'watch-ack-timeout-ms': { type: 'string' },
   'log-level': { type: 'string' },
 };
 
@@ -96,6 +102,7 @@ const FLAG_TO_KEY: Record<string, keyof ControllerConfig> = {
   'max-message-bytes': 'maxMessageBytes',
   'watch-coalesce-ms': 'coalesceMs',
   'watch-quiet-ms': 'quietMs',
+  'watch-ack-timeout-ms': 'ackTimeoutMs',
   'log-level': 'logLevel',
 };
 
@@ -119,6 +126,7 @@ export function validateConfig(raw: Record<string, unknown>): ControllerConfig {
     maxMessageBytes: intSetting(raw.maxMessageBytes, 'maxMessageBytes', 4096, 64 * 1024 * 1024),
     coalesceMs: intSetting(raw.coalesceMs, 'coalesceMs', 0, 1000),
     quietMs: intSetting(raw.quietMs, 'quietMs', 0, 1000),
+    ackTimeoutMs: intSetting(raw.ackTimeoutMs, 'ackTimeoutMs', 10, 600_000),
     logLevel: choiceSetting(raw.logLevel, 'logLevel', LOG_LEVELS),
   };
   if (c.heartbeatIntervalMs >= c.hostDownAfterMs) {

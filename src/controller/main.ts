@@ -42,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     maxMessageBytes: config.maxMessageBytes,
     coalesceMs: config.coalesceMs,
     quietMs: config.quietMs,
+    ackTimeoutMs: config.ackTimeoutMs,
     logger,
     onAckLatency: (s) => metrics?.propagation.observe(s),
   });

@@ -1,15 +1,21 @@
 /**
  * Delivers host views to agents. Per agent the hub keeps O(1) state: the revision its view was
  * last computed at ("synced"), what was sent, what it acked, and the networks it holds. After
- * commits a flush runs (on the next event-loop turn, or up to `coalesceMs` later while more
- * requests are queued) and every agent whose stream has room gets ONE message covering
- * everything since its synced revision. Agents at the same revision in the same networks share
- * the encoded bytes. Backpressure is counted in bytes:
- * a write is "in flight" until grpc-js has handed it to HTTP/2 (its write callback), and an
- * agent with more than ~2 messages in flight is skipped until they complete; its next message
- * then simply covers more revisions. So a stalled agent blocks nobody and costs at most a couple
- * of messages of memory; it gets a snapshot instead of a delta only if it fell so far behind
- * that the change log no longer reaches back.
+ * commits a flush runs (once commits paused `quietMs`, at most `coalesceMs` after the first
+ * unflushed one) and every agent that is ready gets ONE message covering everything since its
+ * synced revision. Agents at the same revision in the same networks share the encoded bytes.
+ *
+ * Updates are ack-clocked: an agent is ready when it acknowledged its last update (or did not
+ * within `ackTimeoutMs`). Changes that arrive while it applies one go out together as soon as
+ * its ack does, batched with every other agent whose ack came in the same read. So a busy
+ * agent gets fewer, larger updates instead of a queue, and the controller does one write and
+ * one ack per agent per batch rather than per change.
+ *
+ * Backpressure is also counted in bytes: a write is "in flight" until grpc-js has handed it to
+ * HTTP/2 (its write callback), and an agent with more than ~2 messages in flight is skipped
+ * until they complete; its next message then simply covers more revisions. So a stalled agent
+ * blocks nobody and costs at most a couple of messages of memory; it gets a snapshot instead of
+ * a delta only if it fell so far behind that the change log no longer reaches back.
  */
 import type { Logger } from 'pino';
 import type { HostStatus } from './api/types.js';
@@ -35,6 +41,8 @@ export class WatchSession {
   inflightBytes = 0;
   /** Skipped by flushes until in-flight writes complete. */
   waiting = false;
+  /** When the last complete update started going out (performance.now()). */
+  lastSentAt = 0;
   closed = false;
   iterator: Iterator<Buffer> | null = null;
   /** The host's networks as of state.membershipVersion `netsVersion`, and their sorted key. */
@@ -67,6 +75,11 @@ export interface WatchHubOptions {
   /** Flush only after commits paused this long (ms); 0: as soon as nothing is queued. */
   quietMs?: number;
   logger: Logger;
+  /**
+   * An agent gets its next update once it acknowledged the previous one (so changes that arrive
+   * while it applies one are batched into the next), or when it has not acked for this long.
+   */
+  ackTimeoutMs?: number;
   /** Called with (seconds from commit to ack) for each ack, for the propagation histogram. */
   onAckLatency?: (seconds: number) => void;
 }
@@ -102,6 +115,10 @@ export class WatchHub {
   private flushScheduled = false;
   private lastCommitAt = 0;
   private waitCheckScheduled = false;
+  /** Sessions whose ack made them eligible for their next update, serviced on the next turn. */
+  private ackedReady = new Set<WatchSession>();
+  private readyScheduled = false;
+  private ackTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly controller: Controller,
@@ -165,6 +182,20 @@ export class WatchHub {
     this.controller.touch(s.host);
     const t = this.commitTimes.get(s.ackedRevision);
     if (t !== undefined) this.opts.onAckLatency?.((performance.now() - t) / 1000);
+    if (s.ackedRevision >= s.sentRevision && s.syncedRevision < this.controller.revision()) {
+      // Changes came in while the agent applied the last update: they go out together, on the
+      // next turn, with every other agent whose ack arrived in the same read.
+      this.ackedReady.add(s);
+      if (!this.readyScheduled) {
+        this.readyScheduled = true;
+        setImmediate(() => {
+          this.readyScheduled = false;
+          const ready = [...this.ackedReady];
+          this.ackedReady.clear();
+          for (const r of ready) this.service(r);
+        });
+      }
+    }
     this.scheduleWaitCheck();
   }
 
@@ -203,6 +234,12 @@ export class WatchHub {
     for (;;) {
       if (s.iterator === null) {
         if (!s.needSnapshot && s.syncedRevision >= this.controller.revision()) return;
+        if (s.ackedRevision < s.sentRevision && !s.needSnapshot) {
+          const waited = performance.now() - s.lastSentAt;
+          const timeout = this.opts.ackTimeoutMs ?? 2000;
+          if (waited < timeout) return this.recheckUnacked(timeout - waited);
+        }
+        s.lastSentAt = performance.now();
         s.iterator = this.messages(s);
       }
       const next = s.iterator.next();
@@ -227,6 +264,19 @@ export class WatchHub {
         return;
       }
     }
+  }
+
+  /** Services agents that did not ack in time (they get their update regardless). */
+  private recheckUnacked(delayMs: number): void {
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(
+      () => {
+        this.ackTimer = undefined;
+        for (const s of this.sessions.values()) this.service(s);
+      },
+      Math.max(1, delayMs),
+    );
+    this.ackTimer.unref();
   }
 
   /** Messages bringing `s` from its synced revision to now (nothing if no relevant change). */

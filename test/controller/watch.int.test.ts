@@ -166,6 +166,9 @@ describe('resume', () => {
 
 describe('slow agents', () => {
   it('coalesces a stalled agent without holding up the others, then catches it up', async () => {
+    // A short ack timeout: the stalled stream's flow control, not the missing acks, must bound it.
+    await tc.stop();
+    tc = await startController({ ackTimeoutMs: 20 });
     await tc.client.createNetwork({ name: 'blue', ipv4Cidr: '10.0.0.0/8', ipv4BlockPrefix: 20 });
     const slow = await agent('slow', '192.0.2.1');
     const fast = await agent('fast', '192.0.2.2');
@@ -194,6 +197,51 @@ describe('slow agents', () => {
     expect(slow.messages.slice(before).some((m) => m.reset)).toBe(false);
     expect(bytesWhileStalled).toBeLessThan(1 << 20);
     expect((await tc.client.wait(last, 5000)).converged).toBe(true);
+  });
+});
+
+describe('ack-clocked updates', () => {
+  it('holds changes for an agent until it acked its last update, then sends them in one message', async () => {
+    await tc.stop();
+    tc = await startController({ quietMs: 0, coalesceMs: 0, ackTimeoutMs: 60_000 });
+    await tc.client.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/16' });
+    const slow = await agent('slow', '192.0.2.1');
+    const fast = await agent('fast', '192.0.2.2');
+    await tc.client.createEndpoint({ network: 'blue', host: 'slow', containerId: 's' });
+    const f = await tc.client.createEndpoint({ network: 'blue', host: 'fast', containerId: 'f' });
+    await slow.untilRevision(f.modRevision);
+    slow.autoAck = false;
+    const first = await tc.client.createEndpoint({ network: 'blue', host: 'fast', containerId: 'x0' });
+    await slow.untilRevision(first.modRevision); // received, not acknowledged: "applying"
+    const before = slow.messages.length;
+    let last = 0;
+    for (let i = 1; i <= 5; i++) {
+      last = (await tc.client.createEndpoint({ network: 'blue', host: 'fast', containerId: `x${i}` })).modRevision;
+      await fast.untilRevision(last); // the other agent is not held up
+    }
+    expect(slow.messages.length).toBe(before);
+    slow.call!.write({ ack: { revision: first.modRevision } });
+    await slow.untilRevision(last);
+    expect(slow.messages.length - before).toBe(1);
+    expect(slow.messages[before]!.events).toHaveLength(5);
+    expectViewMatches(slow);
+  });
+
+  it('sends to an agent that stopped acknowledging once the ack timeout passed', async () => {
+    await tc.stop();
+    tc = await startController({ quietMs: 0, coalesceMs: 0, ackTimeoutMs: 300 });
+    await tc.client.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/16' });
+    const mute = await agent('mute', '192.0.2.1');
+    const a = await tc.client.createEndpoint({ network: 'blue', host: 'mute', containerId: 'a' });
+    await mute.untilRevision(a.modRevision);
+    mute.autoAck = false;
+    const b = await tc.client.createEndpoint({ network: 'blue', host: 'mute', containerId: 'b' });
+    await mute.untilRevision(b.modRevision);
+    const t0 = Date.now();
+    const c = await tc.client.createEndpoint({ network: 'blue', host: 'mute', containerId: 'c' });
+    await mute.untilRevision(c.modRevision, 5000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expectViewMatches(mute);
   });
 });
 

@@ -16,7 +16,7 @@ export interface TestController {
 }
 
 export async function startController(
-  opts: Partial<ControllerOptions> & { dbPath?: string; maxMessageBytes?: number; quietMs?: number; coalesceMs?: number } = {},
+  opts: Partial<ControllerOptions> & { dbPath?: string; maxMessageBytes?: number; quietMs?: number; coalesceMs?: number; ackTimeoutMs?: number } = {},
 ): Promise<TestController> {
   const logger = silentLogger();
   const store = new SqliteStore({ path: opts.dbPath ?? ':memory:' });
@@ -29,7 +29,7 @@ export async function startController(
     ...opts,
   });
   controller.start();
-  const hub = new WatchHub(controller, { maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024, quietMs: opts.quietMs, coalesceMs: opts.coalesceMs, logger });
+  const hub = new WatchHub(controller, { maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024, quietMs: opts.quietMs, coalesceMs: opts.coalesceMs, ackTimeoutMs: opts.ackTimeoutMs, logger });
   const server = createGrpcServer(controller, hub, { logger, maxReceiveBytes: 1 << 20 });
   const port = await listen(server, '127.0.0.1:0');
   const target = `127.0.0.1:${port}`;
