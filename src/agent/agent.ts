@@ -12,7 +12,8 @@ import { Netlink } from '../netlink/index.js';
 import { LoomClient, isServiceError } from '../controller/api/client.js';
 import { ViewState } from '../controller/api/view-state.js';
 import type * as api from '../controller/api/types.js';
-import type { AgentConfig } from './config.js';
+import { agentTls, type AgentConfig } from './config.js';
+import { clientCredentials } from '../common/tls.js';
 import { FlowSync } from './flow-sync.js';
 import { ContainerPlumber, type ContainerInterface } from './plumbing.js';
 import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
@@ -112,7 +113,8 @@ export class Agent {
     private readonly log: Logger,
     private readonly metrics?: AgentMetrics,
   ) {
-    this.controller = new LoomClient(config.controller);
+    const tls = clientCredentials(agentTls(config));
+    this.controller = new LoomClient(config.controller, tls.options, tls.credentials);
   }
 
   /** Connects to OVS, prepares the bridge, recovers endpoints, then follows the controller. */

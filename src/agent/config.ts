@@ -1,8 +1,13 @@
 /** loom-agent configuration: defaults, JSON file, flags; validated before anything starts. */
 import { isIP } from 'node:net';
 import type { LevelWithSilent } from 'pino';
-import { choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
+import { optionalString, choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
 import { LOG_LEVELS } from '../common/logging.js';
+import { clientCredentials, type ClientTls } from '../common/tls.js';
+
+export function agentTls(c: AgentConfig): ClientTls {
+  return { ca: c.tlsCa, cert: c.tlsCert, key: c.tlsKey, serverName: c.tlsServerName };
+}
 
 export interface AgentConfig {
   /** Controller gRPC address, host:port. */
@@ -30,6 +35,13 @@ export interface AgentConfig {
   metricsListen: string;
   /** Turn off tx checksum offload on container interfaces (needed by the userspace datapath). */
   txChecksumOff: boolean;
+  /** TLS to the controller: the CA of its certificate (PEM); '' = plaintext gRPC. */
+  tlsCa: string;
+  /** This agent's client certificate and key, for a controller that requires them. */
+  tlsCert: string;
+  tlsKey: string;
+  /** Name in the controller's certificate, when `controller` is an address not listed in it. */
+  tlsServerName: string;
   logLevel: LevelWithSilent;
 }
 
@@ -48,6 +60,10 @@ export const DEFAULTS: AgentConfig = {
   socket: '/run/loom/agent.sock',
   metricsListen: '127.0.0.1:7402',
   txChecksumOff: false,
+  tlsCa: '',
+  tlsCert: '',
+  tlsKey: '',
+  tlsServerName: '',
   logLevel: 'info',
 };
 
@@ -79,6 +95,12 @@ Flags (override the config file; the file uses the names in parentheses):
                              (metricsListen)
   --tx-checksum-off          turn off tx checksum offload in containers          [${DEFAULTS.txChecksumOff}]
                              (txChecksumOff)
+  --tls-ca FILE              talk TLS to the controller, trusting this CA (PEM)  [plaintext]
+                             (tlsCa)
+  --tls-cert FILE            client certificate (tlsCert) and key (tlsKey), for
+  --tls-key FILE             a controller that requires mutual TLS
+  --tls-server-name NAME     name to expect in the controller's certificate
+                             (tlsServerName)                                     [the address]
   --log-level LEVEL          ${LOG_LEVELS.join('|')} (logLevel)          [${DEFAULTS.logLevel}]
   -h, --help                 this help
 
@@ -101,6 +123,10 @@ const FLAGS: FlagSpec = {
   socket: { type: 'string' },
   'metrics-listen': { type: 'string' },
   'tx-checksum-off': { type: 'boolean' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-server-name': { type: 'string' },
   'log-level': { type: 'string' },
 };
 
@@ -119,6 +145,10 @@ const FLAG_TO_KEY: Record<string, keyof AgentConfig> = {
   socket: 'socket',
   'metrics-listen': 'metricsListen',
   'tx-checksum-off': 'txChecksumOff',
+  'tls-ca': 'tlsCa',
+  'tls-cert': 'tlsCert',
+  'tls-key': 'tlsKey',
+  'tls-server-name': 'tlsServerName',
   'log-level': 'logLevel',
 };
 
@@ -147,6 +177,13 @@ export function validateConfig(raw: Record<string, unknown>): AgentConfig {
   const underlayInterface = optionalName(raw.underlayInterface, 'underlayInterface');
   if (underlayInterface && !underlayBridge) throw new ConfigError('underlayInterface needs underlayBridge (the bridge to add it to)');
   if (underlayBridge === bridge) throw new ConfigError(`underlayBridge must differ from integrationBridge (${bridge})`);
+  const tls: ClientTls = {
+    ca: optionalString(raw.tlsCa, 'tlsCa'),
+    cert: optionalString(raw.tlsCert, 'tlsCert'),
+    key: optionalString(raw.tlsKey, 'tlsKey'),
+    serverName: optionalString(raw.tlsServerName, 'tlsServerName'),
+  };
+  clientCredentials(tls); // reads and checks the files now, not at the first handshake
   return {
     controller: listenSetting(raw.controller, 'controller'),
     hostName,
@@ -162,6 +199,10 @@ export function validateConfig(raw: Record<string, unknown>): AgentConfig {
     socket: stringSetting(raw.socket, 'socket'),
     metricsListen: raw.metricsListen === '' ? '' : listenSetting(raw.metricsListen, 'metricsListen'),
     txChecksumOff: tx || datapathType === 'netdev',
+    tlsCa: tls.ca,
+    tlsCert: tls.cert,
+    tlsKey: tls.key,
+    tlsServerName: tls.serverName,
     logLevel: choiceSetting(raw.logLevel, 'logLevel', LOG_LEVELS),
   };
 }

@@ -5,6 +5,7 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { isServiceError, LoomClient } from '../controller/api/client.js';
+import { clientCredentials } from '../common/tls.js';
 import type { Network, TunnelType } from '../controller/api/types.js';
 import { ago, json, table } from './format.js';
 
@@ -28,6 +29,10 @@ Commands:
 
 Global flags:
   --controller ADDR           controller gRPC address (env LOOM_CONTROLLER)  [127.0.0.1:7400]
+  --tls-ca FILE               use TLS, trusting this CA (env LOOM_TLS_CA)    [plaintext]
+  --tls-cert FILE             client certificate for mutual TLS (env LOOM_TLS_CERT)
+  --tls-key FILE              its key (env LOOM_TLS_KEY)
+  --tls-server-name NAME      name in the controller's certificate (env LOOM_TLS_SERVER_NAME)
   -o, --output table|json     output format                                  [table]
   -h, --help                  this help
 
@@ -40,6 +45,10 @@ class UsageError extends Error {}
 
 const FLAGS = {
   controller: { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-server-name': { type: 'string' },
   output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
   ipv4: { type: 'string' },
@@ -92,7 +101,17 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
   if (output !== 'table' && output !== 'json') throw new UsageError(`--output must be table or json, got "${output}"`);
   const asJson = output === 'json';
   const target = (v.controller as string | undefined) ?? process.env.LOOM_CONTROLLER ?? '127.0.0.1:7400';
-  const client = new LoomClient(target);
+  const flagOrEnv = (flag: string, env: string): string => (v[flag] as string | undefined) ?? process.env[env] ?? '';
+  let tls: ReturnType<typeof clientCredentials>;
+  try {
+    tls = clientCredentials(
+      { ca: flagOrEnv('tls-ca', 'LOOM_TLS_CA'), cert: flagOrEnv('tls-cert', 'LOOM_TLS_CERT'), key: flagOrEnv('tls-key', 'LOOM_TLS_KEY'), serverName: flagOrEnv('tls-server-name', 'LOOM_TLS_SERVER_NAME') },
+      { ca: '--tls-ca', cert: '--tls-cert', key: '--tls-key' },
+    );
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const client = new LoomClient(target, tls.options, tls.credentials);
   const need = (what: string, value: string | undefined): string => {
     if (!value) throw new UsageError(`missing ${what} (see loomctl --help)`);
     return value;

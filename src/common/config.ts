@@ -60,6 +60,13 @@ export function stringSetting(value: unknown, name: string): string {
   return value;
 }
 
+/** A string that may be empty (an optional path or name). */
+export function optionalString(value: unknown, name: string): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') throw new ConfigError(`${name} must be a string, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 /** "host:port" or "[v6]:port"; port 0 means any free port. */
 export function listenSetting(value: unknown, name: string): string {
   const s = stringSetting(value, name);

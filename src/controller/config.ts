@@ -1,7 +1,12 @@
 /** loom-controller configuration: defaults, JSON file, flags; validated before anything starts. */
 import type { LevelWithSilent } from 'pino';
-import { choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
+import { optionalString, choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
 import { LOG_LEVELS } from '../common/logging.js';
+import { serverCredentials, type ServerTls } from '../common/tls.js';
+
+export function controllerTls(c: ControllerConfig): ServerTls {
+  return { cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa };
+}
 
 export interface ControllerConfig {
   listen: string;
@@ -17,6 +22,11 @@ export interface ControllerConfig {
   coalesceMs: number;
   quietMs: number;
   ackTimeoutMs: number;
+  /** TLS: the controller's certificate and key (PEM); both empty = plaintext gRPC. */
+  tlsCert: string;
+  tlsKey: string;
+  /** TLS: CA of client certificates; when set, agents and loomctl must present one. */
+  tlsClientCa: string;
   logLevel: LevelWithSilent;
 }
 
@@ -34,6 +44,9 @@ export const DEFAULTS: ControllerConfig = {
   coalesceMs: 30,
   quietMs: 10,
   ackTimeoutMs: 2_000,
+  tlsCert: '',
+  tlsKey: '',
+  tlsClientCa: '',
   logLevel: 'info',
 };
 
@@ -65,6 +78,11 @@ Flags (override the config file; the file uses the names in parentheses):
   --watch-ack-timeout-ms N     an agent gets its next update when it acked the   [${DEFAULTS.ackTimeoutMs}]
                                last one, or after N ms without an ack
                                (ackTimeoutMs)
+  --tls-cert FILE              serve gRPC over TLS with this certificate (PEM)   [plaintext]
+                               (tlsCert)...
+  --tls-key FILE               ...and its private key (tlsKey)
+  --tls-client-ca FILE         require client certificates signed by this CA
+                               (tlsClientCa): mutual TLS for agents and loomctl
   --log-level LEVEL            ${LOG_LEVELS.join('|')} (logLevel)          [${DEFAULTS.logLevel}]
   -h, --help                   this help
 
@@ -86,6 +104,9 @@ const FLAGS: FlagSpec = {
   'watch-coalesce-ms': { type: 'string' },
   'watch-quiet-ms': { type: 'string' },
   'watch-ack-timeout-ms': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-client-ca': { type: 'string' },
   'log-level': { type: 'string' },
 };
 
@@ -103,6 +124,9 @@ const FLAG_TO_KEY: Record<string, keyof ControllerConfig> = {
   'watch-coalesce-ms': 'coalesceMs',
   'watch-quiet-ms': 'quietMs',
   'watch-ack-timeout-ms': 'ackTimeoutMs',
+  'tls-cert': 'tlsCert',
+  'tls-key': 'tlsKey',
+  'tls-client-ca': 'tlsClientCa',
   'log-level': 'logLevel',
 };
 
@@ -127,10 +151,14 @@ export function validateConfig(raw: Record<string, unknown>): ControllerConfig {
     coalesceMs: intSetting(raw.coalesceMs, 'coalesceMs', 0, 1000),
     quietMs: intSetting(raw.quietMs, 'quietMs', 0, 1000),
     ackTimeoutMs: intSetting(raw.ackTimeoutMs, 'ackTimeoutMs', 10, 600_000),
+    tlsCert: optionalString(raw.tlsCert, 'tlsCert'),
+    tlsKey: optionalString(raw.tlsKey, 'tlsKey'),
+    tlsClientCa: optionalString(raw.tlsClientCa, 'tlsClientCa'),
     logLevel: choiceSetting(raw.logLevel, 'logLevel', LOG_LEVELS),
   };
   if (c.heartbeatIntervalMs >= c.hostDownAfterMs) {
     throw new ConfigError(`heartbeatIntervalMs (${c.heartbeatIntervalMs}) must be smaller than hostDownAfterMs (${c.hostDownAfterMs})`);
   }
+  serverCredentials(controllerTls(c)); // reads and checks the files now, not at the first handshake
   return c;
 }

@@ -8,7 +8,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { daemonConfig } from '../common/config.js';
 import { createLogger } from '../common/logging.js';
-import { HELP, loadConfig } from './config.js';
+import { controllerTls, HELP, loadConfig } from './config.js';
+import { serverCredentials } from '../common/tls.js';
 import { Controller } from './controller.js';
 import { createMetricsServer, listenHttp } from '../common/metrics-http.js';
 import { createMetrics } from './metrics.js';
@@ -57,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
   let httpServer: http.Server | null = null;
   let httpPort = 0;
   try {
-    grpcPort = await listen(server, config.listen);
+    grpcPort = await listen(server, config.listen, serverCredentials(controllerTls(config)));
     if (config.metricsListen) {
       httpServer = createMetricsServer(metrics.registry, () => ({ revision: controller.revision() }));
       httpPort = await listenHttp(httpServer, config.metricsListen);
@@ -67,7 +68,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`loom-controller: cannot listen: ${(err as Error).message}\n`);
     return 1;
   }
-  logger.info({ grpcPort, httpPort, listen: config.listen, db: config.dbPath, sync: config.sync, revision: controller.revision() }, 'loom-controller ready');
+  const tls = config.tlsCert ? (config.tlsClientCa ? 'mutual' : 'server') : 'off';
+  logger.info({ grpcPort, httpPort, listen: config.listen, tls, db: config.dbPath, sync: config.sync, revision: controller.revision() }, 'loom-controller ready');
 
   return new Promise<number>((resolve) => {
     let stopping = false;

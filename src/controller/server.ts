@@ -151,8 +151,8 @@ export function createGrpcServer(controller: Controller, hub: WatchHub, opts: Se
 }
 
 /** Binds and starts listening; resolves with the bound port (useful with port 0). */
-export function listen(server: grpc.Server, address: string): Promise<number> {
+export function listen(server: grpc.Server, address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, waitFor } from '../harness/index.js';
+import { makeCert as makeCertIn } from '../harness/pki.js';
 import { OvsdbClient } from '../../src/ovsdb/client.js';
 import { tlsConnector } from '../../src/ovsdb/transport.js';
 
@@ -15,19 +16,7 @@ const file = (n: string) => join(dir, n);
 let pid: number | undefined;
 let port = 0;
 
-async function makeCert(name: string, ca?: string): Promise<void> {
-  const keyArgs = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', file(`${name}.key`)];
-  if (!ca) {
-    await run('openssl', ['req', '-x509', ...keyArgs, '-out', file(`${name}.pem`), '-days', '1', '-subj', `/CN=${name}`]);
-    return;
-  }
-  await run('openssl', ['req', ...keyArgs, '-out', file(`${name}.csr`), '-subj', `/CN=${name}`]);
-  writeFileSync(file(`${name}.ext`), 'subjectAltName=IP:127.0.0.1\n');
-  await run('openssl', [
-    'x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`),
-    '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '1', '-extfile', file(`${name}.ext`),
-  ]);
-}
+const makeCert = (name: string, ca?: string) => makeCertIn(dir, name, ca);
 
 const freePort = (): Promise<number> =>
   new Promise((resolve) => {

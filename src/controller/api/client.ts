@@ -19,9 +19,9 @@ export function isServiceError(err: unknown): err is grpc.ServiceError {
 export class LoomClient {
   readonly raw: grpc.Client;
 
-  /** `target` like "127.0.0.1:7400". */
-  constructor(target: string, options: grpc.ClientOptions = {}) {
-    this.raw = new grpc.Client(target, grpc.credentials.createInsecure(), {
+  /** `target` like "127.0.0.1:7400"; plaintext unless TLS `credentials` are given. */
+  constructor(target: string, options: grpc.ClientOptions = {}, credentials = grpc.credentials.createInsecure()) {
+    this.raw = new grpc.Client(target, credentials, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.enable_channelz': 0,
       ...options,
