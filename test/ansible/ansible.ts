@@ -38,6 +38,8 @@ export interface InventoryOptions {
   tarball: string;
   /** Variables for every host (networks, CNI networks, ...). */
   vars?: Record<string, unknown>;
+  /** Variables of one host (its TLS certificate, ...). */
+  hostVars?: (h: InventoryHost) => Record<string, unknown>;
 }
 
 /** A YAML (JSON) inventory in the shape of ansible/inventory.example.yml. */
@@ -49,6 +51,7 @@ export function inventory(o: InventoryOptions): object {
     // The harness's own OVS for this host stands in for the distribution's.
     loom_ovsdb_remote: h.host.dbRemote,
     loom_ovs_rundir: h.host.dir,
+    ...o.hostVars?.(h),
   });
   const all = [o.controller, ...o.agents.filter((a) => a !== o.controller)];
   return {

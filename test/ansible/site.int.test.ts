@@ -1,12 +1,14 @@
 // ansible/site.yml against two simulated hosts reached over SSH: h1 runs the controller, both run
 // agents. The roles install the release tarball `scripts/package.sh` builds; containers attached
 // through the CNI plugin the roles installed ping across hosts; a second run changes nothing; a
-// new version rolls out agent by agent, each healthy before the next.
+// new version rolls out agent by agent, each healthy before the next. gRPC runs over mutual TLS
+// with a certificate per host, as the inventory asks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createUnderlay, startHost, run, runCni, cniEnv, waitFor, type Container, type SimHost, type Underlay } from '../harness/index.js';
 import { RUN_ROOT, track } from '../harness/registry.js';
+import { makeCert } from '../harness/pki.js';
 import { generateClientKey, startSshd, type SshServer } from './sshd.js';
 import { ROOT, daemonPid, hostPaths, inventory, repackRelease, runPlaybook, stopDaemon, stopDaemonSync, taskEvents, type InventoryHost, type PlaybookRun } from './ansible.js';
 
@@ -26,8 +28,14 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
   let first: PlaybookRun;
   let pair: Array<{ c: Container; ip: string }> = [];
 
-  const loomctl = async (...args: string[]): Promise<string> =>
+  const pki = join(work, 'pki');
+  const certs = new Map<string, { cert: string; key: string }>();
+  const plainLoomctl = async (...args: string[]): Promise<string> =>
     run('ip', ['netns', 'exec', underlay.netns, join(hostPaths(hosts[0]!).loom_install_dir, 'current/bin/loomctl'), '--controller', `${nodes[0]!.address}:7400`, ...args]);
+  const loomctl = async (...args: string[]): Promise<string> => {
+    const own = certs.get('h1')!;
+    return plainLoomctl('--tls-ca', join(pki, 'ca.pem'), '--tls-cert', own.cert, '--tls-key', own.key, '--tls-server-name', 'loom-controller', ...args);
+  };
   const status = async () => JSON.parse(await loomctl('status', '--output', 'json')) as { revision: number; hosts: HostStatus[] };
   const explain = (r: PlaybookRun) => r.output.slice(-6000);
 
@@ -54,6 +62,10 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
       ssh.push(await startSshd(host, address, key));
       nodes.push({ host, address });
     }
+    // One CA; a certificate per host, named loom-controller so agents need not know addresses.
+    mkdirSync(pki);
+    await makeCert(pki, 'ca');
+    for (const name of HOSTS) certs.set(name, await makeCert(pki, name, 'ca'));
     const knownHosts = join(work, 'known_hosts');
     writeFileSync(knownHosts, ssh.map((s) => s.knownHostsLine).join('\n') + '\n');
     inventoryFile = join(work, 'inventory.json');
@@ -71,7 +83,10 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
             loom_agent_datapath: 'netdev',
             loom_controller_networks: [{ name: 'blue', ipv4: '198.18.0.0/16', vni: 5001, tunnel: 'vxlan' }],
             loom_cni_networks: [{ name: 'blue', network: 'blue', priority: 10 }],
+            loom_tls_ca: join(pki, 'ca.pem'),
+            loom_tls_server_name: 'loom-controller',
           },
+          hostVars: (h) => ({ loom_tls_cert: certs.get(h.host.name)!.cert, loom_tls_key: certs.get(h.host.name)!.key }),
         }),
         null,
         2,
@@ -131,6 +146,11 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
     for (const h of s.hosts) expect(h, h.name).toMatchObject({ up: true, connected: true, lag: 0 });
     // The network from the inventory exists on the controller.
     expect(JSON.parse(await loomctl('network', 'list', '--output', 'json'))).toEqual([expect.objectContaining({ name: 'blue', vni: 5001 })]);
+    // Mutual TLS: the controller turns away a client without a certificate.
+    const refused = await plainLoomctl('network', 'list').then(() => 'answered', (e: Error) => e.message);
+    expect(refused).toContain('cannot reach the controller');
+    const agentConf = JSON.parse(readFileSync(join(hostPaths(hosts[1]!).loom_config_dir, 'agent.json'), 'utf8')) as Record<string, string>;
+    expect(agentConf).toMatchObject({ tlsServerName: 'loom-controller', tlsKey: join(hostPaths(hosts[1]!).loom_config_dir, 'tls/key.pem') });
   });
 
   it('attaches containers on two hosts with the installed CNI plugin and they ping each other', async () => {
