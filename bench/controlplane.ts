@@ -92,10 +92,10 @@ interface WatchCall {
 
 interface SimAgent {
   name: string;
-  full: boolean;
+  /** The full agent (decodes everything) has a grpc-js channel, the others a bare HTTP/2 session. */
+  transport: grpc.Client | http2.ClientHttp2Session;
   view: ViewState;
   call?: WatchCall;
-  close(): void;
 }
 
 /** A gRPC message on the wire: compressed flag, 4-byte length, protobuf bytes. */
@@ -133,15 +133,13 @@ async function worker(target: string, start: number, count: number): Promise<voi
   const agents: SimAgent[] = [];
   const lightDeserialize = (b: Buffer): Buffer => b;
   let messages = 0; // complete messages received by agent 0, for the message-per-create ratio
-  const clients = new Map<SimAgent, grpc.Client>();
-  const sessions = new Map<SimAgent, http2.ClientHttp2Session>();
 
   function watch(a: SimAgent, fromRevision: number, onComplete?: () => void): WatchCall {
     let call: WatchCall;
     const onMessage = (buf: Buffer): void => {
       let done: boolean;
       let revision: number;
-      if (a.full) {
+      if (a.transport instanceof grpc.Client) {
         const msg = codecs.watchResponse.decode(buf);
         done = a.view.apply(msg);
         revision = msg.revision;
@@ -156,29 +154,26 @@ async function worker(target: string, start: number, count: number): Promise<voi
         onComplete?.();
       }
     };
-    if (a.full) {
-      const c = clients.get(a)!.makeBidiStreamRequest(watchMethod.path, watchMethod.requestSerialize, lightDeserialize);
+    if (a.transport instanceof grpc.Client) {
+      const c = a.transport.makeBidiStreamRequest(watchMethod.path, watchMethod.requestSerialize, lightDeserialize);
       c.on('data', onMessage);
       c.on('error', () => undefined); // superseded streams end with ABORTED
       call = { write: (req) => void c.write(req), cancel: () => c.cancel() };
     } else {
-      call = rawWatch(sessions.get(a)!, onMessage);
+      call = rawWatch(a.transport, onMessage);
     }
     call.write({ start: { host: a.name, fromRevision } });
     return call;
   }
   for (let i = start; i < start + count; i++) {
-    const a: SimAgent = { name: hostName(i), full: i === start, view: new ViewState(), close: () => undefined };
-    if (a.full) {
-      const client = new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20, 'grpc.enable_channelz': 0, 'loom.bench.agent': i } as grpc.ClientOptions); // distinct options: a connection of its own
-      clients.set(a, client);
-      a.close = () => client.close();
+    let transport: SimAgent['transport'];
+    if (i === start) {
+      transport = new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20, 'grpc.enable_channelz': 0, 'loom.bench.agent': i } as grpc.ClientOptions); // distinct options: a connection of its own
     } else {
-      const session = http2.connect(`http://${target}`);
-      session.on('error', () => undefined);
-      sessions.set(a, session);
-      a.close = () => session.close();
+      transport = http2.connect(`http://${target}`);
+      transport.on('error', () => undefined);
     }
+    const a: SimAgent = { name: hostName(i), transport, view: new ViewState() };
     agents.push(a);
   }
   const api = new LoomClient(target);
@@ -230,7 +225,7 @@ async function worker(target: string, start: number, count: number): Promise<voi
     } else if (m.type === 'exit') {
       for (const x of agents) {
         x.call?.cancel();
-        x.close();
+        x.transport.close();
       }
       api.close();
       setTimeout(() => process.exit(0), 100);

@@ -54,12 +54,7 @@ export async function startLocalApi(agent: Agent, socketPath: string, log: Logge
           metrics?.apiRequests.inc({ op, result: 'ok' });
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result));
         },
-        (err: unknown) => {
-          const e = err instanceof AgentError ? err : new AgentError('internal', (err as Error).message);
-          metrics?.apiRequests.inc({ op, result: e.status });
-          if (e.status === 'internal') log.error({ err, op }, 'local API request failed');
-          res.writeHead(HTTP_STATUS[e.status], { 'content-type': 'application/json' }).end(JSON.stringify({ error: { status: e.status, message: e.message } }));
-        },
+        (err: unknown) => sendError(res, op, err, log, metrics),
       );
   });
   mkdirSync(dirname(socketPath), { recursive: true });
@@ -94,13 +89,17 @@ function serveCni(req: http.IncomingMessage, res: http.ServerResponse, backend: 
         if (reply.exitCode !== 0) log.warn({ command: reply.command, answer: reply.stdout.trim() }, 'CNI request failed');
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(reply.stdout), 'loom-cni-exit': String(reply.exitCode) }).end(reply.stdout);
       },
-      (err: unknown) => {
-        const e = err instanceof AgentError ? err : new AgentError('internal', (err as Error).message);
-        metrics?.apiRequests.inc({ op: 'CNI', result: e.status });
-        const text = JSON.stringify({ error: { status: e.status, message: e.message } });
-        res.writeHead(HTTP_STATUS[e.status], { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
-      },
+      (err: unknown) => sendError(res, 'CNI', err, log, metrics),
     );
+}
+
+/** A failed request: `{ error: { status, message } }` with the status's HTTP code. */
+function sendError(res: http.ServerResponse, op: string, err: unknown, log: Logger, metrics?: AgentMetrics): void {
+  const e = err instanceof AgentError ? err : new AgentError('internal', (err as Error).message);
+  metrics?.apiRequests.inc({ op, result: e.status });
+  if (e.status === 'internal') log.error({ err, op }, 'local API request failed');
+  const text = JSON.stringify({ error: { status: e.status, message: e.message } });
+  res.writeHead(HTTP_STATUS[e.status], { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }
 
 function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {

@@ -152,7 +152,7 @@ export function staticAddresses(args: Record<string, string>): { ipv4?: string; 
   return out;
 }
 
-/** What the agent's attach answers (a type only: the plugin loads none of the agent's code). */
+/** What the agent's attach gives the CNI result (the hostname goes into DNS, not the result). */
 export type AgentAttachResult = Omit<AttachResult, 'hostname'>;
 
 /** The spec's success result for ADD. */

@@ -17,25 +17,16 @@ import {
 } from './messages.js';
 import type { Action, FlowDescription, Instruction, Match } from './types.js';
 
-/** A flow, or for modify/delete a selection of flows. */
-export interface FlowSpec {
+/**
+ * A flow, or for modify/delete a selection of flows: a FlowMod (same fields and defaults) whose
+ * table is `table` and whose match and instructions are still structured.
+ */
+export type FlowSpec = Omit<FlowMod, 'command' | 'tableId' | 'bufferId' | 'match' | 'instructions'> & {
   /** Table (default 0; for delete, all tables). */
   table?: number;
-  /** Default 0x8000. */
-  priority?: number;
-  cookie?: bigint;
-  /** For modify/delete: only flows with (cookie & cookieMask) == (their cookie & cookieMask). */
-  cookieMask?: bigint;
-  idleTimeout?: number;
-  hardTimeout?: number;
-  /** OFPFF_* bits. */
-  flags?: number;
   match?: Match;
   instructions?: Instruction[];
-  /** For delete: only flows that output to this port / group. */
-  outPort?: number;
-  outGroup?: number;
-}
+};
 
 /** One change of a flow table: a flow_mod command with its flow (or selection). */
 export interface FlowChange extends FlowSpec {
