@@ -1,7 +1,7 @@
 /**
  * Control-plane benchmark: one loom-controller process (SQLite store, synchronous=FULL) and
- * simulated agents in separate worker processes (WORKERS processes, each holding HOSTS/WORKERS
- * agents; every agent has its own gRPC channel = its own TCP connection and Watch stream).
+ * simulated agents in separate processes (every agent has its own TCP connection and Watch
+ * stream).
  *
  * 1. agents register and watch; 10 networks are created, each spanning all hosts;
  *    100 endpoints per host (10 per network) are created: 100,000 endpoints;
@@ -10,19 +10,21 @@
  * 3. 1,000 endpoint creations issued back to back (each as soon as the previous was answered);
  *    for each, the time from issuing the create until the controller reports (Wait RPC) that
  *    every interested agent (here: all 1,000) acknowledged its revision.
- * Agents ack every complete message. On a real deployment every agent has a machine of its own;
- * here 1,000 of them share the controller's 2 cores, so the simulated agents are kept cheap:
- * agent 0 of every worker is a full client (grpc-js, decodes and applies everything, its final
- * view is checked against the expected endpoint count); the others speak gRPC directly on
- * node:http2 (one connection and one Watch stream each, length-prefixed protobuf messages,
- * trailers honoured) and read only the header of each message (revision, reset, partial).
+ * Agents ack every complete message, on the controller's dedicated Watch port (learned from
+ * RegisterResponse.watch_port, as loom-agent does). On a real deployment every agent has a machine
+ * of its own; here 1,000 of them share the controller's 2 cores, so the simulated agents are kept
+ * cheap: two agents, in a process of their own, are full clients (grpc-js, decode and apply
+ * everything, their final views are checked against the expected endpoint count); the others,
+ * in WORKERS processes, speak gRPC on bench/lib/h2-lite.ts (a minimal HTTP/2 client: one
+ * connection and one Watch stream each) and read only the header of each message (revision,
+ * reset, partial).
  *
  * Env: LOOM_BENCH_HOSTS (1000), LOOM_BENCH_EPH endpoints per host (100), LOOM_BENCH_WORKERS (2),
- * LOOM_BENCH_CREATES (1000).
+ * LOOM_BENCH_CREATES (1000), LOOM_BENCH_SERIAL=1 (creates one at a time), LOOM_BENCH_CONTROLLER_ARGS
+ * and LOOM_BENCH_CONTROLLER_NODE_ARGS (extra controller flags / node flags, e.g. --cpu-prof).
  */
 import * as grpc from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import http2 from 'node:http2';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -30,12 +32,17 @@ import { LoomClient } from '../src/controller/api/client.js';
 import { codecs, watchMethod } from '../src/controller/api/proto.js';
 import type { WatchRequest } from '../src/controller/api/types.js';
 import { ViewState } from '../src/controller/api/view-state.js';
+import { connectH2, grpcCall, type H2Connection } from './lib/h2-lite.js';
 
 const HOSTS = Number(process.env.LOOM_BENCH_HOSTS ?? 1000);
 const EPH = Number(process.env.LOOM_BENCH_EPH ?? 100);
 const WORKERS = Number(process.env.LOOM_BENCH_WORKERS ?? 2);
 const CREATES = Number(process.env.LOOM_BENCH_CREATES ?? 1000);
+/** One create at a time, each waited for: the latency of a lone change, without batching. */
+const SERIAL = process.env.LOOM_BENCH_SERIAL === '1';
 const NETWORKS = 10;
+/** Fully decoding, checked agents (grpc-js clients, in a process of their own). */
+const FULL = 2;
 const ROOT = path.resolve(import.meta.dirname, '..');
 
 const hostName = (i: number): string => `h${String(i).padStart(4, '0')}`;
@@ -82,7 +89,7 @@ function parseHeader(b: Buffer): Header {
   return h;
 }
 
-type Msg = { type: 'ready' } | { type: 'snapshot-done'; ms: number; endpoints: number; routes: number } | { type: 'check'; endpoints: number; revision: number; messages: number };
+type Msg = { type: 'ready' } | { type: 'snapshot-done'; ms: number; endpoints: number; routes: number } | { type: 'check'; endpoints: number[]; messages: number };
 
 /** The sending side of one simulated agent's Watch stream. */
 interface WatchCall {
@@ -92,43 +99,25 @@ interface WatchCall {
 
 interface SimAgent {
   name: string;
-  /** The full agent (decodes everything) has a grpc-js channel, the others a bare HTTP/2 session. */
-  transport: grpc.Client | http2.ClientHttp2Session;
+  /** The full agent (decodes everything) has a grpc-js channel, the others an h2-lite connection. */
+  transport: grpc.Client | H2Connection;
   view: ViewState;
   call?: WatchCall;
 }
 
-/** A gRPC message on the wire: compressed flag, 4-byte length, protobuf bytes. */
-function grpcFrame(req: WatchRequest): Buffer {
-  const body = watchMethod.requestSerialize(req);
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0;
-  out.writeUInt32BE(body.length, 1);
-  body.copy(out, 5);
-  return out;
+let exiting = false;
+
+/** Watch over h2-lite: the gRPC wire protocol on a minimal HTTP/2 client (bench/lib/h2-lite.ts). */
+function liteWatch(conn: H2Connection, target: string, onMessage: (b: Buffer) => void): WatchCall {
+  const call = grpcCall(conn, watchMethod.path, target, onMessage);
+  call.onError = (err) => {
+    if (!exiting) process.stderr.write(`watch failed: ${err.message}\n`);
+  };
+  return { write: (req) => call.send(watchMethod.requestSerialize(req)), cancel: () => call.cancel() };
 }
 
-/** Watch over node:http2 directly: the gRPC wire protocol without grpc-js's per-message layers. */
-function rawWatch(session: http2.ClientHttp2Session, onMessage: (b: Buffer) => void): WatchCall {
-  const stream = session.request({ ':method': 'POST', ':path': watchMethod.path, 'content-type': 'application/grpc', te: 'trailers' });
-  let pending: Buffer = Buffer.alloc(0);
-  stream.on('data', (chunk: Buffer) => {
-    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-    while (pending.length >= 5) {
-      const len = pending.readUInt32BE(1);
-      if (pending.length < 5 + len) break;
-      onMessage(pending.subarray(5, 5 + len));
-      pending = pending.subarray(5 + len);
-    }
-  });
-  stream.on('trailers', (t: http2.IncomingHttpHeaders) => {
-    if (t['grpc-status'] !== '0' && t['grpc-status'] !== '1') process.stderr.write(`watch ended: ${String(t['grpc-status'])} ${String(t['grpc-message'])}\n`);
-  });
-  stream.on('error', () => undefined); // superseded streams end with ABORTED
-  return { write: (req) => void stream.write(grpcFrame(req)), cancel: () => stream.close(http2.constants.NGHTTP2_CANCEL) };
-}
-
-async function worker(target: string, start: number, count: number): Promise<void> {
+/** Agents start..start+count-1: fully decoding grpc-js clients ('full') or h2-lite ones ('lite'). */
+async function worker(target: string, start: number, count: number, full: boolean): Promise<void> {
   const send = (m: Msg): void => void process.send!(m);
   const agents: SimAgent[] = [];
   const lightDeserialize = (b: Buffer): Buffer => b;
@@ -160,25 +149,29 @@ async function worker(target: string, start: number, count: number): Promise<voi
       c.on('error', () => undefined); // superseded streams end with ABORTED
       call = { write: (req) => void c.write(req), cancel: () => c.cancel() };
     } else {
-      call = rawWatch(a.transport, onMessage);
+      call = liteWatch(a.transport, watchTarget, onMessage);
     }
     call.write({ start: { host: a.name, fromRevision } });
     return call;
   }
+  // Register first: the reply says where the controller's dedicated Watch server is.
+  const api = new LoomClient(target);
+  let watchPort = 0;
+  for (let k = start; k < start + count; k += 50) {
+    const batch = Array.from({ length: Math.min(50, start + count - k) }, (_, j) => k + j);
+    const replies = await Promise.all(batch.map((i) => api.register({ name: hostName(i), vtep: vtepOf(i), agentVersion: 'bench', capabilities: ['vxlan'] })));
+    watchPort = replies[0].watchPort;
+  }
+  const host = target.slice(0, target.lastIndexOf(':'));
+  const watchTarget = watchPort ? `${host}:${watchPort}` : target;
   for (let i = start; i < start + count; i++) {
     let transport: SimAgent['transport'];
-    if (i === start) {
-      transport = new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20, 'grpc.enable_channelz': 0, 'loom.bench.agent': i } as grpc.ClientOptions); // distinct options: a connection of its own
+    if (full) {
+      transport = new grpc.Client(watchTarget, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20, 'grpc.enable_channelz': 0, 'loom.bench.agent': i } as grpc.ClientOptions); // distinct options: a connection of its own
     } else {
-      transport = http2.connect(`http://${target}`);
-      transport.on('error', () => undefined);
+      transport = await connectH2(host, Number(watchTarget.slice(watchTarget.lastIndexOf(':') + 1)));
     }
-    const a: SimAgent = { name: hostName(i), transport, view: new ViewState() };
-    agents.push(a);
-  }
-  const api = new LoomClient(target);
-  for (let k = 0; k < agents.length; k += 50) {
-    await Promise.all(agents.slice(k, k + 50).map((a, j) => api.register({ name: a.name, vtep: vtepOf(start + k + j), agentVersion: 'bench', capabilities: ['vxlan'] })));
+    agents.push({ name: hostName(i), transport, view: new ViewState() });
   }
   await Promise.all(
     agents.map(
@@ -219,10 +212,10 @@ async function worker(target: string, start: number, count: number): Promise<voi
       });
       old?.cancel();
     } else if (m.type === 'check') {
-      let endpoints = 0;
-      for (const n of a.view.networks.values()) endpoints += n.endpoints.size;
-      send({ type: 'check', endpoints, revision: a.view.revision, messages });
+      const endpoints = agents.map((x) => [...x.view.networks.values()].reduce((sum, n) => sum + n.endpoints.size, 0));
+      send({ type: 'check', endpoints, messages });
     } else if (m.type === 'exit') {
+      exiting = true;
       for (const x of agents) {
         x.call?.cancel();
         x.transport.close();
@@ -279,15 +272,17 @@ async function driver(): Promise<void> {
   try {
     const { proc: ctl, target } = await startController(path.join(dir, 'controller.db'));
     children.push(ctl);
-    log(`controller pid ${ctl.pid} at ${target}; starting ${WORKERS} agent processes for ${HOSTS} hosts`);
-    const per = Math.ceil(HOSTS / WORKERS);
+    // Process 0 holds the FULL fully-decoding agents (alone, so their acks are not queued behind
+    // hundreds of others in one event loop); processes 1..WORKERS share the rest.
+    log(`controller pid ${ctl.pid} at ${target}; starting ${WORKERS + 1} agent processes for ${HOSTS} hosts`);
+    const per = Math.ceil((HOSTS - FULL) / WORKERS);
     const workers: ChildProcess[] = [];
     const inbox: Msg[][] = [];
     const waiters: (() => void)[] = [];
-    for (let w = 0; w < WORKERS; w++) {
-      const start = w * per;
-      const count = Math.min(per, HOSTS - start);
-      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/controlplane.ts', '--agents', target, String(start), String(count)], {
+    for (let w = 0; w <= WORKERS; w++) {
+      const start = w === 0 ? 0 : FULL + (w - 1) * per;
+      const count = w === 0 ? FULL : Math.min(per, HOSTS - start);
+      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/controlplane.ts', '--agents', target, String(start), String(count), w === 0 ? 'full' : 'lite'], {
         cwd: ROOT,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
@@ -346,7 +341,7 @@ async function driver(): Promise<void> {
     const latencies: number[] = [];
     const replyMs: number[] = [];
     const waits: Promise<void>[] = [];
-    workers.forEach((w) => w.send({ type: 'count' }));
+    workers[0].send({ type: 'count' });
     const p0 = performance.now();
     const cpu0 = cpuMs(ctl.pid!);
     const agentCpu = (): number => workers.reduce((sum, w) => sum + cpuMs(w.pid!).user + cpuMs(w.pid!).sys, 0);
@@ -357,6 +352,12 @@ async function driver(): Promise<void> {
       const issuedAt = performance.now();
       const ep = await api.createEndpoint({ network: `net${n}`, host: hostName(h), containerId: `extra-${i}` });
       replyMs.push(performance.now() - issuedAt);
+      if (SERIAL) {
+        const r = await api.wait(ep.modRevision, 60_000);
+        if (!r.converged) throw new Error(`revision ${ep.modRevision} not applied by ${r.pendingHosts.length} hosts in 60 s`);
+        latencies.push(performance.now() - issuedAt);
+        continue;
+      }
       waits.push(
         api.wait(ep.modRevision, 60_000).then((r) => {
           if (!r.converged) throw new Error(`revision ${ep.modRevision} not applied by ${r.pendingHosts.length} hosts in 60 s`);
@@ -375,11 +376,10 @@ async function driver(): Promise<void> {
     log(`controller CPU per create (write to and ack from every agent): ${cpuPerCreate.toFixed(1)} ms (${(sysShare * 100).toFixed(0)}% in the kernel); simulated agents: ${agentCpuPerCreate.toFixed(1)} ms`);
     log(`propagation p90 ${percentile(latencies, 90).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms`);
     log(`create reply p50 ${percentile(replyMs, 50).toFixed(1)} ms, p99 ${percentile(replyMs, 99).toFixed(1)} ms`);
-    workers.forEach((w) => w.send({ type: 'check' }));
-    const checks = (await collect('check')) as Extract<Msg, { type: 'check' }>[];
-    log(`an agent received ${checks[0]!.messages} messages for the ${CREATES} creates (coalescing)`);
-    const bad = checks.filter((c) => c.endpoints !== total + CREATES);
-    if (bad.length > 0) throw new Error(`fully decoding agents disagree: ${JSON.stringify(checks)}`);
+    workers[0].send({ type: 'check' });
+    const check = (await collect('check', [0]))[0] as Extract<Msg, { type: 'check' }>;
+    log(`an agent received ${check.messages} messages for the ${CREATES} creates (coalescing)`);
+    if (check.endpoints.some((n) => n !== total + CREATES)) throw new Error(`fully decoding agents disagree: ${JSON.stringify(check.endpoints)}, expected ${total + CREATES}`);
     const rss = rssMb(ctl.pid!, 'VmRSS');
     const peak = rssMb(ctl.pid!, 'VmHWM');
     log(`${CREATES} creates in ${createSecs.toFixed(1)} s; every fully-decoding agent holds ${total + CREATES} endpoints; controller RSS ${rss} MB (peak ${peak} MB)`);
@@ -401,7 +401,7 @@ async function driver(): Promise<void> {
 }
 
 if (process.argv[2] === '--agents') {
-  worker(process.argv[3], Number(process.argv[4]), Number(process.argv[5])).catch((err: unknown) => {
+  worker(process.argv[3], Number(process.argv[4]), Number(process.argv[5]), process.argv[6] === 'full').catch((err: unknown) => {
     process.stderr.write(`agent worker failed: ${(err as Error).stack}\n`);
     process.exit(1);
   });

@@ -90,6 +90,16 @@ export class Agent {
   private plumber!: ContainerPlumber;
   private flows!: FlowSync;
   private readonly controller: LoomClient;
+  /** The controller's dedicated Watch server (RegisterResponse.watchPort), when it has one. */
+  private watchClient: { port: number; client: LoomClient } | undefined;
+  /**
+   * Watch attempts on the dedicated port that failed before any message while the API port
+   * answered (a firewall, say): after 3 the agent watches on the API port for a while.
+   */
+  private watchPortFailures = 0;
+  private watchPortRetryAt = 0;
+  /** Last time the API port answered (register, heartbeat). */
+  private apiOkAt = 0;
   private readonly view = new ViewState();
   private readonly attachments = new Map<string, Attachment>();
   /** Networks learned from attach replies, until the stream carries them. */
@@ -176,7 +186,9 @@ export class Agent {
           { name: this.config.hostName, vtep: this.config.vtep, agentVersion: AGENT_VERSION, capabilities: ['vxlan', 'gre', 'ipv6'] },
           { timeoutMs: 5000 },
         );
-        this.log.info({ controller: this.config.controller, revision: res.revision }, 'registered with the controller');
+        this.log.info({ controller: this.config.controller, revision: res.revision, watchPort: res.watchPort }, 'registered with the controller');
+        this.apiOkAt = Date.now();
+        this.useWatchPort(res.watchPort);
         this.registered = true;
         this.startHeartbeats(res.heartbeatIntervalMs || 5000);
         return;
@@ -191,7 +203,7 @@ export class Agent {
   private startHeartbeats(intervalMs: number): void {
     clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => {
-      this.controller.heartbeat(this.config.hostName, this.appliedRevision, { timeoutMs: intervalMs }).catch(async (err) => {
+      this.controller.heartbeat(this.config.hostName, this.appliedRevision, { timeoutMs: intervalMs }).then(() => (this.apiOkAt = Date.now()), async (err) => {
         this.log.warn({ err: describe(err) }, 'heartbeat failed');
         if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) await this.register();
       });
@@ -199,9 +211,24 @@ export class Agent {
     this.heartbeatTimer.unref();
   }
 
+  /** Watch goes to the controller's dedicated port (same host and TLS) on a connection of its own. */
+  private useWatchPort(port: number): void {
+    if (this.watchClient?.port === port) return;
+    this.watchClient?.client.close();
+    this.watchClient = undefined;
+    this.watchPortFailures = 0;
+    if (!port) return;
+    const host = this.config.controller.slice(0, this.config.controller.lastIndexOf(':'));
+    const tls = clientCredentials(agentTls(this.config));
+    this.watchClient = { port, client: new LoomClient(`${host}:${port}`, tls.options, tls.credentials) };
+  }
+
   private openWatch(): void {
     if (this.stopped) return;
-    const stream = this.controller.watch();
+    if (this.watchPortFailures >= 3 && Date.now() >= this.watchPortRetryAt) this.watchPortFailures = 0;
+    const dedicated = this.watchClient !== undefined && this.watchPortFailures < 3;
+    const stream = dedicated ? this.watchClient!.client.watch() : this.controller.watch();
+    let received = false;
     this.watchStream = stream;
     stream.write({
       start: {
@@ -212,6 +239,8 @@ export class Agent {
       },
     });
     stream.on('data', (msg: api.WatchResponse) => {
+      if (!received && dedicated) this.watchPortFailures = 0;
+      received = true;
       this.controllerConnected = true;
       this.backoffMs = 200;
       if (!this.view.apply(msg)) return;
@@ -228,6 +257,11 @@ export class Agent {
       this.watchStream = undefined;
       this.controllerConnected = false;
       if (this.stopped) return;
+      const apiAnswers = Date.now() - this.apiOkAt < 15_000;
+      if (dedicated && !received && apiAnswers && ++this.watchPortFailures === 3) {
+        this.watchPortRetryAt = Date.now() + 300_000;
+        this.log.warn({ watchPort: this.watchClient?.port, why }, 'the controller\'s Watch port fails while its API port answers; watching on the API port for 5 minutes');
+      }
       this.log.warn({ why, retryInMs: this.backoffMs, revision: this.view.revision }, 'watch stream lost; keeping the installed flows');
       this.reconnectTimer = setTimeout(() => this.openWatch(), this.backoffMs);
       this.backoffMs = Math.min(this.backoffMs * 2, 5000);
@@ -472,6 +506,7 @@ export class Agent {
     this.watchStream?.cancel();
     await this.queue;
     this.controller.close();
+    this.watchClient?.client.close();
     await this.openflow?.close();
     this.ovsdb?.close();
     await this.netlink?.close();

@@ -61,6 +61,21 @@ export function serverCredentials(tls: ServerTls, names = { cert: 'tlsCert', key
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
 }
 
+/**
+ * The same server settings as node:tls options (for servers not built on grpc-js), or null for
+ * plaintext. With a client CA, clients without a certificate from it are refused at the handshake.
+ */
+export function serverTlsOptions(
+  tls: ServerTls,
+  names = { cert: 'tlsCert', key: 'tlsKey', clientCa: 'tlsClientCa' },
+): { cert: Buffer; key: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean } | null {
+  if (!tls.cert && !tls.key && !tls.clientCa) return null;
+  if (!tls.cert || !tls.key) throw new ConfigError(`${names.cert} and ${names.key} go together: set both or neither`);
+  const { cert, key } = certAndKey(tls.cert, tls.key, names);
+  if (!tls.clientCa) return { cert, key, requestCert: false, rejectUnauthorized: false };
+  return { cert, key, ca: readPem(tls.clientCa, names.clientCa), requestCert: true, rejectUnauthorized: true };
+}
+
 /** Client credentials and channel options, or insecure ones when no CA is configured. */
 export function clientCredentials(
   tls: ClientTls,

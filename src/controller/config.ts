@@ -10,6 +10,8 @@ export function controllerTls(c: ControllerConfig): ServerTls {
 
 export interface ControllerConfig {
   listen: string;
+  /** The dedicated Watch server; '' = none (agents watch on the API port). */
+  watchListen: string;
   metricsListen: string;
   dbPath: string;
   sync: 'full' | 'normal';
@@ -32,6 +34,7 @@ export interface ControllerConfig {
 
 export const DEFAULTS: ControllerConfig = {
   listen: '0.0.0.0:7400',
+  watchListen: 'auto',
   metricsListen: '127.0.0.1:7401',
   dbPath: '/var/lib/loom/controller.db',
   sync: 'full',
@@ -41,8 +44,8 @@ export const DEFAULTS: ControllerConfig = {
   storeHistory: 100_000,
   maxReceiveBytes: 4 * 1024 * 1024,
   maxMessageBytes: 256 * 1024,
-  coalesceMs: 30,
-  quietMs: 10,
+  coalesceMs: 5,
+  quietMs: 2,
   ackTimeoutMs: 2_000,
   tlsCert: '',
   tlsKey: '',
@@ -57,6 +60,10 @@ Usage: loom-controller [--config FILE] [flags]
 Flags (override the config file; the file uses the names in parentheses):
   --config FILE                JSON config file
   --listen ADDR                gRPC address, host:port (listen)                 [${DEFAULTS.listen}]
+  --watch-listen ADDR          the dedicated Watch server agents stream updates  [${DEFAULTS.watchListen}]
+                               from (watchListen); 'auto': the host of --listen,
+                               port 7403 (0 if --listen's port is 0); '' = none
+                               (agents then watch on the API port, slower)
   --metrics-listen ADDR        HTTP /metrics and /healthz (metricsListen)        [${DEFAULTS.metricsListen}]
   --db PATH                    SQLite database file (dbPath)                     [${DEFAULTS.dbPath}]
   --sync full|normal           SQLite durability (sync): full survives power     [${DEFAULTS.sync}]
@@ -92,6 +99,7 @@ Example: loom-controller --db /var/lib/loom/controller.db --listen 10.0.0.1:7400
 
 const FLAGS: FlagSpec = {
   listen: { type: 'string' },
+  'watch-listen': { type: 'string' },
   'metrics-listen': { type: 'string' },
   db: { type: 'string' },
   sync: { type: 'string' },
@@ -112,6 +120,7 @@ const FLAGS: FlagSpec = {
 
 const FLAG_TO_KEY: Record<string, keyof ControllerConfig> = {
   listen: 'listen',
+  'watch-listen': 'watchListen',
   'metrics-listen': 'metricsListen',
   db: 'dbPath',
   sync: 'sync',
@@ -135,10 +144,20 @@ export function loadConfig(argv: string[]): ControllerConfig | 'help' {
   return parseDaemonArgs(argv, { flags: FLAGS, flagToKey: FLAG_TO_KEY, defaults: DEFAULTS, validate: validateConfig });
 }
 
+/** 'auto' -> the API address's host with port 7403 (port 0 stays 0, for tests); '' = off. */
+function watchListenSetting(value: unknown, listen: unknown): string {
+  if (value === '') return '';
+  if (value !== 'auto') return listenSetting(value, 'watchListen');
+  const api = listenSetting(listen, 'listen');
+  const colon = api.lastIndexOf(':');
+  return `${api.slice(0, colon)}:${api.slice(colon + 1) === '0' ? 0 : 7403}`;
+}
+
 /** Checks every setting; the error names the setting. */
 export function validateConfig(raw: Record<string, unknown>): ControllerConfig {
   const c: ControllerConfig = {
     listen: listenSetting(raw.listen, 'listen'),
+    watchListen: watchListenSetting(raw.watchListen, raw.listen),
     metricsListen: raw.metricsListen === '' ? '' : listenSetting(raw.metricsListen, 'metricsListen'),
     dbPath: stringSetting(raw.dbPath, 'dbPath'),
     sync: choiceSetting(raw.sync, 'sync', ['full', 'normal'] as const),

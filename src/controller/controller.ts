@@ -34,8 +34,8 @@ export interface ControllerOptions {
   logger: Logger;
 }
 
-/** Called after every committed revision with the keys it changed. */
-export type CommitListener = (revision: number, keys: string[]) => void;
+/** Called after every committed revision with its operations (durable by then). */
+export type CommitListener = (revision: number, ops: readonly StoreOp[]) => void;
 
 /**
  * A mutation: checks the request against the current state (throwing ApiError) and returns
@@ -86,13 +86,8 @@ export class Controller {
   }
 
   private async load(): Promise<number> {
-    this.state.clear();
     const all = await this.store.loadAll();
-    // Parents first: networks and hosts before what lives in them.
-    const order = ['networks/', 'hosts/', 'blocks/', 'exceptions/', 'endpoints/'];
-    const rank = (k: string): number => order.findIndex((p) => k.startsWith(p));
-    all.sort((a, b) => rank(a.key) - rank(b.key));
-    for (const kv of all) this.state.apply(kv.key, kv.value, kv.createRevision, kv.modRevision);
+    this.state.load(all);
     return all.length;
   }
 
@@ -114,6 +109,10 @@ export class Controller {
 
   revision(): number {
     return this.store.revision();
+  }
+
+  storeId(): string {
+    return this.store.id();
   }
 
   /** Mutations waiting for the next batch. */
@@ -163,7 +162,7 @@ export class Controller {
         const r = q.run();
         if (r.ops.length > 0) {
           applying = true;
-          for (const op of r.ops) this.applyOp(op, rev + 1);
+          for (const op of r.ops) this.state.applyOp(op, rev + 1);
           applying = false;
           rev++;
           opsList.push(r.ops);
@@ -202,34 +201,15 @@ export class Controller {
     }
     for (const a of answered) a.q.resolve(a.value);
     opsList.forEach((ops, i) => {
-      const keysChanged = ops.map((o) => o.key);
       for (const fn of this.listeners) {
         try {
-          fn(first + i, keysChanged);
+          fn(first + i, ops);
         } catch (err) {
           this.opts.logger.error({ err }, 'commit listener failed');
         }
       }
     });
     this.scheduleBatch();
-  }
-
-  private applyOp(op: StoreOp, revision: number): void {
-    if (op.type === 'delete') return this.state.apply(op.key, null, 0, revision);
-    const created = this.existingCreateRevision(op.key);
-    this.state.apply(op.key, op.value, created || revision, revision);
-  }
-
-  private existingCreateRevision(key: string): number {
-    const [kind, name, ...rest] = key.split('/');
-    const id = rest.join('/');
-    if (kind === 'networks') return this.state.networks.get(name)?.entry.createRevision ?? 0;
-    if (kind === 'hosts') return this.state.hosts.get(name)?.createRevision ?? 0;
-    const net = this.state.networks.get(name);
-    if (!net) return 0;
-    if (kind === 'endpoints') return net.endpoints.get(id)?.createRevision ?? 0;
-    if (kind === 'blocks') return net.blocks.get(id)?.createRevision ?? 0;
-    return net.exceptions.get(id)?.createRevision ?? 0;
   }
 
   // ---- networks

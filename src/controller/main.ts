@@ -13,10 +13,13 @@ import { serverCredentials } from '../common/tls.js';
 import { Controller } from './controller.js';
 import { createMetricsServer, listenHttp } from '../common/metrics-http.js';
 import { createMetrics } from './metrics.js';
-import { createGrpcServer, listen } from './server.js';
+import { Convergence } from './convergence.js';
+import { apiHandlers, createGrpcServer, listen } from './server.js';
 import { SqliteStore } from './store/sqlite.js';
 import { StoreError } from './store/types.js';
 import { WatchHub } from './watch.js';
+import { createWatchServer } from './watch-server.js';
+import type { GrpcStreamServer } from '../http2/grpc-server.js';
 
 async function main(argv: string[]): Promise<number> {
   const config = daemonConfig('loom-controller', HELP, () => loadConfig(argv));
@@ -39,26 +42,36 @@ async function main(argv: string[]): Promise<number> {
   });
   controller.start();
   let metrics: ReturnType<typeof createMetrics> | null = null;
-  const hub = new WatchHub(controller, {
-    maxMessageBytes: config.maxMessageBytes,
-    coalesceMs: config.coalesceMs,
-    quietMs: config.quietMs,
-    ackTimeoutMs: config.ackTimeoutMs,
-    logger,
+  const convergence = new Convergence(controller, {
     onAckLatency: (s) => metrics?.propagation.observe(s),
   });
-  metrics = createMetrics(controller, hub);
+  metrics = createMetrics(controller, convergence);
   const m = metrics;
-  const server = createGrpcServer(controller, hub, {
-    logger,
-    maxReceiveBytes: config.maxReceiveBytes,
-    onRequest: (method, code) => m.requests.inc({ method, code }),
-  });
+  const onRequest = (method: string, code: string): void => m.requests.inc({ method, code });
+  let watchPort = 0;
+  const api = apiHandlers(controller, convergence, () => watchPort);
+  let server: grpc.Server | null = null;
+  let hub: WatchHub | null = null;
+  let watchServer: GrpcStreamServer | null = null;
   let grpcPort: number;
   let httpServer: http.Server | null = null;
   let httpPort = 0;
   try {
+    hub = new WatchHub(controller, {
+      maxMessageBytes: config.maxMessageBytes,
+      coalesceMs: config.coalesceMs,
+      quietMs: config.quietMs,
+      ackTimeoutMs: config.ackTimeoutMs,
+      logger,
+      onProgress: (batch) => convergence.report(batch),
+    });
+    server = createGrpcServer(api, hub, { logger, maxReceiveBytes: config.maxReceiveBytes, onRequest });
     grpcPort = await listen(server, config.listen, serverCredentials(controllerTls(config)));
+    if (config.watchListen) {
+      watchServer = createWatchServer(hub, { logger, maxReceiveBytes: config.maxReceiveBytes, tls: controllerTls(config), onStarted: () => onRequest('Watch', 'OK') });
+      const colon = config.watchListen.lastIndexOf(':');
+      watchPort = await watchServer.listen(config.watchListen.slice(0, colon).replace(/^\[|\]$/g, ''), Number(config.watchListen.slice(colon + 1)));
+    }
     if (config.metricsListen) {
       httpServer = createMetricsServer(metrics.registry, () => ({ revision: controller.revision() }));
       httpPort = await listenHttp(httpServer, config.metricsListen);
@@ -69,7 +82,10 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const tls = config.tlsCert ? (config.tlsClientCa ? 'mutual' : 'server') : 'off';
-  logger.info({ grpcPort, httpPort, listen: config.listen, tls, db: config.dbPath, sync: config.sync, revision: controller.revision() }, 'loom-controller ready');
+  logger.info(
+    { grpcPort, watchPort, httpPort, listen: config.listen, watchListen: config.watchListen, tls, db: config.dbPath, sync: config.sync, revision: controller.revision() },
+    'loom-controller ready',
+  );
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -84,11 +100,14 @@ async function main(argv: string[]): Promise<number> {
           () => resolve(1),
         );
       };
+      hub?.shutdown(); // Watch streams never end by themselves; unary calls in flight may finish
+      void watchServer?.close(1000);
+      const grpcServer = server!;
       const timer = setTimeout(() => {
-        server.forceShutdown();
+        grpcServer.forceShutdown();
         done();
       }, 5000);
-      (server as grpc.Server).tryShutdown(() => {
+      grpcServer.tryShutdown(() => {
         clearTimeout(timer);
         done();
       });

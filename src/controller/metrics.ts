@@ -1,7 +1,7 @@
 /** Prometheus metrics of the controller (prom-client), on a private registry. */
 import client from 'prom-client';
 import type { Controller } from './controller.js';
-import type { WatchHub } from './watch.js';
+import type { Convergence } from './convergence.js';
 
 export interface ControllerMetrics {
   registry: client.Registry;
@@ -9,7 +9,7 @@ export interface ControllerMetrics {
   propagation: client.Histogram;
 }
 
-export function createMetrics(controller: Controller, hub: WatchHub): ControllerMetrics {
+export function createMetrics(controller: Controller, convergence: Convergence): ControllerMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'loom_controller_' });
   const requests = new client.Counter({
@@ -37,7 +37,7 @@ export function createMetrics(controller: Controller, hub: WatchHub): Controller
     help: 'Agents with an open Watch stream',
     registers: [registry],
     collect() {
-      this.set(hub.connected);
+      this.set(convergence.connected);
     },
   });
   new client.Gauge({
@@ -70,7 +70,7 @@ export function createMetrics(controller: Controller, hub: WatchHub): Controller
     collect() {
       let max = 0;
       let sum = 0;
-      for (const s of hub.status()) {
+      for (const s of convergence.status()) {
         if (!s.up) continue;
         max = Math.max(max, s.lag);
         sum += s.lag;

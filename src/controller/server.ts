@@ -1,15 +1,18 @@
 /**
- * gRPC transport: binds the controller and the watch hub to grpc-js services. Handlers only
- * translate: request -> controller call -> reply, ApiError -> gRPC status. Anything else
- * thrown is logged and reported as INTERNAL; the process never dies on a bad request.
+ * gRPC transport: binds the unary API (a table of plain handlers) and the watch hub to grpc-js
+ * services. Handlers only translate: request -> controller call -> reply, ApiError -> gRPC
+ * status. Anything else thrown is logged and reported as INTERNAL; the process never dies on a
+ * bad request.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { methods, watchServerMethod } from './api/proto.js';
 import type { CreateEndpointRequest, CreateNetworkRequest, RegisterRequest, WatchRequest } from './api/types.js';
 import type { Controller } from './controller.js';
+import type { Convergence } from './convergence.js';
 import { ApiError, type ApiErrorCode } from './errors.js';
-import type { WatchHub, WatchSession } from './watch.js';
+import type { WatchHub } from './watch.js';
+import { watchCall } from './watch-call.js';
 
 const STATUS: Record<ApiErrorCode, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
@@ -29,9 +32,45 @@ export interface ServerOptions {
   onRequest?: (method: string, code: string) => void;
 }
 
-type Handler<Req, Res> = (req: Req) => Res | Promise<Res>;
+/** A unary method as a plain function of the decoded request. */
+export type Handler = (req: never) => unknown;
 
-export function createGrpcServer(controller: Controller, hub: WatchHub, opts: ServerOptions): grpc.Server {
+/** The unary methods by name (as in the proto), Watch excluded. */
+export const UNARY_METHODS = [...Object.keys(methods.network), ...Object.keys(methods.endpoint), ...Object.keys(methods.host), ...Object.keys(methods.status)];
+
+export type ApiHandlers = Record<string, Handler>;
+
+/** The unary API. `watchPort`: where the dedicated Watch server listens (0: none), for Register. */
+export function apiHandlers(controller: Controller, convergence: Convergence, watchPort: () => number = () => 0): ApiHandlers {
+  const api = {
+    CreateNetwork: (r: CreateNetworkRequest) => controller.createNetwork(r.network),
+    GetNetwork: (r: { name: string }) => controller.getNetwork(r.name),
+    ListNetworks: () => ({ networks: controller.listNetworks(), revision: controller.revision() }),
+    DeleteNetwork: async (r: { name: string }) => ({ revision: await controller.deleteNetwork(r.name) }),
+    CreateEndpoint: (r: CreateEndpointRequest) => controller.createEndpoint(r),
+    GetEndpoint: (r: { network: string; containerId: string }) => controller.getEndpoint(r.network, r.containerId),
+    ListEndpoints: (r: { network: string; host: string }) => ({ endpoints: controller.listEndpoints(r), revision: controller.revision() }),
+    DeleteEndpoint: async (r: { network: string; containerId: string }) => ({ revision: await controller.deleteEndpoint(r.network, r.containerId) }),
+    Register: async (r: RegisterRequest) => ({
+      ...(await controller.register(r)),
+      heartbeatIntervalMs: controller.opts.heartbeatIntervalMs,
+      watchPort: watchPort(),
+    }),
+    Heartbeat: async (r: { name: string }) => ({ revision: await controller.heartbeat(r.name) }),
+    ListHosts: () => ({ hosts: controller.listHosts(), revision: controller.revision() }),
+    GetStatus: () => ({ revision: controller.revision(), hosts: convergence.status() }),
+    Wait: async (r: { revision: number; timeoutMs: number }) => {
+      const revision = r.revision || controller.revision();
+      const converged = await convergence.wait(revision, Math.min(r.timeoutMs || 30_000, 3_600_000));
+      return { converged, revision, pendingHosts: converged ? [] : convergence.pending(revision) };
+    },
+  } satisfies ApiHandlers;
+  const missing = UNARY_METHODS.filter((m) => !(m in api));
+  if (missing.length > 0) throw new Error(`no handler for ${missing.join(', ')}`);
+  return api;
+}
+
+export function createGrpcServer(api: ApiHandlers, hub: WatchHub, opts: ServerOptions): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': opts.maxReceiveBytes,
     'grpc.max_send_message_length': -1,
@@ -42,7 +81,7 @@ export function createGrpcServer(controller: Controller, hub: WatchHub, opts: Se
   });
   const log = opts.logger;
 
-  function unary<Req, Res>(name: string, fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
+  function unary(name: string, fn: (req: unknown) => unknown): grpc.handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
       const fail = (err: unknown): void => {
         if (err instanceof ApiError) {
@@ -65,86 +104,40 @@ export function createGrpcServer(controller: Controller, hub: WatchHub, opts: Se
     };
   }
 
-  const n = methods.network;
-  server.addService(n as unknown as grpc.ServiceDefinition, {
-    CreateNetwork: unary('CreateNetwork', (r: CreateNetworkRequest) => controller.createNetwork(r.network)),
-    GetNetwork: unary('GetNetwork', (r: { name: string }) => controller.getNetwork(r.name)),
-    ListNetworks: unary('ListNetworks', () => ({ networks: controller.listNetworks(), revision: controller.revision() })),
-    DeleteNetwork: unary('DeleteNetwork', async (r: { name: string }) => ({ revision: await controller.deleteNetwork(r.name) })),
-  });
-  server.addService(methods.endpoint as unknown as grpc.ServiceDefinition, {
-    CreateEndpoint: unary('CreateEndpoint', (r: CreateEndpointRequest) => controller.createEndpoint(r)),
-    GetEndpoint: unary('GetEndpoint', (r: { network: string; containerId: string }) => controller.getEndpoint(r.network, r.containerId)),
-    ListEndpoints: unary('ListEndpoints', (r: { network: string; host: string }) => ({
-      endpoints: controller.listEndpoints(r),
-      revision: controller.revision(),
-    })),
-    DeleteEndpoint: unary('DeleteEndpoint', async (r: { network: string; containerId: string }) => ({
-      revision: await controller.deleteEndpoint(r.network, r.containerId),
-    })),
-  });
+  const bind = (names: string[]): grpc.UntypedServiceImplementation =>
+    Object.fromEntries(names.map((name) => [name, unary(name, api[name] as (req: unknown) => unknown)]));
+  server.addService(methods.network as unknown as grpc.ServiceDefinition, bind(Object.keys(methods.network)));
+  server.addService(methods.endpoint as unknown as grpc.ServiceDefinition, bind(Object.keys(methods.endpoint)));
   server.addService({ ...methods.host, Watch: watchServerMethod } as unknown as grpc.ServiceDefinition, {
-    Register: unary('Register', async (r: RegisterRequest) => ({
-      ...(await controller.register(r)),
-      heartbeatIntervalMs: controller.opts.heartbeatIntervalMs,
-    })),
-    Heartbeat: unary('Heartbeat', async (r: { name: string; appliedRevision: number }) => {
-      const revision = await controller.heartbeat(r.name);
+    ...bind(Object.keys(methods.host)),
+    // A heartbeat also carries the agent's applied revision: an ack for this process's stream.
+    Heartbeat: unary('Heartbeat', async (req) => {
+      const r = req as { name: string; appliedRevision: number };
+      const res = await (api.Heartbeat as (r: unknown) => unknown)(r);
       const s = hub.session(r.name);
       if (s && r.appliedRevision > 0) hub.ack(s, r.appliedRevision);
-      return { revision };
+      return res;
     }),
-    ListHosts: unary('ListHosts', () => ({ hosts: controller.listHosts(), revision: controller.revision() })),
     Watch: (call: grpc.ServerDuplexStream<WatchRequest, Buffer>) => watch(call),
   });
-  server.addService(methods.status as unknown as grpc.ServiceDefinition, {
-    GetStatus: unary('GetStatus', () => ({ revision: controller.revision(), hosts: hub.status() })),
-    Wait: unary('Wait', async (r: { revision: number; timeoutMs: number }) => {
-      const revision = r.revision || controller.revision();
-      const converged = await hub.wait(revision, Math.min(r.timeoutMs || 30_000, 3_600_000));
-      return { converged, revision, pendingHosts: converged ? [] : hub.pending(revision) };
-    }),
-  });
+  server.addService(methods.status as unknown as grpc.ServiceDefinition, bind(Object.keys(methods.status)));
 
   function watch(call: grpc.ServerDuplexStream<WatchRequest, Buffer>): void {
-    let session: WatchSession | null = null;
-    const end = (code: grpc.status, details: string): void => {
-      if (session) hub.close(session);
-      call.emit('error', { code, details });
-    };
-    call.on('data', (req: WatchRequest) => {
-      try {
-        if (req.start) {
-          if (session) return end(grpc.status.INVALID_ARGUMENT, 'Watch: start sent twice on one stream');
-          const host = req.start.host;
-          if (!controller.state.hosts.has(host)) {
-            return end(grpc.status.NOT_FOUND, `Watch: host ${host || '""'} is not registered; call Register first`);
-          }
-          controller.touch(host);
-          const opened = hub.open(host, req.start.fromRevision ?? 0, req.start.networks ?? [], call, req.start.storeId ?? '');
-          session = opened.session;
-          opts.onRequest?.('Watch', 'OK');
-          const old = opened.replaced?.sink as grpc.ServerDuplexStream<WatchRequest, Buffer> | undefined;
-          old?.emit('error', { code: grpc.status.ABORTED, details: `superseded by a newer Watch from host ${host}` });
-        } else if (req.ack) {
-          if (!session) return end(grpc.status.INVALID_ARGUMENT, 'Watch: ack before start');
-          hub.ack(session, req.ack.revision);
-        }
-      } catch (err) {
-        log.error({ err }, 'watch request failed');
-        end(grpc.status.INTERNAL, `internal error: ${(err as Error).message}`);
-      }
-    });
-    const closed = (): void => {
-      if (session) hub.close(session);
-    };
+    const w = watchCall(
+      hub,
+      {
+        write: (message, done) => call.write(message, done),
+        fail: (code, details) => call.emit('error', { code, details }),
+      },
+      log,
+      () => opts.onRequest?.('Watch', 'OK'),
+    );
+    call.on('data', (req: WatchRequest) => w.request(req));
     call.on('end', () => {
-      closed();
+      w.closed();
       call.end();
     });
-    call.on('cancelled', closed);
-    call.on('error', closed);
-    call.on('close', closed);
+    for (const ev of ['cancelled', 'error', 'close']) call.on(ev, () => w.closed());
   }
 
   return server;

@@ -4,6 +4,7 @@
  * op after a commit, never speculatively.
  */
 import { parseCidr, parseIp, prefixMask, cidrLast, type Cidr, type Family } from '../common/ip.js';
+import type { KeyValue, StoreOp } from './store/types.js';
 import {
   parseKey,
   type BlockRecord,
@@ -101,9 +102,38 @@ export class ClusterState {
     return fam.blocks.get(value & prefixMask(fam.family, fam.blockPrefix));
   }
 
+  /** Replaces everything with these keys (the store's, or a snapshot of another state). */
+  load(all: KeyValue[]): void {
+    this.clear();
+    // Parents first: networks and hosts before what lives in them.
+    const order = ['networks/', 'hosts/', 'blocks/', 'exceptions/', 'endpoints/'];
+    const rank = (k: string): number => order.findIndex((p) => k.startsWith(p));
+    for (const kv of [...all].sort((a, b) => rank(a.key) - rank(b.key))) this.apply(kv.key, kv.value, kv.createRevision, kv.modRevision);
+  }
+
   /** Networks the host has endpoints in (empty set if none). */
   networksOf(host: string): ReadonlySet<string> {
     return this.hostNetworks.get(host) ?? EMPTY;
+  }
+
+  /**
+   * Applies one committed store op at `revision`; a put of an existing key keeps its create
+   * revision (as the store does).
+   */
+  applyOp(op: StoreOp, revision: number): void {
+    if (op.type === 'delete') return this.apply(op.key, null, 0, revision);
+    this.apply(op.key, op.value, this.createRevisionOf(op.key) || revision, revision);
+  }
+
+  private createRevisionOf(key: string): number {
+    const { kind, name, rest } = parseKey(key);
+    if (kind === 'networks') return this.networks.get(name)?.entry.createRevision ?? 0;
+    if (kind === 'hosts') return this.hosts.get(name)?.createRevision ?? 0;
+    const net = this.networks.get(name);
+    if (!net) return 0;
+    if (kind === 'endpoints') return net.endpoints.get(rest)?.createRevision ?? 0;
+    if (kind === 'blocks') return net.blocks.get(rest)?.createRevision ?? 0;
+    return net.exceptions.get(rest)?.createRevision ?? 0;
   }
 
   /** Applies one store key change (value null = deleted). */

@@ -16,16 +16,37 @@
  * until they complete; its next message then simply covers more revisions. So a stalled agent
  * blocks nobody and costs at most a couple of messages of memory; it gets a snapshot instead of
  * a delta only if it fell so far behind that the change log no longer reaches back.
+ *
+ * The hub reads a `WatchSource`: the controller itself, or in a gRPC worker process a replica
+ * of its state. What each agent has applied goes out as progress reports (to `Convergence`,
+ * which answers Wait and status for the whole controller).
  */
 import type { Logger } from 'pino';
-import type { HostStatus } from './api/types.js';
-import type { Controller } from './controller.js';
+import type { CommitListener } from './controller.js';
+import type { ChangeLog } from './changelog.js';
+import type { HostProgress } from './convergence.js';
+import type { ClusterState } from './state.js';
 import { endpointFrame, eventFrame, networkFrame, routeFrame, watchMessage } from './watch-encoding.js';
 import { viewerSpecificHosts, viewEvents, type EventEncoder } from './watch-events.js';
+
+/** What the hub serves from: the controller, or a replica of its state. */
+export interface WatchSource {
+  readonly state: ClusterState;
+  readonly changes: ChangeLog;
+  /** True while memory is ahead of the store (a batch being written): deliveries wait. */
+  readonly writing: boolean;
+  revision(): number;
+  storeId(): string;
+  /** Mutations queued for the next commit (a flush waits for them, within coalesceMs). */
+  queuedMutations(): number;
+  onCommit(fn: CommitListener): void;
+}
 
 /** The writable side of one agent's stream (a grpc-js call). `done` runs once the bytes left. */
 export interface WatchSink {
   write(message: Buffer, done: () => void): boolean;
+  /** Ends the stream with an error status: ABORTED (superseded), or UNAVAILABLE (retry later). */
+  abort(details: string, unavailable?: boolean): void;
 }
 
 /** One agent's Watch stream. */
@@ -80,13 +101,8 @@ export interface WatchHubOptions {
    * while it applies one are batched into the next), or when it has not acked for this long.
    */
   ackTimeoutMs?: number;
-  /** Called with (seconds from commit to ack) for each ack, for the propagation histogram. */
-  onAckLatency?: (seconds: number) => void;
-}
-
-interface Waiter {
-  revision: number;
-  resolve: () => void;
+  /** Receives what agents applied (acks, and revisions that did not concern them), batched. */
+  onProgress: (batch: HostProgress[]) => void;
 }
 
 const encoder: EventEncoder<Buffer> = { event: eventFrame, endpoint: endpointFrame, network: networkFrame, route: routeFrame };
@@ -107,39 +123,31 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 
 export class WatchHub {
   private readonly sessions = new Map<string, WatchSession>();
-  private readonly acked = new Map<string, number>();
-  private readonly commitTimes = new Map<number, number>();
-  private waiters: Waiter[] = [];
   /** Deltas computed at the current revision, by "from revision|networks"; reset by commits. */
   private shared = new Map<string, SharedDelta>();
   private flushScheduled = false;
   private lastCommitAt = 0;
-  private waitCheckScheduled = false;
+  /** Hosts whose progress changed since the last report. */
+  private dirty = new Set<string>();
+  private reportScheduled = false;
   /** Sessions whose ack made them eligible for their next update, serviced on the next turn. */
   private ackedReady = new Set<WatchSession>();
   private readyScheduled = false;
   private ackTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly controller: Controller,
+    private readonly controller: WatchSource,
     private readonly opts: WatchHubOptions,
   ) {
-    controller.onCommit((rev) => {
+    controller.onCommit(() => {
       this.shared = new Map();
-      this.commitTimes.set(rev, performance.now());
-      if (this.commitTimes.size > 100_000) {
-        for (const k of this.commitTimes.keys()) {
-          this.commitTimes.delete(k);
-          if (this.commitTimes.size <= 90_000) break;
-        }
-      }
       this.scheduleFlush();
     });
   }
 
-  /** Number of open Watch streams. */
-  get connected(): number {
-    return this.sessions.size;
+  /** Whether the host is registered (as far as this hub's state has seen). */
+  knowsHost(host: string): boolean {
+    return this.controller.state.hosts.has(host);
   }
 
   session(host: string): WatchSession | undefined {
@@ -153,15 +161,15 @@ export class WatchHub {
    */
   open(host: string, fromRevision: number, knownNetworks: string[], sink: WatchSink, storeId = ''): { session: WatchSession; replaced?: WatchSession } {
     const current = this.controller.revision();
-    const sameStore = storeId === '' || storeId === this.controller.store.id();
+    const sameStore = storeId === '' || storeId === this.controller.storeId();
     const resumable = sameStore && fromRevision > 0 && fromRevision <= current && this.controller.changes.covers(fromRevision);
     const s = new WatchSession(host, sink, resumable ? fromRevision : 0, new Set(knownNetworks));
     const replaced = this.sessions.get(host);
     if (replaced) replaced.closed = true;
     this.sessions.set(host, s);
-    if (resumable) this.acked.set(host, Math.max(this.acked.get(host) ?? 0, fromRevision));
     this.opts.logger.info({ host, fromRevision, resumable, revision: current }, 'agent watching');
     this.service(s);
+    this.changed(host);
     return { session: s, replaced };
   }
 
@@ -171,17 +179,30 @@ export class WatchHub {
     if (this.sessions.get(s.host) === s) {
       this.sessions.delete(s.host);
       this.opts.logger.info({ host: s.host, acked: s.ackedRevision }, 'agent stopped watching');
+      this.changed(s.host);
     }
-    this.scheduleWaitCheck();
+  }
+
+  /** Ends a host's stream because a newer one opened elsewhere (another worker process). */
+  supersede(host: string): void {
+    const s = this.sessions.get(host);
+    if (!s) return;
+    this.close(s);
+    s.sink.abort(`superseded by a newer Watch from host ${host}`);
+  }
+
+  /** Ends every stream (the controller is stopping); agents reconnect and resume. */
+  shutdown(): void {
+    for (const s of [...this.sessions.values()]) {
+      this.close(s);
+      s.sink.abort('the controller is shutting down', true);
+    }
   }
 
   ack(s: WatchSession, revision: number): void {
     if (s.closed || revision <= s.ackedRevision) return;
     s.ackedRevision = Math.min(revision, s.sentRevision || revision);
-    this.acked.set(s.host, Math.max(this.acked.get(s.host) ?? 0, s.ackedRevision));
-    this.controller.touch(s.host);
-    const t = this.commitTimes.get(s.ackedRevision);
-    if (t !== undefined) this.opts.onAckLatency?.((performance.now() - t) / 1000);
+    this.changed(s.host);
     if (s.ackedRevision >= s.sentRevision && s.syncedRevision < this.controller.revision()) {
       // Changes came in while the agent applied the last update: they go out together, on the
       // next turn, with every other agent whose ack arrived in the same read.
@@ -196,7 +217,6 @@ export class WatchHub {
         });
       }
     }
-    this.scheduleWaitCheck();
   }
 
   /**
@@ -221,7 +241,6 @@ export class WatchHub {
       }
       this.flushScheduled = false;
       for (const s of this.sessions.values()) this.service(s);
-      this.scheduleWaitCheck();
     };
     if (quiet > 0) setTimeout(flush, quiet);
     else setImmediate(flush);
@@ -231,6 +250,7 @@ export class WatchHub {
   private service(s: WatchSession): void {
     // While a batch is being written, memory is ahead of the store: wait for its commit flush.
     if (s.waiting || s.closed || this.controller.writing) return;
+    this.changed(s.host);
     for (;;) {
       if (s.iterator === null) {
         if (!s.needSnapshot && s.syncedRevision >= this.controller.revision()) return;
@@ -256,7 +276,6 @@ export class WatchHub {
         if (s.waiting && s.inflightBytes <= this.opts.maxMessageBytes) {
           s.waiting = false;
           this.service(s);
-          this.scheduleWaitCheck();
         }
       });
       if (!ok || s.inflightBytes > 2 * this.opts.maxMessageBytes) {
@@ -329,7 +348,7 @@ export class WatchHub {
     let first = true;
     for (const f of frames) {
       if (bytes > 0 && bytes + f.length > max) {
-        yield watchMessage(revision, snapshot && first, true, batch, bytes, this.controller.store.id());
+        yield watchMessage(revision, snapshot && first, true, batch, bytes, this.controller.storeId());
         first = false;
         batch = [];
         bytes = 0;
@@ -337,86 +356,32 @@ export class WatchHub {
       batch.push(f);
       bytes += f.length;
     }
-    if (bytes > 0 || snapshot || !first) yield watchMessage(revision, snapshot && first, false, batch, bytes, this.controller.store.id());
+    if (bytes > 0 || snapshot || !first) yield watchMessage(revision, snapshot && first, false, batch, bytes, this.controller.storeId());
   }
 
   /**
-   * Revision up to which the host's agent is known to be current: its ack, or the synced
-   * revision when it acked all it was sent and nothing relevant changed since. A host without a
-   * stream and without networks has nothing to apply.
+   * Revision up to which the session's agent is known to be current: its ack, or the synced
+   * revision when it acked all it was sent and nothing relevant changed since.
    */
-  appliedRevision(host: string): number {
-    const s = this.sessions.get(host);
-    const acked = this.acked.get(host) ?? 0;
-    if (!s) return this.controller.state.networksOf(host).size === 0 ? this.controller.revision() : acked;
-    if (s.iterator === null && !s.needSnapshot && s.ackedRevision >= s.sentRevision) return Math.max(acked, s.syncedRevision);
-    return acked;
+  private applied(s: WatchSession): number {
+    if (s.iterator === null && !s.needSnapshot && s.ackedRevision >= s.sentRevision) return Math.max(s.ackedRevision, s.syncedRevision);
+    return s.ackedRevision;
   }
 
-  /** Hosts that are up and have not applied `revision`. */
-  pending(revision: number): string[] {
-    const out: string[] = [];
-    for (const [name, h] of this.controller.state.hosts) {
-      if (h.rec.up && this.appliedRevision(name) < revision) out.push(name);
-    }
-    return out.sort();
-  }
-
-  /** Resolves when every up host applied `revision` (true) or after the timeout (false). */
-  wait(revision: number, timeoutMs: number): Promise<boolean> {
-    if (this.pending(revision).length === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const w: Waiter = { revision, resolve: () => resolve(true) };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        resolve(false);
-      }, timeoutMs);
-      w.resolve = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      this.waiters.push(w);
-      this.waiters.sort((a, b) => a.revision - b.revision);
-    });
-  }
-
-  private scheduleWaitCheck(): void {
-    if (this.waitCheckScheduled || this.waiters.length === 0) return;
-    this.waitCheckScheduled = true;
+  /** Notes that a host's progress may have moved; reported once per event-loop turn. */
+  private changed(host: string): void {
+    this.dirty.add(host);
+    if (this.reportScheduled) return;
+    this.reportScheduled = true;
     setImmediate(() => {
-      this.waitCheckScheduled = false;
-      let min = Infinity;
-      for (const [name, h] of this.controller.state.hosts) {
-        if (h.rec.up) min = Math.min(min, this.appliedRevision(name));
+      this.reportScheduled = false;
+      const batch: HostProgress[] = [];
+      for (const host of this.dirty) {
+        const s = this.sessions.get(host);
+        batch.push(s ? { host, acked: s.ackedRevision, applied: this.applied(s), connected: true } : { host, acked: 0, applied: 0, connected: false });
       }
-      while (this.waiters.length > 0 && this.waiters[0].revision <= min) this.waiters.shift()!.resolve();
+      this.dirty.clear();
+      this.opts.onProgress(batch);
     });
-  }
-
-  /** Per-host status for loomctl. */
-  status(now = Date.now()): HostStatus[] {
-    const rev = this.controller.revision();
-    const state = this.controller.state;
-    return [...state.hosts.values()]
-      .map((h) => {
-        const name = h.rec.name;
-        const applied = this.appliedRevision(name);
-        let endpoints = 0;
-        for (const n of state.networksOf(name)) endpoints += state.networks.get(n)?.hostEndpoints.get(name) ?? 0;
-        return {
-          name,
-          vtep: h.rec.vtep,
-          up: h.rec.up,
-          connected: this.sessions.has(name),
-          ackedRevision: this.acked.get(name) ?? 0,
-          appliedRevision: applied,
-          lag: Math.max(0, rev - applied),
-          lastSeenMsAgo: Math.max(0, this.controller.lastSeenAgo(name, now)),
-          networks: state.networksOf(name).size,
-          endpoints,
-          agentVersion: h.rec.agentVersion,
-        };
-      })
-      .sort((a, b) => a.name.localeCompare(b.name));
   }
 }

@@ -158,4 +158,13 @@ describe('agent and CNI plugin on one host', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(await containers.c1!.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', ip2])).toContain('2 received');
   });
+
+  it('watches on the Watch port, and on the API port when the Watch port fails while the API answers', async () => {
+    expect(agent.logs).toMatch(/"watchPort":[1-9][0-9]*,"msg":"registered with the controller"/);
+    await ctl.stopWatchServer();
+    await waitFor('the agent to fall back to the API port', () => agent.logs.includes('watching on the API port'), 20_000, 100);
+    const ep = await ctl.client.createEndpoint({ network: 'blue', host: 'h1', containerId: 'id-after-fallback' });
+    expect(await ctl.client.wait(ep.modRevision, 10_000)).toMatchObject({ converged: true });
+    await ctl.client.deleteEndpoint('blue', 'id-after-fallback');
+  });
 });

@@ -10,7 +10,7 @@ describe('controller config', () => {
     try {
       const file = path.join(dir, 'c.json');
       writeFileSync(file, JSON.stringify({ dbPath: '/x/c.db', hostDownAfterMs: 9000, listen: '127.0.0.1:1' }));
-      expect(loadConfig(['--config', file, '--listen', '[::]:7400'])).toEqual({ ...DEFAULTS, dbPath: '/x/c.db', hostDownAfterMs: 9000, listen: '[::]:7400' });
+      expect(loadConfig(['--config', file, '--listen', '[::]:7400'])).toEqual({ ...DEFAULTS, dbPath: '/x/c.db', hostDownAfterMs: 9000, listen: '[::]:7400', watchListen: '[::]:7403' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -25,6 +25,14 @@ describe('controller config', () => {
     [['--config', '/nonexistent/loom.json'], /cannot read config file \/nonexistent\/loom.json: ENOENT/],
   ])('rejects %j with a readable message', (argv, msg) => {
     expect(() => loadConfig(argv)).toThrow(msg);
+  });
+
+  it("puts the Watch server beside the API: 'auto' takes the API host, port 7403 (0 stays 0)", () => {
+    expect(loadConfig(['--listen', '10.0.0.1:7400'])).toMatchObject({ watchListen: '10.0.0.1:7403' });
+    expect(loadConfig(['--listen', '127.0.0.1:0'])).toMatchObject({ watchListen: '127.0.0.1:0' });
+    expect(loadConfig(['--watch-listen', '10.0.0.2:9000'])).toMatchObject({ watchListen: '10.0.0.2:9000' });
+    expect(loadConfig(['--watch-listen', ''])).toMatchObject({ watchListen: '' });
+    expect(() => loadConfig(['--watch-listen', 'nowhere'])).toThrow(/watchListen must look like/);
   });
 
   it('rejects unknown keys in the file', () => {

@@ -10,6 +10,8 @@ export { startController, type TestController } from '../harness/controller.js';
 export class SimAgent {
   readonly view = new ViewState();
   readonly client: LoomClient;
+  /** Where Watch goes: the API channel, or a channel of its own to the dedicated Watch port. */
+  readonly watchClient: LoomClient;
   readonly messages: WatchResponse[] = [];
   call: grpc.ClientDuplexStream<WatchRequest, WatchResponse> | null = null;
   autoAck = true;
@@ -20,9 +22,12 @@ export class SimAgent {
     target: string,
     readonly name: string,
     readonly vtep: string,
+    connection = name,
+    watchTarget = target,
   ) {
     // A distinct channel option gives each agent its own connection, as separate hosts would have.
-    this.client = new LoomClient(target, { 'loom.test.agent': name } as grpc.ClientOptions);
+    this.client = new LoomClient(target, { 'loom.test.agent': connection } as grpc.ClientOptions);
+    this.watchClient = watchTarget === target ? this.client : new LoomClient(watchTarget, { 'loom.test.agent': connection } as grpc.ClientOptions);
   }
 
   async register(): Promise<void> {
@@ -30,7 +35,7 @@ export class SimAgent {
   }
 
   watch(fromRevision = 0, networks: string[] = [], storeId = ''): void {
-    const call = this.client.watch();
+    const call = this.watchClient.watch();
     this.call = call;
     call.on('data', (msg: WatchResponse) => {
       this.messages.push(msg);
@@ -71,5 +76,6 @@ export class SimAgent {
   close(): void {
     this.stopWatch();
     this.client.close();
+    this.watchClient.close();
   }
 }

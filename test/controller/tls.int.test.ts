@@ -86,6 +86,32 @@ describe('controller over mutual TLS', () => {
     }
   });
 
+  it('serves the Watch port with the same TLS, and turns away the same clients there', async () => {
+    const c = client(d.target, ca, agentCert);
+    const { watchPort } = await c.register({ name: 'tls-watch', vtep: '192.0.2.77' });
+    c.close();
+    expect(watchPort).toBeGreaterThan(0);
+    const watchTarget = `127.0.0.1:${watchPort}`;
+    const outcome = (w: LoomClient): Promise<string> =>
+      new Promise((resolve) => {
+        const call = w.watch();
+        call.on('data', () => {
+          resolve('streaming');
+          call.cancel();
+        });
+        call.on('error', (err: { code: number }) => resolve(`error ${err.code}`));
+        call.write({ start: { host: 'tls-watch', fromRevision: 0 } });
+      });
+    const good = client(watchTarget, ca, agentCert);
+    const bad = [new LoomClient(watchTarget), client(watchTarget, ca), client(watchTarget, ca, rogue), client(watchTarget, rogueCa, agentCert)];
+    try {
+      expect(await outcome(good)).toBe('streaming');
+      for (const w of bad) expect(await outcome(w)).toBe('error 14');
+    } finally {
+      for (const w of [good, ...bad]) w.close();
+    }
+  });
+
   it('loomctl takes the TLS flags, and says why it cannot connect without them', async () => {
     const ok = await execNode('src/cli/loomctl.ts', ['--controller', d.target, '--tls-ca', ca, '--tls-cert', agentCert.cert, '--tls-key', agentCert.key, 'network', 'list', '-o', 'json']);
     expect(ok.code, ok.stderr).toBe(0);
@@ -104,6 +130,9 @@ describe('controller over mutual TLS', () => {
     try {
       const status = await waitFor('the agent to watch', async () => (await c.getStatus()).hosts.find((h) => h.name === 'tls1' && h.connected), 15_000, 100);
       expect(status).toMatchObject({ up: true, connected: true });
+      // It was told of the Watch port and did not fall back to the API port.
+      expect(agent!.logs).toMatch(/"watchPort":[1-9][0-9]*,"msg":"registered with the controller"/);
+      expect(agent!.logs).not.toContain('watching on the API port');
     } finally {
       c.close();
     }

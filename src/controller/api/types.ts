@@ -126,6 +126,8 @@ export interface RegisterResponse {
   host: Host | null;
   revision: number;
   heartbeatIntervalMs: number;
+  /** The controller's dedicated Watch port (same host, same TLS); 0: Watch on this channel. */
+  watchPort: number;
 }
 export interface HeartbeatRequest {
   name: string;

@@ -1,0 +1,684 @@
+/**
+ * A minimal HTTP/2 client (RFC 9113, cleartext with prior knowledge) and gRPC message framing,
+ * for benchmarks that simulate many agents on the machine being measured: node:http2 costs tens of
+ * microseconds per message, this costs a few. Deliberately small:
+ * - header blocks received are not decoded (no HPACK decoder): a block with END_STREAM ends the
+ *   stream, so a gRPC call's status (grpc-status) is not visible, only that it ended;
+ * - requests are sent with HPACK literals (no dynamic table, no Huffman);
+ * - receive windows are set to 2^31-1 up front and topped up only after 2^30 bytes;
+ * - no server push, no PING/priority of our own, no MAX_CONCURRENT_STREAMS bookkeeping,
+ *   socket write back-pressure is not propagated (the peer's flow-control windows bound it).
+ */
+import net from 'node:net';
+
+const DATA = 0x0;
+const HEADERS = 0x1;
+const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
+const PUSH_PROMISE = 0x5;
+const PING = 0x6;
+const GOAWAY = 0x7;
+const WINDOW_UPDATE = 0x8;
+const CONTINUATION = 0x9;
+
+const FLAG_END_STREAM = 0x1;
+const FLAG_ACK = 0x1;
+const FLAG_END_HEADERS = 0x4;
+const FLAG_PADDED = 0x8;
+const FLAG_PRIORITY = 0x20;
+
+const SETTINGS_ENABLE_PUSH = 0x2;
+const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+const SETTINGS_MAX_FRAME_SIZE = 0x5;
+
+/** RFC 9113 section 7 error codes (the ones used here). */
+export const H2_NO_ERROR = 0x0;
+export const H2_PROTOCOL_ERROR = 0x1;
+export const H2_FLOW_CONTROL_ERROR = 0x3;
+export const H2_FRAME_SIZE_ERROR = 0x6;
+export const H2_REFUSED_STREAM = 0x7;
+export const H2_CANCEL = 0x8;
+
+const MAX_WINDOW = 0x7fffffff;
+const DEFAULT_WINDOW = 65535;
+const DEFAULT_MAX_FRAME = 16384;
+/** Receive windows are topped up only once this much was consumed: never in steady state. */
+const UPDATE_THRESHOLD = 1 << 30;
+/** We never raise SETTINGS_MAX_FRAME_SIZE, so nothing larger may arrive. */
+const RECV_MAX_FRAME = DEFAULT_MAX_FRAME;
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** A stream or connection error: `code` is the HTTP/2 error code (RST_STREAM or GOAWAY). */
+export class H2Error extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+    this.name = 'H2Error';
+  }
+}
+
+function frameHeader(buf: Buffer, off: number, len: number, type: number, flags: number, streamId: number): void {
+  buf[off] = (len >>> 16) & 0xff;
+  buf[off + 1] = (len >>> 8) & 0xff;
+  buf[off + 2] = len & 0xff;
+  buf[off + 3] = type;
+  buf[off + 4] = flags;
+  buf.writeUInt32BE(streamId, off + 5);
+}
+
+function frame(type: number, flags: number, streamId: number, payload?: Buffer): Buffer {
+  const len = payload ? payload.length : 0;
+  const buf = Buffer.allocUnsafe(9 + len);
+  frameHeader(buf, 0, len, type, flags, streamId);
+  if (payload) payload.copy(buf, 9);
+  return buf;
+}
+
+function u32Frame(type: number, streamId: number, value: number): Buffer {
+  const buf = Buffer.allocUnsafe(13);
+  frameHeader(buf, 0, 4, type, 0, streamId);
+  buf.writeUInt32BE(value, 9);
+  return buf;
+}
+
+// ---------------------------------------------------------------- HPACK (encoding only)
+
+/** RFC 7541 5.1 integer with an N-bit prefix; `first` holds the pattern bits above the prefix. */
+function hpackInt(out: number[], first: number, prefixBits: number, value: number): void {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) {
+    out.push(first | value);
+    return;
+  }
+  out.push(first | max);
+  value -= max;
+  while (value >= 128) {
+    out.push((value & 0x7f) | 0x80);
+    value = Math.floor(value / 128);
+  }
+  out.push(value);
+}
+
+function hpackString(out: number[], s: string): void {
+  const b = Buffer.from(s, 'utf8');
+  hpackInt(out, 0x00, 7, b.length); // H=0: no Huffman
+  for (const byte of b) out.push(byte);
+}
+
+/** Literal header field without indexing (RFC 7541 6.2.2); nameIndex 0 = literal name. */
+function hpackLiteral(out: number[], nameIndex: number, name: string, value: string): void {
+  hpackInt(out, 0x00, 4, nameIndex);
+  if (nameIndex === 0) hpackString(out, name);
+  hpackString(out, value);
+}
+
+/** The gRPC request header block (static-table names: :authority 1, :method 2, :path 4, :scheme 6, content-type 31). */
+export function encodeRequestHeaders(path: string, authority: string): Buffer {
+  const out: number[] = [];
+  hpackLiteral(out, 2, ':method', 'POST');
+  hpackLiteral(out, 6, ':scheme', 'http');
+  hpackLiteral(out, 4, ':path', path);
+  hpackLiteral(out, 1, ':authority', authority);
+  hpackLiteral(out, 31, 'content-type', 'application/grpc');
+  hpackLiteral(out, 0, 'te', 'trailers');
+  return Buffer.from(out);
+}
+
+// ---------------------------------------------------------------- streams
+
+/**
+ * One request stream. Callbacks are plain properties (set them right after `request()`; nothing
+ * arrives before the next socket read). Exactly one of onEnd/onError is called, at most once.
+ */
+export class H2Stream {
+  /** A DATA payload; the Buffer is a view of the socket read (valid as long as you keep it). */
+  onData: (data: Buffer) => void = noop;
+  /** The peer ended its side: END_STREAM on a header block (`trailers` true) or on DATA. */
+  onEnd: (trailers: boolean) => void = noop;
+  /** RST_STREAM from the peer, GOAWAY that covers this stream, or the connection failed. */
+  onError: (err: Error) => void = noop;
+
+  /** Neither direction can be used any more (ended both ways, reset, or connection gone). */
+  closed = false;
+  remoteEnded = false;
+  localEnded = false;
+  /** @internal */ sendWindow: number;
+  /** @internal */ recvConsumed = 0;
+  /** Payloads waiting for flow-control window (slow path only). */
+  private queue: Buffer[] = [];
+  private endQueued = false;
+
+  constructor(
+    private readonly conn: H2Connection,
+    readonly id: number,
+    sendWindow: number,
+  ) {
+    this.sendWindow = sendWindow;
+  }
+
+  /** Sends `data` as DATA frame(s), queuing what the windows do not admit yet (not copied then: do not reuse it). */
+  write(data: Buffer): void {
+    if (this.localEnded || this.endQueued || this.closed || data.length === 0) return;
+    const c = this.conn;
+    const len = data.length;
+    if (this.queue.length === 0 && len <= c.sendWindow && len <= this.sendWindow && len <= c.peerMaxFrame) {
+      const buf = Buffer.allocUnsafe(9 + len);
+      frameHeader(buf, 0, len, DATA, 0, this.id);
+      data.copy(buf, 9);
+      c.sendWindow -= len;
+      this.sendWindow -= len;
+      c.socket.write(buf);
+      return;
+    }
+    this.queue.push(data);
+    this.flush();
+  }
+
+  /**
+   * write() for a payload already placed at `buf[9..]`, bytes 0-8 left free for the frame header:
+   * the hot path then costs one allocation (the caller's) and one socket write, no copy.
+   */
+  writeFramed(buf: Buffer): void {
+    if (this.localEnded || this.endQueued || this.closed || buf.length <= 9) return;
+    const c = this.conn;
+    const len = buf.length - 9;
+    if (this.queue.length === 0 && len <= c.sendWindow && len <= this.sendWindow && len <= c.peerMaxFrame) {
+      frameHeader(buf, 0, len, DATA, 0, this.id);
+      c.sendWindow -= len;
+      this.sendWindow -= len;
+      c.socket.write(buf);
+      return;
+    }
+    this.queue.push(buf.subarray(9));
+    this.flush();
+  }
+
+  /** Half-closes our side (END_STREAM after any queued data). */
+  end(): void {
+    if (this.localEnded || this.closed || this.endQueued) return;
+    this.endQueued = true;
+    this.flush();
+  }
+
+  /** Resets the stream (RST_STREAM, CANCEL by default); no callback follows. */
+  cancel(code = H2_CANCEL): void {
+    if (this.closed) return;
+    this.conn.socket.write(u32Frame(RST_STREAM, this.id, code));
+    this.conn.removeStream(this);
+  }
+
+  /** @internal Sends what the windows admit; cork so a batch of frames is one writev. */
+  flush(): void {
+    if (this.closed) return;
+    const c = this.conn;
+    const q = this.queue;
+    if (q.length === 0 && !this.endQueued) return;
+    c.socket.cork();
+    while (q.length > 0) {
+      const head = q[0];
+      const n = Math.min(head.length, c.sendWindow, this.sendWindow, c.peerMaxFrame);
+      if (n <= 0) break;
+      const hdr = Buffer.allocUnsafe(9);
+      frameHeader(hdr, 0, n, DATA, 0, this.id);
+      c.socket.write(hdr);
+      c.socket.write(n === head.length ? head : head.subarray(0, n));
+      c.sendWindow -= n;
+      this.sendWindow -= n;
+      if (n === head.length) q.shift();
+      else q[0] = head.subarray(n);
+    }
+    if (q.length > 0) {
+      c.blocked.add(this);
+    } else if (this.endQueued) {
+      this.endQueued = false;
+      this.localEnded = true;
+      c.socket.write(frame(DATA, FLAG_END_STREAM, this.id));
+    }
+    c.socket.uncork();
+    if (this.localEnded && this.remoteEnded) c.removeStream(this);
+  }
+
+  /** @internal */
+  fail(err: Error): void {
+    if (this.closed) return;
+    const notify = !this.remoteEnded;
+    this.conn.removeStream(this);
+    if (notify) this.onError(err);
+  }
+
+  /** @internal */
+  remoteEnd(trailers: boolean): void {
+    if (this.remoteEnded || this.closed) return;
+    this.remoteEnded = true;
+    if (this.localEnded) this.conn.removeStream(this);
+    this.onEnd(trailers);
+  }
+
+  /** @internal */
+  markClosed(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    this.endQueued = false;
+  }
+}
+
+function noop(): void {}
+
+// ---------------------------------------------------------------- connection
+
+export class H2Connection {
+  /** The connection failed or closed (after streams got their onError). */
+  onClose: (err?: Error) => void = noop;
+
+  /** @internal */ sendWindow = DEFAULT_WINDOW;
+  /** @internal */ peerMaxFrame = DEFAULT_MAX_FRAME;
+  /** @internal Streams with data waiting for window. */ blocked = new Set<H2Stream>();
+  private peerInitialWindow = DEFAULT_WINDOW;
+  private readonly streams = new Map<number, H2Stream>();
+  private nextId = 1;
+  private recvConsumed = 0;
+  private goaway = false;
+  private done = false;
+  // Partial frame across socket reads: the 9-byte header first, then the whole frame.
+  private readonly hdr = Buffer.allocUnsafe(9);
+  private hdrFill = 0;
+  private partial: Buffer | null = null;
+  private partialFill = 0;
+  // Header block spread over CONTINUATION frames: the stream it belongs to and its END_STREAM.
+  private contStream = 0;
+  private contEndStream = false;
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
+    socket.on('error', (err) => this.shutdown(err));
+    socket.on('close', () => this.shutdown(new Error('HTTP/2 connection closed')));
+  }
+
+  /** Opens a gRPC-style POST stream (one HEADERS frame, END_HEADERS, no END_STREAM). */
+  request(path: string, authority: string): H2Stream {
+    if (this.goaway || this.done) throw new Error('HTTP/2 connection is closing');
+    if (this.nextId > MAX_WINDOW) throw new Error('HTTP/2 stream ids exhausted');
+    const block = encodeRequestHeaders(path, authority);
+    if (block.length > this.peerMaxFrame) throw new RangeError('header block exceeds the peer MAX_FRAME_SIZE');
+    const s = new H2Stream(this, this.nextId, this.peerInitialWindow);
+    this.nextId += 2;
+    this.streams.set(s.id, s);
+    this.socket.write(frame(HEADERS, FLAG_END_HEADERS, s.id, block));
+    return s;
+  }
+
+  /** Sends GOAWAY and ends the socket; streams still open get onError now. */
+  close(): void {
+    if (this.done || this.socket.writableEnded) return;
+    this.goaway = true;
+    const buf = Buffer.alloc(17);
+    frameHeader(buf, 0, 8, GOAWAY, 0, 0); // last stream 0: we accept no pushed streams
+    this.socket.end(buf);
+    const err = new Error('HTTP/2 connection closed by us');
+    for (const s of [...this.streams.values()]) s.fail(err);
+  }
+
+  /** @internal */
+  removeStream(s: H2Stream): void {
+    if (s.closed) return;
+    s.markClosed();
+    this.streams.delete(s.id);
+    this.blocked.delete(s);
+    if (this.goaway && this.streams.size === 0 && !this.socket.writableEnded) this.socket.end();
+  }
+
+  private shutdown(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.goaway = true;
+    for (const s of [...this.streams.values()]) s.fail(err);
+    this.socket.destroySoon(); // flushes a GOAWAY we just wrote
+    this.onClose(err);
+  }
+
+  /** Connection error (RFC 9113 5.4.1): GOAWAY with the code, then close. */
+  private connError(code: number, message: string): void {
+    if (this.done) return;
+    const buf = Buffer.alloc(17);
+    frameHeader(buf, 0, 8, GOAWAY, 0, 0);
+    buf.writeUInt32BE(code, 13);
+    if (!this.socket.writableEnded) this.socket.write(buf);
+    this.shutdown(new H2Error(message, code));
+  }
+
+  private onSocketData(chunk: Buffer): void {
+    const n = chunk.length;
+    let off = 0;
+    if (this.hdrFill > 0 || this.partial !== null) {
+      off = this.fillPartial(chunk);
+      if (off < 0) return;
+    }
+    // Frames whole in this read are parsed in place: no copy, no concat.
+    while (n - off >= 9 && !this.done) {
+      const len = (chunk[off] << 16) | (chunk[off + 1] << 8) | chunk[off + 2];
+      if (len > RECV_MAX_FRAME) return this.connError(H2_FRAME_SIZE_ERROR, `frame of ${len} bytes`);
+      if (n - off - 9 < len) break;
+      this.onFrame(chunk, off, len);
+      off += 9 + len;
+    }
+    if (off === n || this.done) return;
+    if (n - off < 9) {
+      this.hdrFill = chunk.copy(this.hdr, 0, off);
+    } else {
+      const len = (chunk[off] << 16) | (chunk[off + 1] << 8) | chunk[off + 2];
+      this.partial = Buffer.allocUnsafe(9 + len);
+      this.partialFill = chunk.copy(this.partial, 0, off);
+    }
+  }
+
+  /** Completes a frame split across reads; returns the offset after it, or -1 if still incomplete. */
+  private fillPartial(chunk: Buffer): number {
+    let off = 0;
+    if (this.partial === null) {
+      off = chunk.copy(this.hdr, this.hdrFill, 0, Math.min(chunk.length, 9 - this.hdrFill));
+      this.hdrFill += off;
+      if (this.hdrFill < 9) return -1;
+      this.hdrFill = 0;
+      const len = (this.hdr[0] << 16) | (this.hdr[1] << 8) | this.hdr[2];
+      if (len > RECV_MAX_FRAME) {
+        this.connError(H2_FRAME_SIZE_ERROR, `frame of ${len} bytes`);
+        return -1;
+      }
+      this.partial = Buffer.allocUnsafe(9 + len);
+      this.hdr.copy(this.partial, 0);
+      this.partialFill = 9;
+    }
+    const p = this.partial;
+    const take = Math.min(p.length - this.partialFill, chunk.length - off);
+    chunk.copy(p, this.partialFill, off, off + take);
+    this.partialFill += take;
+    off += take;
+    if (this.partialFill < p.length) return -1;
+    this.partial = null;
+    this.onFrame(p, 0, p.length - 9);
+    return this.done ? -1 : off;
+  }
+
+  private onFrame(b: Buffer, off: number, len: number): void {
+    const type = b[off + 3];
+    const flags = b[off + 4];
+    const id = b.readUInt32BE(off + 5) & 0x7fffffff;
+    const p = off + 9;
+    if (this.contStream !== 0 && type !== CONTINUATION) return this.connError(H2_PROTOCOL_ERROR, 'expected CONTINUATION');
+    switch (type) {
+      case DATA:
+        return this.onDataFrame(b, p, len, flags, id);
+      case HEADERS: {
+        if (id === 0) return this.connError(H2_PROTOCOL_ERROR, 'HEADERS on stream 0');
+        let skip = flags & FLAG_PADDED ? 1 + b[p] : 0;
+        if (flags & FLAG_PRIORITY) skip += 5;
+        if (skip > len) return this.connError(H2_PROTOCOL_ERROR, 'HEADERS padding');
+        return this.headerBlock(id, flags);
+      }
+      case CONTINUATION:
+        if (id === 0 || id !== this.contStream) return this.connError(H2_PROTOCOL_ERROR, 'unexpected CONTINUATION');
+        return this.headerBlock(id, flags);
+      case RST_STREAM: {
+        if (id === 0 || len !== 4) return this.connError(H2_PROTOCOL_ERROR, 'bad RST_STREAM');
+        const code = b.readUInt32BE(p);
+        this.streams.get(id)?.fail(new H2Error(`stream reset by peer (code ${code})`, code));
+        return;
+      }
+      case SETTINGS:
+        return this.onSettings(b, p, len, flags, id);
+      case PUSH_PROMISE:
+        return this.connError(H2_PROTOCOL_ERROR, 'PUSH_PROMISE with push disabled');
+      case PING:
+        if (id !== 0 || len !== 8) return this.connError(H2_PROTOCOL_ERROR, 'bad PING');
+        if (!(flags & FLAG_ACK)) this.socket.write(frame(PING, FLAG_ACK, 0, b.subarray(p, p + 8)));
+        return;
+      case GOAWAY:
+        if (id !== 0 || len < 8) return this.connError(H2_PROTOCOL_ERROR, 'bad GOAWAY');
+        return this.onGoaway(b.readUInt32BE(p) & 0x7fffffff, b.readUInt32BE(p + 4));
+      case WINDOW_UPDATE:
+        if (len !== 4) return this.connError(H2_FRAME_SIZE_ERROR, 'bad WINDOW_UPDATE');
+        return this.onWindowUpdate(id, b.readUInt32BE(p) & 0x7fffffff);
+      default:
+        return; // PRIORITY and unknown types are ignored
+    }
+  }
+
+  private onDataFrame(b: Buffer, p: number, len: number, flags: number, id: number): void {
+    if (id === 0) return this.connError(H2_PROTOCOL_ERROR, 'DATA on stream 0');
+    // Flow control counts the whole payload, padding included, on every stream (even closed ones).
+    this.recvConsumed += len;
+    if (this.recvConsumed > UPDATE_THRESHOLD) {
+      this.socket.write(u32Frame(WINDOW_UPDATE, 0, this.recvConsumed));
+      this.recvConsumed = 0;
+    }
+    let end = p + len;
+    if (flags & FLAG_PADDED) {
+      if (len < 1 || b[p] >= len) return this.connError(H2_PROTOCOL_ERROR, 'DATA padding');
+      end -= b[p];
+      p++;
+    }
+    const s = this.streams.get(id);
+    if (s === undefined || s.remoteEnded) return;
+    if (!(flags & FLAG_END_STREAM)) {
+      s.recvConsumed += len;
+      if (s.recvConsumed > UPDATE_THRESHOLD) {
+        this.socket.write(u32Frame(WINDOW_UPDATE, id, s.recvConsumed));
+        s.recvConsumed = 0;
+      }
+    }
+    if (end > p) s.onData(b.subarray(p, end));
+    if (flags & FLAG_END_STREAM) s.remoteEnd(false);
+  }
+
+  /** Header blocks are skipped, not decoded; only where they end and whether they end the stream matter. */
+  private headerBlock(id: number, flags: number): void {
+    const endStream = this.contStream !== 0 ? this.contEndStream : (flags & FLAG_END_STREAM) !== 0;
+    if (!(flags & FLAG_END_HEADERS)) {
+      this.contStream = id;
+      this.contEndStream = endStream;
+      return;
+    }
+    this.contStream = 0;
+    if (endStream) this.streams.get(id)?.remoteEnd(true);
+  }
+
+  private onSettings(b: Buffer, p: number, len: number, flags: number, id: number): void {
+    if (id !== 0) return this.connError(H2_PROTOCOL_ERROR, 'SETTINGS on a stream');
+    if (flags & FLAG_ACK) return;
+    if (len % 6 !== 0) return this.connError(H2_FRAME_SIZE_ERROR, 'bad SETTINGS');
+    let grew = false;
+    for (let i = p; i < p + len; i += 6) {
+      const key = b.readUInt16BE(i);
+      const value = b.readUInt32BE(i + 2);
+      if (key === SETTINGS_INITIAL_WINDOW_SIZE) {
+        if (value > MAX_WINDOW) return this.connError(H2_FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE');
+        // Applies to open streams as a delta (RFC 9113 6.9.2); windows may go negative.
+        const delta = value - this.peerInitialWindow;
+        this.peerInitialWindow = value;
+        for (const s of this.streams.values()) s.sendWindow += delta;
+        grew ||= delta > 0;
+      } else if (key === SETTINGS_MAX_FRAME_SIZE) {
+        if (value < DEFAULT_MAX_FRAME || value > 0xffffff) return this.connError(H2_PROTOCOL_ERROR, 'MAX_FRAME_SIZE');
+        this.peerMaxFrame = value;
+      }
+    }
+    this.socket.write(frame(SETTINGS, FLAG_ACK, 0));
+    if (grew) this.flushBlocked();
+  }
+
+  private onWindowUpdate(id: number, inc: number): void {
+    if (id === 0) {
+      if (inc === 0) return this.connError(H2_PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
+      this.sendWindow += inc;
+      if (this.sendWindow > MAX_WINDOW) return this.connError(H2_FLOW_CONTROL_ERROR, 'connection window overflow');
+      this.flushBlocked();
+      return;
+    }
+    const s = this.streams.get(id);
+    if (s === undefined) return;
+    if (inc === 0 || s.sendWindow + inc > MAX_WINDOW) {
+      const code = inc === 0 ? H2_PROTOCOL_ERROR : H2_FLOW_CONTROL_ERROR;
+      this.socket.write(u32Frame(RST_STREAM, id, code));
+      s.fail(new H2Error('bad WINDOW_UPDATE from peer', code));
+      return;
+    }
+    s.sendWindow += inc;
+    this.blocked.delete(s);
+    s.flush();
+  }
+
+  private flushBlocked(): void {
+    if (this.blocked.size === 0) return;
+    const waiting = [...this.blocked];
+    this.blocked.clear();
+    for (const s of waiting) s.flush();
+  }
+
+  /** Streams above lastId were not processed: they fail. With an error code, everything does. */
+  private onGoaway(lastId: number, code: number): void {
+    this.goaway = true;
+    const err = new H2Error(`GOAWAY from peer (code ${code})`, code === H2_NO_ERROR ? H2_REFUSED_STREAM : code);
+    if (code !== H2_NO_ERROR) return this.shutdown(err);
+    for (const s of [...this.streams.values()]) if (s.id > lastId) s.fail(err);
+    if (this.streams.size === 0 && !this.socket.writableEnded) this.socket.end();
+  }
+}
+
+/** Connects (h2c, prior knowledge) and sends the preface, SETTINGS and the connection window raise in one write. */
+export function connectH2(host: string, port: number): Promise<H2Connection> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    socket.setNoDelay(true);
+    const onError = (err: Error): void => reject(err);
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      const settings = Buffer.allocUnsafe(9 + 12);
+      frameHeader(settings, 0, 12, SETTINGS, 0, 0);
+      settings.writeUInt16BE(SETTINGS_ENABLE_PUSH, 9);
+      settings.writeUInt32BE(0, 11);
+      settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 15);
+      settings.writeUInt32BE(MAX_WINDOW, 17);
+      const conn = new H2Connection(socket);
+      socket.write(Buffer.concat([PREFACE, settings, u32Frame(WINDOW_UPDATE, 0, MAX_WINDOW - DEFAULT_WINDOW)]));
+      resolve(conn);
+    });
+  });
+}
+
+// ---------------------------------------------------------------- gRPC framing
+
+/**
+ * One gRPC call on an H2Stream: messages are the 5-byte prefix (compressed flag, big-endian
+ * length) plus payload. The status in the trailers is not decoded: onEnd means "the server ended
+ * the call with trailers", whatever its status; a response ended without trailers, a reset or a
+ * lost connection is onError. Exactly one of onEnd/onError is called.
+ */
+export class GrpcCall {
+  onEnd: () => void = noop;
+  onError: (err: Error) => void = noop;
+  // Message split across DATA frames: its 5-byte prefix first, then the body.
+  private readonly hdr = Buffer.allocUnsafe(5);
+  private hdrFill = 0;
+  private body: Buffer | null = null;
+  private bodyFill = 0;
+
+  constructor(
+    readonly stream: H2Stream,
+    private readonly onMessage: (msg: Buffer) => void,
+  ) {
+    stream.onData = (d) => this.onData(d);
+    stream.onEnd = (trailers) => {
+      // The call is over: release our half too, as grpc-js does (RST_STREAM NO_ERROR or CANCEL).
+      if (!stream.closed) stream.cancel(trailers ? H2_NO_ERROR : H2_CANCEL);
+      if (trailers) this.onEnd();
+      else this.onError(new H2Error('gRPC response ended without trailers', H2_PROTOCOL_ERROR));
+    };
+    stream.onError = (err) => this.onError(err);
+  }
+
+  /** Sends one message: a single allocation and socket write when the windows admit it. */
+  send(msg: Buffer): void {
+    const buf = Buffer.allocUnsafe(14 + msg.length);
+    buf[9] = 0;
+    buf.writeUInt32BE(msg.length, 10);
+    msg.copy(buf, 14);
+    this.stream.writeFramed(buf);
+  }
+
+  /** Half-closes (the client is done sending). */
+  end(): void {
+    this.stream.end();
+  }
+
+  /** RST_STREAM CANCEL; no callback follows. */
+  cancel(): void {
+    this.stream.cancel();
+  }
+
+  private onData(d: Buffer): void {
+    const n = d.length;
+    let off = 0;
+    if (this.hdrFill > 0 || this.body !== null) {
+      off = this.fillPartial(d);
+      if (off < 0) return;
+    }
+    // Whole messages in this frame are delivered as views of it.
+    while (n - off >= 5) {
+      if (d[off] !== 0) return this.compressed();
+      const len = d.readUInt32BE(off + 1);
+      if (n - off - 5 < len) break;
+      this.onMessage(d.subarray(off + 5, off + 5 + len));
+      if (this.stream.closed) return;
+      off += 5 + len;
+    }
+    if (off === n) return;
+    if (n - off < 5) {
+      this.hdrFill = d.copy(this.hdr, 0, off);
+    } else {
+      if (d[off] !== 0) return this.compressed();
+      this.body = Buffer.allocUnsafe(d.readUInt32BE(off + 1));
+      this.bodyFill = d.copy(this.body, 0, off + 5);
+    }
+  }
+
+  /** Completes a message split across frames; returns the offset after it, or -1 if still incomplete. */
+  private fillPartial(d: Buffer): number {
+    let off = 0;
+    if (this.body === null) {
+      off = d.copy(this.hdr, this.hdrFill, 0, Math.min(d.length, 5 - this.hdrFill));
+      this.hdrFill += off;
+      if (this.hdrFill < 5) return -1;
+      this.hdrFill = 0;
+      if (this.hdr[0] !== 0) {
+        this.compressed();
+        return -1;
+      }
+      this.body = Buffer.allocUnsafe(this.hdr.readUInt32BE(1));
+      this.bodyFill = 0;
+    }
+    const body = this.body;
+    const take = Math.min(body.length - this.bodyFill, d.length - off);
+    d.copy(body, this.bodyFill, off, off + take);
+    this.bodyFill += take;
+    off += take;
+    if (this.bodyFill < body.length) return -1;
+    this.body = null;
+    this.onMessage(body);
+    return this.stream.closed ? -1 : off;
+  }
+
+  /** We never offer grpc-accept-encoding, so a compressed message is a server bug. */
+  private compressed(): void {
+    this.stream.cancel();
+    this.onError(new Error('compressed gRPC message (not supported)'));
+  }
+}
+
+/** Starts a gRPC call (any arity; streaming both ways) on `conn`. */
+export function grpcCall(conn: H2Connection, path: string, authority: string, onMessage: (msg: Buffer) => void): GrpcCall {
+  return new GrpcCall(conn.request(path, authority), onMessage);
+}
