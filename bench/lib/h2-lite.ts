@@ -8,80 +8,36 @@
  * - receive windows are set to 2^31-1 up front and topped up only after 2^30 bytes;
  * - no server push, no PING/priority of our own, no MAX_CONCURRENT_STREAMS bookkeeping,
  *   socket write back-pressure is not propagated (the peer's flow-control windows bound it).
+ * Framing (constants, frame encoding, SETTINGS, cutting socket reads into frames) is the codec of
+ * the Watch server, src/http2/frames.ts; what is here is the client's own part.
  */
 import net from 'node:net';
-
-const DATA = 0x0;
-const HEADERS = 0x1;
-const RST_STREAM = 0x3;
-const SETTINGS = 0x4;
-const PUSH_PROMISE = 0x5;
-const PING = 0x6;
-const GOAWAY = 0x7;
-const WINDOW_UPDATE = 0x8;
-const CONTINUATION = 0x9;
-
-const FLAG_END_STREAM = 0x1;
-const FLAG_ACK = 0x1;
-const FLAG_END_HEADERS = 0x4;
-const FLAG_PADDED = 0x8;
-const FLAG_PRIORITY = 0x20;
-
-const SETTINGS_ENABLE_PUSH = 0x2;
-const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
-const SETTINGS_MAX_FRAME_SIZE = 0x5;
+import {
+  CLIENT_PREFACE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, ErrorCode, FRAME_HEADER_LENGTH, Flag, FrameReader, FrameType,
+  Http2Error, MAX_WINDOW_SIZE, SettingsId, decodeSettings, encodeFrame, encodeFrameHeader, encodeGoaway, encodeSettings,
+  encodeU32Frame, writeFrameHeader,
+} from '../../src/http2/frames.js';
 
 /** RFC 9113 section 7 error codes (the ones used here). */
-export const H2_NO_ERROR = 0x0;
-export const H2_PROTOCOL_ERROR = 0x1;
-export const H2_FLOW_CONTROL_ERROR = 0x3;
-export const H2_FRAME_SIZE_ERROR = 0x6;
-export const H2_REFUSED_STREAM = 0x7;
-export const H2_CANCEL = 0x8;
+export const H2_NO_ERROR = ErrorCode.NO_ERROR;
+export const H2_PROTOCOL_ERROR = ErrorCode.PROTOCOL_ERROR;
+export const H2_FLOW_CONTROL_ERROR = ErrorCode.FLOW_CONTROL_ERROR;
+export const H2_FRAME_SIZE_ERROR = ErrorCode.FRAME_SIZE_ERROR;
+export const H2_REFUSED_STREAM = ErrorCode.REFUSED_STREAM;
+export const H2_CANCEL = ErrorCode.CANCEL;
 
-const MAX_WINDOW = 0x7fffffff;
-const DEFAULT_WINDOW = 65535;
-const DEFAULT_MAX_FRAME = 16384;
+/** Stream ids are 31 bits, like windows. */
+const MAX_STREAM_ID = MAX_WINDOW_SIZE;
 /** Receive windows are topped up only once this much was consumed: never in steady state. */
 const UPDATE_THRESHOLD = 1 << 30;
-/** We never raise SETTINGS_MAX_FRAME_SIZE, so nothing larger may arrive. */
-const RECV_MAX_FRAME = DEFAULT_MAX_FRAME;
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-
-/** A stream or connection error: `code` is the HTTP/2 error code (RST_STREAM or GOAWAY). */
-export class H2Error extends Error {
-  constructor(
-    message: string,
-    readonly code: number,
-  ) {
-    super(message);
-    this.name = 'H2Error';
-  }
-}
-
-function frameHeader(buf: Buffer, off: number, len: number, type: number, flags: number, streamId: number): void {
-  buf[off] = (len >>> 16) & 0xff;
-  buf[off + 1] = (len >>> 8) & 0xff;
-  buf[off + 2] = len & 0xff;
-  buf[off + 3] = type;
-  buf[off + 4] = flags;
-  buf.writeUInt32BE(streamId, off + 5);
-}
-
-function frame(type: number, flags: number, streamId: number, payload?: Buffer): Buffer {
-  const len = payload ? payload.length : 0;
-  const buf = Buffer.allocUnsafe(9 + len);
-  frameHeader(buf, 0, len, type, flags, streamId);
-  if (payload) payload.copy(buf, 9);
-  return buf;
-}
-
-function u32Frame(type: number, streamId: number, value: number): Buffer {
-  const buf = Buffer.allocUnsafe(13);
-  frameHeader(buf, 0, 4, type, 0, streamId);
-  buf.writeUInt32BE(value, 9);
-  return buf;
+/**
+ * A stream or connection error: `code` is the HTTP/2 error code (RST_STREAM or GOAWAY). A subclass,
+ * to tell it from the plain Http2Error the codec throws (oversized frame, bad SETTINGS), which the
+ * connection turns into one of these.
+ */
+export class H2Error extends Http2Error {
+  override name = 'H2Error';
 }
 
 // ---------------------------------------------------------------- HPACK (encoding only)
@@ -162,15 +118,9 @@ export class H2Stream {
   /** Sends `data` as DATA frame(s), queuing what the windows do not admit yet (not copied then: do not reuse it). */
   write(data: Buffer): void {
     if (this.localEnded || this.endQueued || this.closed || data.length === 0) return;
-    const c = this.conn;
-    const len = data.length;
-    if (this.queue.length === 0 && len <= c.sendWindow && len <= this.sendWindow && len <= c.peerMaxFrame) {
-      const buf = Buffer.allocUnsafe(9 + len);
-      frameHeader(buf, 0, len, DATA, 0, this.id);
-      data.copy(buf, 9);
-      c.sendWindow -= len;
-      this.sendWindow -= len;
-      c.socket.write(buf);
+    if (this.admits(data.length)) {
+      this.spend(data.length);
+      this.conn.socket.write(encodeFrame(FrameType.DATA, 0, this.id, data));
       return;
     }
     this.queue.push(data);
@@ -182,18 +132,28 @@ export class H2Stream {
    * the hot path then costs one allocation (the caller's) and one socket write, no copy.
    */
   writeFramed(buf: Buffer): void {
-    if (this.localEnded || this.endQueued || this.closed || buf.length <= 9) return;
-    const c = this.conn;
-    const len = buf.length - 9;
-    if (this.queue.length === 0 && len <= c.sendWindow && len <= this.sendWindow && len <= c.peerMaxFrame) {
-      frameHeader(buf, 0, len, DATA, 0, this.id);
-      c.sendWindow -= len;
-      this.sendWindow -= len;
-      c.socket.write(buf);
+    if (this.localEnded || this.endQueued || this.closed || buf.length <= FRAME_HEADER_LENGTH) return;
+    const len = buf.length - FRAME_HEADER_LENGTH;
+    if (this.admits(len)) {
+      writeFrameHeader(buf, 0, len, FrameType.DATA, 0, this.id);
+      this.spend(len);
+      this.conn.socket.write(buf);
       return;
     }
-    this.queue.push(buf.subarray(9));
+    this.queue.push(buf.subarray(FRAME_HEADER_LENGTH));
     this.flush();
+  }
+
+  /** Nothing is queued and the windows and the peer's frame size admit `len` octets of DATA now. */
+  private admits(len: number): boolean {
+    const c = this.conn;
+    return this.queue.length === 0 && len <= c.sendWindow && len <= this.sendWindow && len <= c.peerMaxFrame;
+  }
+
+  /** Takes `len` octets of DATA sent off both send windows. */
+  private spend(len: number): void {
+    this.conn.sendWindow -= len;
+    this.sendWindow -= len;
   }
 
   /** Half-closes our side (END_STREAM after any queued data). */
@@ -204,9 +164,9 @@ export class H2Stream {
   }
 
   /** Resets the stream (RST_STREAM, CANCEL by default); no callback follows. */
-  cancel(code = H2_CANCEL): void {
+  cancel(code: number = H2_CANCEL): void {
     if (this.closed) return;
-    this.conn.socket.write(u32Frame(RST_STREAM, this.id, code));
+    this.conn.socket.write(encodeU32Frame(FrameType.RST_STREAM, this.id, code));
     this.conn.removeStream(this);
   }
 
@@ -221,12 +181,10 @@ export class H2Stream {
       const head = q[0];
       const n = Math.min(head.length, c.sendWindow, this.sendWindow, c.peerMaxFrame);
       if (n <= 0) break;
-      const hdr = Buffer.allocUnsafe(9);
-      frameHeader(hdr, 0, n, DATA, 0, this.id);
-      c.socket.write(hdr);
+      // The header in a buffer of its own, the payload written as it is: nothing copied.
+      c.socket.write(encodeFrameHeader(n, FrameType.DATA, 0, this.id));
       c.socket.write(n === head.length ? head : head.subarray(0, n));
-      c.sendWindow -= n;
-      this.sendWindow -= n;
+      this.spend(n);
       if (n === head.length) q.shift();
       else q[0] = head.subarray(n);
     }
@@ -235,7 +193,7 @@ export class H2Stream {
     } else if (this.endQueued) {
       this.endQueued = false;
       this.localEnded = true;
-      c.socket.write(frame(DATA, FLAG_END_STREAM, this.id));
+      c.socket.write(encodeFrame(FrameType.DATA, Flag.END_STREAM, this.id));
     }
     c.socket.uncork();
     if (this.localEnded && this.remoteEnded) c.removeStream(this);
@@ -273,20 +231,17 @@ export class H2Connection {
   /** The connection failed or closed (after streams got their onError). */
   onClose: (err?: Error) => void = noop;
 
-  /** @internal */ sendWindow = DEFAULT_WINDOW;
-  /** @internal */ peerMaxFrame = DEFAULT_MAX_FRAME;
+  /** @internal */ sendWindow = DEFAULT_WINDOW_SIZE;
+  /** @internal */ peerMaxFrame = DEFAULT_MAX_FRAME_SIZE;
   /** @internal Streams with data waiting for window. */ blocked = new Set<H2Stream>();
-  private peerInitialWindow = DEFAULT_WINDOW;
+  private peerInitialWindow = DEFAULT_WINDOW_SIZE;
   private readonly streams = new Map<number, H2Stream>();
   private nextId = 1;
   private recvConsumed = 0;
   private goaway = false;
   private done = false;
-  // Partial frame across socket reads: the 9-byte header first, then the whole frame.
-  private readonly hdr = Buffer.allocUnsafe(9);
-  private hdrFill = 0;
-  private partial: Buffer | null = null;
-  private partialFill = 0;
+  /** Whole frames are views of the socket read. We never raise SETTINGS_MAX_FRAME_SIZE: its default is the limit. */
+  private readonly reader = new FrameReader((type, flags, id, payload) => this.onFrame(type, flags, id, payload));
   // Header block spread over CONTINUATION frames: the stream it belongs to and its END_STREAM.
   private contStream = 0;
   private contEndStream = false;
@@ -300,13 +255,13 @@ export class H2Connection {
   /** Opens a gRPC-style POST stream (one HEADERS frame, END_HEADERS, no END_STREAM). */
   request(path: string, authority: string): H2Stream {
     if (this.goaway || this.done) throw new Error('HTTP/2 connection is closing');
-    if (this.nextId > MAX_WINDOW) throw new Error('HTTP/2 stream ids exhausted');
+    if (this.nextId > MAX_STREAM_ID) throw new Error('HTTP/2 stream ids exhausted');
     const block = encodeRequestHeaders(path, authority);
     if (block.length > this.peerMaxFrame) throw new RangeError('header block exceeds the peer MAX_FRAME_SIZE');
     const s = new H2Stream(this, this.nextId, this.peerInitialWindow);
     this.nextId += 2;
     this.streams.set(s.id, s);
-    this.socket.write(frame(HEADERS, FLAG_END_HEADERS, s.id, block));
+    this.socket.write(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, s.id, block));
     return s;
   }
 
@@ -314,9 +269,7 @@ export class H2Connection {
   close(): void {
     if (this.done || this.socket.writableEnded) return;
     this.goaway = true;
-    const buf = Buffer.alloc(17);
-    frameHeader(buf, 0, 8, GOAWAY, 0, 0); // last stream 0: we accept no pushed streams
-    this.socket.end(buf);
+    this.socket.end(encodeGoaway(0, H2_NO_ERROR)); // last stream 0: we accept no pushed streams
     const err = new Error('HTTP/2 connection closed by us');
     for (const s of [...this.streams.values()]) s.fail(err);
   }
@@ -334,6 +287,7 @@ export class H2Connection {
     if (this.done) return;
     this.done = true;
     this.goaway = true;
+    this.reader.stop(); // no frame after this one is handled
     for (const s of [...this.streams.values()]) s.fail(err);
     this.socket.destroySoon(); // flushes a GOAWAY we just wrote
     this.onClose(err);
@@ -342,141 +296,94 @@ export class H2Connection {
   /** Connection error (RFC 9113 5.4.1): GOAWAY with the code, then close. */
   private connError(code: number, message: string): void {
     if (this.done) return;
-    const buf = Buffer.alloc(17);
-    frameHeader(buf, 0, 8, GOAWAY, 0, 0);
-    buf.writeUInt32BE(code, 13);
-    if (!this.socket.writableEnded) this.socket.write(buf);
+    if (!this.socket.writableEnded) this.socket.write(encodeGoaway(0, code));
     this.shutdown(new H2Error(message, code));
   }
 
   private onSocketData(chunk: Buffer): void {
-    const n = chunk.length;
-    let off = 0;
-    if (this.hdrFill > 0 || this.partial !== null) {
-      off = this.fillPartial(chunk);
-      if (off < 0) return;
-    }
-    // Frames whole in this read are parsed in place: no copy, no concat.
-    while (n - off >= 9 && !this.done) {
-      const len = (chunk[off] << 16) | (chunk[off + 1] << 8) | chunk[off + 2];
-      if (len > RECV_MAX_FRAME) return this.connError(H2_FRAME_SIZE_ERROR, `frame of ${len} bytes`);
-      if (n - off - 9 < len) break;
-      this.onFrame(chunk, off, len);
-      off += 9 + len;
-    }
-    if (off === n || this.done) return;
-    if (n - off < 9) {
-      this.hdrFill = chunk.copy(this.hdr, 0, off);
-    } else {
-      const len = (chunk[off] << 16) | (chunk[off + 1] << 8) | chunk[off + 2];
-      this.partial = Buffer.allocUnsafe(9 + len);
-      this.partialFill = chunk.copy(this.partial, 0, off);
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      // A plain Http2Error is the codec's (FrameReader: oversized frame; decodeSettings): a connection
+      // error. Anything else was thrown by a callback: not ours to handle.
+      if (!(err instanceof Http2Error) || err instanceof H2Error) throw err;
+      this.connError(err.code, err.message);
     }
   }
 
-  /** Completes a frame split across reads; returns the offset after it, or -1 if still incomplete. */
-  private fillPartial(chunk: Buffer): number {
-    let off = 0;
-    if (this.partial === null) {
-      off = chunk.copy(this.hdr, this.hdrFill, 0, Math.min(chunk.length, 9 - this.hdrFill));
-      this.hdrFill += off;
-      if (this.hdrFill < 9) return -1;
-      this.hdrFill = 0;
-      const len = (this.hdr[0] << 16) | (this.hdr[1] << 8) | this.hdr[2];
-      if (len > RECV_MAX_FRAME) {
-        this.connError(H2_FRAME_SIZE_ERROR, `frame of ${len} bytes`);
-        return -1;
-      }
-      this.partial = Buffer.allocUnsafe(9 + len);
-      this.hdr.copy(this.partial, 0);
-      this.partialFill = 9;
-    }
-    const p = this.partial;
-    const take = Math.min(p.length - this.partialFill, chunk.length - off);
-    chunk.copy(p, this.partialFill, off, off + take);
-    this.partialFill += take;
-    off += take;
-    if (this.partialFill < p.length) return -1;
-    this.partial = null;
-    this.onFrame(p, 0, p.length - 9);
-    return this.done ? -1 : off;
-  }
-
-  private onFrame(b: Buffer, off: number, len: number): void {
-    const type = b[off + 3];
-    const flags = b[off + 4];
-    const id = b.readUInt32BE(off + 5) & 0x7fffffff;
-    const p = off + 9;
-    if (this.contStream !== 0 && type !== CONTINUATION) return this.connError(H2_PROTOCOL_ERROR, 'expected CONTINUATION');
+  private onFrame(type: number, flags: number, id: number, p: Buffer): void {
+    if (this.contStream !== 0 && type !== FrameType.CONTINUATION) return this.connError(H2_PROTOCOL_ERROR, 'expected CONTINUATION');
     switch (type) {
-      case DATA:
-        return this.onDataFrame(b, p, len, flags, id);
-      case HEADERS: {
+      case FrameType.DATA:
+        return this.onDataFrame(p, flags, id);
+      case FrameType.HEADERS: {
         if (id === 0) return this.connError(H2_PROTOCOL_ERROR, 'HEADERS on stream 0');
-        let skip = flags & FLAG_PADDED ? 1 + b[p] : 0;
-        if (flags & FLAG_PRIORITY) skip += 5;
-        if (skip > len) return this.connError(H2_PROTOCOL_ERROR, 'HEADERS padding');
+        let skip = flags & Flag.PADDED ? 1 + p[0] : 0;
+        if (flags & Flag.PRIORITY) skip += 5;
+        if (skip > p.length) return this.connError(H2_PROTOCOL_ERROR, 'HEADERS padding');
         return this.headerBlock(id, flags);
       }
-      case CONTINUATION:
+      case FrameType.CONTINUATION:
         if (id === 0 || id !== this.contStream) return this.connError(H2_PROTOCOL_ERROR, 'unexpected CONTINUATION');
         return this.headerBlock(id, flags);
-      case RST_STREAM: {
-        if (id === 0 || len !== 4) return this.connError(H2_PROTOCOL_ERROR, 'bad RST_STREAM');
-        const code = b.readUInt32BE(p);
+      case FrameType.RST_STREAM: {
+        if (id === 0 || p.length !== 4) return this.connError(H2_PROTOCOL_ERROR, 'bad RST_STREAM');
+        const code = p.readUInt32BE(0);
         this.streams.get(id)?.fail(new H2Error(`stream reset by peer (code ${code})`, code));
         return;
       }
-      case SETTINGS:
-        return this.onSettings(b, p, len, flags, id);
-      case PUSH_PROMISE:
+      case FrameType.SETTINGS:
+        return this.onSettings(p, flags, id);
+      case FrameType.PUSH_PROMISE:
         return this.connError(H2_PROTOCOL_ERROR, 'PUSH_PROMISE with push disabled');
-      case PING:
-        if (id !== 0 || len !== 8) return this.connError(H2_PROTOCOL_ERROR, 'bad PING');
-        if (!(flags & FLAG_ACK)) this.socket.write(frame(PING, FLAG_ACK, 0, b.subarray(p, p + 8)));
+      case FrameType.PING:
+        if (id !== 0 || p.length !== 8) return this.connError(H2_PROTOCOL_ERROR, 'bad PING');
+        if (!(flags & Flag.ACK)) this.socket.write(encodeFrame(FrameType.PING, Flag.ACK, 0, p));
         return;
-      case GOAWAY:
-        if (id !== 0 || len < 8) return this.connError(H2_PROTOCOL_ERROR, 'bad GOAWAY');
-        return this.onGoaway(b.readUInt32BE(p) & 0x7fffffff, b.readUInt32BE(p + 4));
-      case WINDOW_UPDATE:
-        if (len !== 4) return this.connError(H2_FRAME_SIZE_ERROR, 'bad WINDOW_UPDATE');
-        return this.onWindowUpdate(id, b.readUInt32BE(p) & 0x7fffffff);
+      case FrameType.GOAWAY:
+        if (id !== 0 || p.length < 8) return this.connError(H2_PROTOCOL_ERROR, 'bad GOAWAY');
+        return this.onGoaway(p.readUInt32BE(0) & MAX_STREAM_ID, p.readUInt32BE(4));
+      case FrameType.WINDOW_UPDATE:
+        if (p.length !== 4) return this.connError(H2_FRAME_SIZE_ERROR, 'bad WINDOW_UPDATE');
+        return this.onWindowUpdate(id, p.readUInt32BE(0) & MAX_WINDOW_SIZE);
       default:
         return; // PRIORITY and unknown types are ignored
     }
   }
 
-  private onDataFrame(b: Buffer, p: number, len: number, flags: number, id: number): void {
+  private onDataFrame(p: Buffer, flags: number, id: number): void {
     if (id === 0) return this.connError(H2_PROTOCOL_ERROR, 'DATA on stream 0');
+    const len = p.length;
     // Flow control counts the whole payload, padding included, on every stream (even closed ones).
     this.recvConsumed += len;
     if (this.recvConsumed > UPDATE_THRESHOLD) {
-      this.socket.write(u32Frame(WINDOW_UPDATE, 0, this.recvConsumed));
+      this.socket.write(encodeU32Frame(FrameType.WINDOW_UPDATE, 0, this.recvConsumed));
       this.recvConsumed = 0;
     }
-    let end = p + len;
-    if (flags & FLAG_PADDED) {
-      if (len < 1 || b[p] >= len) return this.connError(H2_PROTOCOL_ERROR, 'DATA padding');
-      end -= b[p];
-      p++;
+    let start = 0;
+    let end = len;
+    if (flags & Flag.PADDED) {
+      if (len < 1 || p[0] >= len) return this.connError(H2_PROTOCOL_ERROR, 'DATA padding');
+      end -= p[0];
+      start = 1;
     }
     const s = this.streams.get(id);
     if (s === undefined || s.remoteEnded) return;
-    if (!(flags & FLAG_END_STREAM)) {
+    if (!(flags & Flag.END_STREAM)) {
       s.recvConsumed += len;
       if (s.recvConsumed > UPDATE_THRESHOLD) {
-        this.socket.write(u32Frame(WINDOW_UPDATE, id, s.recvConsumed));
+        this.socket.write(encodeU32Frame(FrameType.WINDOW_UPDATE, id, s.recvConsumed));
         s.recvConsumed = 0;
       }
     }
-    if (end > p) s.onData(b.subarray(p, end));
-    if (flags & FLAG_END_STREAM) s.remoteEnd(false);
+    if (end > start) s.onData(end - start === len ? p : p.subarray(start, end));
+    if (flags & Flag.END_STREAM) s.remoteEnd(false);
   }
 
   /** Header blocks are skipped, not decoded; only where they end and whether they end the stream matter. */
   private headerBlock(id: number, flags: number): void {
-    const endStream = this.contStream !== 0 ? this.contEndStream : (flags & FLAG_END_STREAM) !== 0;
-    if (!(flags & FLAG_END_HEADERS)) {
+    const endStream = this.contStream !== 0 ? this.contEndStream : (flags & Flag.END_STREAM) !== 0;
+    if (!(flags & Flag.END_HEADERS)) {
       this.contStream = id;
       this.contEndStream = endStream;
       return;
@@ -485,27 +392,23 @@ export class H2Connection {
     if (endStream) this.streams.get(id)?.remoteEnd(true);
   }
 
-  private onSettings(b: Buffer, p: number, len: number, flags: number, id: number): void {
+  private onSettings(p: Buffer, flags: number, id: number): void {
     if (id !== 0) return this.connError(H2_PROTOCOL_ERROR, 'SETTINGS on a stream');
-    if (flags & FLAG_ACK) return;
-    if (len % 6 !== 0) return this.connError(H2_FRAME_SIZE_ERROR, 'bad SETTINGS');
+    if (flags & Flag.ACK) return;
     let grew = false;
-    for (let i = p; i < p + len; i += 6) {
-      const key = b.readUInt16BE(i);
-      const value = b.readUInt32BE(i + 2);
-      if (key === SETTINGS_INITIAL_WINDOW_SIZE) {
-        if (value > MAX_WINDOW) return this.connError(H2_FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE');
+    // decodeSettings checks the values (its Http2Error is a connection error, see onSocketData).
+    for (const [key, value] of decodeSettings(p)) {
+      if (key === SettingsId.INITIAL_WINDOW_SIZE) {
         // Applies to open streams as a delta (RFC 9113 6.9.2); windows may go negative.
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
         for (const s of this.streams.values()) s.sendWindow += delta;
         grew ||= delta > 0;
-      } else if (key === SETTINGS_MAX_FRAME_SIZE) {
-        if (value < DEFAULT_MAX_FRAME || value > 0xffffff) return this.connError(H2_PROTOCOL_ERROR, 'MAX_FRAME_SIZE');
+      } else if (key === SettingsId.MAX_FRAME_SIZE) {
         this.peerMaxFrame = value;
       }
     }
-    this.socket.write(frame(SETTINGS, FLAG_ACK, 0));
+    this.socket.write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
     if (grew) this.flushBlocked();
   }
 
@@ -513,15 +416,15 @@ export class H2Connection {
     if (id === 0) {
       if (inc === 0) return this.connError(H2_PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
       this.sendWindow += inc;
-      if (this.sendWindow > MAX_WINDOW) return this.connError(H2_FLOW_CONTROL_ERROR, 'connection window overflow');
+      if (this.sendWindow > MAX_WINDOW_SIZE) return this.connError(H2_FLOW_CONTROL_ERROR, 'connection window overflow');
       this.flushBlocked();
       return;
     }
     const s = this.streams.get(id);
     if (s === undefined) return;
-    if (inc === 0 || s.sendWindow + inc > MAX_WINDOW) {
+    if (inc === 0 || s.sendWindow + inc > MAX_WINDOW_SIZE) {
       const code = inc === 0 ? H2_PROTOCOL_ERROR : H2_FLOW_CONTROL_ERROR;
-      this.socket.write(u32Frame(RST_STREAM, id, code));
+      this.socket.write(encodeU32Frame(FrameType.RST_STREAM, id, code));
       s.fail(new H2Error('bad WINDOW_UPDATE from peer', code));
       return;
     }
@@ -547,6 +450,12 @@ export class H2Connection {
   }
 }
 
+/** What we announce: no server push; stream windows of 2^31-1 (the connection's is raised by WINDOW_UPDATE). */
+const CLIENT_SETTINGS = encodeSettings([
+  [SettingsId.ENABLE_PUSH, 0],
+  [SettingsId.INITIAL_WINDOW_SIZE, MAX_WINDOW_SIZE],
+]);
+
 /** Connects (h2c, prior knowledge) and sends the preface, SETTINGS and the connection window raise in one write. */
 export function connectH2(host: string, port: number): Promise<H2Connection> {
   return new Promise((resolve, reject) => {
@@ -556,14 +465,14 @@ export function connectH2(host: string, port: number): Promise<H2Connection> {
     socket.once('error', onError);
     socket.once('connect', () => {
       socket.off('error', onError);
-      const settings = Buffer.allocUnsafe(9 + 12);
-      frameHeader(settings, 0, 12, SETTINGS, 0, 0);
-      settings.writeUInt16BE(SETTINGS_ENABLE_PUSH, 9);
-      settings.writeUInt32BE(0, 11);
-      settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 15);
-      settings.writeUInt32BE(MAX_WINDOW, 17);
       const conn = new H2Connection(socket);
-      socket.write(Buffer.concat([PREFACE, settings, u32Frame(WINDOW_UPDATE, 0, MAX_WINDOW - DEFAULT_WINDOW)]));
+      socket.write(
+        Buffer.concat([
+          CLIENT_PREFACE,
+          encodeFrame(FrameType.SETTINGS, 0, 0, CLIENT_SETTINGS),
+          encodeU32Frame(FrameType.WINDOW_UPDATE, 0, MAX_WINDOW_SIZE - DEFAULT_WINDOW_SIZE),
+        ]),
+      );
       resolve(conn);
     });
   });
@@ -645,11 +554,14 @@ export class GrpcCall {
     }
   }
 
-  /** Completes a message split across frames; returns the offset after it, or -1 if still incomplete. */
+  /**
+   * Completes a message split across frames; returns the offset after it, or -1 if still incomplete.
+   * (Buffer#copy stops where its target is full and returns how much it copied.)
+   */
   private fillPartial(d: Buffer): number {
     let off = 0;
     if (this.body === null) {
-      off = d.copy(this.hdr, this.hdrFill, 0, Math.min(d.length, 5 - this.hdrFill));
+      off = d.copy(this.hdr, this.hdrFill);
       this.hdrFill += off;
       if (this.hdrFill < 5) return -1;
       this.hdrFill = 0;
@@ -661,14 +573,12 @@ export class GrpcCall {
       this.bodyFill = 0;
     }
     const body = this.body;
-    const take = Math.min(body.length - this.bodyFill, d.length - off);
-    d.copy(body, this.bodyFill, off, off + take);
+    const take = d.copy(body, this.bodyFill, off);
     this.bodyFill += take;
-    off += take;
     if (this.bodyFill < body.length) return -1;
     this.body = null;
     this.onMessage(body);
-    return this.stream.closed ? -1 : off;
+    return this.stream.closed ? -1 : off + take;
   }
 
   /** We never offer grpc-accept-encoding, so a compressed message is a server bug. */

@@ -114,6 +114,13 @@ export function encodeFrame(type: number, flags: number, streamId: number, paylo
   return buf;
 }
 
+/** A frame header alone, for a payload of `length` octets written after it as it is (not copied). */
+export function encodeFrameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
+  const buf = Buffer.allocUnsafe(FRAME_HEADER_LENGTH);
+  writeFrameHeader(buf, 0, length, type, flags, streamId);
+  return buf;
+}
+
 /** RST_STREAM and WINDOW_UPDATE: a frame whose payload is one 32-bit value. */
 export function encodeU32Frame(type: number, streamId: number, value: number): Buffer {
   const buf = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + 4);
