@@ -4,11 +4,12 @@
  * The transport hands over decoded requests and closes; this file talks to the hub.
  */
 import type { Logger } from 'pino';
+import { GrpcStatus } from '../http2/grpc-server.js';
 import type { WatchRequest } from './api/types.js';
 import type { WatchHub, WatchSession, WatchSink } from './watch.js';
 
-/** gRPC status codes used here (numbers, so the dedicated server needs no grpc-js). */
-export const Code = { INVALID_ARGUMENT: 3, NOT_FOUND: 5, ABORTED: 10, INTERNAL: 13, UNAVAILABLE: 14 } as const;
+/** gRPC status codes (numbers, as both servers take them). */
+export const Code = GrpcStatus;
 
 /** What a transport provides for one call. */
 export interface WatchTransport {
@@ -21,6 +22,8 @@ export interface WatchTransport {
 export interface WatchCall {
   /** A decoded request from the agent. */
   request(req: WatchRequest): void;
+  /** An ack, decoded by the transport's fast path (see ackRevision). */
+  ack(revision: number): void;
   /** The call ended (client gone, cancelled, or ended by us). */
   closed(): void;
 }
@@ -57,8 +60,30 @@ export function watchCall(hub: WatchHub, t: WatchTransport, log: Logger, onStart
         end(Code.INTERNAL, `internal error: ${(err as Error).message}`);
       }
     },
+    ack(revision) {
+      if (!session) return end(Code.INVALID_ARGUMENT, 'Watch: ack before start');
+      hub.ack(session, revision);
+    },
     closed() {
       if (session) hub.close(session);
     },
   };
+}
+
+/**
+ * The revision of an encoded WatchRequest that is exactly an ack (field 2 holding field 1), or
+ * null for anything else. Acks are most of what agents send; this skips the generic decoder.
+ */
+export function ackRevision(b: Uint8Array): number | null {
+  if (b.length < 2 || b[0] !== 0x12 || b[1] !== b.length - 2) return null;
+  if (b.length === 2) return 0;
+  if (b[2] !== 0x08) return null;
+  let v = 0;
+  let mul = 1;
+  for (let i = 3; i < b.length && i < 11; i++) {
+    v += (b[i] & 0x7f) * mul;
+    if (b[i] < 0x80) return i === b.length - 1 && Number.isSafeInteger(v) ? v : null;
+    mul *= 128;
+  }
+  return null;
 }

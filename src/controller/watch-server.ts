@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { GrpcStreamServer } from '../http2/grpc-server.js';
 import { serverTlsOptions, type ServerTls } from '../common/tls.js';
 import { codecs, watchMethod } from './api/proto.js';
-import { Code, watchCall } from './watch-call.js';
+import { ackRevision, Code, watchCall } from './watch-call.js';
 import type { WatchHub } from './watch.js';
 
 export interface WatchServerOptions {
@@ -37,6 +37,8 @@ export function createWatchServer(hub: WatchHub, opts: WatchServerOptions): Grpc
           opts.onStarted,
         );
         call.onMessage = (bytes) => {
+          const revision = ackRevision(bytes);
+          if (revision !== null) return w.ack(revision);
           let req;
           try {
             req = codecs.watchRequest.decode(bytes);

@@ -11,7 +11,7 @@
  * agent gets fewer, larger updates instead of a queue, and the controller does one write and
  * one ack per agent per batch rather than per change.
  *
- * Backpressure is also counted in bytes: a write is "in flight" until grpc-js has handed it to
+ * Backpressure is also counted in bytes: a write is "in flight" until the server has handed it to
  * HTTP/2 (its write callback), and an agent with more than ~2 messages in flight is skipped
  * until they complete; its next message then simply covers more revisions. So a stalled agent
  * blocks nobody and costs at most a couple of messages of memory; it gets a snapshot instead of
@@ -42,7 +42,7 @@ export interface WatchSource {
   onCommit(fn: CommitListener): void;
 }
 
-/** The writable side of one agent's stream (a grpc-js call). `done` runs once the bytes left. */
+/** The writable side of one agent's stream (on either server). `done` runs once the bytes left. */
 export interface WatchSink {
   write(message: Buffer, done: () => void): boolean;
   /** Ends the stream with an error status: ABORTED (superseded), or UNAVAILABLE (retry later). */
