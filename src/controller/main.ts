@@ -45,14 +45,14 @@ async function main(argv: string[]): Promise<number> {
   const convergence = new Convergence(controller, {
     onAckLatency: (s) => metrics?.propagation.observe(s),
   });
-  metrics = createMetrics(controller, convergence);
+  let watchServer: GrpcStreamServer | null = null;
+  metrics = createMetrics(controller, convergence, () => watchServer && { connections: watchServer.connections, streams: watchServer.streams });
   const m = metrics;
   const onRequest = (method: string, code: string): void => m.requests.inc({ method, code });
   let watchPort = 0;
   const api = apiHandlers(controller, convergence, () => watchPort);
   let server: grpc.Server | null = null;
   let hub: WatchHub | null = null;
-  let watchServer: GrpcStreamServer | null = null;
   let grpcPort: number;
   let httpServer: http.Server | null = null;
   let httpPort = 0;

@@ -9,7 +9,10 @@ export interface ControllerMetrics {
   propagation: client.Histogram;
 }
 
-export function createMetrics(controller: Controller, convergence: Convergence): ControllerMetrics {
+/** What the dedicated Watch server has open, when there is one. */
+export type WatchServerLoad = () => { connections: number; streams: number } | null;
+
+export function createMetrics(controller: Controller, convergence: Convergence, watchServer: WatchServerLoad = () => null): ControllerMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'loom_controller_' });
   const requests = new client.Counter({
@@ -77,6 +80,17 @@ export function createMetrics(controller: Controller, convergence: Convergence):
       }
       this.set({ agg: 'max' }, max);
       this.set({ agg: 'sum' }, sum);
+    },
+  });
+  new client.Gauge({
+    name: 'loom_controller_watch_server_connections',
+    help: 'Open connections (and, by kind, calls) on the dedicated Watch server',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      const load = watchServer();
+      this.set({ kind: 'connections' }, load?.connections ?? 0);
+      this.set({ kind: 'streams' }, load?.streams ?? 0);
     },
   });
   return { registry, requests, propagation };

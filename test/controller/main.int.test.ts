@@ -37,8 +37,8 @@ describe('loom-controller daemon', () => {
     const c = new LoomClient(d.target);
     cleanups.push(() => c.close());
     await c.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/24' });
-    await c.register({ name: 'h1', vtep: '192.0.2.1' });
-    const a = new SimAgent(d.target, 'h1', '192.0.2.1');
+    const { watchPort } = await c.register({ name: 'h1', vtep: '192.0.2.1' });
+    const a = new SimAgent(d.target, 'h1', '192.0.2.1', 'h1', `127.0.0.1:${watchPort}`);
     cleanups.push(() => a.close());
     a.watch();
     const ep = await c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'x' });
@@ -51,6 +51,8 @@ describe('loom-controller daemon', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${d.httpPort}/metrics`)).text();
     expect(metrics).toContain('loom_controller_requests_total{method="CreateEndpoint",code="OK"} 1');
     expect(metrics).toContain('loom_controller_connected_agents 1');
+    expect(metrics).toContain('loom_controller_watch_server_connections{kind="connections"} 1');
+    expect(metrics).toContain('loom_controller_watch_server_connections{kind="streams"} 1');
     expect(metrics).toContain('loom_controller_hosts{state="up"} 1');
     expect(metrics).toContain('loom_controller_endpoints 1');
     expect(metrics).toMatch(/loom_controller_propagation_seconds_count [1-9]/);
