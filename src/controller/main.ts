@@ -3,7 +3,6 @@
  * configuration (a readable line on stderr), 1 on runtime failure, 0 after SIGTERM/SIGINT.
  */
 import type * as http from 'node:http';
-import type * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { daemonConfig } from '../common/config.js';
@@ -51,21 +50,19 @@ async function main(argv: string[]): Promise<number> {
   const onRequest = (method: string, code: string): void => m.requests.inc({ method, code });
   let watchPort = 0;
   const api = apiHandlers(controller, convergence, () => watchPort);
-  let server: grpc.Server | null = null;
-  let hub: WatchHub | null = null;
+  const hub = new WatchHub(controller, {
+    maxMessageBytes: config.maxMessageBytes,
+    coalesceMs: config.coalesceMs,
+    quietMs: config.quietMs,
+    ackTimeoutMs: config.ackTimeoutMs,
+    logger,
+    onProgress: (batch) => convergence.report(batch),
+  });
+  const server = createGrpcServer(api, hub, { logger, maxReceiveBytes: config.maxReceiveBytes, onRequest });
   let grpcPort: number;
   let httpServer: http.Server | null = null;
   let httpPort = 0;
   try {
-    hub = new WatchHub(controller, {
-      maxMessageBytes: config.maxMessageBytes,
-      coalesceMs: config.coalesceMs,
-      quietMs: config.quietMs,
-      ackTimeoutMs: config.ackTimeoutMs,
-      logger,
-      onProgress: (batch) => convergence.report(batch),
-    });
-    server = createGrpcServer(api, hub, { logger, maxReceiveBytes: config.maxReceiveBytes, onRequest });
     grpcPort = await listen(server, config.listen, serverCredentials(controllerTls(config)));
     if (config.watchListen) {
       watchServer = createWatchServer(hub, { logger, maxReceiveBytes: config.maxReceiveBytes, tls: controllerTls(config), onStarted: () => onRequest('Watch', 'OK') });
@@ -100,14 +97,13 @@ async function main(argv: string[]): Promise<number> {
           () => resolve(1),
         );
       };
-      hub?.shutdown(); // Watch streams never end by themselves; unary calls in flight may finish
+      hub.shutdown(); // Watch streams never end by themselves; unary calls in flight may finish
       void watchServer?.close(1000);
-      const grpcServer = server!;
       const timer = setTimeout(() => {
-        grpcServer.forceShutdown();
+        server.forceShutdown();
         done();
       }, 5000);
-      grpcServer.tryShutdown(() => {
+      server.tryShutdown(() => {
         clearTimeout(timer);
         done();
       });

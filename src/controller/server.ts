@@ -110,7 +110,7 @@ export function createGrpcServer(api: ApiHandlers, hub: WatchHub, opts: ServerOp
   server.addService(methods.endpoint as unknown as grpc.ServiceDefinition, bind(Object.keys(methods.endpoint)));
   server.addService({ ...methods.host, Watch: watchServerMethod } as unknown as grpc.ServiceDefinition, {
     ...bind(Object.keys(methods.host)),
-    // A heartbeat also carries the agent's applied revision: an ack for this process's stream.
+    // A heartbeat also carries the agent's applied revision: an ack for its stream, on either port.
     Heartbeat: unary('Heartbeat', async (req) => {
       const r = req as { name: string; appliedRevision: number };
       const res = await (api.Heartbeat as (r: unknown) => unknown)(r);

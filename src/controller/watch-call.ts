@@ -38,6 +38,10 @@ export function watchCall(hub: WatchHub, t: WatchTransport, log: Logger, onStart
     if (session) hub.close(session);
     t.fail(code, details);
   };
+  const ack = (revision: number): void => {
+    if (!session) return end(Code.INVALID_ARGUMENT, 'Watch: ack before start');
+    hub.ack(session, revision);
+  };
   return {
     request(req) {
       try {
@@ -50,8 +54,7 @@ export function watchCall(hub: WatchHub, t: WatchTransport, log: Logger, onStart
           onStarted?.();
           opened.replaced?.sink.abort(`superseded by a newer Watch from host ${host}`);
         } else if (req.ack) {
-          if (!session) return end(Code.INVALID_ARGUMENT, 'Watch: ack before start');
-          hub.ack(session, req.ack.revision);
+          ack(req.ack.revision);
         } else {
           end(Code.INVALID_ARGUMENT, 'Watch: a request must be start or ack');
         }
@@ -60,10 +63,7 @@ export function watchCall(hub: WatchHub, t: WatchTransport, log: Logger, onStart
         end(Code.INTERNAL, `internal error: ${(err as Error).message}`);
       }
     },
-    ack(revision) {
-      if (!session) return end(Code.INVALID_ARGUMENT, 'Watch: ack before start');
-      hub.ack(session, revision);
-    },
+    ack,
     closed() {
       if (session) hub.close(session);
     },

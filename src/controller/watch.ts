@@ -17,30 +17,14 @@
  * blocks nobody and costs at most a couple of messages of memory; it gets a snapshot instead of
  * a delta only if it fell so far behind that the change log no longer reaches back.
  *
- * The hub reads a `WatchSource`: the controller itself, or in a gRPC worker process a replica
- * of its state. What each agent has applied goes out as progress reports (to `Convergence`,
- * which answers Wait and status for the whole controller).
+ * What each agent has applied goes out as progress reports (to `Convergence`, which answers
+ * Wait and status). The hub does not care which server carries a stream (watch-call.ts).
  */
 import type { Logger } from 'pino';
-import type { CommitListener } from './controller.js';
-import type { ChangeLog } from './changelog.js';
+import type { Controller } from './controller.js';
 import type { HostProgress } from './convergence.js';
-import type { ClusterState } from './state.js';
 import { endpointFrame, eventFrame, networkFrame, routeFrame, watchMessage } from './watch-encoding.js';
 import { viewerSpecificHosts, viewEvents, type EventEncoder } from './watch-events.js';
-
-/** What the hub serves from: the controller, or a replica of its state. */
-export interface WatchSource {
-  readonly state: ClusterState;
-  readonly changes: ChangeLog;
-  /** True while memory is ahead of the store (a batch being written): deliveries wait. */
-  readonly writing: boolean;
-  revision(): number;
-  storeId(): string;
-  /** Mutations queued for the next commit (a flush waits for them, within coalesceMs). */
-  queuedMutations(): number;
-  onCommit(fn: CommitListener): void;
-}
 
 /** The writable side of one agent's stream (on either server). `done` runs once the bytes left. */
 export interface WatchSink {
@@ -136,7 +120,7 @@ export class WatchHub {
   private ackTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly controller: WatchSource,
+    private readonly controller: Controller,
     private readonly opts: WatchHubOptions,
   ) {
     controller.onCommit(() => {
@@ -145,7 +129,7 @@ export class WatchHub {
     });
   }
 
-  /** Whether the host is registered (as far as this hub's state has seen). */
+  /** Whether the host is registered. */
   knowsHost(host: string): boolean {
     return this.controller.state.hosts.has(host);
   }
@@ -181,14 +165,6 @@ export class WatchHub {
       this.opts.logger.info({ host: s.host, acked: s.ackedRevision }, 'agent stopped watching');
       this.changed(s.host);
     }
-  }
-
-  /** Ends a host's stream because a newer one opened elsewhere (another worker process). */
-  supersede(host: string): void {
-    const s = this.sessions.get(host);
-    if (!s) return;
-    this.close(s);
-    s.sink.abort(`superseded by a newer Watch from host ${host}`);
   }
 
   /** Ends every stream (the controller is stopping); agents reconnect and resume. */
