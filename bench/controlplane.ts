@@ -29,6 +29,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { joinHostPort, splitHostPort } from '../src/common/config.js';
 import { LoomClient } from '../src/controller/api/client.js';
 import { codecs, watchMethod } from '../src/controller/api/proto.js';
 import type { WatchRequest } from '../src/controller/api/types.js';
@@ -164,14 +165,15 @@ async function worker(target: string, start: number, count: number, full: boolea
     const replies = await Promise.all(batch.map((i) => api.register({ name: hostName(i), vtep: vtepOf(i), agentVersion: 'bench', capabilities: ['vxlan'] })));
     watchPort = replies[0].watchPort;
   }
-  const host = target.slice(0, target.lastIndexOf(':'));
-  const watchTarget = watchPort ? `${host}:${watchPort}` : target;
+  const api0 = splitHostPort(target);
+  const watchAddress = { host: api0.host, port: watchPort || api0.port };
+  const watchTarget = joinHostPort(watchAddress.host, watchAddress.port);
   for (let i = start; i < start + count; i++) {
     let transport: SimAgent['transport'];
     if (full) {
       transport = new grpc.Client(watchTarget, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20, 'grpc.enable_channelz': 0, 'loom.bench.agent': i } as grpc.ClientOptions); // distinct options: a connection of its own
     } else {
-      transport = await connectH2(host, Number(watchTarget.slice(watchTarget.lastIndexOf(':') + 1)));
+      transport = await connectH2(watchAddress.host, watchAddress.port);
     }
     agents.push({ name: hostName(i), transport, view: new ViewState() });
   }

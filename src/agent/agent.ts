@@ -14,6 +14,7 @@ import { ViewState } from '../controller/api/view-state.js';
 import type * as api from '../controller/api/types.js';
 import { agentTls, type AgentConfig } from './config.js';
 import { clientCredentials } from '../common/tls.js';
+import { joinHostPort, splitHostPort } from '../common/config.js';
 import { FlowSync } from './flow-sync.js';
 import { ContainerPlumber, type ContainerInterface } from './plumbing.js';
 import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
@@ -218,9 +219,9 @@ export class Agent {
     this.watchClient = undefined;
     this.watchPortFailures = 0;
     if (!port) return;
-    const host = this.config.controller.slice(0, this.config.controller.lastIndexOf(':'));
     const tls = clientCredentials(agentTls(this.config));
-    this.watchClient = { port, client: new LoomClient(`${host}:${port}`, tls.options, tls.credentials) };
+    const target = joinHostPort(splitHostPort(this.config.controller).host, port);
+    this.watchClient = { port, client: new LoomClient(target, tls.options, tls.credentials) };
   }
 
   private openWatch(): void {

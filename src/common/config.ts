@@ -75,6 +75,17 @@ export function listenSetting(value: unknown, name: string): string {
   return s;
 }
 
+/** "host:port" or "[v6]:port" (as listenSetting accepts) -> host without brackets, and port. */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
+/** The inverse: brackets around an IPv6 host. */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** A daemon's flags in node:util parseArgs form; `config` and `help` are added by parseDaemonArgs. */
 export type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 

@@ -1,6 +1,7 @@
 /** HTTP endpoint every daemon serves: GET /metrics (Prometheus) and GET /healthz (JSON). */
 import http from 'node:http';
 import type { Registry } from 'prom-client';
+import { splitHostPort } from './config.js';
 
 export function createMetricsServer(registry: Registry, health: () => Record<string, unknown>): http.Server {
   return http.createServer((req, res) => {
@@ -22,9 +23,7 @@ export function createMetricsServer(registry: Registry, health: () => Record<str
 
 /** Listens on "host:port"; resolves with the bound port. */
 export function listenHttp(server: http.Server, address: string): Promise<number> {
-  const i = address.lastIndexOf(':');
-  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
-  const port = Number(address.slice(i + 1));
+  const { host, port } = splitHostPort(address);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

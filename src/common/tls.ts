@@ -52,18 +52,10 @@ function certAndKey(certPath: string, keyPath: string, names: { cert: string; ke
   return { cert, key };
 }
 
-/** Server credentials, or insecure ones when no certificate is configured. */
-export function serverCredentials(tls: ServerTls, names = { cert: 'tlsCert', key: 'tlsKey', clientCa: 'tlsClientCa' }): grpc.ServerCredentials {
-  if (!tls.cert && !tls.key && !tls.clientCa) return grpc.ServerCredentials.createInsecure();
-  if (!tls.cert || !tls.key) throw new ConfigError(`${names.cert} and ${names.key} go together: set both or neither`);
-  const { cert, key } = certAndKey(tls.cert, tls.key, names);
-  const ca = tls.clientCa ? readPem(tls.clientCa, names.clientCa) : null;
-  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
-}
-
 /**
- * The same server settings as node:tls options (for servers not built on grpc-js), or null for
- * plaintext. With a client CA, clients without a certificate from it are refused at the handshake.
+ * The controller's TLS settings, read and checked, as node:tls server options (also what the
+ * grpc-js credentials below are made of), or null for plaintext. With a client CA, clients
+ * without a certificate from it are refused at the handshake.
  */
 export function serverTlsOptions(
   tls: ServerTls,
@@ -74,6 +66,13 @@ export function serverTlsOptions(
   const { cert, key } = certAndKey(tls.cert, tls.key, names);
   if (!tls.clientCa) return { cert, key, requestCert: false, rejectUnauthorized: false };
   return { cert, key, ca: readPem(tls.clientCa, names.clientCa), requestCert: true, rejectUnauthorized: true };
+}
+
+/** Server credentials for grpc-js, or insecure ones when no certificate is configured. */
+export function serverCredentials(tls: ServerTls, names?: { cert: string; key: string; clientCa: string }): grpc.ServerCredentials {
+  const o = serverTlsOptions(tls, names);
+  if (!o) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(o.ca ?? null, [{ cert_chain: o.cert, private_key: o.key }], o.requestCert);
 }
 
 /** Client credentials and channel options, or insecure ones when no CA is configured. */

@@ -1,6 +1,6 @@
 /** loom-controller configuration: defaults, JSON file, flags; validated before anything starts. */
 import type { LevelWithSilent } from 'pino';
-import { optionalString, choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
+import { optionalString, choiceSetting, joinHostPort, splitHostPort, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
 import { LOG_LEVELS } from '../common/logging.js';
 import { serverCredentials, type ServerTls } from '../common/tls.js';
 
@@ -148,9 +148,8 @@ export function loadConfig(argv: string[]): ControllerConfig | 'help' {
 function watchListenSetting(value: unknown, listen: unknown): string {
   if (value === '') return '';
   if (value !== 'auto') return listenSetting(value, 'watchListen');
-  const api = listenSetting(listen, 'listen');
-  const colon = api.lastIndexOf(':');
-  return `${api.slice(0, colon)}:${api.slice(colon + 1) === '0' ? 0 : 7403}`;
+  const api = splitHostPort(listenSetting(listen, 'listen'));
+  return joinHostPort(api.host, api.port === 0 ? 0 : 7403);
 }
 
 /** Checks every setting; the error names the setting. */

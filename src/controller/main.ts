@@ -5,7 +5,7 @@
 import type * as http from 'node:http';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { daemonConfig } from '../common/config.js';
+import { daemonConfig, splitHostPort } from '../common/config.js';
 import { createLogger } from '../common/logging.js';
 import { controllerTls, HELP, loadConfig } from './config.js';
 import { serverCredentials } from '../common/tls.js';
@@ -66,8 +66,8 @@ async function main(argv: string[]): Promise<number> {
     grpcPort = await listen(server, config.listen, serverCredentials(controllerTls(config)));
     if (config.watchListen) {
       watchServer = createWatchServer(hub, { logger, maxReceiveBytes: config.maxReceiveBytes, tls: controllerTls(config), onStarted: () => onRequest('Watch', 'OK') });
-      const colon = config.watchListen.lastIndexOf(':');
-      watchPort = await watchServer.listen(config.watchListen.slice(0, colon).replace(/^\[|\]$/g, ''), Number(config.watchListen.slice(colon + 1)));
+      const { host, port } = splitHostPort(config.watchListen);
+      watchPort = await watchServer.listen(host, port);
     }
     if (config.metricsListen) {
       httpServer = createMetricsServer(metrics.registry, () => ({ revision: controller.revision() }));
