@@ -47,7 +47,7 @@ export const GrpcStatus = {
  * call is over: no more callbacks, send() and end() do nothing.
  */
 export interface GrpcStreamCall {
-  /** The method, e.g. '/loom.v1.Host/Watch'. */
+  /** The method, e.g. '/package.Service/Method'. */
   readonly path: string;
   /** Request headers without the pseudo-headers (names lowercase; repeated ones joined with ', '). */
   readonly headers: ReadonlyMap<string, string>;
