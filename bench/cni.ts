@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startHost, startAgent, cniBinDir, runCni, cniEnv, waitFor, type Container } from '../test/harness/index.js';
-import { LoomClient } from '../src/controller/api/client.js';
+import { LoomClient } from '../src/api/client.js';
 
 const N = Number(process.env.BENCH_CNI_N ?? 100);
 const ROOT = resolve(import.meta.dirname, '..');

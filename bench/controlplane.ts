@@ -30,10 +30,10 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { joinHostPort, splitHostPort } from '../src/common/config.js';
-import { LoomClient } from '../src/controller/api/client.js';
-import { codecs, watchMethod } from '../src/controller/api/proto.js';
-import type { WatchRequest } from '../src/controller/api/types.js';
-import { ViewState } from '../src/controller/api/view-state.js';
+import { LoomClient } from '../src/api/client.js';
+import { codecs, watchMethod } from '../src/api/proto.js';
+import type { WatchRequest } from '../src/api/types.js';
+import { ViewState } from '../src/api/view-state.js';
 import { connectH2, grpcCall, type H2Connection } from './lib/h2-lite.js';
 
 const HOSTS = Number(process.env.LOOM_BENCH_HOSTS ?? 1000);

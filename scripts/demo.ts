@@ -7,7 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join, resolve } from 'node:path';
 import { keepResources } from '../test/harness/registry.js';
 import { startCluster, runCni, cniEnv, run, waitFor, alive, type Container } from '../test/harness/index.js';
-import { LoomClient } from '../src/controller/api/client.js';
+import { LoomClient } from '../src/api/client.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DEMO_DIR = '/tmp/loom-demo';

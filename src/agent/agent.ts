@@ -9,9 +9,10 @@ import { OvsdbClient } from '../ovsdb/client.js';
 import { Vswitch } from '../ovsdb/vswitch.js';
 import { OpenFlowClient } from '../openflow/client.js';
 import { Netlink } from '../netlink/index.js';
-import { LoomClient, isServiceError } from '../controller/api/client.js';
-import { ViewState } from '../controller/api/view-state.js';
-import type * as api from '../controller/api/types.js';
+import { LoomClient, isServiceError } from '../api/client.js';
+import { ViewState } from '../api/view-state.js';
+import type * as api from '../api/types.js';
+import type { AttachRequest, AttachResult, DetachRequest, LocalApiStatus } from '../api/local.js';
 import { agentTls, type AgentConfig } from './config.js';
 import { clientCredentials } from '../common/tls.js';
 import { joinHostPort, splitHostPort } from '../common/config.js';
@@ -34,39 +35,11 @@ export const TUNNEL_OVERHEAD: Record<TunnelKind, number> = { vxlan: 50, gre: 42 
 export class AgentError extends Error {
   override name = 'AgentError';
   constructor(
-    readonly status: 'invalid' | 'not_found' | 'conflict' | 'unavailable' | 'internal',
+    readonly status: LocalApiStatus,
     message: string,
   ) {
     super(message);
   }
-}
-
-export interface AttachRequest {
-  containerId: string;
-  /** Container network namespace file. */
-  netns: string;
-  ifname: string;
-  network: string;
-  /** Container name, for the controller and DNS. */
-  name?: string;
-  ipv4?: string;
-  ipv6?: string;
-  mac?: string;
-}
-
-export interface AttachResult {
-  hostInterface: string;
-  interface: { name: string; mac: string; sandbox: string; mtu: number };
-  addresses: Array<{ address: string; gateway: string }>;
-  routes: Array<{ dst: string; gw: string }>;
-  dns: { nameservers: string[]; search: string[]; options: string[] };
-  hostname: string;
-}
-
-export interface DetachRequest {
-  containerId: string;
-  ifname: string;
-  network?: string;
 }
 
 interface Attachment {

@@ -11,15 +11,15 @@ import http from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { handleCni, type CniBackend } from '../cni/handler.js';
-import { AgentError, type Agent, type AttachRequest, type DetachRequest } from './agent.js';
+import type { AttachRequest, CniBackend, CniHandler, DetachRequest } from '../api/local.js';
+import { AgentError, type Agent } from './agent.js';
 import type { AgentMetrics } from './metrics.js';
 
 /** The plugin's request carries the network configuration, prevResult included. */
 const MAX_BODY = 1024 * 1024;
 const HTTP_STATUS: Record<AgentError['status'], number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503, internal: 500 };
 
-export async function startLocalApi(agent: Agent, socketPath: string, log: Logger, metrics?: AgentMetrics): Promise<http.Server> {
+export async function startLocalApi(agent: Agent, handleCni: CniHandler, socketPath: string, log: Logger, metrics?: AgentMetrics): Promise<http.Server> {
   const backend: CniBackend = {
     attach: (r) => agent.attach(r),
     detach: (r) => agent.detach(r),
@@ -30,7 +30,7 @@ export async function startLocalApi(agent: Agent, socketPath: string, log: Logge
   const server = http.createServer((req, res) => {
     const op = `${req.method} ${(req.url ?? '').split('?')[0]}`;
     if (op === 'POST /v1/cni') {
-      serveCni(req, res, backend, log, metrics);
+      serveCni(req, res, handleCni, backend, log, metrics);
       return;
     }
     readJson(req)
@@ -71,7 +71,7 @@ export async function startLocalApi(agent: Agent, socketPath: string, log: Logge
 }
 
 /** The plugin's request: always answered 200 with the plugin's stdout and exit code. */
-function serveCni(req: http.IncomingMessage, res: http.ServerResponse, backend: CniBackend, log: Logger, metrics?: AgentMetrics): void {
+function serveCni(req: http.IncomingMessage, res: http.ServerResponse, handleCni: CniHandler, backend: CniBackend, log: Logger, metrics?: AgentMetrics): void {
   readJson(req)
     .then((body) => {
       const env = body.env;

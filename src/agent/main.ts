@@ -11,6 +11,7 @@ import { createMetricsServer, listenHttp } from '../common/metrics-http.js';
 import { HELP, loadConfig } from './config.js';
 import { Agent } from './agent.js';
 import { startLocalApi } from './local-api.js';
+import { handleCni } from '../cni/handler.js';
 import { createAgentMetrics } from './metrics.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -22,7 +23,7 @@ async function main(argv: string[]): Promise<number> {
   const servers: http.Server[] = [];
   try {
     await agent.start();
-    servers.push(await startLocalApi(agent, config.socket, log, metrics));
+    servers.push(await startLocalApi(agent, handleCni, config.socket, log, metrics));
     if (config.metricsListen) {
       const m = createMetricsServer(metrics.registry, () => ({ host: config.hostName, appliedRevision: agent.appliedRevision, controllerConnected: agent.controllerConnected }));
       await listenHttp(m, config.metricsListen);

@@ -4,9 +4,9 @@
  */
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
-import { isServiceError, LoomClient } from '../controller/api/client.js';
+import { isServiceError, LoomClient } from '../api/client.js';
 import { clientCredentials } from '../common/tls.js';
-import type { Network, TunnelType } from '../controller/api/types.js';
+import type { Network, TunnelType } from '../api/types.js';
 import { ago, json, table } from './format.js';
 
 const HELP = `loomctl: inspect and change a Loom overlay through its controller.

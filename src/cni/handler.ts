@@ -1,27 +1,8 @@
 // The CNI plugin's logic, run inside the agent: the `loom` binary (src/cni/shim/loom.c) forwards
 // the runtime's environment and stdin here and prints what this returns. Keeping the plugin a
 // thin forwarder saves a Node.js start-up (80-100 ms) per container.
-import type { AttachRequest, DetachRequest } from '../agent/agent.js';
-import { CNI_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, parseConfig, parseEnv, staticAddresses, toCniResult, type AgentAttachResult } from './spec.js';
-
-/** What the plugin needs from the agent. Failures throw errors with a `status` (AgentError). */
-export interface CniBackend {
-  attach(req: AttachRequest): Promise<AgentAttachResult>;
-  detach(req: DetachRequest): Promise<void>;
-  check(req: AttachRequest): Promise<string[]>;
-  /** Throws when the agent cannot serve ADD yet (STATUS). */
-  ready(): void;
-  /** Attachments of a network on this host, for GC. */
-  attachments(network: string): Array<{ containerId: string; ifname: string }>;
-}
-
-/** What the plugin process prints on stdout and exits with. */
-export interface CniReply {
-  exitCode: number;
-  stdout: string;
-  /** The command, for logs and metrics ('' when the environment had none). */
-  command: string;
-}
+import type { CniBackend, CniReply } from '../api/local.js';
+import { CNI_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, parseConfig, parseEnv, staticAddresses, toCniResult } from './spec.js';
 
 export async function handleCni(env: Record<string, string | undefined>, stdin: string, backend: CniBackend): Promise<CniReply> {
   const command = env.CNI_COMMAND ?? '';

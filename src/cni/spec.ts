@@ -1,7 +1,7 @@
 // CNI 1.0 (and 1.1 STATUS and GC) as the plugin sees it: the environment and stdin a runtime hands over,
 // the result and error objects it expects back. Pure functions; handler.ts runs a command.
 import { isIP } from 'node:net';
-import type { AttachResult } from '../agent/agent.js';
+import type { AttachResult } from '../api/local.js';
 
 export const CNI_VERSION = '1.0.0';
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];

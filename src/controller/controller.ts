@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { macFromIpv4 } from '../common/ip.js';
-import type { CreateEndpointRequest, Endpoint, Host, Network, RegisterRequest } from './api/types.js';
+import type { CreateEndpointRequest, Endpoint, Host, Network, RegisterRequest } from '../api/types.js';
 import { ChangeLog } from './changelog.js';
 import { toEndpoint, toHost, toNetwork } from './convert.js';
 import { alreadyExists, ApiError, failedPrecondition, invalid, notFound } from './errors.js';

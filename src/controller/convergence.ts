@@ -3,7 +3,7 @@
  * (acks, and revisions that did not concern the host). It answers `Wait` and `GetStatus`, feeds
  * the propagation histogram, and counts an ack as a sign of life.
  */
-import type { HostStatus } from './api/types.js';
+import type { HostStatus } from '../api/types.js';
 import type { Controller } from './controller.js';
 
 /** One host's stream progress, as the watch hub reports it. */

@@ -1,5 +1,5 @@
 /** Records -> API messages. */
-import type { Endpoint, EndpointInfo, Host, Network, RouteEntry, TunnelType } from './api/types.js';
+import type { Endpoint, EndpointInfo, Host, Network, RouteEntry, TunnelType } from '../api/types.js';
 import type { EndpointRecord, HostRecord } from './model.js';
 import type { Entry, NetworkState } from './state.js';
 

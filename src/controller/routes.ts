@@ -9,7 +9,7 @@
  *    policy. The host's own endpoints are the entries whose host is itself.
  * Networks without a local endpoint are not in the view. Down hosts contribute no routes.
  */
-import type { EndpointInfo, Network, Route } from './api/types.js';
+import type { EndpointInfo, Network, Route } from '../api/types.js';
 import { toEndpointInfo, toNetwork } from './convert.js';
 import type { BlockRecord, ExceptionRecord } from './model.js';
 import type { ClusterState, NetworkState } from './state.js';

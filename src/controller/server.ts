@@ -6,8 +6,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { methods, watchServerMethod } from './api/proto.js';
-import type { CreateEndpointRequest, CreateNetworkRequest, RegisterRequest, WatchRequest } from './api/types.js';
+import { methods, watchServerMethod } from '../api/proto.js';
+import type { CreateEndpointRequest, CreateNetworkRequest, RegisterRequest, WatchRequest } from '../api/types.js';
 import type { Controller } from './controller.js';
 import type { Convergence } from './convergence.js';
 import { ApiError, type ApiErrorCode } from './errors.js';

@@ -14,7 +14,7 @@ import {
   tryParseIp,
   type Cidr,
 } from '../common/ip.js';
-import type { CreateEndpointRequest, Network, RegisterRequest } from './api/types.js';
+import type { CreateEndpointRequest, Network, RegisterRequest } from '../api/types.js';
 import { alreadyExists, invalid } from './errors.js';
 import type { DnsRecord, NetworkRecord, TunnelKind } from './model.js';
 import type { ClusterState } from './state.js';

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { GrpcStatus } from '../http2/grpc-server.js';
-import type { WatchRequest } from './api/types.js';
+import type { WatchRequest } from '../api/types.js';
 import type { WatchHub, WatchSession, WatchSink } from './watch.js';
 
 /** gRPC status codes (numbers, as both servers take them). */

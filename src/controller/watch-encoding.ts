@@ -5,8 +5,8 @@
  * (endpoint frames are cached per record), so a snapshot of 100k endpoints is mostly memcpy.
  */
 import protobuf from 'protobufjs';
-import type { Route, WatchEvent } from './api/types.js';
-import { codecs } from './api/proto.js';
+import type { Route, WatchEvent } from '../api/types.js';
+import { codecs } from '../api/proto.js';
 import { toEndpointInfo, toNetwork } from './convert.js';
 import type { EndpointRecord, HostRecord } from './model.js';
 import type { Entry, NetworkState } from './state.js';

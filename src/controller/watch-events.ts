@@ -5,7 +5,7 @@
  * Events are produced lazily through an encoder, so the hub can stream them in chunks and
  * reuse encoded bytes.
  */
-import type { Route, WatchEvent } from './api/types.js';
+import type { Route, WatchEvent } from '../api/types.js';
 import { parseKey, type EndpointRecord, type HostRecord } from './model.js';
 import { blockRoute, exceptionRoute } from './routes.js';
 import type { ClusterState, Entry, NetworkState } from './state.js';

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { GrpcStreamServer } from '../http2/grpc-server.js';
 import { serverTlsOptions, type ServerTls } from '../common/tls.js';
-import { codecs, watchMethod } from './api/proto.js';
+import { codecs, watchMethod } from '../api/proto.js';
 import { ackRevision, Code, watchCall } from './watch-call.js';
 import type { WatchHub } from './watch.js';
 

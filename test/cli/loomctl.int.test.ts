@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoomClient } from '../../src/controller/api/client.js';
+import { LoomClient } from '../../src/api/client.js';
 import { startDaemon, tempDir, type Daemon } from '../harness/controller-daemon.js';
 import { SimAgent } from '../controller/helpers.js';
 

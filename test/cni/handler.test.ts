@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { handleCni, type CniBackend } from '../../src/cni/handler.js';
+import { handleCni } from '../../src/cni/handler.js';
 import type { AgentAttachResult } from '../../src/cni/spec.js';
-import type { AttachRequest, DetachRequest } from '../../src/agent/agent.js';
+import type { AttachRequest, CniBackend, DetachRequest } from '../../src/api/local.js';
 
 const CONF = '{"cniVersion":"1.0.0","name":"blue","type":"loom"}';
 const ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0' };

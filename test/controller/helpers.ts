@@ -1,8 +1,8 @@
 /** Simulated agents for the controller's integration tests (the controller itself: test/harness/controller.ts). */
 import type * as grpc from '@grpc/grpc-js';
-import { LoomClient } from '../../src/controller/api/client.js';
-import type { WatchRequest, WatchResponse } from '../../src/controller/api/types.js';
-import { ViewState } from '../../src/controller/api/view-state.js';
+import { LoomClient } from '../../src/api/client.js';
+import type { WatchRequest, WatchResponse } from '../../src/api/types.js';
+import { ViewState } from '../../src/api/view-state.js';
 
 export { startController, type TestController } from '../harness/controller.js';
 

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LoomClient } from '../../src/controller/api/client.js';
+import { LoomClient } from '../../src/api/client.js';
 import { startDaemon, tempDir } from '../harness/controller-daemon.js';
 import { SimAgent } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { LoomClient } from '../../src/controller/api/client.js';
-import type { Endpoint } from '../../src/controller/api/types.js';
+import { LoomClient } from '../../src/api/client.js';
+import type { Endpoint } from '../../src/api/types.js';
 import { startDaemon, tempDir, type Daemon } from '../harness/controller-daemon.js';
 import { SimAgent } from './helpers.js';
 

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isServiceError, LoomClient } from '../../src/controller/api/client.js';
+import { isServiceError, LoomClient } from '../../src/api/client.js';
 import { clientCredentials } from '../../src/common/tls.js';
 import { startDaemon, tempDir, type Daemon } from '../harness/controller-daemon.js';
 import { makeCert } from '../harness/pki.js';

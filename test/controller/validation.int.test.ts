@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isServiceError, type LoomClient } from '../../src/controller/api/client.js';
-import type { Network } from '../../src/controller/api/types.js';
+import { isServiceError, type LoomClient } from '../../src/api/client.js';
+import type { Network } from '../../src/api/types.js';
 import { SimAgent, startController, type TestController } from './helpers.js';
 
 let tc: TestController;

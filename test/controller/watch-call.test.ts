@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { codecs } from '../../src/controller/api/proto.js';
+import { codecs } from '../../src/api/proto.js';
 import { ackRevision } from '../../src/controller/watch-call.js';
 
 describe('ack fast path', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { codecs } from '../../src/controller/api/proto.js';
-import type { WatchEvent } from '../../src/controller/api/types.js';
-import { ViewState } from '../../src/controller/api/view-state.js';
+import { codecs } from '../../src/api/proto.js';
+import type { WatchEvent } from '../../src/api/types.js';
+import { ViewState } from '../../src/api/view-state.js';
 import { toEndpointInfo, toNetwork } from '../../src/controller/convert.js';
 import type { Controller } from '../../src/controller/controller.js';
 import { hostView } from '../../src/controller/routes.js';

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LoomClient } from '../../src/controller/api/client.js';
+import { LoomClient } from '../../src/api/client.js';
 import { startDaemon, tempDir } from '../harness/controller-daemon.js';
 import { SimAgent, startController, type TestController } from './helpers.js';
 

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startCluster, runCni, cniEnv, waitFor, type Cluster, type Container } from '../harness/index.js';
 import { startDaemon, tempDir, type Daemon } from '../harness/controller-daemon.js';
-import { LoomClient } from '../../src/controller/api/client.js';
+import { LoomClient } from '../../src/api/client.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -1,7 +1,7 @@
 // Loom's controller for tests: in-process over loopback gRPC (fast, for most tests) or, in
 // controller-daemon.ts, the real daemon as a child process (for restarts and the CLI).
 import { silentLogger } from '../../src/common/logging.js';
-import { LoomClient } from '../../src/controller/api/client.js';
+import { LoomClient } from '../../src/api/client.js';
 import { Controller, type ControllerOptions } from '../../src/controller/controller.js';
 import { Convergence } from '../../src/controller/convergence.js';
 import { apiHandlers, createGrpcServer, listen } from '../../src/controller/server.js';

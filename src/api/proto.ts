@@ -9,7 +9,7 @@ import protobuf from 'protobufjs';
 import type { MethodDefinition } from '@grpc/grpc-js';
 import type * as T from './types.js';
 
-const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
+const PROTO_ROOT = fileURLToPath(new URL('../../proto/', import.meta.url));
 
 function loadRoot(): protobuf.Root {
   const root = new protobuf.Root();

@@ -1,0 +1,55 @@
+// The agent's local API contract: what the `loom` CNI plugin (and any local tool) sends the agent
+// over its unix socket, and what the agent answers. Shared by src/agent and src/cni.
+
+export interface AttachRequest {
+  containerId: string;
+  /** Container network namespace file. */
+  netns: string;
+  ifname: string;
+  network: string;
+  /** Container name, for the controller and DNS. */
+  name?: string;
+  ipv4?: string;
+  ipv6?: string;
+  mac?: string;
+}
+
+export interface AttachResult {
+  hostInterface: string;
+  interface: { name: string; mac: string; sandbox: string; mtu: number };
+  addresses: Array<{ address: string; gateway: string }>;
+  routes: Array<{ dst: string; gw: string }>;
+  dns: { nameservers: string[]; search: string[]; options: string[] };
+  hostname: string;
+}
+
+export interface DetachRequest {
+  containerId: string;
+  ifname: string;
+  network?: string;
+}
+
+/** Statuses a local-API failure carries (mapped to HTTP codes by the agent, to CNI codes by the plugin). */
+export type LocalApiStatus = 'invalid' | 'not_found' | 'conflict' | 'unavailable' | 'internal';
+
+/** What the CNI logic needs from the agent. Failures throw errors with a `status` (LocalApiStatus). */
+export interface CniBackend {
+  attach(req: AttachRequest): Promise<Omit<AttachResult, 'hostname'>>;
+  detach(req: DetachRequest): Promise<void>;
+  check(req: AttachRequest): Promise<string[]>;
+  /** Throws when the agent cannot serve ADD yet (STATUS). */
+  ready(): void;
+  /** Attachments of a network on this host, for GC. */
+  attachments(network: string): Array<{ containerId: string; ifname: string }>;
+}
+
+/** What the plugin process prints on stdout and exits with. */
+export interface CniReply {
+  exitCode: number;
+  stdout: string;
+  /** The command, for logs and metrics ('' when the environment had none). */
+  command: string;
+}
+
+/** Runs one CNI invocation (the runtime's environment and stdin) against a backend. */
+export type CniHandler = (env: Record<string, string | undefined>, stdin: string, backend: CniBackend) => Promise<CniReply>;
