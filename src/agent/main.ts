@@ -8,8 +8,12 @@ import type http from 'node:http';
 import { daemonConfig } from '../common/config.js';
 import { createLogger } from '../common/logging.js';
 import { createMetricsServer, listenHttp } from '../common/metrics-http.js';
-import { HELP, loadConfig } from './config.js';
-import { Agent } from './agent.js';
+import { clientCredentials } from '../common/tls.js';
+import { joinHostPort, splitHostPort } from '../common/config.js';
+import { LoomClient } from '../api/client.js';
+import { HELP, agentTls, loadConfig, type AgentConfig } from './config.js';
+import { Agent, type ControllerClients } from './agent.js';
+import { prepareHost } from './startup.js';
 import { startLocalApi } from './local-api.js';
 import { handleCni } from '../cni/handler.js';
 import { createAgentMetrics } from './metrics.js';
@@ -18,33 +22,45 @@ async function main(argv: string[]): Promise<number> {
   const config = daemonConfig('loom-agent', HELP, () => loadConfig(argv));
   if (typeof config === 'number') return config;
   const log = createLogger({ name: 'loom-agent', level: config.logLevel });
-  const metrics = createAgentMetrics(() => ({ endpoints: agent.endpointCount, connected: agent.controllerConnected }));
-  const agent = new Agent(config, log, metrics);
+  let agent: Agent | undefined;
+  const metrics = createAgentMetrics(() => ({ endpoints: agent?.endpointCount ?? 0, connected: agent?.controllerConnected ?? false }));
   const servers: http.Server[] = [];
   try {
+    agent = new Agent(config, await prepareHost(config, log), controllerClients(config), log, metrics);
     await agent.start();
     servers.push(await startLocalApi(agent, handleCni, config.socket, log, metrics));
     if (config.metricsListen) {
-      const m = createMetricsServer(metrics.registry, () => ({ host: config.hostName, appliedRevision: agent.appliedRevision, controllerConnected: agent.controllerConnected }));
+      const a = agent;
+      const m = createMetricsServer(metrics.registry, () => ({ host: config.hostName, appliedRevision: a.appliedRevision, controllerConnected: a.controllerConnected }));
       await listenHttp(m, config.metricsListen);
       servers.push(m);
     }
   } catch (err) {
     log.fatal({ err }, 'agent failed to start');
     process.stderr.write(`loom-agent: ${(err as Error).message}\n`);
-    await agent.stop().catch(() => undefined);
+    await agent?.stop().catch(() => undefined);
     return 1;
   }
+  const running = agent;
   log.info({ socket: config.socket, metrics: config.metricsListen || 'off' }, 'agent running');
   return new Promise((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping; installed flows stay in place');
       for (const s of servers) s.close();
-      agent.stop().then(() => resolve(0), () => resolve(1));
+      running.stop().then(() => resolve(0), () => resolve(1));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** gRPC clients for the controller's API port and, once it names one, its Watch port (same host and TLS). */
+function controllerClients(config: AgentConfig): ControllerClients {
+  const tls = clientCredentials(agentTls(config));
+  return {
+    api: new LoomClient(config.controller, tls.options, tls.credentials),
+    watchApi: (port) => new LoomClient(joinHostPort(splitHostPort(config.controller).host, port), tls.options, tls.credentials),
+  };
 }
 
 main(process.argv.slice(2)).then(

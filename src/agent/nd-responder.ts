@@ -1,7 +1,34 @@
 // Answers IPv6 neighbour solicitations for a network's gateway, which the ArpNd table sends to
 // the agent as packet-ins: a neighbour advertisement needs a rebuilt ICMPv6 body and checksum,
 // which OpenFlow actions cannot do. Pure packet code plus the small glue the agent calls.
+import type { Logger } from 'pino';
 import { ipv6ToBytes, bytesToIpv6, macToBytes, bytesToMac } from '../openflow/addr.js';
+import type { Action, Match } from '../openflow/types.js';
+import type { PacketIn } from '../openflow/messages.js';
+import { gatewayMac, VniReg } from './pipeline/fields.js';
+
+/** The OpenFlow calls the responder makes (OpenFlowClient implements them). */
+export interface PacketIo {
+  onPacketIn(handler: (p: PacketIn & { fields: Match }) => void): () => void;
+  packetOut(p: { inPort?: number; actions: Action[]; data: Uint8Array }): Promise<void>;
+}
+
+/**
+ * Answers solicitations for the IPv6 gateway of the network whose VNI the packet-in carries;
+ * `gateway6(vni)` gives that address, if the network has one. Returns the unsubscribe function.
+ */
+export function answerGatewaySolicitations(io: PacketIo, gateway6: (vni: number) => string | undefined, log: Logger): () => void {
+  return io.onPacketIn((p) => {
+    const inPort = p.fields.find((f) => f.field === 'in_port')?.value;
+    const vni = p.fields.find((f) => f.field === 'reg' && f.index === VniReg.index)?.value;
+    const ns = parseNeighborSolicitation(p.data);
+    if (typeof inPort !== 'number' || typeof vni !== 'number' || !ns) return;
+    const gateway = gateway6(vni);
+    if (!gateway || gateway !== ns.target) return;
+    const reply = buildNeighborAdvertisement(ns, gateway, gatewayMac(vni));
+    io.packetOut({ inPort, actions: [{ type: 'output', port: 'in_port' }], data: reply }).catch((err: unknown) => log.warn({ err, inPort }, 'sending a neighbour advertisement failed'));
+  });
+}
 
 const ETH_IPV6 = 0x86dd;
 const ICMPV6 = 58;

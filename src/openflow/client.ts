@@ -361,9 +361,18 @@ export class OpenFlowClient {
   }
 
   /**
+   * Calls `handler` each time the connection comes back after it was lost (a restarted
+   * ovs-vswitchd starts with no flows). Returns a function that unsubscribes.
+   */
+  onReconnected(handler: () => void): () => void {
+    this.connection.on('reconnected', handler);
+    return () => this.connection.off('reconnected', handler);
+  }
+
+  /**
    * While the connection is down (e.g. ovs-vswitchd restarting), operations wait for it to come
    * back, up to the client timeout. Note that a restarted ovs-vswitchd starts with no flows: listen
-   * for the connection's 'reconnected' event to reinstall them.
+   * with onReconnected to reinstall them.
    */
   private ready(): Promise<void> {
     return this.connection.waitConnected(this.timeoutMs);

@@ -1,0 +1,267 @@
+// Attach, detach and check containers for the CNI plugin: the endpoint from the controller, the
+// interface in the container, the port in OVS, then the flows. A failed attach undoes what it did.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import * as grpc from '@grpc/grpc-js';
+import { isServiceError } from '../api/client.js';
+import type * as api from '../api/types.js';
+import type { AttachRequest, AttachResult, DetachRequest, LocalApiStatus } from '../api/local.js';
+import type { ContainerInterface } from './plumbing.js';
+import type { EndpointPortRecord } from './ovs.js';
+import { gatewayMac } from './pipeline/fields.js';
+import type { TunnelKind } from './pipeline/state.js';
+import type { AgentMetrics } from './metrics.js';
+
+/** Bytes the tunnel headers take from the underlay MTU (outer IPv4). */
+export const TUNNEL_OVERHEAD: Record<TunnelKind, number> = { vxlan: 50, gre: 42 };
+
+/** A failure the local API reports with a status and a message for the operator. */
+export class AgentError extends Error {
+  override name = 'AgentError';
+  constructor(
+    readonly status: LocalApiStatus,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The controller calls an attach makes (LoomClient implements them). */
+export interface EndpointApi {
+  createEndpoint(req: api.CreateEndpointRequest): Promise<api.Endpoint>;
+  getEndpoint(network: string, containerId: string): Promise<api.Endpoint>;
+  getNetwork(name: string): Promise<api.Network>;
+  deleteEndpoint(network: string, containerId: string): Promise<unknown>;
+}
+
+/** The container side (ContainerPlumber implements it over netlink). */
+export interface Plumber {
+  attach(spec: ContainerInterface): Promise<unknown>;
+  detach(hostIfname: string): Promise<void>;
+  check(spec: ContainerInterface): Promise<string[]>;
+}
+
+/** Endpoint ports on the integration bridge (OVSDB). */
+export interface EndpointPorts {
+  /** Adds the port and returns its OpenFlow port number. */
+  add(name: string, record: EndpointPortRecord): Promise<number>;
+  remove(name: string): Promise<void>;
+}
+
+/** What the attacher needs from the agent that owns the flow table and the queue. */
+export interface AttachHost {
+  /** Runs `fn` on the agent's one serial queue of OVS changes. */
+  enqueue<T>(fn: () => Promise<T>): Promise<T>;
+  /** Makes the flow table match the current attachments and view. */
+  syncFlows(): Promise<void>;
+  /** Whether any flow classifies traffic from this OpenFlow port. */
+  classifies(ofport: number): Promise<boolean>;
+  /** Whether the agent has registered its host, so the controller will take endpoints. */
+  registered(): boolean;
+}
+
+export interface AttacherOptions {
+  hostName: string;
+  /** The controller's address, for errors. */
+  controller: string;
+  underlayMtu: number;
+  txChecksumOff: boolean;
+}
+
+/** A container interface this agent attached (or recovered from OVSDB). */
+export interface Attachment {
+  hostIfname: string;
+  ofport: number;
+  record: EndpointPortRecord;
+}
+
+export const attachmentKey = (containerId: string, ifname: string) => `${containerId}/${ifname}`;
+export const tunnelKind = (t: api.TunnelType): TunnelKind => (t === 'TUNNEL_TYPE_GRE' ? 'gre' : 'vxlan');
+
+/** Host-side interface name: short, stable for a container and interface, unique per host. */
+export function hostIfname(containerId: string, ifname: string): string {
+  return `lm${createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 11)}`;
+}
+
+export class Attacher {
+  /** This host's attachments by container and interface. */
+  readonly attachments = new Map<string, Attachment>();
+  /** Networks learned from attach replies, until the stream carries them. */
+  readonly knownNetworks = new Map<string, api.Network>();
+
+  constructor(
+    private readonly o: AttacherOptions,
+    private readonly controller: EndpointApi,
+    private readonly plumber: Plumber,
+    private readonly ports: EndpointPorts,
+    private readonly host: AttachHost,
+    private readonly log: Logger,
+    private readonly metrics?: AgentMetrics,
+  ) {}
+
+  /** CNI ADD: endpoint from the controller, interface in the container, port and flows in OVS. */
+  async attach(req: AttachRequest): Promise<AttachResult> {
+    validateAttach(req);
+    if (!this.host.registered()) throw new AgentError('unavailable', `not registered with the controller at ${this.o.controller} yet; try again`);
+    const started = process.hrtime.bigint();
+    const ms: Record<string, number> = {};
+    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
+    // Network definitions do not change once created: ask for it alongside the endpoint.
+    const networkReply = this.call(() => this.controller.getNetwork(req.network), `network ${req.network}`);
+    networkReply.catch(() => undefined);
+    let ep: api.Endpoint;
+    let created = false;
+    try {
+      ep = await this.controller.createEndpoint({
+        network: req.network,
+        host: this.o.hostName,
+        containerId: req.containerId,
+        ...(req.name ? { name: req.name } : {}),
+        ...(req.ipv4 ? { ipv4: req.ipv4 } : {}),
+        ...(req.ipv6 ? { ipv6: req.ipv6 } : {}),
+        ...(req.mac ? { mac: req.mac } : {}),
+      });
+      created = true;
+    } catch (err) {
+      if (!(isServiceError(err) && err.code === grpc.status.ALREADY_EXISTS)) throw toAgentError(err, `endpoint ${req.containerId}`);
+      ep = await this.call(() => this.controller.getEndpoint(req.network, req.containerId), `endpoint ${req.containerId}`);
+      if (ep.host !== this.o.hostName) {
+        throw new AgentError('conflict', `container ${req.containerId} is already attached to ${req.network} on host ${ep.host}`);
+      }
+    }
+    const network = await networkReply;
+    lap('controller');
+    const kind = tunnelKind(network.tunnelType);
+    const mtu = Math.min(ep.mtu || network.mtu || this.o.underlayMtu, this.o.underlayMtu - TUNNEL_OVERHEAD[kind]);
+    const name = hostIfname(req.containerId, req.ifname);
+    const spec = this.interfaceSpec(req, ep, network, name, mtu);
+    const record: EndpointPortRecord = {
+      network: req.network,
+      containerId: req.containerId,
+      ifname: req.ifname,
+      netns: req.netns,
+      mac: ep.mac,
+      ipv4: bare(ep.ipv4),
+      ipv6: bare(ep.ipv6),
+    };
+    try {
+      await this.host.enqueue(async () => {
+        lap('queued');
+        await this.plumber.attach(spec);
+        lap('netlink');
+        const ofport = await this.ports.add(name, record);
+        lap('ovsdb');
+        this.knownNetworks.set(network.name, network);
+        this.attachments.set(attachmentKey(req.containerId, req.ifname), { hostIfname: name, ofport, record });
+        await this.host.syncFlows();
+        lap('openflow');
+      });
+    } catch (err) {
+      this.log.error({ err, containerId: req.containerId }, 'attach failed; rolling back');
+      await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname)).catch(() => undefined);
+      if (created) await this.controller.deleteEndpoint(req.network, req.containerId).catch(() => undefined);
+      throw err instanceof AgentError ? err : new AgentError('internal', `attaching ${req.containerId}: ${(err as Error).message}`);
+    }
+    this.metrics?.attachSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.log.info({ containerId: req.containerId, network: req.network, ipv4: ep.ipv4, ipv6: ep.ipv6, port: name, ms }, 'container attached');
+    return {
+      hostInterface: name,
+      interface: { name: req.ifname, mac: ep.mac, sandbox: req.netns, mtu },
+      addresses: [
+        ...(ep.ipv4 ? [{ address: ep.ipv4, gateway: spec.gateways.find((g) => !g.includes(':')) ?? '' }] : []),
+        ...(ep.ipv6 ? [{ address: ep.ipv6, gateway: spec.gateways.find((g) => g.includes(':')) ?? '' }] : []),
+      ],
+      routes: ep.routes.map((r) => ({ dst: r.destination, gw: r.gateway })),
+      dns: ep.dns ?? { nameservers: [], search: [], options: [] },
+      hostname: ep.hostname,
+    };
+  }
+
+  private interfaceSpec(req: AttachRequest, ep: api.Endpoint, network: api.Network, name: string, mtu: number): ContainerInterface {
+    const gateways = ep.gateways.filter(Boolean);
+    return {
+      netns: req.netns,
+      ifname: req.ifname,
+      hostIfname: name,
+      mac: ep.mac,
+      mtu,
+      addresses: [ep.ipv4, ep.ipv6].filter(Boolean),
+      gateways,
+      gatewayMac: gatewayMac(network.vni),
+      routes: ep.routes.map((r) => (r.destination === '0.0.0.0/0' || r.destination === '::/0' ? 'default' : r.destination)),
+      txChecksumOff: this.o.txChecksumOff,
+    };
+  }
+
+  /** CNI DEL: idempotent; what is already gone is not an error. */
+  async detach(req: DetachRequest): Promise<void> {
+    if (!req.containerId || !req.ifname) throw new AgentError('invalid', 'detach needs containerId and ifname');
+    const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
+    await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname));
+    const network = req.network ?? att?.record.network;
+    if (network) {
+      await this.controller.deleteEndpoint(network, req.containerId).catch((err) => {
+        if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) return;
+        throw toAgentError(err, `endpoint ${req.containerId}`);
+      });
+    }
+    this.log.info({ containerId: req.containerId, network }, 'container detached');
+  }
+
+  /** Removes the local side of an attachment (port, interface, flows); run on the queue. */
+  async removeLocal(containerId: string, ifname: string): Promise<void> {
+    const name = hostIfname(containerId, ifname);
+    this.attachments.delete(attachmentKey(containerId, ifname));
+    await this.ports.remove(name);
+    await this.plumber.detach(name);
+    await this.host.syncFlows();
+  }
+
+  /** CNI CHECK: what differs from what the agent installed, as readable lines ([] = healthy). */
+  async check(req: AttachRequest): Promise<string[]> {
+    const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
+    if (!att) return [`container ${req.containerId} has no ${req.ifname} attached by this agent`];
+    const ep = await this.call(() => this.controller.getEndpoint(att.record.network, req.containerId), `endpoint ${req.containerId}`);
+    const network = await this.call(() => this.controller.getNetwork(att.record.network), `network ${att.record.network}`);
+    const mtu = Math.min(ep.mtu || network.mtu, this.o.underlayMtu - TUNNEL_OVERHEAD[tunnelKind(network.tunnelType)]);
+    const problems = await this.plumber.check(this.interfaceSpec(req, ep, network, att.hostIfname, mtu));
+    if (!(await this.host.classifies(att.ofport))) problems.push(`no flow classifies traffic from port ${att.hostIfname} (ofport ${att.ofport})`);
+    return problems;
+  }
+
+  /** This host's attachments to a network (CNI GC compares them with the runtime's). */
+  attachmentsOf(network: string): Array<{ containerId: string; ifname: string }> {
+    return [...this.attachments.values()].filter((a) => a.record.network === network).map((a) => ({ containerId: a.record.containerId, ifname: a.record.ifname }));
+  }
+
+  private async call<T>(fn: () => Promise<T>, what: string): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toAgentError(err, what);
+    }
+  }
+}
+
+function validateAttach(req: AttachRequest): void {
+  for (const k of ['containerId', 'netns', 'ifname', 'network'] as const) {
+    if (typeof req[k] !== 'string' || req[k] === '') throw new AgentError('invalid', `attach needs a non-empty ${k}`);
+  }
+  if (req.ifname.length > 15 || /[/\s]/.test(req.ifname)) throw new AgentError('invalid', `invalid interface name "${req.ifname}"`);
+}
+
+export function toAgentError(err: unknown, what: string): AgentError {
+  if (err instanceof AgentError) return err;
+  if (isServiceError(err)) {
+    const status =
+      err.code === grpc.status.NOT_FOUND ? 'not_found'
+      : err.code === grpc.status.ALREADY_EXISTS || err.code === grpc.status.FAILED_PRECONDITION ? 'conflict'
+      : err.code === grpc.status.INVALID_ARGUMENT || err.code === grpc.status.RESOURCE_EXHAUSTED ? 'invalid'
+      : err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED ? 'unavailable'
+      : 'internal';
+    return new AgentError(status, `${what}: ${err.details || err.message}`);
+  }
+  return new AgentError('internal', `${what}: ${(err as Error).message}`);
+}
+
+const bare = (cidr: string) => cidr.split('/')[0] ?? '';

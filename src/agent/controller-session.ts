@@ -1,0 +1,208 @@
+// The agent's session with the controller: register (retrying until it answers), heartbeat, and
+// follow the Watch stream, on the controller's dedicated Watch port when it has one and on the API
+// port when that port fails while the API answers. It keeps the view; the agent applies changes.
+import type { Logger } from 'pino';
+import * as grpc from '@grpc/grpc-js';
+import { isServiceError, type CallOptions } from '../api/client.js';
+import { ViewState } from '../api/view-state.js';
+import type * as api from '../api/types.js';
+
+/** The part of a Watch call the session uses (a grpc-js duplex stream has it). */
+export interface WatchStream {
+  write(msg: api.WatchRequest): unknown;
+  on(event: 'data', fn: (msg: api.WatchResponse) => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  on(event: 'end', fn: () => void): unknown;
+  cancel(): void;
+  readonly destroyed: boolean;
+}
+
+/** The controller calls the session makes (LoomClient implements them). */
+export interface SessionApi {
+  register(req: api.RegisterRequest, o?: CallOptions): Promise<api.RegisterResponse>;
+  heartbeat(name: string, appliedRevision: number, o?: CallOptions): Promise<unknown>;
+  watch(): WatchStream;
+  close(): void;
+}
+
+/** Time, replaceable in tests. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): NodeJS.Timeout;
+  clearTimeout(t: NodeJS.Timeout | undefined): void;
+  setInterval(fn: () => void, ms: number): NodeJS.Timeout;
+  clearInterval(t: NodeJS.Timeout | undefined): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (t) => clearTimeout(t),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (t) => clearInterval(t),
+};
+
+/** Watch-port failures (before any message, while the API answers) that send Watch to the API port. */
+export const WATCH_PORT_FAILURES = 3;
+/** How long Watch stays on the API port after that. */
+export const WATCH_PORT_RETRY_MS = 300_000;
+/** The API port counts as answering this long after its last answer. */
+const API_ANSWERS_MS = 15_000;
+
+export interface SessionOptions {
+  /** What the agent registers: host name, VTEP, version, capabilities. */
+  registration: api.RegisterRequest;
+  /** The controller's API address, for log lines and errors. */
+  controller: string;
+  /** The API port's client. */
+  api: SessionApi;
+  /** Builds a client for the controller's dedicated Watch port (same host and TLS). */
+  watchApi: (port: number) => SessionApi;
+  /** The revision the agent applied last (heartbeats carry it). */
+  appliedRevision: () => number;
+  /**
+   * The view changed to `revision`; call `ack` once it is applied. Called in stream order; the
+   * agent serialises the work itself.
+   */
+  onChange: (revision: number, ack: () => void) => void;
+  log: Logger;
+  clock?: Clock;
+}
+
+export class ControllerSession {
+  readonly view = new ViewState();
+  /** The dedicated Watch port's client (RegisterResponse.watchPort), when the controller has one. */
+  private watchClient: { port: number; client: SessionApi } | undefined;
+  /** Watch attempts on the dedicated port that failed before any message while the API port answered. */
+  private watchPortFailures = 0;
+  private watchPortRetryAt = 0;
+  /** Last time the API port answered (register, heartbeat). */
+  private apiOkAt = 0;
+  private watchStream: WatchStream | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private backoffMs = 200;
+  private stopped = false;
+  registered = false;
+  connected = false;
+  private readonly clock: Clock;
+
+  constructor(private readonly o: SessionOptions) {
+    this.clock = o.clock ?? systemClock;
+  }
+
+  /** Registers (in the background, retrying) and then follows the Watch stream. */
+  start(): Promise<void> {
+    return this.register().then(() => this.openWatch());
+  }
+
+  /** Which port the current or next Watch goes to. */
+  get watchTarget(): 'watch-port' | 'api-port' {
+    return this.watchClient !== undefined && this.watchPortFailures < WATCH_PORT_FAILURES ? 'watch-port' : 'api-port';
+  }
+
+  /** Registers with the controller, retrying with backoff (and saying so) until it answers. */
+  async register(): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        const res = await this.o.api.register(this.o.registration, { timeoutMs: 5000 });
+        this.o.log.info({ controller: this.o.controller, revision: res.revision, watchPort: res.watchPort }, 'registered with the controller');
+        this.apiOkAt = this.clock.now();
+        this.useWatchPort(res.watchPort);
+        this.registered = true;
+        this.startHeartbeats(res.heartbeatIntervalMs || 5000);
+        return;
+      } catch (err) {
+        const wait = Math.min(200 * 2 ** Math.min(attempt, 5), 5000);
+        this.o.log.warn({ attempt, err: describe(err), retryInMs: wait }, 'controller not reachable; forwarding continues on the last known state');
+        await new Promise<void>((r) => this.clock.setTimeout(r, wait));
+      }
+    }
+  }
+
+  private startHeartbeats(intervalMs: number): void {
+    this.clock.clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = this.clock.setInterval(() => {
+      this.o.api.heartbeat(this.o.registration.name, this.o.appliedRevision(), { timeoutMs: intervalMs }).then(
+        () => (this.apiOkAt = this.clock.now()),
+        async (err) => {
+          this.o.log.warn({ err: describe(err) }, 'heartbeat failed');
+          if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) await this.register();
+        },
+      );
+    }, intervalMs);
+    this.heartbeatTimer.unref?.();
+  }
+
+  /** Watch goes to the controller's dedicated port on a connection of its own. */
+  private useWatchPort(port: number): void {
+    if (this.watchClient?.port === port) return;
+    this.watchClient?.client.close();
+    this.watchClient = undefined;
+    this.watchPortFailures = 0;
+    if (!port) return;
+    this.watchClient = { port, client: this.o.watchApi(port) };
+  }
+
+  private openWatch(): void {
+    if (this.stopped) return;
+    if (this.watchPortFailures >= WATCH_PORT_FAILURES && this.clock.now() >= this.watchPortRetryAt) this.watchPortFailures = 0;
+    const dedicated = this.watchTarget === 'watch-port';
+    const stream = dedicated ? this.watchClient!.client.watch() : this.o.api.watch();
+    let received = false;
+    this.watchStream = stream;
+    stream.write({
+      start: {
+        host: this.o.registration.name,
+        fromRevision: this.view.revision,
+        networks: [...this.view.networks.keys()],
+        storeId: this.view.storeId,
+      },
+    });
+    stream.on('data', (msg: api.WatchResponse) => {
+      if (!received && dedicated) this.watchPortFailures = 0;
+      received = true;
+      this.connected = true;
+      this.backoffMs = 200;
+      if (!this.view.apply(msg)) return;
+      const revision = this.view.revision;
+      this.o.onChange(revision, () => {
+        if (!stream.destroyed) stream.write({ ack: { revision } });
+      });
+    });
+    const retry = (why: string) => {
+      if (this.watchStream !== stream) return;
+      this.watchStream = undefined;
+      this.connected = false;
+      if (this.stopped) return;
+      const apiAnswers = this.clock.now() - this.apiOkAt < API_ANSWERS_MS;
+      if (dedicated && !received && apiAnswers && ++this.watchPortFailures === WATCH_PORT_FAILURES) {
+        this.watchPortRetryAt = this.clock.now() + WATCH_PORT_RETRY_MS;
+        this.o.log.warn({ watchPort: this.watchClient?.port, why }, 'the controller\'s Watch port fails while its API port answers; watching on the API port for 5 minutes');
+      }
+      this.o.log.warn({ why, retryInMs: this.backoffMs, revision: this.view.revision }, 'watch stream lost; keeping the installed flows');
+      this.reconnectTimer = this.clock.setTimeout(() => this.openWatch(), this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+    };
+    stream.on('error', (err) => retry(describe(err)));
+    stream.on('end', () => retry('controller ended the stream'));
+  }
+
+  /** Stops registering, heartbeating and watching; the clients stay open until close(). */
+  stop(): void {
+    this.stopped = true;
+    this.clock.clearInterval(this.heartbeatTimer);
+    this.clock.clearTimeout(this.reconnectTimer);
+    this.watchStream?.cancel();
+  }
+
+  close(): void {
+    this.o.api.close();
+    this.watchClient?.client.close();
+  }
+}
+
+export function describe(err: unknown): string {
+  if (isServiceError(err)) return `${grpc.status[err.code] ?? err.code}: ${err.details}`;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,116 @@
+// Start-up and recovery: connect to OVS, lay out the bridges, bump the cookie generation, open the
+// OpenFlow and netlink clients, and find the endpoints an earlier run attached.
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { OvsdbClient } from '../ovsdb/client.js';
+import { Vswitch } from '../ovsdb/vswitch.js';
+import { OpenFlowClient } from '../openflow/client.js';
+import { Netlink } from '../netlink/index.js';
+import type { AgentConfig } from './config.js';
+import { ContainerPlumber } from './plumbing.js';
+import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
+import type { EndpointPorts } from './attacher.js';
+import type { TunnelKind } from './pipeline/state.js';
+
+/** An endpoint port found in OVSDB. */
+export interface RecoveredPort {
+  name: string;
+  ofport: number | undefined;
+  record: EndpointPortRecord;
+}
+
+/** The integration bridge's endpoint ports over an OVSDB connection that is reopened when lost. */
+export class OvsPorts implements EndpointPorts {
+  constructor(
+    private client: OvsdbClient,
+    private vswitch: Vswitch,
+    private readonly remote: string,
+    private readonly bridge: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** The OVSDB connection, reopened if ovsdb-server went away since the last call. */
+  private async ovs(): Promise<Vswitch> {
+    if (this.client.isClosed) {
+      this.log.warn({ ovsdb: this.remote }, 'OVSDB connection lost; reconnecting');
+      this.client = await OvsdbClient.connect(this.remote);
+      this.vswitch = new Vswitch(this.client);
+    }
+    return this.vswitch;
+  }
+
+  async add(name: string, record: EndpointPortRecord): Promise<number> {
+    return addEndpointPort(await this.ovs(), this.bridge, name, record);
+  }
+
+  async remove(name: string): Promise<void> {
+    await removeEndpointPort(await this.ovs(), this.bridge, name);
+  }
+
+  /** Endpoint ports an earlier run (or this one, before ovs-vswitchd restarted) created. */
+  async list(): Promise<RecoveredPort[]> {
+    return listEndpointPorts(await this.ovs());
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** Everything on the host the agent drives, ready to use. */
+export interface HostParts {
+  ports: OvsPorts;
+  openflow: OpenFlowClient;
+  netlink: Netlink;
+  plumber: ContainerPlumber;
+  tunnelPorts: Record<TunnelKind, number>;
+  generation: number;
+}
+
+/** Connects to OVS, prepares the bridge layout and a new cookie generation, opens OpenFlow and netlink. */
+export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostParts> {
+  const ovsdb = await OvsdbClient.connect(c.ovsdb);
+  const vswitch = new Vswitch(ovsdb);
+  try {
+    const tunnelPorts = await ensureBridgeLayout(vswitch, {
+      bridge: c.integrationBridge,
+      datapathType: c.datapathType,
+      underlayBridge: c.underlayBridge,
+      underlayInterface: c.underlayInterface,
+    });
+    const generation = await nextGeneration(vswitch, c.integrationBridge);
+    const openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`);
+    const netlink = await Netlink.open(c.hostNetns ? { netns: c.hostNetns } : {}).catch(async (err: unknown) => {
+      await openflow.close();
+      throw err;
+    });
+    if (c.datapathType === 'netdev') warnSmallSocketBuffers(log);
+    return {
+      ports: new OvsPorts(ovsdb, vswitch, c.ovsdb, c.integrationBridge, log),
+      openflow,
+      netlink,
+      plumber: new ContainerPlumber(netlink),
+      tunnelPorts,
+      generation,
+    };
+  } catch (err) {
+    ovsdb.close();
+    throw err;
+  }
+}
+
+/**
+ * The userspace datapath reads every port through a socket with the default receive buffer; at
+ * full TCP speed 208 KiB overflows, drops packets and sets off retransmission storms.
+ */
+export const MIN_RMEM_DEFAULT = 4 * 1024 * 1024;
+function warnSmallSocketBuffers(log: Logger): void {
+  try {
+    const rmem = Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8'));
+    if (rmem < MIN_RMEM_DEFAULT) {
+      log.warn({ rmemDefault: rmem, advised: MIN_RMEM_DEFAULT }, `net.core.rmem_default is small for the userspace datapath; set it to ${MIN_RMEM_DEFAULT} and restart ovs-vswitchd, or expect drops under load`);
+    }
+  } catch {
+    /* not Linux, or no /proc: nothing to advise */
+  }
+}
