@@ -1,7 +1,7 @@
 // Answers IPv6 neighbour solicitations for a network's gateway, which the ArpNd table sends to
 // the agent as packet-ins: a neighbour advertisement needs a rebuilt ICMPv6 body and checksum,
 // which OpenFlow actions cannot do. Pure packet code plus the small glue the agent calls.
-import { ipv6ToBytes, bytesToIpv6, macToBytes, bytesToMac } from '../openflow/addr.js';
+import { ipv6ToBytes, bytesToIpv6, macToBytes, bytesToMac } from '../common/ip.js';
 
 const ETH_IPV6 = 0x86dd;
 const ICMPV6 = 58;
