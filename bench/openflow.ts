@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHost, run } from '../test/harness/index.js';
+import { formatIp } from '../src/common/ip.js';
 import { OpenFlowClient, type FlowChange } from '../src/openflow/client.js';
 
 const N = Number(process.env.FLOWS ?? 100_000);
@@ -13,7 +14,7 @@ const TUNNEL_PORT = 10;
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 
 function ip(i: number): string {
-  return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  return formatIp(4, 0x0a000000n | BigInt(i & 0xffffff));
 }
 const vni = (i: number): number => 5000 + (i % 100);
 const vtep = (i: number): string => `172.16.${(i >> 8) & 63}.${(i & 255) || 1}`;

@@ -1,7 +1,7 @@
 /** loom-agent configuration: defaults, JSON file, flags; validated before anything starts. */
-import { isIP } from 'node:net';
 import type { LevelWithSilent } from 'pino';
 import { optionalString, choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
+import { tryParseIp } from '../common/ip.js';
 import { LOG_LEVELS } from '../common/logging.js';
 import { clientCredentials, type ClientTls } from '../common/tls.js';
 
@@ -164,7 +164,7 @@ export function validateConfig(raw: Record<string, unknown>): AgentConfig {
   const hostName = stringSetting(raw.hostName, 'hostName (--host-name)');
   if (!NAME.test(hostName)) throw new ConfigError(`hostName must be a DNS name of letters, digits, '.' and '-', got "${hostName}"`);
   const vtep = stringSetting(raw.vtep, 'vtep (--vtep)');
-  if (isIP(vtep) !== 4) throw new ConfigError(`vtep must be an IPv4 address (the tunnel endpoint), got "${vtep}"`);
+  if (tryParseIp(vtep)?.family !== 4) throw new ConfigError(`vtep must be an IPv4 address (the tunnel endpoint), got "${vtep}"`);
   const bridge = stringSetting(raw.integrationBridge, 'integrationBridge');
   if (bridge.length > 15) throw new ConfigError(`integrationBridge must be at most 15 characters, got "${bridge}"`);
   const ovsdb = stringSetting(raw.ovsdb, 'ovsdb');

@@ -2,7 +2,7 @@
 // the agent as packet-ins: a neighbour advertisement needs a rebuilt ICMPv6 body and checksum,
 // which OpenFlow actions cannot do. Pure packet code plus the small glue the agent calls.
 import type { Logger } from 'pino';
-import { ipv6ToBytes, bytesToIpv6, macToBytes, bytesToMac } from '../openflow/addr.js';
+import { ipv6ToBytes, bytesToIpv6, macToBytes, bytesToMac } from '../common/ip.js';
 import type { Action, Match } from '../openflow/types.js';
 import type { PacketIn } from '../openflow/messages.js';
 import { gatewayMac, VniReg } from './pipeline/fields.js';

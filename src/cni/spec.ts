@@ -1,6 +1,6 @@
 // CNI 1.0 (and 1.1 STATUS and GC) as the plugin sees it: the environment and stdin a runtime hands over,
 // the result and error objects it expects back. Pure functions; handler.ts runs a command.
-import { isIP } from 'node:net';
+import { tryParseIp } from '../common/ip.js';
 import type { AttachResult } from '../api/local.js';
 
 export const CNI_VERSION = '1.0.0';
@@ -144,7 +144,7 @@ export function staticAddresses(args: Record<string, string>): { ipv4?: string; 
   const out: { ipv4?: string; ipv6?: string } = {};
   for (const a of (args.IP ?? '').split(',').filter(Boolean)) {
     const bare = a.split('/')[0]!;
-    const family = isIP(bare);
+    const family = tryParseIp(bare)?.family;
     if (family === 4 && !out.ipv4) out.ipv4 = bare;
     else if (family === 6 && !out.ipv6) out.ipv6 = bare;
     else throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS IP=${args.IP}: expected at most one IPv4 and one IPv6 address`);

@@ -1,4 +1,5 @@
 /** Turns transport replies into results or NetlinkErrors carrying the operation and subject. */
+import { AddressError } from '../common/ip.js';
 import { RTM_GETLINK, NLM_F_DUMP } from './codec/constants.js';
 import { decodeLink, encodeLinkRequest, type Link } from './codec/link.js';
 import type { NetlinkMessage } from './codec/message.js';
@@ -23,12 +24,14 @@ export class Requester {
     return new NetlinkError({ errno: 22, code: 'EINVAL', operation, netns: this.netns, detail: reason, ...(subject ? { subject } : {}) });
   }
 
-  /** Runs an input-parsing step, turning TypeError/RangeError into an EINVAL NetlinkError. */
+  /** Runs an input-parsing step, turning TypeError/RangeError/AddressError into an EINVAL NetlinkError. */
   parse<T>(operation: string, subject: string | undefined, fn: () => T): T {
     try {
       return fn();
     } catch (err) {
-      if (err instanceof TypeError || err instanceof RangeError) throw this.invalid(operation, subject, err.message);
+      if (err instanceof TypeError || err instanceof RangeError || err instanceof AddressError) {
+        throw this.invalid(operation, subject, err.message);
+      }
       throw err;
     }
   }

@@ -2,7 +2,7 @@
  * OpenFlow 1.3 actions and the Nicira extension actions Open vSwitch understands: encode a list of
  * Action objects to the wire and back. Layouts follow openflow-1.3.h and nicira-ext.h.
  */
-import { bytesToIpv4, bytesToIpv6, ipv4ToBytes, ipv6ToBytes } from './addr.js';
+import { bytesToIpv4, bytesToIpv6, ipv4ToBytes, ipv6ToBytes } from '../common/ip.js';
 import {
   NX_CT_F,
   NX_CT_RECIRC_NONE,
@@ -19,6 +19,7 @@ import {
 } from './consts.js';
 import {
   bytesToBigInt,
+  codecAddress,
   decodeOxmEntry,
   decodeRef,
   encodeOxmEntry,
@@ -249,7 +250,7 @@ function encodeNat(n: NatSpec): Buffer {
   if (n.selection === 'random') flags |= NX_NAT_F.PROTO_RANDOM;
   if (n.ipMin !== undefined) {
     const v6 = n.ipMin.includes(':');
-    const enc = v6 ? ipv6ToBytes : ipv4ToBytes;
+    const enc = (text: string): Buffer => codecAddress(() => (v6 ? ipv6ToBytes : ipv4ToBytes)(text, 'ovs'));
     parts.push(enc(n.ipMin));
     present |= v6 ? NX_NAT_RANGE.IPV6_MIN : NX_NAT_RANGE.IPV4_MIN;
     if (n.ipMax !== undefined) {

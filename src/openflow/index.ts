@@ -4,7 +4,6 @@
  */
 export * from './types.js';
 export * from './consts.js';
-export * from './addr.js';
 export * from './match.js';
 export * from './actions.js';
 export * from './instructions.js';

@@ -2,7 +2,7 @@
  * OXM / Nicira NXM match fields: the field table, single TLV entries (also used by set_field and
  * the Nicira field references of move/load/learn/ct), and the whole OpenFlow 1.3 `ofp_match`.
  */
-import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv6ToBytes, prefixMask, writeIpv4, writeMac } from './addr.js';
+import { AddressError, bytesToIpv4, bytesToIpv6, bytesToMac, prefixMaskBytes, writeIpv4, writeIpv6, writeMac } from '../common/ip.js';
 import { CT_STATE_BITS, ETH_TYPE, IP_PROTO, OFPMT_OXM, OXM_CLASS } from './consts.js';
 import {
   OpenFlowCodecError,
@@ -145,17 +145,30 @@ export function refHeader(def: FieldDef): number {
 
 type Value = number | bigint | string;
 
+/**
+ * Runs an address conversion; a bad address becomes the OpenFlowCodecError every encoder throws
+ * (same message, the AddressError as its cause).
+ */
+export function codecAddress<T>(convert: () => T): T {
+  try {
+    return convert();
+  } catch (err) {
+    if (err instanceof AddressError) throw new OpenFlowCodecError(err.message, { cause: err });
+    throw err;
+  }
+}
+
 /** Writes a field value (or mask) of `bytes` bytes into out[off..). Throws on malformed input. */
 function writeValue(d: FieldDef, v: Value, bytes: number, what: string, out: Buffer, off: number): void {
   switch (d.kind) {
     case 'mac':
-      writeMac(String(v), out, off);
+      codecAddress(() => writeMac(String(v), out, off, 'ovs'));
       return;
     case 'ipv4':
-      writeIpv4(String(v), out, off);
+      codecAddress(() => writeIpv4(String(v), out, off, 'ovs'));
       return;
     case 'ipv6':
-      ipv6ToBytes(String(v)).copy(out, off);
+      codecAddress(() => writeIpv6(String(v), out, off, 'ovs'));
       return;
     case 'uint': {
       if (typeof v === 'number' && bytes <= 4 && Number.isInteger(v) && v >= 0 && v < 2 ** (bytes * 8)) {
@@ -572,12 +585,12 @@ export function addPrerequisites(m: Match): Match {
 
 /** Dotted IPv4 netmask for a prefix length: ipv4PrefixMask(24) = '255.255.255.0'. */
 export function ipv4PrefixMask(prefix: number): string {
-  return bytesToIpv4(prefixMask(prefix, 4));
+  return bytesToIpv4(prefixMaskBytes(4, prefix));
 }
 
 /** IPv6 netmask for a prefix length: ipv6PrefixMask(64) = 'ffff:ffff:ffff:ffff::'. */
 export function ipv6PrefixMask(prefix: number): string {
-  return bytesToIpv6(prefixMask(prefix, 16));
+  return bytesToIpv6(prefixMaskBytes(6, prefix));
 }
 
 /**

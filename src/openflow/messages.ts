@@ -7,6 +7,7 @@
  * Encoders come in two forms: `encodeX(...)` returns a Buffer holding one message, and `writeX(w, ...)`
  * appends to a ByteWriter, for building many messages in one buffer without copies.
  */
+import { bytesToMac, macToBytes } from '../common/ip.js';
 import { OFP13_VERSION, OFPCML_NO_BUFFER, OFPP, OFP_DEFAULT_PRIORITY, ONF_VENDOR_ID as ONF_EXPERIMENTER } from './consts.js';
 import { OFPET_EXPERIMENTER, ERROR_TYPE_NAMES, errorName, type OfErrorInfo } from './errors.js';
 
@@ -824,7 +825,7 @@ const PORT_LEN = 64;
 export function writePortDesc(w: ByteWriter, p: PortDesc): void {
   w.u32(p.portNo);
   w.zeros(4);
-  w.bytes(Buffer.from(p.hwAddr.split(':').map((x) => parseInt(x, 16))));
+  w.bytes(macToBytes(p.hwAddr, 'ovs'));
   w.zeros(2);
   const name = Buffer.alloc(16);
   name.write(p.name.slice(0, 15), 'utf8');
@@ -841,7 +842,7 @@ export function decodePortDescBody(body: Buffer): PortDesc[] {
     const nul = nameBytes.indexOf(0);
     out.push({
       portNo: p.readUInt32BE(0),
-      hwAddr: [...p.subarray(8, 14)].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+      hwAddr: bytesToMac(p.subarray(8, 14)),
       name: nameBytes.subarray(0, nul < 0 ? 16 : nul).toString('utf8'),
       config: p.readUInt32BE(32),
       state: p.readUInt32BE(36),

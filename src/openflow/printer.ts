@@ -4,7 +4,7 @@
  * compared line by line. Field order and number formats follow OVS's match_format() and
  * ofpacts_format().
  */
-import { bytesToIpv4, bytesToIpv6, ipv4ToBytes, ipv6ToBytes, macToBytes, prefixLength, bytesToMac } from './addr.js';
+import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv4ToBytes, ipv6ToBytes, macToBytes, maskPrefixLength } from '../common/ip.js';
 import { CT_STATE_BITS, ETH_TYPE, IP_PROTO, OFP_DEFAULT_PRIORITY, OFPFF, OFPP } from './consts.js';
 import { portFromU32 } from './actions.js';
 import { fieldBytes, fieldDef, fieldValueFromBytes, resolveRef } from './match.js';
@@ -46,27 +46,27 @@ export function formatPort(port: PortNumber): string {
 }
 
 function ipMasked(value: string, mask: string | undefined): string {
-  const v = bytesToIpv4(ipv4ToBytes(value));
+  const v = bytesToIpv4(ipv4ToBytes(value, 'ovs'));
   if (mask === undefined) return v;
-  const m = ipv4ToBytes(mask);
-  const p = prefixLength(m);
+  const m = ipv4ToBytes(mask, 'ovs');
+  const p = maskPrefixLength(m);
   if (p === 32) return v;
   return p >= 0 ? `${v}/${p}` : `${v}/${bytesToIpv4(m)}`;
 }
 
 function ipv6Masked(value: string, mask: string | undefined): string {
-  const v = bytesToIpv6(ipv6ToBytes(value));
+  const v = bytesToIpv6(ipv6ToBytes(value, 'ovs'));
   if (mask === undefined) return v;
-  const m = ipv6ToBytes(mask);
-  const p = prefixLength(m);
+  const m = ipv6ToBytes(mask, 'ovs');
+  const p = maskPrefixLength(m);
   if (p === 128) return v;
   return p >= 0 ? `${v}/${p}` : `${v}/${bytesToIpv6(m)}`;
 }
 
 function ethMasked(value: string, mask: string | undefined): string {
-  const v = bytesToMac(macToBytes(value));
+  const v = bytesToMac(macToBytes(value, 'ovs'));
   if (mask === undefined) return v;
-  const m = bytesToMac(macToBytes(mask));
+  const m = bytesToMac(macToBytes(mask, 'ovs'));
   return m === 'ff:ff:ff:ff:ff:ff' ? v : `${v}/${m}`;
 }
 
@@ -275,7 +275,7 @@ function formatNat(n: NatSpec): string {
     const v6 = n.ipMin.includes(':');
     const withPort = n.portMin !== undefined && n.portMin !== 0;
     const addr = (a: string): string => {
-      const t = v6 ? bytesToIpv6(ipv6ToBytes(a)) : a;
+      const t = v6 ? bytesToIpv6(ipv6ToBytes(a, 'ovs')) : a;
       return v6 && withPort ? `[${t}]` : t;
     };
     s += `=${addr(n.ipMin)}`;

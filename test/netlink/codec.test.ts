@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AddressError } from '../../src/common/ip.js';
 import {
   AF_INET,
   AF_INET6,
@@ -225,5 +226,16 @@ describe('address, route and neighbour requests', () => {
   it('encodes a permanent neighbour and decodes it back', () => {
     const n = decodeNeighbour(encodeNeighbourRequest({ index: 5, address: parseIp('198.18.0.9'), mac: parseMac('02:00:00:00:00:09') }));
     expect(n).toMatchObject({ family: AF_INET, index: 5, address: '198.18.0.9', mac: '02:00:00:00:00:09', state: NUD_PERMANENT, permanent: true });
+  });
+});
+
+describe('addresses come from common/ip', () => {
+  it('rejects what the kernel could not take with the one AddressError, naming the input', () => {
+    for (const bad of ['fe80::1%eth0', '198.18.0.1/33', '02:ab:cd:00:00']) {
+      const parse = bad.includes('/') ? () => parsePrefix(bad) : bad.includes('%') ? () => parseIp(bad) : () => parseMac(bad);
+      expect(parse).toThrow(AddressError);
+      expect(parse).toThrow(bad);
+    }
+    expect(parsePrefix('198.18.0.5/24')).toMatchObject({ family: AF_INET, prefixLen: 24, bytes: Buffer.from([198, 18, 0, 5]) });
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AddressError } from '../../src/common/ip.js';
 import {
   MatchPrerequisiteError,
   addPrerequisites,
@@ -188,6 +189,19 @@ describe('address text', () => {
   });
   it.each(['1:2:3:4:5:6:7', '1::2::3', '12345::', 'fd00::1:2:3:4:5:6:7'])('rejects IPv6 "%s"', (ip6) => {
     expect(() => enc({ field: 'ipv6_src', value: ip6 })).toThrow(`invalid IPv6 address "${ip6}"`);
+  });
+  it("reads addresses in ovs-ofctl's grammar and keeps the AddressError as the codec error's cause", () => {
+    expect(enc({ field: 'ipv4_src', value: '010.000.000.001' })).toBe('0a000001');
+    const err = (() => {
+      try {
+        enc({ field: 'ipv4_src', value: '10.0.0' });
+      } catch (e) {
+        return e as OpenFlowCodecError;
+      }
+    })();
+    expect(err).toBeInstanceOf(OpenFlowCodecError);
+    expect(err?.cause).toBeInstanceOf(AddressError);
+    expect((err?.cause as AddressError).input).toBe('10.0.0');
   });
 });
 

@@ -1,5 +1,6 @@
 // Register bits, cookie fields and table numbers of the agent's OpenFlow pipeline: the one place
 // that names them (as Antrea's fields.go does). docs/architecture.md draws the same layout.
+import { bytesToMac } from '../../common/ip.js';
 import type { FieldRef, Instruction, MatchField } from '../../openflow/types.js';
 
 /** Tables, in the order a packet visits them. Gaps leave room for features to come. */
@@ -89,6 +90,5 @@ export function cookieFeature(c: bigint): number {
 
 /** The gateway's MAC in a network: locally administered, 02:4c (Loom) then the 24-bit VNI. */
 export function gatewayMac(vni: number): string {
-  const b = [0x02, 0x4c, 0x00, (vni >> 16) & 0xff, (vni >> 8) & 0xff, vni & 0xff];
-  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return bytesToMac(Uint8Array.of(0x02, 0x4c, 0x00, (vni >> 16) & 0xff, (vni >> 8) & 0xff, vni & 0xff));
 }
