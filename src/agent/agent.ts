@@ -24,6 +24,8 @@ import { decodeMatch } from '../openflow/match.js';
 import type { PacketIn } from '../openflow/messages.js';
 import type { NetworkState, PipelineState, TunnelKind } from './pipeline/state.js';
 import type { AgentMetrics } from './metrics.js';
+import { netnsPathProblem } from '../netlink/netns.js';
+import { EndpointReclaimer, containerGoneReason, hostLinkNames, type StaleEndpoint } from './stale-endpoints.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -113,6 +115,8 @@ export class Agent {
   private watchStream: grpc.ClientDuplexStream<api.WatchRequest, api.WatchResponse> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly reclaimer: EndpointReclaimer;
   private stopped = false;
   private registered = false;
   private backoffMs = 200;
@@ -126,6 +130,13 @@ export class Agent {
   ) {
     const tls = clientCredentials(agentTls(config));
     this.controller = new LoomClient(config.controller, tls.options, tls.credentials);
+    this.reclaimer = new EndpointReclaimer({
+      connected: () => this.registered,
+      deleteAtController: (ep) => this.deleteStaleAtController(ep),
+      removeLocal: (ep) => this.removeStaleLocal(ep),
+      log,
+      metrics,
+    });
   }
 
   /** Connects to OVS, prepares the bridge, recovers endpoints, then follows the controller. */
@@ -154,19 +165,81 @@ export class Agent {
     this.netlink = await Netlink.open(c.hostNetns ? { netns: c.hostNetns } : {});
     this.plumber = new ContainerPlumber(this.netlink);
     await this.recoverEndpoints();
-    this.log.info({ generation: this.generation, endpoints: this.attachments.size, tunnelPorts: this.tunnelPorts }, 'OVS ready');
+    this.log.info({ generation: this.generation, endpoints: this.attachments.size, stale: this.reclaimer.pendingCount, tunnelPorts: this.tunnelPorts }, 'OVS ready');
+    this.startEndpointSweep();
     if (c.datapathType === 'netdev') warnSmallSocketBuffers(this.log);
     // The controller may be away: forwarding goes on with the installed flows meanwhile.
     void this.register().then(() => this.openWatch());
   }
 
-  /** Endpoints attached before (by an earlier run, or before ovs-vswitchd restarted), from OVSDB. */
+  /**
+   * Endpoints attached before (by an earlier run, or before ovs-vswitchd restarted), from OVSDB.
+   * Those whose container is gone are not restored but reclaimed.
+   */
   private async recoverEndpoints(): Promise<void> {
     const vs = await this.ovs();
-    for (const p of await listEndpointPorts(vs)) {
+    const ports = await listEndpointPorts(vs);
+    const links = await hostLinkNames(this.netlink);
+    for (const p of ports) {
+      const key = attachmentKey(p.record.containerId, p.record.ifname);
+      const gone = await containerGoneReason(links, p.name, p.record.netns);
+      if (gone !== null) {
+        this.attachments.delete(key);
+        this.reclaimer.add({ hostIfname: p.name, record: p.record, reason: gone, found: 'recovery' });
+        continue;
+      }
       if (p.ofport === undefined) continue;
-      this.attachments.set(attachmentKey(p.record.containerId, p.record.ifname), { hostIfname: p.name, ofport: p.ofport, record: p.record });
+      this.attachments.set(key, { hostIfname: p.name, ofport: p.ofport, record: p.record });
     }
+  }
+
+  /** Every endpointSweepIntervalMs, the same check for endpoints attached while the agent runs. */
+  private startEndpointSweep(): void {
+    const every = this.config.endpointSweepIntervalMs;
+    if (every <= 0) return;
+    this.sweepTimer = setInterval(() => {
+      this.enqueue(() => this.sweepEndpoints()).catch((err) => this.log.error({ err }, 'sweeping for stale endpoints failed'));
+    }, every);
+    this.sweepTimer.unref();
+  }
+
+  private async sweepEndpoints(): Promise<void> {
+    if (this.attachments.size === 0) return;
+    const links = await hostLinkNames(this.netlink);
+    let removed = 0;
+    for (const [key, a] of [...this.attachments]) {
+      const gone = await containerGoneReason(links, a.hostIfname, a.record.netns);
+      if (gone === null) continue;
+      this.attachments.delete(key);
+      removed++;
+      this.reclaimer.add({ hostIfname: a.hostIfname, record: a.record, reason: gone, found: 'sweep' });
+    }
+    if (removed > 0) await this.syncFlows();
+  }
+
+  /** The controller's endpoint goes only if it is still this host's (the id may have moved on). */
+  private async deleteStaleAtController(ep: StaleEndpoint): Promise<'deleted' | 'absent' | 'elsewhere' | 'reattached'> {
+    const { network, containerId, ifname } = ep.record;
+    const notFound = (err: unknown) => isServiceError(err) && err.code === grpc.status.NOT_FOUND;
+    try {
+      const current = await this.controller.getEndpoint(network, containerId, { timeoutMs: 5000 });
+      if (current.host !== this.config.hostName) return 'elsewhere';
+      if (this.attachments.has(attachmentKey(containerId, ifname))) return 'reattached';
+      await this.controller.deleteEndpoint(network, containerId, { timeoutMs: 5000 });
+      return 'deleted';
+    } catch (err) {
+      if (notFound(err)) return 'absent';
+      throw new Error(describe(err), { cause: err });
+    }
+  }
+
+  private removeStaleLocal(ep: StaleEndpoint): Promise<void> {
+    return this.enqueue(async () => {
+      // Attached again meanwhile (same container and interface, so the same port name): keep it.
+      if (this.attachments.has(attachmentKey(ep.record.containerId, ep.record.ifname))) return;
+      await removeEndpointPort(await this.ovs(), this.config.integrationBridge, ep.hostIfname);
+      await this.plumber.detach(ep.hostIfname);
+    });
   }
 
   /** The OVSDB connection, reopened if ovsdb-server went away since the last call. */
@@ -340,6 +413,8 @@ export class Agent {
   /** CNI ADD: endpoint from the controller, interface in the container, port and flows in OVS. */
   async attach(req: AttachRequest): Promise<AttachResult> {
     validateAttach(req);
+    const netnsProblem = await netnsPathProblem(req.netns);
+    if (netnsProblem !== null) throw new AgentError('invalid', `netns ${JSON.stringify(req.netns)} ${netnsProblem.reason}`);
     if (!this.registered) throw new AgentError('unavailable', `not registered with the controller at ${this.config.controller} yet; try again`);
     const started = process.hrtime.bigint();
     const ms: Record<string, number> = {};
@@ -390,6 +465,7 @@ export class Agent {
         const ofport = await addEndpointPort(await this.ovs(), this.config.integrationBridge, name, record);
         lap('ovsdb');
         this.knownNetworks.set(network.name, network);
+        this.reclaimer.forget(req.containerId, req.ifname);
         this.attachments.set(attachmentKey(req.containerId, req.ifname), { hostIfname: name, ofport, record });
         await this.syncFlows();
         lap('openflow');
@@ -458,6 +534,8 @@ export class Agent {
   async check(req: AttachRequest): Promise<string[]> {
     const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
     if (!att) return [`container ${req.containerId} has no ${req.ifname} attached by this agent`];
+    const netnsProblem = await netnsPathProblem(req.netns);
+    if (netnsProblem !== null) return [`container namespace ${req.netns} ${netnsProblem.reason}`];
     const ep = await this.call(() => this.controller.getEndpoint(att.record.network, req.containerId), `endpoint ${req.containerId}`);
     const network = await this.call(() => this.controller.getNetwork(att.record.network), `network ${att.record.network}`);
     const mtu = Math.min(ep.mtu || network.mtu, this.config.underlayMtu - TUNNEL_OVERHEAD[tunnelKind(network.tunnelType)]);
@@ -504,6 +582,8 @@ export class Agent {
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.reconnectTimer);
+    clearInterval(this.sweepTimer);
+    this.reclaimer.stop();
     this.watchStream?.cancel();
     await this.queue;
     this.controller.close();
@@ -535,6 +615,7 @@ function validateAttach(req: AttachRequest): void {
     if (typeof req[k] !== 'string' || req[k] === '') throw new AgentError('invalid', `attach needs a non-empty ${k}`);
   }
   if (req.ifname.length > 15 || /[/\s]/.test(req.ifname)) throw new AgentError('invalid', `invalid interface name "${req.ifname}"`);
+  if (req.name !== undefined && typeof req.name !== 'string') throw new AgentError('invalid', 'attach: name must be a string');
 }
 
 function toAgentError(err: unknown, what: string): AgentError {

@@ -2,6 +2,7 @@
 // the runtime's environment and stdin here and prints what this returns. Keeping the plugin a
 // thin forwarder saves a Node.js start-up (80-100 ms) per container.
 import type { AttachRequest, DetachRequest } from '../agent/agent.js';
+import { netnsPathProblem } from '../netlink/netns.js';
 import { CNI_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, parseConfig, parseEnv, staticAddresses, toCniResult, type AgentAttachResult } from './spec.js';
 
 /** What the plugin needs from the agent. Failures throw errors with a `status` (AgentError). */
@@ -40,6 +41,7 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
   const conf = parseConfig(stdin);
   switch (env.command) {
     case 'ADD': {
+      await checkNetns(env.netns);
       const r = await backend.attach({
         containerId: env.containerId,
         netns: env.netns,
@@ -54,6 +56,7 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
       await backend.detach({ containerId: env.containerId, ifname: env.ifname, network: conf.network });
       return undefined;
     case 'CHECK': {
+      await checkNetns(env.netns);
       const problems = await backend.check({ containerId: env.containerId, netns: env.netns, ifname: env.ifname, network: conf.network });
       if (problems.length) throw new CniError(CniCode.CheckFailed, `container ${env.containerId} differs from what Loom attached`, problems.join('; '));
       return undefined;
@@ -76,6 +79,12 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
       return undefined;
     }
   }
+}
+
+/** CNI_NETNS must name a network namespace; anything else is refused before it is opened. */
+async function checkNetns(path: string): Promise<void> {
+  const problem = await netnsPathProblem(path);
+  if (problem !== null) throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS ${JSON.stringify(path)} ${problem.reason}`);
 }
 
 /** Agent failures become CNI errors: "unavailable" asks the runtime to retry (code 11). */
