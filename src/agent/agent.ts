@@ -416,6 +416,16 @@ export class Agent {
     const netnsProblem = await netnsPathProblem(req.netns);
     if (netnsProblem !== null) throw new AgentError('invalid', `netns ${JSON.stringify(req.netns)} ${netnsProblem.reason}`);
     if (!this.registered) throw new AgentError('unavailable', `not registered with the controller at ${this.config.controller} yet; try again`);
+    // A stale endpoint of the same container is not reclaimed while it is attached again.
+    await this.reclaimer.claim(req.containerId, req.ifname);
+    try {
+      return await this.attachClaimed(req);
+    } finally {
+      this.reclaimer.release(req.containerId, req.ifname);
+    }
+  }
+
+  private async attachClaimed(req: AttachRequest): Promise<AttachResult> {
     const started = process.hrtime.bigint();
     const ms: Record<string, number> = {};
     const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
@@ -465,7 +475,6 @@ export class Agent {
         const ofport = await addEndpointPort(await this.ovs(), this.config.integrationBridge, name, record);
         lap('ovsdb');
         this.knownNetworks.set(network.name, network);
-        this.reclaimer.forget(req.containerId, req.ifname);
         this.attachments.set(attachmentKey(req.containerId, req.ifname), { hostIfname: name, ofport, record });
         await this.syncFlows();
         lap('openflow');

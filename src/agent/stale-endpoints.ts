@@ -56,6 +56,10 @@ const key = (r: EndpointPortRecord) => `${r.containerId}/${r.ifname}`;
  */
 export class EndpointReclaimer {
   private readonly pending = new Map<string, StaleEndpoint>();
+  /** Keys an attach is working on: never reclaimed meanwhile. */
+  private readonly claimed = new Map<string, number>();
+  /** The reclaim under way, so an attach of the same container can wait for it. */
+  private inFlight: { key: string; done: Promise<void> } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private backoffMs = 500;
@@ -68,7 +72,7 @@ export class EndpointReclaimer {
   }
 
   add(ep: StaleEndpoint): void {
-    if (this.stopped || this.pending.has(key(ep.record))) return;
+    if (this.stopped || this.pending.has(key(ep.record)) || this.claimed.has(key(ep.record))) return;
     this.pending.set(key(ep.record), ep);
     this.deps.log.warn(
       { containerId: ep.record.containerId, network: ep.record.network, ifname: ep.record.ifname, port: ep.hostIfname, reason: ep.reason, found: ep.found },
@@ -77,9 +81,23 @@ export class EndpointReclaimer {
     this.schedule(0);
   }
 
-  /** Drops an endpoint attached again before it was reclaimed. */
-  forget(containerId: string, ifname: string): void {
-    this.pending.delete(`${containerId}/${ifname}`);
+  /**
+   * An attach of this container and interface begins: a pending reclaim is dropped (the attach
+   * replaces the port and reuses or recreates the endpoint), one under way is waited for, and
+   * none starts until `release`.
+   */
+  async claim(containerId: string, ifname: string): Promise<void> {
+    const k = `${containerId}/${ifname}`;
+    this.claimed.set(k, (this.claimed.get(k) ?? 0) + 1);
+    this.pending.delete(k);
+    if (this.inFlight?.key === k) await this.inFlight.done;
+  }
+
+  release(containerId: string, ifname: string): void {
+    const k = `${containerId}/${ifname}`;
+    const n = (this.claimed.get(k) ?? 1) - 1;
+    if (n > 0) this.claimed.set(k, n);
+    else this.claimed.delete(k);
   }
 
   stop(): void {
@@ -103,7 +121,9 @@ export class EndpointReclaimer {
     let failed = false;
     for (const [k, ep] of [...this.pending]) {
       if (this.stopped) break;
-      if (this.pending.get(k) !== ep) continue;
+      if (this.pending.get(k) !== ep || this.claimed.has(k)) continue;
+      let finished!: () => void;
+      this.inFlight = { key: k, done: new Promise<void>((r) => (finished = r)) };
       const fields = { containerId: ep.record.containerId, network: ep.record.network, ifname: ep.record.ifname, port: ep.hostIfname, reason: ep.reason };
       try {
         const controller = await this.deps.deleteAtController(ep);
@@ -114,6 +134,9 @@ export class EndpointReclaimer {
       } catch (err) {
         failed = true;
         this.deps.log.warn({ ...fields, err: (err as Error).message, retryInMs: this.backoffMs }, 'reclaiming a stale endpoint failed; will retry');
+      } finally {
+        this.inFlight = undefined;
+        finished();
       }
     }
     this.running = false;

@@ -73,13 +73,38 @@ describe('EndpointReclaimer (retry logic; the OVS and controller parts are teste
     expect(reclaimer.pendingCount).toBe(0);
   });
 
-  it('forgets an endpoint attached again before it was reclaimed, and does nothing once stopped', async () => {
+  it('leaves an endpoint alone while it is attached again, and does nothing once stopped', async () => {
     reclaimer.add(stale('c'));
-    reclaimer.forget('c', 'eth0');
-    reclaimer.add(stale('d'));
-    reclaimer.stop();
+    await reclaimer.claim('c', 'eth0');
+    reclaimer.add(stale('c'));
     connected = true;
     await vi.advanceTimersByTimeAsync(10_000);
     expect(events).toEqual([]);
+    reclaimer.release('c', 'eth0');
+    reclaimer.add(stale('d'));
+    reclaimer.stop();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(events).toEqual([]);
+  });
+
+  it('an attach of a container being reclaimed waits until the reclaim is done', async () => {
+    connected = true;
+    let unblock!: () => void;
+    deps.deleteAtController = async () => {
+      events.push('controller started');
+      await new Promise<void>((r) => (unblock = r));
+      events.push('controller done');
+      return 'deleted';
+    };
+    reclaimer = new EndpointReclaimer(deps);
+    reclaimer.add(stale('e'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events).toEqual(['controller started']);
+    const claimed = reclaimer.claim('e', 'eth0').then(() => events.push('attach proceeds'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(events).toEqual(['controller started']);
+    unblock();
+    await claimed;
+    expect(events).toEqual(['controller started', 'controller done', 'local e', 'attach proceeds']);
   });
 });
