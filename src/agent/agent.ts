@@ -197,8 +197,13 @@ export class Agent {
   private startEndpointSweep(): void {
     const every = this.config.endpointSweepIntervalMs;
     if (every <= 0) return;
+    let queued = false; // one sweep at a time in the queue, however slow OVS is
     this.sweepTimer = setInterval(() => {
-      this.enqueue(() => this.sweepEndpoints()).catch((err) => this.log.error({ err }, 'sweeping for stale endpoints failed'));
+      if (queued) return;
+      queued = true;
+      this.enqueue(() => this.sweepEndpoints())
+        .catch((err) => this.log.error({ err }, 'sweeping for stale endpoints failed'))
+        .finally(() => (queued = false));
     }, every);
     this.sweepTimer.unref();
   }
