@@ -13,6 +13,10 @@ import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
 import type { NetworkState, PipelineState } from './pipeline/state.js';
 import type { AgentMetrics } from './metrics.js';
+import { isServiceError } from '../api/client.js';
+import * as grpc from '@grpc/grpc-js';
+import { EndpointReclaimer, containerGoneReason, hostLinkNames, type StaleEndpoint } from './stale-endpoints.js';
+import { describe } from './controller-session.js';
 
 export { AgentError, hostIfname, TUNNEL_OVERHEAD } from './attacher.js';
 export const AGENT_VERSION = '0.1.0';
@@ -31,6 +35,9 @@ export class Agent {
   private reconciled = false;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly unsubscribe: Array<() => void> = [];
+  private readonly reclaimer: EndpointReclaimer;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly controllerApi: EndpointApi;
   private stopped = false;
   appliedRevision = 0;
 
@@ -43,6 +50,14 @@ export class Agent {
     clock?: Clock,
   ) {
     this.flows = new FlowSync(host.openflow);
+    this.controllerApi = controller.api;
+    this.reclaimer = new EndpointReclaimer({
+      connected: () => this.session.registered,
+      deleteAtController: (ep) => this.deleteStaleAtController(ep),
+      removeLocal: (ep) => this.removeStaleLocal(ep),
+      log,
+      metrics,
+    });
     this.session = new ControllerSession({
       registration: { name: config.hostName, vtep: config.vtep, agentVersion: AGENT_VERSION, capabilities: ['vxlan', 'gre', 'ipv6'] },
       controller: config.controller,
@@ -70,6 +85,8 @@ export class Agent {
         syncFlows: () => this.syncFlows(),
         classifies: async (ofport) => (await host.openflow.dumpFlows({ table: 0, match: [{ field: 'in_port', value: ofport }] })).length > 0,
         registered: () => this.session.registered,
+        claim: (containerId, ifname) => this.reclaimer.claim(containerId, ifname),
+        release: (containerId, ifname) => this.reclaimer.release(containerId, ifname),
       },
       log,
       metrics,
@@ -90,17 +107,86 @@ export class Agent {
       answerGatewaySolicitations(this.host.openflow, (vni) => this.pipelineState().networks.find((n) => n.vni === vni)?.gateway6, this.log),
     );
     await this.recoverEndpoints();
-    this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
+    this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, stale: this.reclaimer.pendingCount, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
+    this.startEndpointSweep();
     // The controller may be away: forwarding goes on with the installed flows meanwhile.
     void this.session.start();
   }
 
-  /** Endpoints attached before (by an earlier run, or before ovs-vswitchd restarted), from OVSDB. */
+  /**
+   * Endpoints attached before (by an earlier run, or before ovs-vswitchd restarted), from OVSDB.
+   * Those whose container is gone are not restored but reclaimed.
+   */
   private async recoverEndpoints(): Promise<void> {
-    for (const p of await this.host.ports.list()) {
+    const attachments = this.attacher.attachments;
+    const ports = await this.host.ports.list();
+    const links = await hostLinkNames(this.host.netlink);
+    for (const p of ports) {
+      const key = attachmentKey(p.record.containerId, p.record.ifname);
+      const gone = await containerGoneReason(links, p.name, p.record.netns);
+      if (gone !== null) {
+        attachments.delete(key);
+        this.reclaimer.add({ hostIfname: p.name, record: p.record, reason: gone, found: 'recovery' });
+        continue;
+      }
       if (p.ofport === undefined) continue;
-      this.attacher.attachments.set(attachmentKey(p.record.containerId, p.record.ifname), { hostIfname: p.name, ofport: p.ofport, record: p.record });
+      attachments.set(key, { hostIfname: p.name, ofport: p.ofport, record: p.record });
     }
+  }
+
+  /** Every endpointSweepIntervalMs, the same check for endpoints attached while the agent runs. */
+  private startEndpointSweep(): void {
+    const every = this.config.endpointSweepIntervalMs;
+    if (every <= 0) return;
+    let queued = false; // one sweep at a time in the queue, however slow OVS is
+    this.sweepTimer = setInterval(() => {
+      if (queued) return;
+      queued = true;
+      this.enqueue(() => this.sweepEndpoints())
+        .catch((err) => this.log.error({ err }, 'sweeping for stale endpoints failed'))
+        .finally(() => (queued = false));
+    }, every);
+    this.sweepTimer.unref();
+  }
+
+  private async sweepEndpoints(): Promise<void> {
+    const attachments = this.attacher.attachments;
+    if (attachments.size === 0) return;
+    const links = await hostLinkNames(this.host.netlink);
+    let removed = 0;
+    for (const [key, a] of [...attachments]) {
+      const gone = await containerGoneReason(links, a.hostIfname, a.record.netns);
+      if (gone === null) continue;
+      attachments.delete(key);
+      removed++;
+      this.reclaimer.add({ hostIfname: a.hostIfname, record: a.record, reason: gone, found: 'sweep' });
+    }
+    if (removed > 0) await this.syncFlows();
+  }
+
+  /** The controller's endpoint goes only if it is still this host's (the id may have moved on). */
+  private async deleteStaleAtController(ep: StaleEndpoint): Promise<'deleted' | 'absent' | 'elsewhere' | 'reattached'> {
+    const { network, containerId, ifname } = ep.record;
+    const notFound = (err: unknown) => isServiceError(err) && err.code === grpc.status.NOT_FOUND;
+    try {
+      const current = await this.controllerApi.getEndpoint(network, containerId, { timeoutMs: 5000 });
+      if (current.host !== this.config.hostName) return 'elsewhere';
+      if (this.attacher.attachments.has(attachmentKey(containerId, ifname))) return 'reattached';
+      await this.controllerApi.deleteEndpoint(network, containerId, { timeoutMs: 5000 });
+      return 'deleted';
+    } catch (err) {
+      if (notFound(err)) return 'absent';
+      throw new Error(describe(err), { cause: err });
+    }
+  }
+
+  private removeStaleLocal(ep: StaleEndpoint): Promise<void> {
+    return this.enqueue(async () => {
+      // Attached again meanwhile (same container and interface, so the same port name): keep it.
+      if (this.attacher.attachments.has(attachmentKey(ep.record.containerId, ep.record.ifname))) return;
+      await this.host.ports.remove(ep.hostIfname);
+      await this.host.plumber.detach(ep.hostIfname);
+    });
   }
 
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
@@ -199,6 +285,8 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     this.session.stop();
+    clearInterval(this.sweepTimer);
+    this.reclaimer.stop();
     for (const off of this.unsubscribe) off();
     await this.queue;
     this.session.close();

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import * as grpc from '@grpc/grpc-js';
-import { isServiceError } from '../api/client.js';
+import { isServiceError, type CallOptions } from '../api/client.js';
 import type * as api from '../api/types.js';
 import type { AttachRequest, AttachResult, DetachRequest, LocalApiStatus } from '../api/local.js';
 import type { ContainerInterface } from './plumbing.js';
@@ -29,13 +29,15 @@ export class AgentError extends Error {
 /** The controller calls an attach makes (LoomClient implements them). */
 export interface EndpointApi {
   createEndpoint(req: api.CreateEndpointRequest): Promise<api.Endpoint>;
-  getEndpoint(network: string, containerId: string): Promise<api.Endpoint>;
+  getEndpoint(network: string, containerId: string, o?: CallOptions): Promise<api.Endpoint>;
   getNetwork(name: string): Promise<api.Network>;
-  deleteEndpoint(network: string, containerId: string): Promise<unknown>;
+  deleteEndpoint(network: string, containerId: string, o?: CallOptions): Promise<unknown>;
 }
 
 /** The container side (ContainerPlumber implements it over netlink). */
 export interface Plumber {
+  /** Why `path` is not a network namespace, or null when it is one. */
+  netnsProblem(path: string): Promise<string | null>;
   attach(spec: ContainerInterface): Promise<unknown>;
   detach(hostIfname: string): Promise<void>;
   check(spec: ContainerInterface): Promise<string[]>;
@@ -58,6 +60,9 @@ export interface AttachHost {
   classifies(ofport: number): Promise<boolean>;
   /** Whether the agent has registered its host, so the controller will take endpoints. */
   registered(): boolean;
+  /** An attach of this container interface begins: no stale-endpoint reclaim may touch it until release. */
+  claim(containerId: string, ifname: string): Promise<void>;
+  release(containerId: string, ifname: string): void;
 }
 
 export interface AttacherOptions {
@@ -102,7 +107,19 @@ export class Attacher {
   /** CNI ADD: endpoint from the controller, interface in the container, port and flows in OVS. */
   async attach(req: AttachRequest): Promise<AttachResult> {
     validateAttach(req);
+    const netnsProblem = await this.plumber.netnsProblem(req.netns);
+    if (netnsProblem !== null) throw new AgentError('invalid', `netns ${JSON.stringify(req.netns)} ${netnsProblem}`);
     if (!this.host.registered()) throw new AgentError('unavailable', `not registered with the controller at ${this.o.controller} yet; try again`);
+    // A stale endpoint of the same container is not reclaimed while it is attached again.
+    await this.host.claim(req.containerId, req.ifname);
+    try {
+      return await this.attachClaimed(req);
+    } finally {
+      this.host.release(req.containerId, req.ifname);
+    }
+  }
+
+  private async attachClaimed(req: AttachRequest): Promise<AttachResult> {
     const started = process.hrtime.bigint();
     const ms: Record<string, number> = {};
     const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
@@ -221,6 +238,8 @@ export class Attacher {
   async check(req: AttachRequest): Promise<string[]> {
     const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
     if (!att) return [`container ${req.containerId} has no ${req.ifname} attached by this agent`];
+    const netnsProblem = await this.plumber.netnsProblem(req.netns);
+    if (netnsProblem !== null) return [`container namespace ${req.netns} ${netnsProblem}`];
     const ep = await this.call(() => this.controller.getEndpoint(att.record.network, req.containerId), `endpoint ${req.containerId}`);
     const network = await this.call(() => this.controller.getNetwork(att.record.network), `network ${att.record.network}`);
     const mtu = Math.min(ep.mtu || network.mtu, this.o.underlayMtu - TUNNEL_OVERHEAD[tunnelKind(network.tunnelType)]);
@@ -248,6 +267,7 @@ function validateAttach(req: AttachRequest): void {
     if (typeof req[k] !== 'string' || req[k] === '') throw new AgentError('invalid', `attach needs a non-empty ${k}`);
   }
   if (req.ifname.length > 15 || /[/\s]/.test(req.ifname)) throw new AgentError('invalid', `invalid interface name "${req.ifname}"`);
+  if (req.name !== undefined && typeof req.name !== 'string') throw new AgentError('invalid', 'attach: name must be a string');
 }
 
 export function toAgentError(err: unknown, what: string): AgentError {

@@ -43,6 +43,8 @@ export interface AgentConfig {
   /** Name in the controller's certificate, when `controller` is an address not listed in it. */
   tlsServerName: string;
   logLevel: LevelWithSilent;
+  /** How often to look for endpoints whose container is gone (0 = only at start). */
+  endpointSweepIntervalMs: number;
 }
 
 export const DEFAULTS: AgentConfig = {
@@ -65,6 +67,7 @@ export const DEFAULTS: AgentConfig = {
   tlsKey: '',
   tlsServerName: '',
   logLevel: 'info',
+  endpointSweepIntervalMs: 30_000,
 };
 
 export const HELP = `loom-agent: makes this host's Open vSwitch follow the Loom controller and attaches containers.
@@ -101,6 +104,12 @@ Flags (override the config file; the file uses the names in parentheses):
   --tls-key FILE             a controller that requires mutual TLS
   --tls-server-name NAME     name to expect in the controller's certificate
                              (tlsServerName)                                     [the address]
+  --endpoint-sweep-interval-ms N
+                             every N ms, find endpoints whose container is gone  [${DEFAULTS.endpointSweepIntervalMs}]
+                             (namespace deleted, host veth gone) and remove them
+                             from OVS and the controller; also done at start;
+                             0 = only at start, else 100..3600000
+                             (endpointSweepIntervalMs)
   --log-level LEVEL          ${LOG_LEVELS.join('|')} (logLevel)          [${DEFAULTS.logLevel}]
   -h, --help                 this help
 
@@ -128,6 +137,7 @@ const FLAGS: FlagSpec = {
   'tls-key': { type: 'string' },
   'tls-server-name': { type: 'string' },
   'log-level': { type: 'string' },
+  'endpoint-sweep-interval-ms': { type: 'string' },
 };
 
 const FLAG_TO_KEY: Record<string, keyof AgentConfig> = {
@@ -150,6 +160,7 @@ const FLAG_TO_KEY: Record<string, keyof AgentConfig> = {
   'tls-key': 'tlsKey',
   'tls-server-name': 'tlsServerName',
   'log-level': 'logLevel',
+  'endpoint-sweep-interval-ms': 'endpointSweepIntervalMs',
 };
 
 /** Parses argv (without node and script); returns 'help' for --help. Throws ConfigError. */
@@ -204,6 +215,7 @@ export function validateConfig(raw: Record<string, unknown>): AgentConfig {
     tlsKey: tls.key,
     tlsServerName: tls.serverName,
     logLevel: choiceSetting(raw.logLevel, 'logLevel', LOG_LEVELS),
+    endpointSweepIntervalMs: raw.endpointSweepIntervalMs === 0 || raw.endpointSweepIntervalMs === '0' ? 0 : intSetting(raw.endpointSweepIntervalMs, 'endpointSweepIntervalMs (0 = off)', 100, 3_600_000),
   };
 }
 

@@ -8,6 +8,7 @@ export interface AgentMetrics {
   syncSeconds: client.Histogram;
   attachSeconds: client.Histogram;
   apiRequests: client.Counter<'op' | 'result'>;
+  endpointsReclaimed: client.Counter<'found'>;
 }
 
 export function createAgentMetrics(status: () => { endpoints: number; connected: boolean }): AgentMetrics {
@@ -50,6 +51,12 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       name: 'loom_agent_api_requests_total',
       help: 'Local API requests by operation and result',
       labelNames: ['op', 'result'] as const,
+      registers,
+    }),
+    endpointsReclaimed: new client.Counter({
+      name: 'loom_agent_endpoints_reclaimed_total',
+      help: 'Endpoints removed from OVS and the controller because their container was gone, by when it was found (start, sweep)',
+      labelNames: ['found'] as const,
       registers,
     }),
   };

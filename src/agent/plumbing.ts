@@ -4,6 +4,7 @@
 import type { Netlink } from '../netlink/index.js';
 import { NetlinkError } from '../netlink/index.js';
 import { setTxChecksum } from '../netlink/ethtool.js';
+import { netnsPathProblem } from '../netlink/netns.js';
 
 export interface ContainerInterface {
   /** Container network namespace file, e.g. /run/netns/x or /proc/PID/ns/net. */
@@ -30,6 +31,11 @@ const isV6 = (a: string) => a.includes(':');
 export class ContainerPlumber {
   /** `host` is a handle on the namespace OVS's ports live in. */
   constructor(private readonly host: Netlink) {}
+
+  /** Why `path` is not a network namespace (never opening anything that is not one), or null. */
+  async netnsProblem(path: string): Promise<string | null> {
+    return (await netnsPathProblem(path))?.reason ?? null;
+  }
 
   /** Creates the interface; an interface left over by an earlier attempt is replaced. */
   async attach(spec: ContainerInterface): Promise<{ hostIfindex: number }> {

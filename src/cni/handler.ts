@@ -2,6 +2,7 @@
 // the runtime's environment and stdin here and prints what this returns. Keeping the plugin a
 // thin forwarder saves a Node.js start-up (80-100 ms) per container.
 import type { CniBackend, CniReply } from '../api/local.js';
+import { netnsPathProblem } from '../netlink/netns.js';
 import { CNI_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, parseConfig, parseEnv, staticAddresses, toCniResult } from './spec.js';
 
 export async function handleCni(env: Record<string, string | undefined>, stdin: string, backend: CniBackend): Promise<CniReply> {
@@ -21,6 +22,7 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
   const conf = parseConfig(stdin);
   switch (env.command) {
     case 'ADD': {
+      await checkNetns(env.netns);
       const r = await backend.attach({
         containerId: env.containerId,
         netns: env.netns,
@@ -35,6 +37,7 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
       await backend.detach({ containerId: env.containerId, ifname: env.ifname, network: conf.network });
       return undefined;
     case 'CHECK': {
+      await checkNetns(env.netns);
       const problems = await backend.check({ containerId: env.containerId, netns: env.netns, ifname: env.ifname, network: conf.network });
       if (problems.length) throw new CniError(CniCode.CheckFailed, `container ${env.containerId} differs from what Loom attached`, problems.join('; '));
       return undefined;
@@ -57,6 +60,12 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
       return undefined;
     }
   }
+}
+
+/** CNI_NETNS must name a network namespace; anything else is refused before it is opened. */
+async function checkNetns(path: string): Promise<void> {
+  const problem = await netnsPathProblem(path);
+  if (problem !== null) throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS ${JSON.stringify(path)} ${problem.reason}`);
 }
 
 /** Agent failures become CNI errors: "unavailable" asks the runtime to retry (code 11). */

@@ -1,4 +1,5 @@
 /** Records -> API messages. */
+import { dnsName } from '../common/endpoint-name.js';
 import type { Endpoint, EndpointInfo, Host, Network, RouteEntry, TunnelType } from '../api/types.js';
 import type { EndpointRecord, HostRecord } from './model.js';
 import type { Entry, NetworkState } from './state.js';
@@ -53,7 +54,7 @@ export function toEndpoint(net: NetworkState, e: Entry<EndpointRecord>): Endpoin
     routes,
     mtu: n.mtu,
     dns: n.dns,
-    hostname: rec.name,
+    hostname: dnsName(rec.name),
     vni: n.vni,
     createRevision: e.createRevision,
     modRevision: e.modRevision,

@@ -14,6 +14,7 @@ import {
   tryParseIp,
   type Cidr,
 } from '../common/ip.js';
+import { endpointNameProblem } from '../common/endpoint-name.js';
 import type { CreateEndpointRequest, Network, RegisterRequest } from '../api/types.js';
 import { alreadyExists, invalid } from './errors.js';
 import type { DnsRecord, NetworkRecord, TunnelKind } from './model.js';
@@ -27,12 +28,23 @@ export const DEFAULT_BLOCK_PREFIX = { 4: 26, 6: 120 } as const;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
-/** Network, host and endpoint names: DNS labels (RFC 1123, lower case, 1-63 chars). */
+/** Network names: DNS labels (RFC 1123, lower case, 1-63 chars). */
 export function checkName(what: string, name: unknown): string {
   if (typeof name !== 'string' || name === '') throw invalid(`${what} name is required`);
   if (!LABEL.test(name)) {
     throw invalid(`${what} name "${name}" is not a DNS label (a-z, 0-9 and '-', 1-63 characters, no leading/trailing '-')`);
   }
+  return name;
+}
+
+/**
+ * Endpoint names are the runtime's (podman's `elated_lewin`, a pod name `web.v1`): anything up
+ * to 253 bytes without whitespace, control characters or '/'. DNS names are derived from them
+ * (common/endpoint-name.ts), never required of them.
+ */
+export function checkEndpointName(name: string): string {
+  const problem = endpointNameProblem(name);
+  if (problem !== null) throw invalid(problem);
   return name;
 }
 
@@ -181,7 +193,7 @@ export function validateEndpointRequest(req: CreateEndpointRequest): { name: str
   if (!req.network) throw invalid('endpoint network is required');
   checkHostName(req.host);
   const id = checkContainerId(req.containerId);
-  const name = req.name ? checkName('endpoint', req.name) : defaultEndpointName(id);
+  const name = req.name ? checkEndpointName(req.name) : defaultEndpointName(id);
   let mac: string | null = null;
   if (req.mac) {
     mac = canonicalMac(req.mac);

@@ -7,6 +7,7 @@
  * (Files are opened by libuv, which always sets O_CLOEXEC.)
  */
 import { closeSync, constants as fsConstants, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { open, stat, statfs } from 'node:fs/promises';
 import sys from 'syscall-napi';
 import { AF_NETLINK_SOCKET, netlinkSocketOptions } from './sockopts.js';
 import { errnoFromText, errnoName, NetlinkError } from './errors.js';
@@ -14,6 +15,47 @@ import { errnoFromText, errnoName, NetlinkError } from './errors.js';
 const CLONE_NEWNET = 0x40000000n;
 /** The calling thread's own namespace (not the thread group leader's, unlike /proc/self). */
 export const OWN_NETNS = '/proc/thread-self/ns/net';
+
+/** statfs f_type of the namespace filesystem (linux/magic.h). */
+export const NSFS_MAGIC = 0x6e736673;
+/** ioctl NS_GET_NSTYPE (linux/nsfs.h): the CLONE_NEW* type of a namespace file. */
+const NS_GET_NSTYPE = 0xb703n;
+
+/** Why a path is not a network namespace file; `certain` is false when it could not be examined. */
+export interface NetnsPathProblem {
+  reason: string;
+  certain: boolean;
+}
+
+/**
+ * Why `path` is not a network namespace file, or null when it is one. The path is only opened
+ * once statfs shows it lives on nsfs: a FIFO, device or socket given by mistake is never opened,
+ * so it cannot block the caller.
+ */
+export async function netnsPathProblem(path: string): Promise<NetnsPathProblem | null> {
+  const certain = (reason: string) => ({ reason, certain: true });
+  const unknown = (err: unknown) => ({ reason: `cannot be examined (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, certain: false });
+  if (!path.startsWith('/')) return certain('is not an absolute path');
+  try {
+    const st = await stat(path);
+    const kind = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file';
+    if (kind !== 'file') return certain(`is a ${kind}, not a network namespace`);
+    if ((await statfs(path)).type !== NSFS_MAGIC) return certain('is a regular file, not a network namespace (not on nsfs)');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? certain('does not exist') : unknown(err);
+  }
+  let handle;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const type = BigInt(sys.syscall.sync(sys.__NR_ioctl, BigInt(handle.fd), NS_GET_NSTYPE));
+    return type === CLONE_NEWNET ? null : certain('is a namespace of another kind, not a network namespace');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? certain('does not exist') : unknown(err);
+  } finally {
+    await handle?.close();
+  }
+}
 
 /** Inode of a network namespace file; equal inodes mean the same namespace. */
 export function netnsInode(path: string = OWN_NETNS): number {

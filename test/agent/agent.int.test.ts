@@ -1,8 +1,12 @@
 // The agent on one simulated host with a real OVS and a real controller; containers attached
 // through the `loom` CNI plugin binary, invoked as a runtime invokes it.
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, startAgent, cniBinDir, runCni, cniEnv, waitFor, tcpTransfer, type AgentProcess, type Container, type SimHost } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
+import { run } from '../harness/exec.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
 
 interface IpAddr { ifname: string; mtu: number; address: string; addr_info: Array<{ local: string; prefixlen: number; family: string }> }
 
@@ -29,6 +33,8 @@ describe('agent and CNI plugin on one host', () => {
     await ctl?.stop();
   });
 
+  const loomctl = async (...args: string[]) =>
+    (await run(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli/loomctl.ts'), '--controller', ctl.target, ...args])).trim();
   const add = (name: string, args?: string) => runCni(bin, 'ADD', conf(), cniEnv(containers[name]!, `id-${name}`, args));
   const addrOf = async (name: string) => JSON.parse(await containers[name]!.exec('ip', ['-json', 'addr', 'show', 'eth0'])) as IpAddr[];
 
@@ -69,6 +75,34 @@ describe('agent and CNI plugin on one host', () => {
     expect((r.json as { ips: Array<{ address: string }> }).ips[0]!.address).toBe('198.18.200.7/16');
   });
 
+  it('attaches under the names runtimes give: podman\'s generated name and a 253-character dotted pod name', async () => {
+    const podName = ['web-frontend', 'v1', 'a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63)].join('.').padEnd(253, 'd');
+    expect(Buffer.byteLength(podName)).toBe(253);
+    const named = [
+      { name: 'elated_lewin', id: 'id-podman', container: await host.addContainer('podman', { empty: true }) },
+      { name: podName, id: 'id-pod', container: await host.addContainer('pod', { empty: true }) },
+    ];
+    const addresses = new Map<string, string>();
+    for (const n of named) {
+      const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${n.name};K8S_POD_INFRA_CONTAINER_ID=${n.id}`;
+      const r = await runCni(bin, 'ADD', conf(), cniEnv(n.container, n.id, args));
+      expect(r.code, r.stdout).toBe(0);
+      const result = r.json as { interfaces: Array<{ name: string; sandbox?: string }>; ips: Array<{ address: string }> };
+      expect(result.interfaces[1]).toMatchObject({ name: 'eth0', sandbox: n.container.netnsPath });
+      const v4 = result.ips[0]!.address;
+      expect(await n.container.exec('ip', ['-4', '-o', 'addr', 'show', 'eth0'])).toContain(v4);
+      addresses.set(n.name, v4.split('/')[0]!);
+    }
+    const [asJson, table] = await Promise.all([loomctl('endpoint', 'list', '--network', 'blue', '--output', 'json'), loomctl('endpoint', 'list', '--network', 'blue')]);
+    const listed = JSON.parse(asJson) as Array<{ name: string; containerId: string; host: string; ipv4: string }>;
+    for (const n of named) {
+      expect(listed.find((e) => e.name === n.name)).toMatchObject({ containerId: n.id, host: 'h1', ipv4: `${addresses.get(n.name)}/16` });
+      expect(table).toMatch(new RegExp(`\\s${n.name.replace(/\./g, '\\.')}\\s+h1\\s.*\\s${addresses.get(n.name)!.replace(/\./g, '\\.')}/16\\s`));
+      const del = await runCni(bin, 'DEL', conf(), cniEnv(n.container, n.id));
+      expect(del.code, del.stdout).toBe(0);
+    }
+  });
+
   it('CHECK passes on a healthy container and reports drift', async () => {
     const ok = await runCni(bin, 'CHECK', conf(), cniEnv(containers.c3!, 'id-c3'));
     expect(ok.code, ok.stdout).toBe(0);
@@ -106,6 +140,26 @@ describe('agent and CNI plugin on one host', () => {
     const noAgent = await runCni(bin, 'ADD', conf({ agentSocket: `${host.dir}/no-agent.sock` }), cniEnv(containers.c3!, 'id-x'));
     expect(noAgent.json).toMatchObject({ cniVersion: '1.0.0', code: 11 });
     expect(String(noAgent.json!.msg)).toContain('not running');
+  });
+
+  it('names a CNI_NETNS that is not a network namespace (code 4), and a FIFO there does not block the agent', async () => {
+    const fifo = `${host.dir}/not-a-netns.fifo`;
+    await run('mkfifo', [fifo]);
+    const file = `${host.dir}/not-a-netns.file`;
+    await run('touch', [file]);
+    for (const [path, problem] of [
+      [fifo, 'is a FIFO, not a network namespace'],
+      [file, 'is a regular file, not a network namespace (not on nsfs)'],
+      [host.dir, 'is a directory, not a network namespace'],
+      [`${host.dir}/nope`, 'does not exist'],
+    ] as const) {
+      const r = await runCni(bin, 'ADD', conf(), { containerId: 'id-badns', netns: path, ifname: 'eth0' });
+      expect(r.json, r.stdout).toEqual({ cniVersion: '1.0.0', code: 4, msg: `CNI_NETNS "${path}" ${problem}` });
+    }
+    // The agent still serves, and nothing was created for the refused container.
+    const ok = await runCni(bin, 'STATUS', conf({ cniVersion: '1.1.0' }));
+    expect(ok.code, ok.stdout).toBe(0);
+    await expect(ctl.client.getEndpoint('blue', 'id-badns')).rejects.toMatchObject({ code: 5 });
   });
 
   it('STATUS reports a connected agent; GC removes only attachments the runtime no longer has', async () => {

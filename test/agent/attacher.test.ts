@@ -58,6 +58,9 @@ function rig(failAt?: Step) {
     },
   };
   const plumber: Plumber = {
+    async netnsProblem() {
+      return null;
+    },
     async attach(spec: ContainerInterface) {
       interfaces.add(spec.hostIfname);
       if (failAt === 'netlink') throw new Error('netlink: EEXIST');
@@ -99,6 +102,8 @@ function rig(failAt?: Step) {
         return true;
       },
       registered: () => true,
+      async claim() {},
+      release() {},
     } satisfies AttachHost,
     pino({ level: 'silent' }),
   );

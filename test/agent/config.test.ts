@@ -11,6 +11,12 @@ describe('agent configuration', () => {
     expect(loadConfig(base)).toMatchObject({ datapathType: 'system', txChecksumOff: false });
   });
 
+  it('sweeps for stale endpoints every 30 s by default; 0 turns the periodic sweep off', () => {
+    expect(loadConfig(base)).toMatchObject({ endpointSweepIntervalMs: 30_000 });
+    expect(loadConfig([...base, '--endpoint-sweep-interval-ms', '0'])).toMatchObject({ endpointSweepIntervalMs: 0 });
+    expect(loadConfig([...base, '--endpoint-sweep-interval-ms', '500'])).toMatchObject({ endpointSweepIntervalMs: 500 });
+  });
+
   it('returns help for --help', () => {
     expect(loadConfig(['--help'])).toBe('help');
   });
@@ -28,6 +34,8 @@ describe('agent configuration', () => {
     [[...base, '--underlay-interface', 'eth1'], /underlayInterface needs underlayBridge/],
     [[...base, '--underlay-bridge', 'br-int'], /must differ from integrationBridge/],
     [['--config', '/nonexistent/agent.json'], /cannot read config file/],
+    [[...base, '--endpoint-sweep-interval-ms', '50'], /endpointSweepIntervalMs \(0 = off\) must be an integer between 100 and 3600000/],
+    [[...base, '--endpoint-sweep-interval-ms', 'soon'], /endpointSweepIntervalMs/],
   ])('rejects %j with a readable error', (args, message) => {
     expect(() => loadConfig(args)).toThrow(ConfigError);
     expect(() => loadConfig(args)).toThrow(message);

@@ -1,14 +1,18 @@
-import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { handleCni } from '../../src/cni/handler.js';
 import type { AgentAttachResult } from '../../src/cni/spec.js';
 import type { AttachRequest, CniBackend, DetachRequest } from '../../src/api/local.js';
 
 const CONF = '{"cniVersion":"1.0.0","name":"blue","type":"loom"}';
-const ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0' };
+const ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0' };
 
 const attachResult: AgentAttachResult = {
   hostInterface: 'lm0123',
-  interface: { name: 'eth0', mac: '02:42:c6:12:00:02', sandbox: '/run/netns/x', mtu: 1450 },
+  interface: { name: 'eth0', mac: '02:42:c6:12:00:02', sandbox: '/proc/self/ns/net', mtu: 1450 },
   addresses: [{ address: '198.18.0.2/16', gateway: '198.18.0.1' }],
   routes: [{ dst: '0.0.0.0/0', gw: '198.18.0.1' }],
   dns: { nameservers: [], search: [], options: [] },
@@ -45,7 +49,7 @@ describe('CNI handler (the plugin logic the agent runs)', () => {
     const { b, calls } = backend();
     const r = await handleCni({ ...ENV, CNI_ARGS: 'IP=198.18.9.9;K8S_POD_NAME=web' }, CONF, b);
     expect(r.exitCode).toBe(0);
-    expect(calls[0]).toEqual(['attach', { containerId: 'abc', netns: '/run/netns/x', ifname: 'eth0', network: 'blue', name: 'web', ipv4: '198.18.9.9' }]);
+    expect(calls[0]).toEqual(['attach', { containerId: 'abc', netns: '/proc/self/ns/net', ifname: 'eth0', network: 'blue', name: 'web', ipv4: '198.18.9.9' }]);
     expect(JSON.parse(r.stdout)).toMatchObject({ cniVersion: '1.0.0', ips: [{ address: '198.18.0.2/16', gateway: '198.18.0.1', interface: 1 }] });
   });
 
@@ -62,6 +66,31 @@ describe('CNI handler (the plugin logic the agent runs)', () => {
     const { b } = backend();
     expect(JSON.parse((await handleCni({ ...ENV, CNI_COMMAND: 'NOPE' }, CONF.replace('1.0.0', '0.4.0'), b)).stdout)).toMatchObject({ cniVersion: '0.4.0', code: 4 });
     expect(JSON.parse((await handleCni(ENV, '{', b)).stdout)).toMatchObject({ cniVersion: '1.0.0', code: 6 });
+  });
+
+  describe('a CNI_NETNS that is not a network namespace is named in a code 4 error, and the agent is not asked', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-netns-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'file');
+    writeFileSync(file, '');
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    it.each([
+      ['a path that does not exist', join(dir, 'nope'), 'does not exist'],
+      ['a regular file', file, 'is a regular file, not a network namespace (not on nsfs)'],
+      ['a FIFO (never opened: it would block)', fifo, 'is a FIFO, not a network namespace'],
+      ['a directory', dir, 'is a directory, not a network namespace'],
+      ['a relative path', 'run/netns/x', 'is not an absolute path'],
+      ['a namespace of another kind', '/proc/self/ns/uts', 'is a namespace of another kind, not a network namespace'],
+    ])('%s', async (_what, path, problem) => {
+      for (const command of ['ADD', 'CHECK']) {
+        const { b, calls } = backend();
+        const r = await handleCni({ ...ENV, CNI_COMMAND: command, CNI_NETNS: path }, CONF, b);
+        expect(r.exitCode).toBe(1);
+        expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', code: 4, msg: `CNI_NETNS ${JSON.stringify(path)} ${problem}` });
+        expect(calls).toEqual([]);
+      }
+    });
   });
 
   it('CHECK turns reported problems into code 101 with the problems as details', async () => {
