@@ -1,0 +1,147 @@
+// DNS over UDP and TCP on one address: each query is answered by the resolver in the scope of the
+// asker (found from its address). Every peer-controlled quantity is bounded: queries in flight,
+// TCP connections, message size, idle time.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { DnsResolver, DnsScope } from './resolver.js';
+
+export interface DnsServerOptions {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  /** The scope of a query from `address` (undefined: refuse silently, not one of ours). */
+  scopeOf: (address: string) => DnsScope | undefined;
+  /** Queries being answered at once (forwarding waits on upstreams); more are dropped, as a busy resolver does. */
+  maxInFlight?: number;
+  maxTcpConnections?: number;
+  tcpIdleMs?: number;
+}
+
+/** A UDP answer larger than this is cut to the header and question with TC set (RFC 1035 512 + EDNS headroom). */
+const MAX_UDP_ANSWER = 1232;
+
+export class DnsServer {
+  private udp: dgram.Socket | undefined;
+  private tcp: net.Server | undefined;
+  private inFlight = 0;
+  private readonly connections = new Set<net.Socket>();
+  dropped = 0;
+
+  constructor(
+    private readonly resolver: DnsResolver,
+    private readonly o: DnsServerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<{ port: number }> {
+    const family = net.isIPv6(this.o.host) ? 'udp6' : 'udp4';
+    const udp = dgram.createSocket({ type: family, reuseAddr: false });
+    this.udp = udp;
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(this.o.port, this.o.host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    udp.on('error', (err) => this.log.warn({ err }, 'DNS UDP socket error'));
+    udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
+    const port = udp.address().port;
+    const tcp = net.createServer((sock) => this.onTcp(sock));
+    tcp.maxConnections = this.o.maxTcpConnections ?? 256;
+    this.tcp = tcp;
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(port, this.o.host, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    return { port };
+  }
+
+  private answer(query: Buffer, address: string): Promise<Buffer | undefined> | undefined {
+    const scope = this.o.scopeOf(address);
+    if (!scope) return undefined;
+    if (this.inFlight >= (this.o.maxInFlight ?? 1024)) {
+      this.dropped++;
+      return undefined;
+    }
+    this.inFlight++;
+    return this.resolver.handle(query, scope).finally(() => this.inFlight--);
+  }
+
+  private onUdp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const scope = this.o.scopeOf(rinfo.address);
+    const cached = scope && this.resolver.answerFromCache(msg, scope);
+    if (cached) {
+      this.udp?.send(cached, rinfo.port, rinfo.address);
+      return;
+    }
+    const pending = this.answer(msg, rinfo.address);
+    pending
+      ?.then((answer) => {
+        if (!answer) return;
+        this.udp?.send(answer.length > MAX_UDP_ANSWER ? truncate(answer) : answer, rinfo.port, rinfo.address);
+      })
+      .catch((err: unknown) => this.log.warn({ err }, 'answering a DNS query failed'));
+  }
+
+  private onTcp(sock: net.Socket): void {
+    this.connections.add(sock);
+    sock.setTimeout(this.o.tcpIdleMs ?? 10_000, () => sock.destroy());
+    sock.on('close', () => this.connections.delete(sock));
+    sock.on('error', () => sock.destroy());
+    let buf: Buffer = Buffer.alloc(0);
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      // One 64 KiB message plus its length prefix at most is ever buffered.
+      if (buf.length > 65_537) return sock.destroy();
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + msg.length);
+        const pending = this.answer(Buffer.from(msg), sock.remoteAddress ?? '');
+        if (!pending) return sock.destroy();
+        pending.then(
+          (answer) => {
+            if (!answer || sock.destroyed) return;
+            const len = Buffer.alloc(2);
+            len.writeUInt16BE(answer.length);
+            sock.write(Buffer.concat([len, answer]));
+          },
+          () => sock.destroy(),
+        );
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.connections) s.destroy();
+    await Promise.all([
+      new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r())),
+      new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
+    ]);
+  }
+}
+
+/** Header and question only, TC set: the client retries over TCP. */
+function truncate(answer: Buffer): Buffer {
+  let end = 12;
+  const qd = answer.readUInt16BE(4);
+  for (let i = 0; i < qd && end < answer.length; i++) {
+    while (end < answer.length && answer[end] !== 0) {
+      if ((answer[end]! & 0xc0) === 0xc0) {
+        end += 1;
+        break;
+      }
+      end += answer[end]! + 1;
+    }
+    end += 1 + 4; // terminating zero (or pointer's second byte) + QTYPE + QCLASS
+  }
+  const out = Buffer.from(answer.subarray(0, Math.min(end, answer.length)));
+  out.writeUInt16BE(out.readUInt16BE(2) | 0x0200, 2);
+  out.writeUInt16BE(qd, 4);
+  out.fill(0, 6, 12);
+  return out;
+}
