@@ -15,6 +15,7 @@ import type * as api from '../controller/api/types.js';
 import { agentTls, type AgentConfig } from './config.js';
 import { clientCredentials } from '../common/tls.js';
 import { joinHostPort, splitHostPort } from '../common/config.js';
+import { Backoff, type BackoffOptions } from '../common/backoff.js';
 import { FlowSync } from './flow-sync.js';
 import { ContainerPlumber, type ContainerInterface } from './plumbing.js';
 import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
@@ -26,6 +27,22 @@ import type { NetworkState, PipelineState, TunnelKind } from './pipeline/state.j
 import type { AgentMetrics } from './metrics.js';
 
 export const AGENT_VERSION = '0.1.0';
+
+/**
+ * How the agent retries the controller (register, heartbeat, Watch) and how grpc-js retries its
+ * connections: at most ~1 s apart, jittered. So a live agent is heard again within about a second
+ * of its controller returning, well inside any host-down timeout (docs/architecture.md).
+ */
+export const CONTROLLER_RETRY: BackoffOptions = { minMs: 100, maxMs: 1000 };
+const CONTROLLER_CHANNEL_OPTIONS = {
+  'grpc.initial_reconnect_backoff_ms': CONTROLLER_RETRY.minMs,
+  'grpc.max_reconnect_backoff_ms': CONTROLLER_RETRY.maxMs,
+};
+/**
+ * The OpenFlow management socket is local: a refused connect costs microseconds, so the agent
+ * polls it tightly while ovs-vswitchd restarts and reprograms it as soon as it answers.
+ */
+export const OPENFLOW_RETRY: BackoffOptions = { minMs: 5, maxMs: 50 };
 
 /** Bytes the tunnel headers take from the underlay MTU (outer IPv4). */
 export const TUNNEL_OVERHEAD: Record<TunnelKind, number> = { vxlan: 50, gre: 42 };
@@ -115,7 +132,7 @@ export class Agent {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private registered = false;
-  private backoffMs = 200;
+  private readonly watchBackoff = new Backoff(CONTROLLER_RETRY);
   appliedRevision = 0;
   controllerConnected = false;
 
@@ -125,7 +142,7 @@ export class Agent {
     private readonly metrics?: AgentMetrics,
   ) {
     const tls = clientCredentials(agentTls(config));
-    this.controller = new LoomClient(config.controller, tls.options, tls.credentials);
+    this.controller = new LoomClient(config.controller, { ...tls.options, ...CONTROLLER_CHANNEL_OPTIONS }, tls.credentials);
   }
 
   /** Connects to OVS, prepares the bridge, recovers endpoints, then follows the controller. */
@@ -140,7 +157,10 @@ export class Agent {
       underlayInterface: c.underlayInterface,
     });
     this.generation = await nextGeneration(this.vswitch, c.integrationBridge);
-    this.openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`);
+    this.openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`, {
+      backoffMinMs: OPENFLOW_RETRY.minMs,
+      backoffMaxMs: OPENFLOW_RETRY.maxMs,
+    });
     this.openflow.connection.on('reconnected', () => {
       this.log.warn('OpenFlow connection to the bridge re-established (ovs-vswitchd restarted?); reinstalling the pipeline');
       this.reconciled = false;
@@ -181,6 +201,7 @@ export class Agent {
 
   /** Registers with the controller, retrying with backoff (and saying so) until it answers. */
   private async register(): Promise<void> {
+    const backoff = new Backoff(CONTROLLER_RETRY);
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
         const res = await this.controller.register(
@@ -194,22 +215,40 @@ export class Agent {
         this.startHeartbeats(res.heartbeatIntervalMs || 5000);
         return;
       } catch (err) {
-        const wait = Math.min(200 * 2 ** Math.min(attempt, 5), 5000);
+        const wait = backoff.next();
         this.log.warn({ attempt, err: describe(err), retryInMs: wait }, 'controller not reachable; forwarding continues on the last known state');
         await sleep(wait);
       }
     }
   }
 
+  /** Heartbeats every `intervalMs`; after a failure sooner (backoff), so a returning controller hears the host at once. */
   private startHeartbeats(intervalMs: number): void {
-    clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = setInterval(() => {
-      this.controller.heartbeat(this.config.hostName, this.appliedRevision, { timeoutMs: intervalMs }).then(() => (this.apiOkAt = Date.now()), async (err) => {
-        this.log.warn({ err: describe(err) }, 'heartbeat failed');
-        if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) await this.register();
-      });
-    }, intervalMs);
-    this.heartbeatTimer.unref();
+    clearTimeout(this.heartbeatTimer);
+    const backoff = new Backoff(CONTROLLER_RETRY);
+    const schedule = (ms: number): void => {
+      if (this.stopped) return;
+      this.heartbeatTimer = setTimeout(beat, ms);
+      this.heartbeatTimer.unref();
+    };
+    const beat = (): void => {
+      this.controller.heartbeat(this.config.hostName, this.appliedRevision, { timeoutMs: intervalMs }).then(
+        () => {
+          this.apiOkAt = Date.now();
+          backoff.reset();
+          schedule(intervalMs);
+        },
+        async (err) => {
+          this.log.warn({ err: describe(err) }, 'heartbeat failed');
+          if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) {
+            await this.register(); // starts heartbeats anew
+            return;
+          }
+          schedule(Math.min(intervalMs, backoff.next()));
+        },
+      );
+    };
+    schedule(intervalMs);
   }
 
   /** Watch goes to the controller's dedicated port (same host and TLS) on a connection of its own. */
@@ -221,7 +260,7 @@ export class Agent {
     if (!port) return;
     const tls = clientCredentials(agentTls(this.config));
     const target = joinHostPort(splitHostPort(this.config.controller).host, port);
-    this.watchClient = { port, client: new LoomClient(target, tls.options, tls.credentials) };
+    this.watchClient = { port, client: new LoomClient(target, { ...tls.options, ...CONTROLLER_CHANNEL_OPTIONS }, tls.credentials) };
   }
 
   private openWatch(): void {
@@ -243,7 +282,7 @@ export class Agent {
       if (!received && dedicated) this.watchPortFailures = 0;
       received = true;
       this.controllerConnected = true;
-      this.backoffMs = 200;
+      this.watchBackoff.reset();
       if (!this.view.apply(msg)) return;
       const revision = this.view.revision;
       this.enqueue(async () => {
@@ -263,9 +302,9 @@ export class Agent {
         this.watchPortRetryAt = Date.now() + 300_000;
         this.log.warn({ watchPort: this.watchClient?.port, why }, 'the controller\'s Watch port fails while its API port answers; watching on the API port for 5 minutes');
       }
-      this.log.warn({ why, retryInMs: this.backoffMs, revision: this.view.revision }, 'watch stream lost; keeping the installed flows');
-      this.reconnectTimer = setTimeout(() => this.openWatch(), this.backoffMs);
-      this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+      const retryInMs = this.watchBackoff.next();
+      this.log.warn({ why, retryInMs, revision: this.view.revision }, 'watch stream lost; keeping the installed flows');
+      this.reconnectTimer = setTimeout(() => this.openWatch(), retryInMs);
     };
     stream.on('error', (err) => retry(describe(err)));
     stream.on('end', () => retry('controller ended the stream'));
@@ -502,7 +541,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.heartbeatTimer);
     clearTimeout(this.reconnectTimer);
     this.watchStream?.cancel();
     await this.queue;
