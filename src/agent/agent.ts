@@ -42,7 +42,7 @@ const CONTROLLER_CHANNEL_OPTIONS = {
  * The OpenFlow management socket is local: a refused connect costs microseconds, so the agent
  * polls it tightly while ovs-vswitchd restarts and reprograms it as soon as it answers.
  */
-export const OPENFLOW_RETRY: BackoffOptions = { minMs: 5, maxMs: 50 };
+export const OPENFLOW_RETRY: BackoffOptions = { minMs: 5, maxMs: 20 };
 
 /** Bytes the tunnel headers take from the underlay MTU (outer IPv4). */
 export const TUNNEL_OVERHEAD: Record<TunnelKind, number> = { vxlan: 50, gre: 42 };
@@ -164,7 +164,10 @@ export class Agent {
     this.openflow.connection.on('reconnected', () => {
       this.log.warn('OpenFlow connection to the bridge re-established (ovs-vswitchd restarted?); reinstalling the pipeline');
       this.reconciled = false;
+      // Reprogram at once from what the agent knows (ports keep their ofports across a restart:
+      // OVSDB holds them), then re-read the ports and fix what differs, if anything.
       this.enqueue(async () => {
+        await this.syncFlows();
         await this.recoverEndpoints();
         await this.syncFlows();
       }).catch((err) => this.log.error({ err }, 'reinstalling flows failed'));
