@@ -113,6 +113,17 @@ describe('overlay across three hosts', () => {
     }
   });
 
+  it('forwards across hosts again after ovs-vswitchd restarts (flow table empty), with nobody touching the host', async () => {
+    const before = cluster.agents[0]!.logs.split('re-established').length;
+    await cluster.hosts[0]!.restartVswitchd();
+    await waitFor('a1 -> b1 after the restart', () => eps.a1!.c.exec('ping', ['-c', '1', '-W', '1', eps.b1!.ipv4]).then(() => true, () => false), 20_000, 50);
+    for (const [from, to] of [['a1', 'b1'], ['c1', 'a1'], ['a2', 'c2'], ['b2', 'a2']] as const) {
+      expect(await ping(from, to), `${from} -> ${to}`).toContain('2 received');
+      expect(await ping(from, to, { v6: true }), `${from} -> ${to} (IPv6)`).toContain('2 received');
+    }
+    expect(cluster.agents[0]!.logs.split('re-established').length).toBe(before + 1);
+  });
+
   it('keeps networks apart, also where both run a service on the same port', async () => {
     // Give blue containers a route into red's range so their packets really leave them.
     for (const n of ['a1', 'b1']) await eps[n]!.c.exec('ip', ['route', 'add', '198.19.0.0/16', 'via', '198.18.0.1', 'dev', 'eth0', 'onlink']);
