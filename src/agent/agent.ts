@@ -18,7 +18,7 @@ import { joinHostPort, splitHostPort } from '../common/config.js';
 import { Backoff, type BackoffOptions } from '../common/backoff.js';
 import { FlowSync } from './flow-sync.js';
 import { ContainerPlumber, type ContainerInterface } from './plumbing.js';
-import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
+import { addEndpointPort, clearFlowRestoreWait, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, setFlowRestoreWait, type EndpointPortRecord } from './ovs.js';
 import { gatewayMac, VniReg } from './pipeline/fields.js';
 import { buildNeighborAdvertisement, parseNeighborSolicitation } from './nd-responder.js';
 import { decodeMatch } from '../openflow/match.js';
@@ -160,6 +160,12 @@ export class Agent {
     this.openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`, {
       backoffMinMs: OPENFLOW_RETRY.minMs,
       backoffMaxMs: OPENFLOW_RETRY.maxMs,
+    });
+    this.openflow.connection.on('disconnected', () => {
+      // Kernel datapath: the next ovs-vswitchd keeps forwarding on the datapath's flows until the
+      // pipeline is back. Not on netdev: there the datapath dies with the process.
+      if (c.datapathType !== 'system') return;
+      this.ovs().then(setFlowRestoreWait).catch((err) => this.log.warn({ err }, 'setting other_config:flow-restore-wait failed'));
     });
     this.openflow.connection.on('reconnected', () => {
       this.log.warn('OpenFlow connection to the bridge re-established (ovs-vswitchd restarted?); reinstalling the pipeline');
@@ -357,11 +363,22 @@ export class Agent {
     if (this.view.revision === 0 && !this.reconciled) return;
     const state = this.pipelineState();
     const started = process.hrtime.bigint();
-    const result = this.reconciled ? await this.flows.update(state) : await this.flows.reconcile(state);
+    const reconciling = !this.reconciled;
+    const result = reconciling ? await this.flows.reconcile(state) : await this.flows.update(state);
     this.reconciled = true;
+    if (reconciling) await this.releaseFlowRestoreWait();
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
     this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (result.upserted + result.removed > 0) this.log.debug({ ...result, revision: this.view.revision }, 'flows updated');
+  }
+
+  /** The pipeline is installed: a waiting ovs-vswitchd (flow-restore-wait) may handle packets again. */
+  private async releaseFlowRestoreWait(): Promise<void> {
+    try {
+      if (await clearFlowRestoreWait(await this.ovs())) this.log.info('pipeline installed; removed other_config:flow-restore-wait');
+    } catch (err) {
+      this.log.warn({ err }, 'removing other_config:flow-restore-wait failed');
+    }
   }
 
   /** The ArpNd table sends solicitations for a network's IPv6 gateway here; answer them. */
