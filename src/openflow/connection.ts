@@ -129,7 +129,7 @@ export class OpenFlowConnection extends EventEmitter<OpenFlowConnectionEvents> {
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       missSendLen: opts.missSendLen ?? OFPCML_NO_BUFFER,
     };
-    this.backoff = new Backoff({ minMs: this.opts.backoffMinMs, maxMs: this.opts.backoffMaxMs });
+    this.backoff = new Backoff({ minMs: this.opts.backoffMinMs, maxMs: Math.max(this.opts.backoffMinMs, this.opts.backoffMaxMs) });
   }
 
   /** Connects and completes the handshake (hello, OpenFlow 1.3 check, set_config, features). */

@@ -51,7 +51,8 @@ export class OvsdbSession extends EventEmitter<SessionEvents> {
 
   constructor(private readonly options: SessionOptions) {
     super();
-    this.backoff = new Backoff({ minMs: options.minBackoffMs ?? 100, maxMs: options.maxBackoffMs ?? 8000 });
+    const minMs = options.minBackoffMs ?? 100;
+    this.backoff = new Backoff({ minMs, maxMs: Math.max(minMs, options.maxBackoffMs ?? 8000) });
   }
 
   /** Starts connecting; resolves once the cache first matches the server. Retries until then. */
