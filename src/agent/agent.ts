@@ -17,6 +17,7 @@ import { isServiceError } from '../api/client.js';
 import * as grpc from '@grpc/grpc-js';
 import { EndpointReclaimer, containerGoneReason, hostLinkNames, type StaleEndpoint } from './stale-endpoints.js';
 import { describe } from './controller-session.js';
+import { clearFlowRestoreWait, setFlowRestoreWait } from './ovs.js';
 
 export { AgentError, hostIfname, TUNNEL_OVERHEAD } from './attacher.js';
 export const AGENT_VERSION = '0.1.0';
@@ -96,10 +97,19 @@ export class Agent {
   /** Recovers endpoints from OVSDB, then follows the controller (in the background). */
   async start(): Promise<void> {
     this.unsubscribe.push(
+      this.host.openflow.onDisconnected(() => {
+        // Kernel datapath: the next ovs-vswitchd keeps forwarding on the datapath's flows until the
+        // pipeline is back. Not on netdev: there the datapath dies with the process.
+        if (this.config.datapathType !== 'system') return;
+        this.host.ports.ovs().then(setFlowRestoreWait).catch((err) => this.log.warn({ err }, 'setting other_config:flow-restore-wait failed'));
+      }),
       this.host.openflow.onReconnected(() => {
         this.log.warn('OpenFlow connection to the bridge re-established (ovs-vswitchd restarted?); reinstalling the pipeline');
         this.reconciled = false;
+        // Reprogram at once from what the agent knows (ports keep their ofports across a restart:
+        // OVSDB holds them), then re-read the ports and fix what differs, if anything.
         this.enqueue(async () => {
+          await this.syncFlows();
           await this.recoverEndpoints();
           await this.syncFlows();
         }).catch((err) => this.log.error({ err }, 'reinstalling flows failed'));
@@ -234,11 +244,22 @@ export class Agent {
     if (this.session.view.revision === 0 && !this.reconciled) return;
     const state = this.pipelineState();
     const started = process.hrtime.bigint();
-    const result = this.reconciled ? await this.flows.update(state) : await this.flows.reconcile(state);
+    const reconciling = !this.reconciled;
+    const result = reconciling ? await this.flows.reconcile(state) : await this.flows.update(state);
     this.reconciled = true;
+    if (reconciling) await this.releaseFlowRestoreWait();
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
     this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (result.upserted + result.removed > 0) this.log.debug({ ...result, revision: this.session.view.revision }, 'flows updated');
+  }
+
+  /** The pipeline is installed: a waiting ovs-vswitchd (flow-restore-wait) may handle packets again. */
+  private async releaseFlowRestoreWait(): Promise<void> {
+    try {
+      if (await clearFlowRestoreWait(await this.host.ports.ovs())) this.log.info('pipeline installed; removed other_config:flow-restore-wait');
+    } catch (err) {
+      this.log.warn({ err }, 'removing other_config:flow-restore-wait failed');
+    }
   }
 
   attach(req: AttachRequest): Promise<AttachResult> {

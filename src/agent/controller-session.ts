@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { isServiceError, type CallOptions } from '../api/client.js';
+import { Backoff, type BackoffOptions } from '../common/backoff.js';
 import { ViewState } from '../api/view-state.js';
 import type * as api from '../api/types.js';
 
@@ -30,16 +31,24 @@ export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): NodeJS.Timeout;
   clearTimeout(t: NodeJS.Timeout | undefined): void;
-  setInterval(fn: () => void, ms: number): NodeJS.Timeout;
-  clearInterval(t: NodeJS.Timeout | undefined): void;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (t) => clearTimeout(t),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (t) => clearInterval(t),
+};
+
+/**
+ * How the agent retries the controller (register, heartbeat, Watch) and how grpc-js retries its
+ * connections: at most ~1 s apart, jittered. So a live agent is heard again within about a second
+ * of its controller returning, well inside any host-down timeout (docs/architecture.md).
+ */
+export const CONTROLLER_RETRY: BackoffOptions = { minMs: 100, maxMs: 1000 };
+/** grpc-js channel options with the same bounds (its default grows from 1 s to 120 s). */
+export const CONTROLLER_CHANNEL_OPTIONS = {
+  'grpc.initial_reconnect_backoff_ms': CONTROLLER_RETRY.minMs,
+  'grpc.max_reconnect_backoff_ms': CONTROLLER_RETRY.maxMs,
 };
 
 /** Watch-port failures (before any message, while the API answers) that send Watch to the API port. */
@@ -81,7 +90,7 @@ export class ControllerSession {
   private watchStream: WatchStream | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private backoffMs = 200;
+  private readonly watchBackoff = new Backoff(CONTROLLER_RETRY);
   private stopped = false;
   registered = false;
   connected = false;
@@ -103,6 +112,7 @@ export class ControllerSession {
 
   /** Registers with the controller, retrying with backoff (and saying so) until it answers. */
   async register(): Promise<void> {
+    const backoff = new Backoff(CONTROLLER_RETRY);
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
         const res = await this.o.api.register(this.o.registration, { timeoutMs: 5000 });
@@ -113,25 +123,40 @@ export class ControllerSession {
         this.startHeartbeats(res.heartbeatIntervalMs || 5000);
         return;
       } catch (err) {
-        const wait = Math.min(200 * 2 ** Math.min(attempt, 5), 5000);
+        const wait = backoff.next();
         this.o.log.warn({ attempt, err: describe(err), retryInMs: wait }, 'controller not reachable; forwarding continues on the last known state');
         await new Promise<void>((r) => this.clock.setTimeout(r, wait));
       }
     }
   }
 
+  /** Heartbeats every `intervalMs`; after a failure sooner (backoff), so a returning controller hears the host at once. */
   private startHeartbeats(intervalMs: number): void {
-    this.clock.clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = this.clock.setInterval(() => {
+    this.clock.clearTimeout(this.heartbeatTimer);
+    const backoff = new Backoff(CONTROLLER_RETRY);
+    const schedule = (ms: number): void => {
+      if (this.stopped) return;
+      this.heartbeatTimer = this.clock.setTimeout(beat, ms);
+      this.heartbeatTimer.unref?.();
+    };
+    const beat = (): void => {
       this.o.api.heartbeat(this.o.registration.name, this.o.appliedRevision(), { timeoutMs: intervalMs }).then(
-        () => (this.apiOkAt = this.clock.now()),
+        () => {
+          this.apiOkAt = this.clock.now();
+          backoff.reset();
+          schedule(intervalMs);
+        },
         async (err) => {
           this.o.log.warn({ err: describe(err) }, 'heartbeat failed');
-          if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) await this.register();
+          if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) {
+            await this.register(); // starts heartbeats anew
+            return;
+          }
+          schedule(Math.min(intervalMs, backoff.next()));
         },
       );
-    }, intervalMs);
-    this.heartbeatTimer.unref?.();
+    };
+    schedule(intervalMs);
   }
 
   /** Watch goes to the controller's dedicated port on a connection of its own. */
@@ -163,7 +188,7 @@ export class ControllerSession {
       if (!received && dedicated) this.watchPortFailures = 0;
       received = true;
       this.connected = true;
-      this.backoffMs = 200;
+      this.watchBackoff.reset();
       if (!this.view.apply(msg)) return;
       const revision = this.view.revision;
       this.o.onChange(revision, () => {
@@ -180,9 +205,9 @@ export class ControllerSession {
         this.watchPortRetryAt = this.clock.now() + WATCH_PORT_RETRY_MS;
         this.o.log.warn({ watchPort: this.watchClient?.port, why }, 'the controller\'s Watch port fails while its API port answers; watching on the API port for 5 minutes');
       }
-      this.o.log.warn({ why, retryInMs: this.backoffMs, revision: this.view.revision }, 'watch stream lost; keeping the installed flows');
-      this.reconnectTimer = this.clock.setTimeout(() => this.openWatch(), this.backoffMs);
-      this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+      const retryInMs = this.watchBackoff.next();
+      this.o.log.warn({ why, retryInMs, revision: this.view.revision }, 'watch stream lost; keeping the installed flows');
+      this.reconnectTimer = this.clock.setTimeout(() => this.openWatch(), retryInMs);
     };
     stream.on('error', (err) => retry(describe(err)));
     stream.on('end', () => retry('controller ended the stream'));
@@ -191,7 +216,7 @@ export class ControllerSession {
   /** Stops registering, heartbeating and watching; the clients stay open until close(). */
   stop(): void {
     this.stopped = true;
-    this.clock.clearInterval(this.heartbeatTimer);
+    this.clock.clearTimeout(this.heartbeatTimer);
     this.clock.clearTimeout(this.reconnectTimer);
     this.watchStream?.cancel();
   }

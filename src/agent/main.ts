@@ -14,6 +14,7 @@ import { LoomClient } from '../api/client.js';
 import { HELP, agentTls, loadConfig, type AgentConfig } from './config.js';
 import { Agent, type ControllerClients } from './agent.js';
 import { prepareHost } from './startup.js';
+import { CONTROLLER_CHANNEL_OPTIONS } from './controller-session.js';
 import { startLocalApi } from './local-api.js';
 import { handleCni } from '../cni/handler.js';
 import { createAgentMetrics } from './metrics.js';
@@ -58,8 +59,8 @@ async function main(argv: string[]): Promise<number> {
 function controllerClients(config: AgentConfig): ControllerClients {
   const tls = clientCredentials(agentTls(config));
   return {
-    api: new LoomClient(config.controller, tls.options, tls.credentials),
-    watchApi: (port) => new LoomClient(joinHostPort(splitHostPort(config.controller).host, port), tls.options, tls.credentials),
+    api: new LoomClient(config.controller, { ...tls.options, ...CONTROLLER_CHANNEL_OPTIONS }, tls.credentials),
+    watchApi: (port) => new LoomClient(joinHostPort(splitHostPort(config.controller).host, port), { ...tls.options, ...CONTROLLER_CHANNEL_OPTIONS }, tls.credentials),
   };
 }
 

@@ -1,6 +1,7 @@
 // The agent's Open vSwitch layout, through OVSDB: the integration bridge, one flow-based tunnel
 // port per tunnel type, and one port per attached endpoint. Everything the agent creates carries
 // `loom-owner=agent` in external_ids; it never touches a port without that mark.
+import { OvsMap, OvsSet } from '../ovsdb/values.js';
 import type { Vswitch } from '../ovsdb/vswitch.js';
 import type { TunnelKind } from './pipeline/state.js';
 
@@ -121,4 +122,29 @@ export async function nextGeneration(vs: Vswitch, bridge: string): Promise<numbe
   const next = Number.isInteger(current) && current > 0 && current < 0xffff ? current + 1 : 1;
   await vs.ensureBridge({ name: bridge, externalIds: { ...OWNER, 'loom-generation': String(next) } });
   return next;
+}
+
+/**
+ * `Open_vSwitch other_config:flow-restore-wait`: while "true", a starting ovs-vswitchd keeps the
+ * kernel datapath's flows (forwarding goes on) and handles no new packets, until it is removed.
+ * The agent sets it when it loses the switch on the kernel datapath and removes it once it has
+ * reinstalled its flows (docs/architecture.md, "ovs-vswitchd restarts").
+ */
+export const FLOW_RESTORE_WAIT = 'flow-restore-wait';
+
+export async function setFlowRestoreWait(vs: Vswitch): Promise<void> {
+  await vs.client.transact('Open_vSwitch', [
+    { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['other_config', 'insert', OvsMap.fromRecord({ [FLOW_RESTORE_WAIT]: 'true' })]] },
+  ]);
+}
+
+/** Removes flow-restore-wait if set; returns whether it was. */
+export async function clearFlowRestoreWait(vs: Vswitch): Promise<boolean> {
+  const [{ rows }] = await vs.client.transact('Open_vSwitch', [{ op: 'select', table: 'Open_vSwitch', where: [], columns: ['other_config'] }]);
+  const config = rows[0]?.other_config as { get(key: string): string | undefined } | undefined;
+  if (config?.get(FLOW_RESTORE_WAIT) === undefined) return false;
+  await vs.client.transact('Open_vSwitch', [
+    { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['other_config', 'delete', new OvsSet([FLOW_RESTORE_WAIT])]] },
+  ]);
+  return true;
 }

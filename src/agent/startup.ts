@@ -11,6 +11,13 @@ import { ContainerPlumber } from './plumbing.js';
 import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
 import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
+import type { BackoffOptions } from '../common/backoff.js';
+
+/**
+ * The OpenFlow management socket is local: a refused connect costs microseconds, so the agent
+ * polls it tightly while ovs-vswitchd restarts and reprograms it as soon as it answers.
+ */
+export const OPENFLOW_RETRY: BackoffOptions = { minMs: 5, maxMs: 20 };
 
 /** An endpoint port found in OVSDB. */
 export interface RecoveredPort {
@@ -30,7 +37,7 @@ export class OvsPorts implements EndpointPorts {
   ) {}
 
   /** The OVSDB connection, reopened if ovsdb-server went away since the last call. */
-  private async ovs(): Promise<Vswitch> {
+  async ovs(): Promise<Vswitch> {
     if (this.client.isClosed) {
       this.log.warn({ ovsdb: this.remote }, 'OVSDB connection lost; reconnecting');
       this.client = await OvsdbClient.connect(this.remote);
@@ -79,7 +86,10 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       underlayInterface: c.underlayInterface,
     });
     const generation = await nextGeneration(vswitch, c.integrationBridge);
-    const openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`);
+    const openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`, {
+      backoffMinMs: OPENFLOW_RETRY.minMs,
+      backoffMaxMs: OPENFLOW_RETRY.maxMs,
+    });
     const netlink = await Netlink.open(c.hostNetns ? { netns: c.hostNetns } : {}).catch(async (err: unknown) => {
       await openflow.close();
       throw err;

@@ -61,6 +61,11 @@ export class Controller {
   private readonly lastSeen = new Map<string, number>();
   private readonly listeners: CommitListener[] = [];
   private livenessTimer: NodeJS.Timeout | null = null;
+  /**
+   * Since when the controller could hear agents without a break: set when it starts serving and
+   * again after its own event loop stalled. Silence before it is not the hosts' (see checkLiveness).
+   */
+  private hearingSince = 0;
   private closed = false;
 
   private constructor(
@@ -78,9 +83,7 @@ export class Controller {
     const c = new Controller(store, opts, log);
     const n = await c.load();
     for (const ch of history ?? []) log.append(ch.revision, [ch.key]);
-    // Hosts get a full timeout of grace after a controller restart.
-    const now = Date.now();
-    for (const h of c.state.hosts.keys()) c.lastSeen.set(h, now);
+    c.hearingSince = Date.now();
     opts.logger.info({ revision: store.revision(), keys: n, logFloor: log.floor }, 'state loaded');
     return c;
   }
@@ -91,11 +94,23 @@ export class Controller {
     return all.length;
   }
 
-  /** Starts the liveness timer. */
+  /**
+   * Starts the liveness timer; call it once the API and Watch ports listen, since only from then
+   * on can a host's silence be the host's. A tick that runs late means the controller's own event
+   * loop stalled, with agents' messages unread meanwhile: hearing starts over then too.
+   */
   start(): void {
     const every = Math.max(50, Math.min(1000, Math.floor(this.opts.hostDownAfterMs / 4)));
+    this.hearingSince = Date.now();
+    let lastTick = this.hearingSince;
     this.livenessTimer = setInterval(() => {
-      this.checkLiveness().catch((err: unknown) => this.opts.logger.error({ err }, 'liveness check failed'));
+      const now = Date.now();
+      if (now - lastTick > 2 * every) {
+        this.opts.logger.warn({ stalledMs: now - lastTick - every }, 'the controller stalled; host liveness counts from now');
+        this.hearingSince = now;
+      }
+      lastTick = now;
+      this.checkLiveness(now).catch((err: unknown) => this.opts.logger.error({ err }, 'liveness check failed'));
     }, every);
     this.livenessTimer.unref();
   }
@@ -307,7 +322,7 @@ export class Controller {
 
   /** Milliseconds since the host was last heard from. */
   lastSeenAgo(name: string, now = Date.now()): number {
-    return now - (this.lastSeen.get(name) ?? 0);
+    return now - (this.lastSeen.get(name) ?? this.hearingSince);
   }
 
   private setUp(name: string, up: boolean): Promise<void> {
@@ -323,11 +338,15 @@ export class Controller {
     });
   }
 
-  /** Marks hosts down whose last sign of life is older than the timeout; returns them. */
+  /**
+   * Marks hosts down that the controller could have heard for longer than the timeout and did
+   * not (silence counts only since `hearingSince`: never the controller's own absence); returns them.
+   */
   async checkLiveness(now = Date.now()): Promise<string[]> {
     const down: string[] = [];
     for (const [name, h] of this.state.hosts) {
-      if (h.rec.up && now - (this.lastSeen.get(name) ?? 0) > this.opts.hostDownAfterMs) down.push(name);
+      const since = Math.max(this.lastSeen.get(name) ?? 0, this.hearingSince);
+      if (h.rec.up && now - since > this.opts.hostDownAfterMs) down.push(name);
     }
     await Promise.all(down.map((name) => this.setUp(name, false)));
     return down;

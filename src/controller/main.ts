@@ -39,7 +39,6 @@ async function main(argv: string[]): Promise<number> {
     storeHistory: config.storeHistory,
     logger,
   });
-  controller.start();
   let metrics: ReturnType<typeof createMetrics> | null = null;
   const convergence = new Convergence(controller, {
     onAckLatency: (s) => metrics?.propagation.observe(s),
@@ -78,6 +77,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`loom-controller: cannot listen: ${(err as Error).message}\n`);
     return 1;
   }
+  // Host liveness counts from now: before this no agent could reach the controller.
+  controller.start();
   const tls = config.tlsCert ? (config.tlsClientCa ? 'mutual' : 'server') : 'off';
   logger.info(
     { grpcPort, watchPort, httpPort, listen: config.listen, watchListen: config.watchListen, tls, db: config.dbPath, sync: config.sync, revision: controller.revision() },

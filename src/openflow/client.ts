@@ -369,6 +369,12 @@ export class OpenFlowClient {
     return () => this.connection.off('reconnected', handler);
   }
 
+  /** Calls `handler` each time the connection is lost. Returns a function that unsubscribes. */
+  onDisconnected(handler: () => void): () => void {
+    this.connection.on('disconnected', handler);
+    return () => this.connection.off('disconnected', handler);
+  }
+
   /**
    * While the connection is down (e.g. ovs-vswitchd restarting), operations wait for it to come
    * back, up to the client timeout. Note that a restarted ovs-vswitchd starts with no flows: listen

@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
+import { Backoff } from '../common/backoff.js';
 import { Framer } from './framer.js';
 import {
   MultipartAssembler, OFPT, decodeError, decodeFeaturesReply, decodeHello,
@@ -25,7 +26,7 @@ export interface ConnectionOptions {
   probeIntervalMs?: number;
   /** Reconnect after the connection drops. Default true. */
   reconnect?: boolean;
-  /** Reconnection backoff, doubling from min to max (ms). Defaults 100 and 5 000. */
+  /** Reconnection backoff, doubling from min to max (ms), jittered. Defaults 100 and 5 000. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
   /** Timeout of connect + handshake (ms). Default 10 000. */
@@ -109,7 +110,7 @@ export class OpenFlowConnection extends EventEmitter<OpenFlowConnectionEvents> {
   private readonly watches = new Set<ErrorWatch>();
   private up = false;
   private closing = false;
-  private backoff: number;
+  private readonly backoff: Backoff;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private lastRx = 0;
@@ -128,7 +129,7 @@ export class OpenFlowConnection extends EventEmitter<OpenFlowConnectionEvents> {
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       missSendLen: opts.missSendLen ?? OFPCML_NO_BUFFER,
     };
-    this.backoff = this.opts.backoffMinMs;
+    this.backoff = new Backoff({ minMs: this.opts.backoffMinMs, maxMs: Math.max(this.opts.backoffMinMs, this.opts.backoffMaxMs) });
   }
 
   /** Connects and completes the handshake (hello, OpenFlow 1.3 check, set_config, features). */
@@ -358,7 +359,7 @@ export class OpenFlowConnection extends EventEmitter<OpenFlowConnectionEvents> {
     this.socket = sock;
     this.framer = framer;
     this.up = true;
-    this.backoff = this.opts.backoffMinMs;
+    this.backoff.reset();
     this.lastRx = Date.now();
     this.probeSentAt = 0;
     sock.on('data', (chunk: Buffer) => {
@@ -466,8 +467,7 @@ export class OpenFlowConnection extends EventEmitter<OpenFlowConnectionEvents> {
   }
 
   private scheduleReconnect(): void {
-    const delay = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, this.opts.backoffMaxMs);
+    const delay = this.backoff.next();
     this.reconnectTimer = setTimeout(() => {
       if (this.closing) return;
       this.open().then(

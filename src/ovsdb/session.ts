@@ -7,6 +7,7 @@
  * vanished while disconnected. Reconnects use exponential backoff with jitter.
  */
 import { EventEmitter } from 'node:events';
+import { Backoff } from '../common/backoff.js';
 import { OvsdbClient, type ClientOptions, type MonitorHandle, type MonitorMethod, type RequestOptions } from './client.js';
 import { TableCache } from './cache.js';
 import { ConnectionClosedError } from './errors.js';
@@ -18,7 +19,7 @@ export interface SessionOptions extends ClientOptions {
   db: string;
   /** Tables to mirror: table name to columns (undefined: every column). */
   tables: Record<string, readonly string[] | undefined>;
-  /** First reconnect delay (default 100 ms); doubles per failed attempt up to `maxBackoffMs` (default 8 s). */
+  /** First reconnect delay (default 100 ms); doubles per failed attempt up to `maxBackoffMs` (default 8 s), jittered. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -46,9 +47,12 @@ export class OvsdbSession extends EventEmitter<SessionEvents> {
   private stopped = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  private readonly backoff: Backoff;
 
   constructor(private readonly options: SessionOptions) {
     super();
+    const minMs = options.minBackoffMs ?? 100;
+    this.backoff = new Backoff({ minMs, maxMs: Math.max(minMs, options.maxBackoffMs ?? 8000) });
   }
 
   /** Starts connecting; resolves once the cache first matches the server. Retries until then. */
@@ -106,7 +110,6 @@ export class OvsdbSession extends EventEmitter<SessionEvents> {
   }
 
   private async run(): Promise<void> {
-    let attempt = 0;
     while (!this.stopped) {
       let client: OvsdbClient | undefined;
       try {
@@ -118,7 +121,7 @@ export class OvsdbSession extends EventEmitter<SessionEvents> {
         }
         const info = await this.sync(client);
         this.current = client;
-        attempt = 0;
+        this.backoff.reset();
         this.emit('synced', info);
         const error = await closed;
         this.current = undefined;
@@ -128,13 +131,13 @@ export class OvsdbSession extends EventEmitter<SessionEvents> {
         client?.close();
         this.current = undefined;
         if (this.stopped) break;
-        const delay = this.backoff(attempt++);
+        const delay = this.backoff.next();
         this.emit('retry', err as Error, delay);
         await this.sleep(delay);
         continue;
       }
-      // Reconnect promptly after a drop; back off only if that fails.
-      await this.sleep(this.backoff(0) / 2);
+      // Reconnect promptly after a drop (one jittered minimum delay); back off only if that fails.
+      await this.sleep(this.backoff.next());
     }
   }
 
@@ -166,13 +169,6 @@ export class OvsdbSession extends EventEmitter<SessionEvents> {
     this.lastTxnId = handle.lastTxnId;
     handle.resume();
     return { method: handle.method, resumed };
-  }
-
-  private backoff(attempt: number): number {
-    const min = this.options.minBackoffMs ?? 100;
-    const max = this.options.maxBackoffMs ?? 8000;
-    const base = Math.min(max, min * 2 ** Math.min(attempt, 20));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
   }
 
   private sleep(ms: number): Promise<void> {

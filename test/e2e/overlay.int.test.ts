@@ -2,7 +2,7 @@
 // dual-stack networks (VXLAN and GRE), containers attached through the CNI plugin, talking
 // across hosts through tunnels Loom built.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, runCni, cniEnv, tcpTransfer, waitFor, type Cluster, type Container } from '../harness/index.js';
+import { startCluster, seedTunnelNeighbours, runCni, cniEnv, tcpTransfer, waitFor, type Cluster, type Container } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
 
 interface Placed {
@@ -111,6 +111,30 @@ describe('overlay across three hosts', () => {
       const t = await tcpTransfer(eps[from]!.c, eps[to]!.c, v6 ? eps[to]!.ipv6 : eps[to]!.ipv4, 3_000_000);
       expect(t.received, `${from} -> ${to}`).toBe(t.sent);
     }
+  });
+
+  it('forwards across hosts again after ovs-vswitchd restarts with an empty flow table', async () => {
+    const before = cluster.agents[0]!.logs.split('re-established').length;
+    await cluster.hosts[0]!.restartVswitchd();
+    // A new ovs-vswitchd has forgotten the tunnel peers' MACs: seed them again (see startCluster).
+    await seedTunnelNeighbours(cluster.hosts, cluster.vteps);
+    await waitFor('a1 -> b1 after the restart', () => eps.a1!.c.exec('ping', ['-c', '1', '-W', '1', eps.b1!.ipv4]).then(() => true, () => false), 20_000, 50);
+    for (const [from, to] of [['a1', 'b1'], ['c1', 'a1'], ['a2', 'c2'], ['b2', 'a2']] as const) {
+      expect(await ping(from, to), `${from} -> ${to}`).toContain('2 received');
+      expect(await ping(from, to, { v6: true }), `${from} -> ${to} (IPv6)`).toContain('2 received');
+    }
+    expect(cluster.agents[0]!.logs.split('re-established').length).toBe(before + 1);
+  });
+
+  it('removes flow-restore-wait once its flows are back, when a restart procedure set it (as ovs-ctl restart does)', async () => {
+    const h = cluster.hosts[0]!;
+    await h.vsctl('set', 'Open_vSwitch', '.', 'other_config:flow-restore-wait=true');
+    await h.restartVswitchd();
+    await seedTunnelNeighbours(cluster.hosts, cluster.vteps);
+    await waitFor('flow-restore-wait to be removed', async () => !(await h.vsctl('get', 'Open_vSwitch', '.', 'other_config')).includes('flow-restore-wait'), 20_000, 50);
+    await waitFor('a1 -> b1 after the restart', () => eps.a1!.c.exec('ping', ['-c', '1', '-W', '1', eps.b1!.ipv4]).then(() => true, () => false), 20_000, 50);
+    expect(await ping('a2', 'c2')).toContain('2 received');
+    expect(cluster.agents[0]!.logs).toContain('removed other_config:flow-restore-wait');
   });
 
   it('keeps networks apart, also where both run a service on the same port', async () => {
