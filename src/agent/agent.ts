@@ -434,24 +434,32 @@ export class Agent {
   /** CNI DEL: idempotent; what is already gone is not an error. */
   async detach(req: DetachRequest): Promise<void> {
     if (!req.containerId || !req.ifname) throw new AgentError('invalid', 'detach needs containerId and ifname');
+    const started = process.hrtime.bigint();
+    const ms: Record<string, number> = {};
+    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
     const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
-    await this.enqueue(() => this.removeLocal(req.containerId, req.ifname));
+    await this.enqueue(() => this.removeLocal(req.containerId, req.ifname, lap));
     const network = req.network ?? att?.record.network;
     if (network) {
       await this.controller.deleteEndpoint(network, req.containerId).catch((err) => {
         if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) return;
         throw toAgentError(err, `endpoint ${req.containerId}`);
       });
+      lap('controller');
     }
-    this.log.info({ containerId: req.containerId, network }, 'container detached');
+    this.log.info({ containerId: req.containerId, network, ms }, 'container detached');
   }
 
-  private async removeLocal(containerId: string, ifname: string): Promise<void> {
+  private async removeLocal(containerId: string, ifname: string, lap: (stage: string) => void = () => undefined): Promise<void> {
     const name = hostIfname(containerId, ifname);
+    lap('queued');
     this.attachments.delete(attachmentKey(containerId, ifname));
     await removeEndpointPort(await this.ovs(), this.config.integrationBridge, name);
+    lap('ovsdb');
     await this.plumber.detach(name);
+    lap('netlink');
     await this.syncFlows();
+    lap('openflow');
   }
 
   /** CNI CHECK: what differs from what the agent installed, as readable lines ([] = healthy). */
