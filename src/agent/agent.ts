@@ -385,10 +385,18 @@ export class Agent {
     try {
       await this.enqueue(async () => {
         lap('queued');
-        await this.plumber.attach(spec);
-        lap('netlink');
-        const ofport = await addEndpointPort(await this.ovs(), this.config.integrationBridge, name, record);
-        lap('ovsdb');
+        await this.plumber.create(spec);
+        lap('veth');
+        // The OVS port needs only the host end: ovs-vswitchd adds it while netlink configures the
+        // container's end. Both settle before anything else runs; a failure rolls back below.
+        const [port, inside] = await Promise.allSettled([
+          this.ovs().then((vs) => addEndpointPort(vs, this.config.integrationBridge, name, record)),
+          this.plumber.configureInside(spec),
+        ]);
+        lap('netlink+ovsdb');
+        if (inside.status === 'rejected') throw inside.reason;
+        if (port.status === 'rejected') throw port.reason;
+        const ofport = port.value;
         this.knownNetworks.set(network.name, network);
         this.attachments.set(attachmentKey(req.containerId, req.ifname), { hostIfname: name, ofport, record });
         await this.syncFlows();
@@ -450,16 +458,20 @@ export class Agent {
     this.log.info({ containerId: req.containerId, network, ms }, 'container detached');
   }
 
+  /**
+   * Removes the port from OVS, the veth and the endpoint's flows. The three are independent (the
+   * queue keeps anything else off OVS until all have settled), so they run at once.
+   */
   private async removeLocal(containerId: string, ifname: string, lap: (stage: string) => void = () => undefined): Promise<void> {
     const name = hostIfname(containerId, ifname);
     lap('queued');
     this.attachments.delete(attachmentKey(containerId, ifname));
-    await removeEndpointPort(await this.ovs(), this.config.integrationBridge, name);
-    lap('ovsdb');
-    await this.plumber.detach(name);
-    lap('netlink');
-    await this.syncFlows();
-    lap('openflow');
+    const settled = await Promise.allSettled([
+      this.ovs().then((vs) => removeEndpointPort(vs, this.config.integrationBridge, name)).finally(() => lap('ovsdb')),
+      this.plumber.detach(name).finally(() => lap('netlink')),
+      this.syncFlows().finally(() => lap('openflow')),
+    ]);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
   }
 
   /** CNI CHECK: what differs from what the agent installed, as readable lines ([] = healthy). */

@@ -1,7 +1,7 @@
 // Keeps a bridge's flow table equal to the pipeline: every change is the difference between what
 // is installed and what is wanted, applied as one atomic, ordered bundle.
 import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
-import { buildPipeline, diffFlows, flowKey, type FlowDiff } from './pipeline/pipeline.js';
+import { buildPipeline, diffFlows, flowKey, FlowTexts, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
 
 export interface SyncResult {
@@ -12,6 +12,7 @@ export interface SyncResult {
 export class FlowSync {
   /** What this process installed last, by flow key; the switch is read only on reconcile. */
   private installed: Flow[] = [];
+  private readonly texts = new FlowTexts();
 
   constructor(private readonly client: OpenFlowClient) {}
 
@@ -29,13 +30,13 @@ export class FlowSync {
       instructions: f.instructions,
     }));
     const desired = buildPipeline(state);
-    return this.apply(diffFlows(current, desired), desired);
+    return this.apply(diffFlows(current, desired, this.texts), desired);
   }
 
   /** Applies a new state as a difference against what this process installed last. */
   async update(state: PipelineState): Promise<SyncResult> {
     const desired = buildPipeline(state);
-    return this.apply(diffFlows(this.installed, desired), desired);
+    return this.apply(diffFlows(this.installed, desired, this.texts), desired);
   }
 
   private async apply(diff: FlowDiff, desired: Flow[]): Promise<SyncResult> {
