@@ -12,6 +12,12 @@ export interface SyncResult {
 export class FlowSync {
   /** What this process installed last, by flow key; the switch is read only on reconcile. */
   private installed: Flow[] = [];
+  /**
+   * The state `installed` was built from, as JSON. The pipeline is a function of the state, so
+   * an update with the same state (a Watch change that concerns only this host's own endpoints,
+   * say, right after an attach) has nothing to do and skips building and diffing.
+   */
+  private installedFrom: string | undefined;
   private readonly texts = new FlowTexts();
 
   constructor(private readonly client: OpenFlowClient) {}
@@ -30,16 +36,18 @@ export class FlowSync {
       instructions: f.instructions,
     }));
     const desired = buildPipeline(state);
-    return this.apply(diffFlows(current, desired, this.texts), desired);
+    return this.apply(diffFlows(current, desired, this.texts), desired, JSON.stringify(state));
   }
 
   /** Applies a new state as a difference against what this process installed last. */
   async update(state: PipelineState): Promise<SyncResult> {
+    const from = JSON.stringify(state);
+    if (from === this.installedFrom) return { upserted: 0, removed: 0 };
     const desired = buildPipeline(state);
-    return this.apply(diffFlows(this.installed, desired, this.texts), desired);
+    return this.apply(diffFlows(this.installed, desired, this.texts), desired, from);
   }
 
-  private async apply(diff: FlowDiff, desired: Flow[]): Promise<SyncResult> {
+  private async apply(diff: FlowDiff, desired: Flow[], from: string): Promise<SyncResult> {
     // Adds first: a replaced flow changes in place, so traffic never meets a gap.
     const changes: FlowChange[] = [
       ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
@@ -47,6 +55,7 @@ export class FlowSync {
     ];
     if (changes.length > 0) await this.client.applyBundle(changes);
     this.installed = desired;
+    this.installedFrom = from;
     return { upserted: diff.upsert.length, removed: diff.remove.length };
   }
 
