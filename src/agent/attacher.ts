@@ -38,7 +38,10 @@ export interface EndpointApi {
 export interface Plumber {
   /** Why `path` is not a network namespace, or null when it is one. */
   netnsProblem(path: string): Promise<string | null>;
-  attach(spec: ContainerInterface): Promise<unknown>;
+  /** The veth pair, host end up (it may join OVS from here on). */
+  create(spec: ContainerInterface): Promise<unknown>;
+  /** The container's end: link up, addresses, gateway neighbours, routes. */
+  configureInside(spec: ContainerInterface): Promise<unknown>;
   detach(hostIfname: string): Promise<void>;
   check(spec: ContainerInterface): Promise<string[]>;
 }
@@ -164,10 +167,15 @@ export class Attacher {
     try {
       await this.host.enqueue(async () => {
         lap('queued');
-        await this.plumber.attach(spec);
-        lap('netlink');
-        const ofport = await this.ports.add(name, record);
-        lap('ovsdb');
+        await this.plumber.create(spec);
+        lap('veth');
+        // The OVS port needs only the host end: ovs-vswitchd adds it while netlink configures the
+        // container's end. Both settle before anything else runs; a failure rolls back below.
+        const [port, inside] = await Promise.allSettled([this.ports.add(name, record), this.plumber.configureInside(spec)]);
+        lap('netlink+ovsdb');
+        if (inside.status === 'rejected') throw inside.reason;
+        if (port.status === 'rejected') throw port.reason;
+        const ofport = port.value;
         this.knownNetworks.set(network.name, network);
         this.attachments.set(attachmentKey(req.containerId, req.ifname), { hostIfname: name, ofport, record });
         await this.host.syncFlows();
@@ -213,25 +221,36 @@ export class Attacher {
   /** CNI DEL: idempotent; what is already gone is not an error. */
   async detach(req: DetachRequest): Promise<void> {
     if (!req.containerId || !req.ifname) throw new AgentError('invalid', 'detach needs containerId and ifname');
+    const started = process.hrtime.bigint();
+    const ms: Record<string, number> = {};
+    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
     const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
-    await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname));
+    await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname, lap));
     const network = req.network ?? att?.record.network;
     if (network) {
       await this.controller.deleteEndpoint(network, req.containerId).catch((err) => {
         if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) return;
         throw toAgentError(err, `endpoint ${req.containerId}`);
       });
+      lap('controller');
     }
-    this.log.info({ containerId: req.containerId, network }, 'container detached');
+    this.log.info({ containerId: req.containerId, network, ms }, 'container detached');
   }
 
-  /** Removes the local side of an attachment (port, interface, flows); run on the queue. */
-  async removeLocal(containerId: string, ifname: string): Promise<void> {
+  /**
+   * Removes the port from OVS, the veth and the endpoint's flows; run on the queue. The three are
+   * independent (the queue keeps anything else off OVS until all have settled), so they run at once.
+   */
+  async removeLocal(containerId: string, ifname: string, lap: (stage: string) => void = () => undefined): Promise<void> {
     const name = hostIfname(containerId, ifname);
+    lap('queued');
     this.attachments.delete(attachmentKey(containerId, ifname));
-    await this.ports.remove(name);
-    await this.plumber.detach(name);
-    await this.host.syncFlows();
+    const settled = await Promise.allSettled([
+      this.ports.remove(name).finally(() => lap('ovsdb')),
+      this.plumber.detach(name).finally(() => lap('netlink')),
+      this.host.syncFlows().finally(() => lap('openflow')),
+    ]);
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
   }
 
   /** CNI CHECK: what differs from what the agent installed, as readable lines ([] = healthy). */

@@ -1,7 +1,7 @@
 // Keeps a bridge's flow table equal to the pipeline: every change is the difference between what
 // is installed and what is wanted, applied as one atomic, ordered bundle.
 import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
-import { buildPipeline, diffFlows, flowKey, type FlowDiff } from './pipeline/pipeline.js';
+import { buildPipeline, diffFlows, flowKey, FlowTexts, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
 
 export interface SyncResult {
@@ -12,6 +12,13 @@ export interface SyncResult {
 export class FlowSync {
   /** What this process installed last, by flow key; the switch is read only on reconcile. */
   private installed: Flow[] = [];
+  /**
+   * The state `installed` was built from, as JSON. The pipeline is a function of the state, so
+   * an update with the same state (a Watch change that concerns only this host's own endpoints,
+   * say, right after an attach) has nothing to do and skips building and diffing.
+   */
+  private installedFrom: string | undefined;
+  private readonly texts = new FlowTexts();
 
   constructor(private readonly client: OpenFlowClient) {}
 
@@ -29,16 +36,18 @@ export class FlowSync {
       instructions: f.instructions,
     }));
     const desired = buildPipeline(state);
-    return this.apply(diffFlows(current, desired), desired);
+    return this.apply(diffFlows(current, desired, this.texts), desired, JSON.stringify(state));
   }
 
   /** Applies a new state as a difference against what this process installed last. */
   async update(state: PipelineState): Promise<SyncResult> {
+    const from = JSON.stringify(state);
+    if (from === this.installedFrom) return { upserted: 0, removed: 0 };
     const desired = buildPipeline(state);
-    return this.apply(diffFlows(this.installed, desired), desired);
+    return this.apply(diffFlows(this.installed, desired, this.texts), desired, from);
   }
 
-  private async apply(diff: FlowDiff, desired: Flow[]): Promise<SyncResult> {
+  private async apply(diff: FlowDiff, desired: Flow[], from: string): Promise<SyncResult> {
     // Adds first: a replaced flow changes in place, so traffic never meets a gap.
     const changes: FlowChange[] = [
       ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
@@ -46,6 +55,7 @@ export class FlowSync {
     ];
     if (changes.length > 0) await this.client.applyBundle(changes);
     this.installed = desired;
+    this.installedFrom = from;
     return { upserted: diff.upsert.length, removed: diff.remove.length };
   }
 

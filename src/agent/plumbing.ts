@@ -39,13 +39,7 @@ export class ContainerPlumber {
 
   /** Creates the interface; an interface left over by an earlier attempt is replaced. */
   async attach(spec: ContainerInterface): Promise<{ hostIfindex: number }> {
-    await this.detach(spec.hostIfname);
-    await this.host.link.createVeth({
-      name: spec.hostIfname,
-      mtu: spec.mtu,
-      up: true,
-      peer: { name: spec.ifname, netns: spec.netns, mac: spec.mac, mtu: spec.mtu },
-    });
+    await this.create(spec);
     try {
       await this.configureInside(spec);
     } catch (err) {
@@ -56,7 +50,23 @@ export class ContainerPlumber {
     return { hostIfindex: link.index };
   }
 
-  private async configureInside(spec: ContainerInterface): Promise<void> {
+  /**
+   * The first half of {@link attach}: the veth pair, host end up, container end named and
+   * addressed at link level. The host end can join OVS from here on, while the caller runs
+   * {@link configureInside}; on failure of the second half the caller removes the interface.
+   */
+  async create(spec: ContainerInterface): Promise<void> {
+    await this.detach(spec.hostIfname);
+    await this.host.link.createVeth({
+      name: spec.hostIfname,
+      mtu: spec.mtu,
+      up: true,
+      peer: { name: spec.ifname, netns: spec.netns, mac: spec.mac, mtu: spec.mtu },
+    });
+  }
+
+  /** The second half of {@link attach}: link up, addresses, gateway neighbours and routes inside. */
+  async configureInside(spec: ContainerInterface): Promise<void> {
     const inside = await this.host.at(spec.netns);
     try {
       if (spec.addresses.some(isV6)) inside.sysctl.set(`net/ipv6/conf/${spec.ifname}/disable_ipv6`, 0);

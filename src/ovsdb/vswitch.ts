@@ -7,7 +7,7 @@
  * matches) and guards the write with a `wait` operation, so a concurrent change by another client
  * makes the transaction fail and the call retries on fresh data instead of clobbering it.
  */
-import type { OvsdbClient } from './client.js';
+import type { MonitorHandle, OvsdbClient } from './client.js';
 import { OvsdbError, TransactionError } from './errors.js';
 import type { Condition, Operation, RowData, SelectResult } from './operations.js';
 import { OvsMap, OvsSet, Uuid, namedUuid, valueEquals, type NamedUuid, type Row } from './values.js';
@@ -277,43 +277,51 @@ export class Vswitch {
 
   /**
    * Resolves once ovs-vswitchd reports `cur_cfg >= nextCfg` (it has applied that configuration).
-   * Watches cur_cfg with a monitor instead of polling.
+   * Watches cur_cfg with a monitor instead of polling; `watching` is one opened earlier.
    */
-  async waitApplied(nextCfg: number, timeoutMs = 30_000): Promise<void> {
-    let resolveDone!: () => void;
-    const done = new Promise<void>((r) => (resolveDone = r));
-    let cur = -1;
-    const check = (rows: Iterable<{ row?: Record<string, unknown> }>): void => {
-      for (const u of rows) {
-        if (typeof u.row?.cur_cfg === 'number') cur = u.row.cur_cfg;
-      }
-      if (cur >= nextCfg) resolveDone();
-    };
-    const handle = await this.client.openMonitor(
-      this.db,
-      { Open_vSwitch: { columns: ['cur_cfg'] } },
-      { onUpdate: (u) => check(u.Open_vSwitch ?? []), methods: ['monitor_cond', 'monitor'] },
-    );
+  async waitApplied(nextCfg: number, timeoutMs = 30_000, watching?: Promise<CurCfgWatch>): Promise<void> {
+    const watch = await (watching ?? this.watchCurCfg());
     let timer: NodeJS.Timeout | undefined;
     try {
-      check(handle.initial.Open_vSwitch ?? []);
-      handle.resume();
-      const timeout = new Promise<never>((_, reject) => {
+      await new Promise<void>((resolve, reject) => {
+        watch.wake = () => {
+          if (watch.cur >= nextCfg) resolve();
+        };
+        watch.wake();
         timer = setTimeout(
           () =>
             reject(
               new VswitchTimeoutError(
-                `ovs-vswitchd did not apply configuration ${nextCfg} within ${timeoutMs} ms (cur_cfg=${cur}); is ovs-vswitchd running?`,
+                `ovs-vswitchd did not apply configuration ${nextCfg} within ${timeoutMs} ms (cur_cfg=${watch.cur}); is ovs-vswitchd running?`,
               ),
             ),
           timeoutMs,
         );
       });
-      await Promise.race([done, timeout]);
     } finally {
       clearTimeout(timer);
-      await handle.cancel().catch(() => undefined);
+      // Nothing waits on the answer to monitor_cancel; later requests queue behind it anyway.
+      void watch.handle.cancel().catch(() => undefined);
     }
+  }
+
+  /** A monitor on cur_cfg that calls `wake` on every change. */
+  private async watchCurCfg(): Promise<CurCfgWatch> {
+    const watch = { cur: -1, wake: () => undefined } as Omit<CurCfgWatch, 'handle'>;
+    const take = (rows: Iterable<{ row?: Record<string, unknown> }>): void => {
+      for (const u of rows) {
+        if (typeof u.row?.cur_cfg === 'number') watch.cur = u.row.cur_cfg;
+      }
+      watch.wake();
+    };
+    const handle = await this.client.openMonitor(
+      this.db,
+      { Open_vSwitch: { columns: ['cur_cfg'] } },
+      { onUpdate: (u) => take(u.Open_vSwitch ?? []), methods: ['monitor_cond', 'monitor'] },
+    );
+    take(handle.initial.Open_vSwitch ?? []);
+    handle.resume();
+    return Object.assign(watch, { handle });
   }
 
   // ---- internals ----
@@ -331,15 +339,23 @@ export class Vswitch {
       await this.client.transact(this.db, ops);
       return;
     }
-    const results = await this.client.transact(this.db, [
-      ...ops,
-      { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['next_cfg', '+=', 1]] },
-      { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] },
-    ]);
-    const sel = results[results.length - 1] as { rows: Row[] };
-    const nextCfg = sel.rows[0]?.next_cfg;
-    if (typeof nextCfg !== 'number') throw new OvsdbError('Open_vSwitch table has no row; run "ovs-vsctl init"');
-    await this.waitApplied(nextCfg, options.timeoutMs);
+    // The cur_cfg monitor is opened alongside the transaction: one round trip, not two.
+    const watching = this.watchCurCfg();
+    let nextCfg: unknown;
+    try {
+      const results = await this.client.transact(this.db, [
+        ...ops,
+        { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['next_cfg', '+=', 1]] },
+        { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] },
+      ]);
+      const sel = results[results.length - 1] as { rows: Row[] };
+      nextCfg = sel.rows[0]?.next_cfg;
+      if (typeof nextCfg !== 'number') throw new OvsdbError('Open_vSwitch table has no row; run "ovs-vsctl init"');
+    } catch (err) {
+      void watching.then((w) => w.handle.cancel()).catch(() => undefined);
+      throw err;
+    }
+    await this.waitApplied(nextCfg, options.timeoutMs, watching);
   }
 
   /** Reads the bridge and the named ports/interfaces (by name for a few, whole tables for many). */
@@ -376,6 +392,13 @@ export class Vswitch {
       }
     }
   }
+}
+
+/** cur_cfg as last reported, and who to tell when it changes. */
+interface CurCfgWatch {
+  handle: MonitorHandle;
+  cur: number;
+  wake: () => void;
 }
 
 interface PortsState {

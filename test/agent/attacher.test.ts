@@ -61,8 +61,10 @@ function rig(failAt?: Step) {
     async netnsProblem() {
       return null;
     },
-    async attach(spec: ContainerInterface) {
+    async create(spec: ContainerInterface) {
       interfaces.add(spec.hostIfname);
+    },
+    async configureInside() {
       if (failAt === 'netlink') throw new Error('netlink: EEXIST');
     },
     async detach(name) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildPipeline, diffFlows } from '../../../src/agent/pipeline/pipeline.js';
+import { buildPipeline, diffFlows, FlowTexts } from '../../../src/agent/pipeline/pipeline.js';
 import { Feature, Source, Table, cookie, cookieFeature, cookieGeneration, gatewayMac } from '../../../src/agent/pipeline/fields.js';
 import type { Flow, PipelineState } from '../../../src/agent/pipeline/state.js';
 import type { Action, MatchField } from '../../../src/openflow/types.js';
@@ -141,5 +141,21 @@ describe('diffFlows', () => {
     expect(d.upsert).toEqual([]);
     expect(d.remove.length).toBeGreaterThan(0);
     for (const f of d.remove) expect(f.cookie & 0xff_ffff_ffffn).toBe(2n);
+  });
+
+  it('answers the same with remembered texts as without, through a sequence of changes', () => {
+    const texts = new FlowTexts();
+    const steps: PipelineState[] = [state(), state(), state({ generation: 8 })];
+    const detached = state({ generation: 8 });
+    detached.networks[0]!.endpoints = detached.networks[0]!.endpoints.filter((e) => e.id !== 'b');
+    const moved = state({ generation: 8 });
+    moved.networks[0]!.endpoints[0]!.ofport = 9; // same match elsewhere, other instructions
+    steps.push(detached, moved, state({ generation: 8 }), state());
+    let installed: Flow[] = [];
+    for (const s of steps) {
+      const desired = buildPipeline(s);
+      expect(diffFlows(installed, desired, texts)).toEqual(diffFlows(installed, desired));
+      installed = desired;
+    }
   });
 });
