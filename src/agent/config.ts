@@ -1,229 +1,128 @@
-/** loom-agent configuration: defaults, JSON file, flags; validated before anything starts. */
+/** loom-agent configuration: one settings table gives the type, defaults, flags, --help and checks. */
 import type { LevelWithSilent } from 'pino';
-import { optionalString, choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
+import { BadValue, bool, ConfigError, defaultsOf, hostPort, int, loadSettings, oneOf, optionalText, settings, settingsHelp, text, type ConfigOf } from '../common/config.js';
 import { tryParseIp } from '../common/ip.js';
 import { LOG_LEVELS } from '../common/logging.js';
 import { clientCredentials, type ClientTls } from '../common/tls.js';
+
+/** '' or a Linux interface name (at most 15 characters, no '/' or spaces). */
+function interfaceName(orEmpty: boolean): (value: unknown) => string {
+  return (value) => {
+    if (orEmpty && (value === '' || value === undefined)) return '';
+    if (typeof value !== 'string' || value === '' || value.length > 15 || /[/\s]/.test(value)) {
+      throw new BadValue('must be an interface name of at most 15 characters');
+    }
+    return value;
+  };
+}
+
+function ipv4(value: unknown): string {
+  if (typeof value !== 'string' || tryParseIp(value)?.family !== 4) throw new BadValue('must be an IPv4 address (the tunnel endpoint)');
+  return value;
+}
+
+/** 0 (only at recovery) or an interval of 100 ms to an hour. */
+function sweepInterval(value: unknown): number {
+  const n = int(0, 3_600_000)(value);
+  if (n !== 0 && n < 100) throw new BadValue('must be 0 (only at start) or between 100 and 3600000');
+  return n;
+}
+
+function path(value: unknown): string {
+  if (typeof value !== 'string') throw new BadValue('must be a path or ""');
+  return value;
+}
+
+export const SETTINGS = settings({
+  controller: { parse: hostPort(), default: '127.0.0.1:7400', arg: 'ADDR', help: 'controller gRPC address, host:port' },
+  hostName: {
+    parse: text(/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/i, "a DNS name of letters, digits, '.' and '-'"),
+    default: '',
+    required: true,
+    arg: 'NAME',
+    help: "this host's name as the controller knows it",
+  },
+  vtep: { parse: ipv4, default: '', required: true, arg: 'ADDR', help: 'underlay IPv4 address other hosts tunnel to (the VTEP)' },
+  underlayMtu: {
+    parse: int(1280, 65535),
+    default: 1500,
+    arg: 'N',
+    unit: 'bytes',
+    help: 'MTU of the underlay; endpoints get it minus the tunnel overhead, VXLAN 50 and GRE 42 bytes',
+  },
+  integrationBridge: { parse: interfaceName(false), default: 'br-int', arg: 'NAME', aliases: ['bridge'], help: 'the OVS integration bridge containers attach to' },
+  underlayBridge: {
+    parse: interfaceName(true),
+    default: '',
+    arg: 'NAME',
+    help: 'netdev only: the OVS bridge that holds the VTEP address; the agent ensures it exists',
+  },
+  underlayInterface: {
+    parse: interfaceName(true),
+    default: '',
+    arg: 'IF',
+    help: "the underlay interface to add to --underlay-bridge; moving the host's address onto the bridge stays the operator's step",
+  },
+  datapathType: {
+    parse: oneOf(['system', 'netdev'] as const),
+    default: 'system',
+    arg: 'system|netdev',
+    aliases: ['datapath'],
+    help: 'OVS datapath type; netdev is the userspace datapath and implies --tx-checksum-off',
+  },
+  ovsdb: { parse: text(/^(unix:.+|tcp:.+:\d+)$/, 'unix:PATH or tcp:HOST:PORT'), default: 'unix:/var/run/openvswitch/db.sock', arg: 'REMOTE', help: 'OVSDB remote' },
+  ovsRunDir: { parse: text(), default: '/var/run/openvswitch', arg: 'DIR', aliases: ['ovs-rundir'], help: "directory of ovs-vswitchd's <bridge>.mgmt OpenFlow sockets" },
+  hostNetns: { parse: path, default: '', defaultText: "the agent's own", arg: 'PATH', help: 'network namespace (file) holding the OVS ports; only for simulated hosts' },
+  socket: { parse: text(), default: '/run/loom/agent.sock', arg: 'PATH', help: 'local API socket the CNI plugin talks to' },
+  metricsListen: { parse: hostPort(true), default: '127.0.0.1:7402', arg: 'ADDR', help: "HTTP /metrics and /healthz, host:port; '' = off" },
+  txChecksumOff: { parse: bool, default: false, help: 'turn off tx checksum offload on container interfaces (the userspace datapath needs it)' },
+  tlsCa: { parse: optionalText, default: '', defaultText: 'plaintext', arg: 'FILE', help: "talk TLS to the controller, trusting this CA (PEM); '' = plaintext gRPC" },
+  tlsCert: { parse: optionalText, default: '', arg: 'FILE', help: "this agent's client certificate (PEM), for a controller that requires mutual TLS" },
+  tlsKey: { parse: optionalText, default: '', arg: 'FILE', help: 'the key of --tls-cert (PEM)' },
+  tlsServerName: {
+    parse: optionalText,
+    default: '',
+    defaultText: 'the host in --controller',
+    arg: 'NAME',
+    help: "name to expect in the controller's certificate, when --controller is an address not listed in it",
+  },
+  endpointSweepIntervalMs: {
+    parse: sweepInterval,
+    default: 30_000,
+    arg: 'N',
+    unit: 'ms',
+    help: "every N ms, find endpoints whose container is gone (namespace deleted, host veth gone) and remove them from OVS and the controller; also done at start; 0 = only at start",
+  },
+  logLevel: { parse: oneOf<LevelWithSilent>(LOG_LEVELS), default: 'info', arg: 'LEVEL', help: LOG_LEVELS.join('|') },
+});
+
+export type AgentConfig = ConfigOf<typeof SETTINGS>;
+
+export const DEFAULTS: AgentConfig = defaultsOf(SETTINGS);
 
 export function agentTls(c: AgentConfig): ClientTls {
   return { ca: c.tlsCa, cert: c.tlsCert, key: c.tlsKey, serverName: c.tlsServerName };
 }
 
-export interface AgentConfig {
-  /** Controller gRPC address, host:port. */
-  controller: string;
-  /** This host's name as the controller knows it. */
-  hostName: string;
-  /** Underlay IPv4 address other hosts tunnel to (the VTEP). */
-  vtep: string;
-  /** MTU of the underlay; endpoints get it minus the tunnel overhead. */
-  underlayMtu: number;
-  integrationBridge: string;
-  /** Userspace datapath: the OVS bridge holding the VTEP address and the underlay interface. */
-  underlayBridge: string;
-  /** The physical (underlay) interface to make a port of `underlayBridge`. */
-  underlayInterface: string;
-  datapathType: 'netdev' | 'system';
-  /** OVSDB remote, e.g. unix:/var/run/openvswitch/db.sock. */
-  ovsdb: string;
-  /** Directory of ovs-vswitchd's <bridge>.mgmt OpenFlow sockets. */
-  ovsRunDir: string;
-  /** Network namespace (file) holding the OVS ports; '' = the agent's own. For simulated hosts. */
-  hostNetns: string;
-  /** Local API socket the CNI plugin talks to. */
-  socket: string;
-  metricsListen: string;
-  /** Turn off tx checksum offload on container interfaces (needed by the userspace datapath). */
-  txChecksumOff: boolean;
-  /** TLS to the controller: the CA of its certificate (PEM); '' = plaintext gRPC. */
-  tlsCa: string;
-  /** This agent's client certificate and key, for a controller that requires them. */
-  tlsCert: string;
-  tlsKey: string;
-  /** Name in the controller's certificate, when `controller` is an address not listed in it. */
-  tlsServerName: string;
-  logLevel: LevelWithSilent;
-  /** How often to look for endpoints whose container is gone (0 = only at start). */
-  endpointSweepIntervalMs: number;
-}
-
-export const DEFAULTS: AgentConfig = {
-  controller: '127.0.0.1:7400',
-  hostName: '',
-  vtep: '',
-  underlayMtu: 1500,
-  integrationBridge: 'br-int',
-  underlayBridge: '',
-  underlayInterface: '',
-  datapathType: 'system',
-  ovsdb: 'unix:/var/run/openvswitch/db.sock',
-  ovsRunDir: '/var/run/openvswitch',
-  hostNetns: '',
-  socket: '/run/loom/agent.sock',
-  metricsListen: '127.0.0.1:7402',
-  txChecksumOff: false,
-  tlsCa: '',
-  tlsCert: '',
-  tlsKey: '',
-  tlsServerName: '',
-  logLevel: 'info',
-  endpointSweepIntervalMs: 30_000,
-};
-
 export const HELP = `loom-agent: makes this host's Open vSwitch follow the Loom controller and attaches containers.
 
 Usage: loom-agent --host-name NAME --vtep ADDR [--config FILE] [flags]
 
-Flags (override the config file; the file uses the names in parentheses):
-  --config FILE              JSON config file
-  --controller ADDR          controller gRPC address, host:port (controller)     [${DEFAULTS.controller}]
-  --host-name NAME           this host's name (hostName)                         [required]
-  --vtep ADDR                underlay IPv4 address other hosts tunnel to (vtep)  [required]
-  --underlay-mtu N           underlay MTU; endpoints get it minus the tunnel     [${DEFAULTS.underlayMtu}]
-                             overhead, VXLAN 50 and GRE 42 bytes (underlayMtu)
-  --bridge NAME              integration bridge (integrationBridge)              [${DEFAULTS.integrationBridge}]
-  --datapath system|netdev   OVS datapath type (datapathType); netdev is the     [${DEFAULTS.datapathType}]
-                             userspace datapath and implies --tx-checksum-off
-  --underlay-bridge NAME     netdev only: OVS bridge that holds the VTEP address  [none]
-                             (underlayBridge); the agent ensures it exists
-  --underlay-interface IF    underlay interface to add to that bridge            [none]
-                             (underlayInterface); moving the host's address onto
-                             the bridge stays the operator's step
-  --ovsdb REMOTE             OVSDB remote (ovsdb)                                [${DEFAULTS.ovsdb}]
-  --ovs-rundir DIR           where ovs-vswitchd puts <bridge>.mgmt (ovsRunDir)   [${DEFAULTS.ovsRunDir}]
-  --host-netns PATH          namespace holding the OVS ports (hostNetns); only   [own namespace]
-                             for simulated hosts
-  --socket PATH              local API socket for the CNI plugin (socket)        [${DEFAULTS.socket}]
-  --metrics-listen ADDR      HTTP /metrics and /healthz; '' = off                [${DEFAULTS.metricsListen}]
-                             (metricsListen)
-  --tx-checksum-off          turn off tx checksum offload in containers          [${DEFAULTS.txChecksumOff}]
-                             (txChecksumOff)
-  --tls-ca FILE              talk TLS to the controller, trusting this CA (PEM)  [plaintext]
-                             (tlsCa)
-  --tls-cert FILE            client certificate (tlsCert) and key (tlsKey), for
-  --tls-key FILE             a controller that requires mutual TLS
-  --tls-server-name NAME     name to expect in the controller's certificate
-                             (tlsServerName)                                     [the address]
-  --endpoint-sweep-interval-ms N
-                             every N ms, find endpoints whose container is gone  [${DEFAULTS.endpointSweepIntervalMs}]
-                             (namespace deleted, host veth gone) and remove them
-                             from OVS and the controller; also done at start;
-                             0 = only at start, else 100..3600000
-                             (endpointSweepIntervalMs)
-  --log-level LEVEL          ${LOG_LEVELS.join('|')} (logLevel)          [${DEFAULTS.logLevel}]
-  -h, --help                 this help
-
+Flags (in brackets: the key in the config file, the default, older flag names that still work):
+${settingsHelp(SETTINGS)}
 Logs are JSON lines on stdout. Exit status: 0 clean stop, 2 bad configuration, 1 runtime failure.
 Example: loom-agent --host-name node1 --vtep 192.0.2.11 --controller 192.0.2.1:7400
 `;
 
-const FLAGS: FlagSpec = {
-  controller: { type: 'string' },
-  'host-name': { type: 'string' },
-  vtep: { type: 'string' },
-  'underlay-mtu': { type: 'string' },
-  bridge: { type: 'string' },
-  'underlay-bridge': { type: 'string' },
-  'underlay-interface': { type: 'string' },
-  datapath: { type: 'string' },
-  ovsdb: { type: 'string' },
-  'ovs-rundir': { type: 'string' },
-  'host-netns': { type: 'string' },
-  socket: { type: 'string' },
-  'metrics-listen': { type: 'string' },
-  'tx-checksum-off': { type: 'boolean' },
-  'tls-ca': { type: 'string' },
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-  'tls-server-name': { type: 'string' },
-  'log-level': { type: 'string' },
-  'endpoint-sweep-interval-ms': { type: 'string' },
-};
-
-const FLAG_TO_KEY: Record<string, keyof AgentConfig> = {
-  controller: 'controller',
-  'host-name': 'hostName',
-  vtep: 'vtep',
-  'underlay-mtu': 'underlayMtu',
-  bridge: 'integrationBridge',
-  'underlay-bridge': 'underlayBridge',
-  'underlay-interface': 'underlayInterface',
-  datapath: 'datapathType',
-  ovsdb: 'ovsdb',
-  'ovs-rundir': 'ovsRunDir',
-  'host-netns': 'hostNetns',
-  socket: 'socket',
-  'metrics-listen': 'metricsListen',
-  'tx-checksum-off': 'txChecksumOff',
-  'tls-ca': 'tlsCa',
-  'tls-cert': 'tlsCert',
-  'tls-key': 'tlsKey',
-  'tls-server-name': 'tlsServerName',
-  'log-level': 'logLevel',
-  'endpoint-sweep-interval-ms': 'endpointSweepIntervalMs',
-};
-
 /** Parses argv (without node and script); returns 'help' for --help. Throws ConfigError. */
 export function loadConfig(argv: string[]): AgentConfig | 'help' {
-  return parseDaemonArgs(argv, { flags: FLAGS, flagToKey: FLAG_TO_KEY, defaults: DEFAULTS, validate: validateConfig });
+  return loadSettings(SETTINGS, argv, checkAgentConfig);
 }
 
-const NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/i;
-
-/** Checks every setting; the error names the setting. */
-export function validateConfig(raw: Record<string, unknown>): AgentConfig {
-  const hostName = stringSetting(raw.hostName, 'hostName (--host-name)');
-  if (!NAME.test(hostName)) throw new ConfigError(`hostName must be a DNS name of letters, digits, '.' and '-', got "${hostName}"`);
-  const vtep = stringSetting(raw.vtep, 'vtep (--vtep)');
-  if (tryParseIp(vtep)?.family !== 4) throw new ConfigError(`vtep must be an IPv4 address (the tunnel endpoint), got "${vtep}"`);
-  const bridge = stringSetting(raw.integrationBridge, 'integrationBridge');
-  if (bridge.length > 15) throw new ConfigError(`integrationBridge must be at most 15 characters, got "${bridge}"`);
-  const ovsdb = stringSetting(raw.ovsdb, 'ovsdb');
-  if (!/^(unix:.+|tcp:.+:\d+)$/.test(ovsdb)) throw new ConfigError(`ovsdb must be unix:PATH or tcp:HOST:PORT, got "${ovsdb}"`);
-  const datapathType = choiceSetting(raw.datapathType, 'datapathType', ['system', 'netdev'] as const);
-  const tx = raw.txChecksumOff;
-  if (typeof tx !== 'boolean') throw new ConfigError(`txChecksumOff must be true or false, got ${JSON.stringify(tx)}`);
-  if (typeof raw.hostNetns !== 'string') throw new ConfigError(`hostNetns must be a path or "", got ${JSON.stringify(raw.hostNetns)}`);
-  const underlayBridge = optionalName(raw.underlayBridge, 'underlayBridge');
-  const underlayInterface = optionalName(raw.underlayInterface, 'underlayInterface');
-  if (underlayInterface && !underlayBridge) throw new ConfigError('underlayInterface needs underlayBridge (the bridge to add it to)');
-  if (underlayBridge === bridge) throw new ConfigError(`underlayBridge must differ from integrationBridge (${bridge})`);
-  const tls: ClientTls = {
-    ca: optionalString(raw.tlsCa, 'tlsCa'),
-    cert: optionalString(raw.tlsCert, 'tlsCert'),
-    key: optionalString(raw.tlsKey, 'tlsKey'),
-    serverName: optionalString(raw.tlsServerName, 'tlsServerName'),
-  };
-  clientCredentials(tls); // reads and checks the files now, not at the first handshake
-  return {
-    controller: listenSetting(raw.controller, 'controller'),
-    hostName,
-    vtep,
-    underlayMtu: intSetting(raw.underlayMtu, 'underlayMtu', 1280, 65535),
-    integrationBridge: bridge,
-    underlayBridge,
-    underlayInterface,
-    datapathType,
-    ovsdb,
-    ovsRunDir: stringSetting(raw.ovsRunDir, 'ovsRunDir'),
-    hostNetns: raw.hostNetns,
-    socket: stringSetting(raw.socket, 'socket'),
-    metricsListen: raw.metricsListen === '' ? '' : listenSetting(raw.metricsListen, 'metricsListen'),
-    txChecksumOff: tx || datapathType === 'netdev',
-    tlsCa: tls.ca,
-    tlsCert: tls.cert,
-    tlsKey: tls.key,
-    tlsServerName: tls.serverName,
-    logLevel: choiceSetting(raw.logLevel, 'logLevel', LOG_LEVELS),
-    endpointSweepIntervalMs: raw.endpointSweepIntervalMs === 0 || raw.endpointSweepIntervalMs === '0' ? 0 : intSetting(raw.endpointSweepIntervalMs, 'endpointSweepIntervalMs (0 = off)', 100, 3_600_000),
-  };
-}
-
-/** '' or an interface name of at most 15 characters. */
-function optionalName(value: unknown, name: string): string {
-  if (value === '' || value === undefined) return '';
-  if (typeof value !== 'string' || value.length > 15 || /[/\s]/.test(value)) {
-    throw new ConfigError(`${name} must be an interface name of at most 15 characters, got ${JSON.stringify(value)}`);
-  }
-  return value;
+/** Rules between settings; reads the TLS files now, not at the first handshake. */
+function checkAgentConfig(c: AgentConfig): AgentConfig {
+  if (c.underlayInterface && !c.underlayBridge) throw new ConfigError('underlayInterface needs underlayBridge (the bridge to add it to)');
+  if (c.underlayBridge === c.integrationBridge) throw new ConfigError(`underlayBridge must differ from integrationBridge (${c.integrationBridge})`);
+  clientCredentials(agentTls(c));
+  return { ...c, txChecksumOff: c.txChecksumOff || c.datapathType === 'netdev' };
 }

@@ -5,21 +5,26 @@
 //   POST /v1/detach  DetachRequest -> {}
 //   POST /v1/check   AttachRequest -> { problems: string[] }
 //   GET  /v1/status  -> the agent's status
-// Errors: { error: { status, message } } with 400 invalid, 404 not_found, 409 conflict,
+// Errors: { error: { status, message } } with 400 invalid (a body that fails its schema in
+// local-api-schema.ts: the message names the field), 404 not_found, 409 conflict,
 // 503 unavailable, 500 internal.
 import http from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { AttachRequest, CniBackend, CniHandler, DetachRequest } from '../api/local.js';
+import type { CniBackend, CniHandler } from '../api/local.js';
 import { AgentError, type Agent } from './agent.js';
+import { attachRequest, cniRequest, detachRequest, parseBody } from './local-api-schema.js';
 import type { AgentMetrics } from './metrics.js';
 
 /** The plugin's request carries the network configuration, prevResult included. */
 const MAX_BODY = 1024 * 1024;
 const HTTP_STATUS: Record<AgentError['status'], number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503, internal: 500 };
 
-export async function startLocalApi(agent: Agent, handleCni: CniHandler, socketPath: string, log: Logger, metrics?: AgentMetrics): Promise<http.Server> {
+/** What the local API needs of the agent. */
+export type LocalApiAgent = Pick<Agent, 'attach' | 'detach' | 'check' | 'ready' | 'attachmentsOf' | 'status'>;
+
+export async function startLocalApi(agent: LocalApiAgent, handleCni: CniHandler, socketPath: string, log: Logger, metrics?: AgentMetrics): Promise<http.Server> {
   const backend: CniBackend = {
     attach: (r) => agent.attach(r),
     detach: (r) => agent.detach(r),
@@ -37,12 +42,12 @@ export async function startLocalApi(agent: Agent, handleCni: CniHandler, socketP
       .then(async (body) => {
         switch (op) {
           case 'POST /v1/attach':
-            return agent.attach(body as unknown as AttachRequest);
+            return agent.attach(parseBody(attachRequest, body, 'attach request'));
           case 'POST /v1/detach':
-            await agent.detach(body as unknown as DetachRequest);
+            await agent.detach(parseBody(detachRequest, body, 'detach request'));
             return {};
           case 'POST /v1/check':
-            return { problems: await agent.check(body as unknown as AttachRequest) };
+            return { problems: await agent.check(parseBody(attachRequest, body, 'check request')) };
           case 'GET /v1/status':
             return agent.status();
           default:
@@ -74,14 +79,8 @@ export async function startLocalApi(agent: Agent, handleCni: CniHandler, socketP
 function serveCni(req: http.IncomingMessage, res: http.ServerResponse, handleCni: CniHandler, backend: CniBackend, log: Logger, metrics?: AgentMetrics): void {
   readJson(req)
     .then((body) => {
-      const env = body.env;
-      const stdin = body.stdin;
-      if (typeof env !== 'object' || env === null || Array.isArray(env) || typeof stdin !== 'string') {
-        throw new AgentError('invalid', 'a CNI request is {"env": {CNI_* variables}, "stdin": "<configuration>"}');
-      }
-      const vars: Record<string, string> = {};
-      for (const [k, v] of Object.entries(env as Record<string, unknown>)) if (typeof v === 'string') vars[k] = v;
-      return handleCni(vars, stdin, backend);
+      const { env, stdin } = parseBody(cniRequest, body, 'CNI request');
+      return handleCni(env, stdin, backend);
     })
     .then(
       (reply) => {

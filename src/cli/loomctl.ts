@@ -3,10 +3,10 @@
  * 2 usage error, 3 `wait` timed out before convergence, 4 controller unreachable.
  */
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { parseArgs } from 'node:util';
 import { isServiceError, LoomClient } from '../api/client.js';
 import { clientCredentials } from '../common/tls.js';
 import type { Network, TunnelType } from '../api/types.js';
+import { parseCommandLine, UsageError, type FlagValues } from './args.js';
 import { ago, json, table } from './format.js';
 
 const HELP = `loomctl: inspect and change a Loom overlay through its controller.
@@ -41,35 +41,7 @@ Exit status: 0 ok, 1 request refused (message on stderr), 2 usage error,
 Example: loomctl network create blue --ipv4 10.1.0.0/16 --ipv6 fd00:1::/64 --tunnel vxlan
 `;
 
-class UsageError extends Error {}
-
-const FLAGS = {
-  controller: { type: 'string' },
-  'tls-ca': { type: 'string' },
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-  'tls-server-name': { type: 'string' },
-  output: { type: 'string', short: 'o' },
-  help: { type: 'boolean', short: 'h' },
-  ipv4: { type: 'string' },
-  ipv6: { type: 'string' },
-  vni: { type: 'string' },
-  tunnel: { type: 'string' },
-  mtu: { type: 'string' },
-  gateway: { type: 'string', multiple: true },
-  'dns-server': { type: 'string', multiple: true },
-  'dns-search': { type: 'string', multiple: true },
-  'block-prefix': { type: 'string' },
-  'ipv6-block-prefix': { type: 'string' },
-  network: { type: 'string' },
-  host: { type: 'string' },
-  revision: { type: 'string' },
-  timeout: { type: 'string' },
-} as const;
-
-type Values = Record<string, string | string[] | boolean | undefined>;
-
-function int(v: Values, name: string, fallback: number): number {
+function int(v: FlagValues, name: string, fallback: number): number {
   const s = v[name];
   if (s === undefined) return fallback;
   const n = Number(s);
@@ -85,17 +57,10 @@ function networkRows(nets: Network[]): string {
 }
 
 async function run(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const v = parsed.values as Values;
-  const [cmd, sub, ...rest] = parsed.positionals;
-  if (v.help || cmd === undefined || cmd === 'help') {
+  const { command, args: rest, flags: v } = parseCommandLine(argv);
+  if (v.help || command === undefined || command === 'help') {
     out(HELP);
-    return cmd === undefined && !v.help ? 2 : 0;
+    return command === undefined && !v.help ? 2 : 0;
   }
   const output = (v.output as string | undefined) ?? 'table';
   if (output !== 'table' && output !== 'json') throw new UsageError(`--output must be table or json, got "${output}"`);
@@ -117,7 +82,7 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
     return value;
   };
   try {
-    switch (`${cmd} ${sub ?? ''}`.trim()) {
+    switch (command) {
       case 'network create': {
         const tunnel = (v.tunnel as string | undefined) ?? 'vxlan';
         if (tunnel !== 'vxlan' && tunnel !== 'gre') throw new UsageError(`--tunnel must be vxlan or gre, got "${tunnel}"`);
@@ -221,7 +186,7 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
         }
       }
       default:
-        throw new UsageError(`unknown command "${[cmd, sub].filter(Boolean).join(' ')}" (see loomctl --help)`);
+        throw new UsageError(`unknown command "${command}" (see loomctl --help)`);
     }
   } catch (e) {
     if (isServiceError(e)) {

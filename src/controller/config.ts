@@ -1,182 +1,91 @@
-/** loom-controller configuration: defaults, JSON file, flags; validated before anything starts. */
+/** loom-controller configuration: one settings table gives the type, defaults, flags, --help and checks. */
 import type { LevelWithSilent } from 'pino';
-import { optionalString, choiceSetting, joinHostPort, splitHostPort, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
+import { BadValue, ConfigError, defaultsOf, hostPort, int, joinHostPort, loadSettings, oneOf, optionalText, settings, settingsHelp, splitHostPort, text, type ConfigOf } from '../common/config.js';
 import { LOG_LEVELS } from '../common/logging.js';
 import { serverCredentials, type ServerTls } from '../common/tls.js';
+
+const address = hostPort();
+
+/** 'auto', '' (none) or host:port; 'auto' is resolved against --listen by checkControllerConfig. */
+function watchAddress(value: unknown): string {
+  if (value === 'auto' || value === '') return value;
+  try {
+    return address(value);
+  } catch {
+    throw new BadValue("must look like 0.0.0.0:7403 or [::]:7403, or be 'auto' or ''");
+  }
+}
+
+export const SETTINGS = settings({
+  listen: { parse: address, default: '0.0.0.0:7400', arg: 'ADDR', help: 'gRPC API address, host:port' },
+  watchListen: {
+    parse: watchAddress,
+    default: 'auto',
+    arg: 'ADDR',
+    help: "the dedicated Watch server agents stream updates from; 'auto': the host of --listen, port 7403 (0 if --listen's port is 0); '' = none (agents then watch on the API port, slower)",
+  },
+  metricsListen: { parse: hostPort(true), default: '127.0.0.1:7401', arg: 'ADDR', help: "HTTP /metrics and /healthz, host:port; '' = off" },
+  dbPath: { parse: text(), default: '/var/lib/loom/controller.db', arg: 'PATH', aliases: ['db'], help: 'SQLite database file' },
+  sync: { parse: oneOf(['full', 'normal'] as const), default: 'full', arg: 'full|normal', help: 'SQLite durability: full survives power loss, normal survives process crashes only' },
+  hostDownAfterMs: { parse: int(100, 3_600_000), default: 15_000, arg: 'N', unit: 'ms', help: 'mark a host down after this long without a heartbeat; its routes are withdrawn' },
+  heartbeatIntervalMs: { parse: int(50, 600_000), default: 5_000, arg: 'N', unit: 'ms', help: 'heartbeat interval told to agents; must be smaller than --host-down-after-ms' },
+  changeLogSize: { parse: int(16, 100_000_000), default: 200_000, arg: 'N', unit: 'changes', help: 'changes kept in memory so a reconnecting agent resumes its Watch instead of resyncing' },
+  storeHistory: { parse: int(16, 100_000_000), default: 100_000, arg: 'N', unit: 'revisions', help: 'revisions of change log kept in the store' },
+  maxReceiveBytes: { parse: int(4096, 256 * 1024 * 1024), default: 4 * 1024 * 1024, arg: 'N', unit: 'bytes', help: 'largest accepted request' },
+  maxMessageBytes: { parse: int(4096, 64 * 1024 * 1024), default: 256 * 1024, arg: 'N', unit: 'bytes', help: 'split Watch messages above this size' },
+  coalesceMs: {
+    parse: int(0, 1000),
+    default: 5,
+    arg: 'N',
+    unit: 'ms',
+    aliases: ['watch-coalesce-ms'],
+    help: 'hold Watch updates at most this long (see --quiet-ms), so one message per agent covers a burst of changes',
+  },
+  quietMs: { parse: int(0, 1000), default: 2, arg: 'N', unit: 'ms', aliases: ['watch-quiet-ms'], help: 'send Watch updates once requests paused this long' },
+  ackTimeoutMs: {
+    parse: int(10, 600_000),
+    default: 2_000,
+    arg: 'N',
+    unit: 'ms',
+    aliases: ['watch-ack-timeout-ms'],
+    help: 'an agent gets its next Watch update when it acked the last one, or after this long without an ack',
+  },
+  tlsCert: { parse: optionalText, default: '', defaultText: 'plaintext', arg: 'FILE', help: 'serve gRPC over TLS with this certificate (PEM); needs --tls-key' },
+  tlsKey: { parse: optionalText, default: '', arg: 'FILE', help: 'the private key of --tls-cert (PEM)' },
+  tlsClientCa: { parse: optionalText, default: '', arg: 'FILE', help: 'require client certificates signed by this CA (PEM): mutual TLS for agents and loomctl' },
+  logLevel: { parse: oneOf<LevelWithSilent>(LOG_LEVELS), default: 'info', arg: 'LEVEL', help: LOG_LEVELS.join('|') },
+});
+
+export type ControllerConfig = ConfigOf<typeof SETTINGS>;
+
+export const DEFAULTS: ControllerConfig = defaultsOf(SETTINGS);
 
 export function controllerTls(c: ControllerConfig): ServerTls {
   return { cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa };
 }
 
-export interface ControllerConfig {
-  listen: string;
-  /** The dedicated Watch server; '' = none (agents watch on the API port). */
-  watchListen: string;
-  metricsListen: string;
-  dbPath: string;
-  sync: 'full' | 'normal';
-  hostDownAfterMs: number;
-  heartbeatIntervalMs: number;
-  changeLogSize: number;
-  storeHistory: number;
-  maxReceiveBytes: number;
-  maxMessageBytes: number;
-  coalesceMs: number;
-  quietMs: number;
-  ackTimeoutMs: number;
-  /** TLS: the controller's certificate and key (PEM); both empty = plaintext gRPC. */
-  tlsCert: string;
-  tlsKey: string;
-  /** TLS: CA of client certificates; when set, agents and loomctl must present one. */
-  tlsClientCa: string;
-  logLevel: LevelWithSilent;
-}
-
-export const DEFAULTS: ControllerConfig = {
-  listen: '0.0.0.0:7400',
-  watchListen: 'auto',
-  metricsListen: '127.0.0.1:7401',
-  dbPath: '/var/lib/loom/controller.db',
-  sync: 'full',
-  hostDownAfterMs: 15_000,
-  heartbeatIntervalMs: 5_000,
-  changeLogSize: 200_000,
-  storeHistory: 100_000,
-  maxReceiveBytes: 4 * 1024 * 1024,
-  maxMessageBytes: 256 * 1024,
-  coalesceMs: 5,
-  quietMs: 2,
-  ackTimeoutMs: 2_000,
-  tlsCert: '',
-  tlsKey: '',
-  tlsClientCa: '',
-  logLevel: 'info',
-};
-
 export const HELP = `loom-controller: Loom's source of truth (networks, hosts, endpoints, IPAM) and route stream.
 
 Usage: loom-controller [--config FILE] [flags]
 
-Flags (override the config file; the file uses the names in parentheses):
-  --config FILE                JSON config file
-  --listen ADDR                gRPC address, host:port (listen)                 [${DEFAULTS.listen}]
-  --watch-listen ADDR          the dedicated Watch server agents stream updates  [${DEFAULTS.watchListen}]
-                               from (watchListen); 'auto': the host of --listen,
-                               port 7403 (0 if --listen's port is 0); '' = none
-                               (agents then watch on the API port, slower)
-  --metrics-listen ADDR        HTTP /metrics and /healthz (metricsListen)        [${DEFAULTS.metricsListen}]
-  --db PATH                    SQLite database file (dbPath)                     [${DEFAULTS.dbPath}]
-  --sync full|normal           SQLite durability (sync): full survives power     [${DEFAULTS.sync}]
-                               loss, normal survives process crashes only
-  --host-down-after-ms N       mark a host down after N ms without a heartbeat   [${DEFAULTS.hostDownAfterMs}]
-                               (hostDownAfterMs); its routes are withdrawn
-  --heartbeat-interval-ms N    heartbeat interval told to agents                 [${DEFAULTS.heartbeatIntervalMs}]
-                               (heartbeatIntervalMs); must be < host-down-after
-  --change-log-size N          changes kept in memory for watch resume           [${DEFAULTS.changeLogSize}]
-                               (changeLogSize)
-  --store-history N            revisions of change log kept in the store         [${DEFAULTS.storeHistory}]
-                               (storeHistory)
-  --max-receive-bytes N        largest accepted request (maxReceiveBytes)        [${DEFAULTS.maxReceiveBytes}]
-  --max-message-bytes N        split watch messages above this (maxMessageBytes) [${DEFAULTS.maxMessageBytes}]
-  --watch-quiet-ms N           send watch updates once requests paused N ms      [${DEFAULTS.quietMs}]
-                               (quietMs)...
-  --watch-coalesce-ms N        ...but hold them at most N ms (coalesceMs), so one [${DEFAULTS.coalesceMs}]
-                               message per agent covers a burst of changes
-  --watch-ack-timeout-ms N     an agent gets its next update when it acked the   [${DEFAULTS.ackTimeoutMs}]
-                               last one, or after N ms without an ack
-                               (ackTimeoutMs)
-  --tls-cert FILE              serve gRPC over TLS with this certificate (PEM)   [plaintext]
-                               (tlsCert)...
-  --tls-key FILE               ...and its private key (tlsKey)
-  --tls-client-ca FILE         require client certificates signed by this CA
-                               (tlsClientCa): mutual TLS for agents and loomctl
-  --log-level LEVEL            ${LOG_LEVELS.join('|')} (logLevel)          [${DEFAULTS.logLevel}]
-  -h, --help                   this help
-
+Flags (in brackets: the key in the config file, the default, older flag names that still work):
+${settingsHelp(SETTINGS)}
 Logs are JSON lines on stdout. Exit status: 0 clean stop, 2 bad configuration, 1 runtime failure.
-Example: loom-controller --db /var/lib/loom/controller.db --listen 10.0.0.1:7400
+Example: loom-controller --db-path /var/lib/loom/controller.db --listen 10.0.0.1:7400
 `;
-
-const FLAGS: FlagSpec = {
-  listen: { type: 'string' },
-  'watch-listen': { type: 'string' },
-  'metrics-listen': { type: 'string' },
-  db: { type: 'string' },
-  sync: { type: 'string' },
-  'host-down-after-ms': { type: 'string' },
-  'heartbeat-interval-ms': { type: 'string' },
-  'change-log-size': { type: 'string' },
-  'store-history': { type: 'string' },
-  'max-receive-bytes': { type: 'string' },
-  'max-message-bytes': { type: 'string' },
-  'watch-coalesce-ms': { type: 'string' },
-  'watch-quiet-ms': { type: 'string' },
-  'watch-ack-timeout-ms': { type: 'string' },
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-  'tls-client-ca': { type: 'string' },
-  'log-level': { type: 'string' },
-};
-
-const FLAG_TO_KEY: Record<string, keyof ControllerConfig> = {
-  listen: 'listen',
-  'watch-listen': 'watchListen',
-  'metrics-listen': 'metricsListen',
-  db: 'dbPath',
-  sync: 'sync',
-  'host-down-after-ms': 'hostDownAfterMs',
-  'heartbeat-interval-ms': 'heartbeatIntervalMs',
-  'change-log-size': 'changeLogSize',
-  'store-history': 'storeHistory',
-  'max-receive-bytes': 'maxReceiveBytes',
-  'max-message-bytes': 'maxMessageBytes',
-  'watch-coalesce-ms': 'coalesceMs',
-  'watch-quiet-ms': 'quietMs',
-  'watch-ack-timeout-ms': 'ackTimeoutMs',
-  'tls-cert': 'tlsCert',
-  'tls-key': 'tlsKey',
-  'tls-client-ca': 'tlsClientCa',
-  'log-level': 'logLevel',
-};
 
 /** Parses argv (without node and script); returns 'help' for --help. Throws ConfigError. */
 export function loadConfig(argv: string[]): ControllerConfig | 'help' {
-  return parseDaemonArgs(argv, { flags: FLAGS, flagToKey: FLAG_TO_KEY, defaults: DEFAULTS, validate: validateConfig });
+  return loadSettings(SETTINGS, argv, checkControllerConfig);
 }
 
-/** 'auto' -> the API address's host with port 7403 (port 0 stays 0, for tests); '' = off. */
-function watchListenSetting(value: unknown, listen: unknown): string {
-  if (value === '') return '';
-  if (value !== 'auto') return listenSetting(value, 'watchListen');
-  const api = splitHostPort(listenSetting(listen, 'listen'));
-  return joinHostPort(api.host, api.port === 0 ? 0 : 7403);
-}
-
-/** Checks every setting; the error names the setting. */
-export function validateConfig(raw: Record<string, unknown>): ControllerConfig {
-  const c: ControllerConfig = {
-    listen: listenSetting(raw.listen, 'listen'),
-    watchListen: watchListenSetting(raw.watchListen, raw.listen),
-    metricsListen: raw.metricsListen === '' ? '' : listenSetting(raw.metricsListen, 'metricsListen'),
-    dbPath: stringSetting(raw.dbPath, 'dbPath'),
-    sync: choiceSetting(raw.sync, 'sync', ['full', 'normal'] as const),
-    hostDownAfterMs: intSetting(raw.hostDownAfterMs, 'hostDownAfterMs', 100, 3_600_000),
-    heartbeatIntervalMs: intSetting(raw.heartbeatIntervalMs, 'heartbeatIntervalMs', 50, 600_000),
-    changeLogSize: intSetting(raw.changeLogSize, 'changeLogSize', 16, 100_000_000),
-    storeHistory: intSetting(raw.storeHistory, 'storeHistory', 16, 100_000_000),
-    maxReceiveBytes: intSetting(raw.maxReceiveBytes, 'maxReceiveBytes', 4096, 256 * 1024 * 1024),
-    maxMessageBytes: intSetting(raw.maxMessageBytes, 'maxMessageBytes', 4096, 64 * 1024 * 1024),
-    coalesceMs: intSetting(raw.coalesceMs, 'coalesceMs', 0, 1000),
-    quietMs: intSetting(raw.quietMs, 'quietMs', 0, 1000),
-    ackTimeoutMs: intSetting(raw.ackTimeoutMs, 'ackTimeoutMs', 10, 600_000),
-    tlsCert: optionalString(raw.tlsCert, 'tlsCert'),
-    tlsKey: optionalString(raw.tlsKey, 'tlsKey'),
-    tlsClientCa: optionalString(raw.tlsClientCa, 'tlsClientCa'),
-    logLevel: choiceSetting(raw.logLevel, 'logLevel', LOG_LEVELS),
-  };
+/** Rules between settings, 'auto' Watch address; reads the TLS files now, not at the first handshake. */
+function checkControllerConfig(c: ControllerConfig): ControllerConfig {
   if (c.heartbeatIntervalMs >= c.hostDownAfterMs) {
     throw new ConfigError(`heartbeatIntervalMs (${c.heartbeatIntervalMs}) must be smaller than hostDownAfterMs (${c.hostDownAfterMs})`);
   }
-  serverCredentials(controllerTls(c)); // reads and checks the files now, not at the first handshake
-  return c;
+  serverCredentials(controllerTls(c));
+  if (c.watchListen !== 'auto') return c;
+  const api = splitHostPort(c.listen);
+  return { ...c, watchListen: joinHostPort(api.host, api.port === 0 ? 0 : 7403) };
 }

@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/agent/config.js';
-import { ConfigError } from '../../src/common/config.js';
+import { HELP, loadConfig, SETTINGS } from '../../src/agent/config.js';
+import { ConfigError, flagName } from '../../src/common/config.js';
 
 const base = ['--host-name', 'node1', '--vtep', '192.0.2.11'];
 
@@ -39,5 +40,30 @@ describe('agent configuration', () => {
   ])('rejects %j with a readable error', (args, message) => {
     expect(() => loadConfig(args)).toThrow(ConfigError);
     expect(() => loadConfig(args)).toThrow(message);
+  });
+});
+
+describe('agent settings table', () => {
+  it('keeps the old flag names working beside the kebab-case keys', () => {
+    const old = loadConfig([...base, '--bridge', 'br-x', '--datapath', 'netdev', '--ovs-rundir', '/tmp/ovs']);
+    const now = loadConfig([...base, '--integration-bridge', 'br-x', '--datapath-type', 'netdev', '--ovs-run-dir', '/tmp/ovs']);
+    expect(old).toEqual(now);
+    expect(now).toMatchObject({ integrationBridge: 'br-x', datapathType: 'netdev', ovsRunDir: '/tmp/ovs' });
+  });
+
+  it('explains every setting in --help with its flag and config key', () => {
+    for (const key of Object.keys(SETTINGS)) {
+      expect(HELP).toContain(`--${flagName(key)}`);
+      expect(HELP).toContain(`[${key};`);
+    }
+    expect(HELP).toContain('also --bridge');
+  });
+
+  it('knows every key the Ansible role writes into agent.json', () => {
+    const tasks = readFileSync(new URL('../../ansible/roles/loom_agent/tasks/main.yml', import.meta.url), 'utf8');
+    const block = tasks.slice(tasks.indexOf('loom_agent_config: >-'), tasks.indexOf('notify:', tasks.indexOf('loom_agent_config: >-')));
+    const keys = [...block.matchAll(/'([a-zA-Z]+)':/g)].map((m) => m[1]!);
+    expect(keys.length).toBeGreaterThan(10);
+    for (const key of keys) expect(Object.keys(SETTINGS)).toContain(key);
   });
 });

@@ -26,7 +26,8 @@ function loomctl(...args: string[]): Promise<Run> {
 
 beforeAll(async () => {
   tmp = tempDir();
-  d = await startDaemon(['--db', `${tmp.dir}/c.db`]);
+  // h1 and h2 never heartbeat: keep them up however long a loaded machine takes to run loomctl.
+  d = await startDaemon(['--db', `${tmp.dir}/c.db`, '--host-down-after-ms', '3600000']);
   const c = new LoomClient(d.target);
   await c.register({ name: 'h1', vtep: '192.0.2.1', agentVersion: '0.1.0' });
   await c.register({ name: 'h2', vtep: '192.0.2.2' });
@@ -96,6 +97,7 @@ describe('loomctl against a running controller', () => {
     const usage = await loomctl('network', 'create', 'x');
     expect(usage).toMatchObject({ code: 2, stderr: 'loomctl: missing --ipv4 CIDR (see loomctl --help)\n' });
     expect((await loomctl('frobnicate')).code).toBe(2);
+    expect(await loomctl('host', 'list', '--ipv4', '10.0.0.0/8')).toMatchObject({ code: 2, stdout: '', stderr: "loomctl: unknown flag --ipv4 for 'host list' (see loomctl --help)\n" });
     const help = await loomctl('--help');
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: loomctl');

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, loadConfig } from '../../src/controller/config.js';
+import { flagName } from '../../src/common/config.js';
+import { DEFAULTS, HELP, loadConfig, SETTINGS } from '../../src/controller/config.js';
 
 describe('controller config', () => {
   it('merges defaults, file and flags (flags win)', () => {
@@ -46,5 +47,31 @@ describe('controller config', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('controller settings table', () => {
+  it('keeps the old flag names working beside the kebab-case keys', () => {
+    const old = loadConfig(['--db', '/x.db', '--watch-coalesce-ms', '7', '--watch-quiet-ms', '3', '--watch-ack-timeout-ms', '900']);
+    const now = loadConfig(['--db-path', '/x.db', '--coalesce-ms', '7', '--quiet-ms', '3', '--ack-timeout-ms', '900']);
+    expect(old).toEqual(now);
+    expect(now).toMatchObject({ dbPath: '/x.db', coalesceMs: 7, quietMs: 3, ackTimeoutMs: 900 });
+  });
+
+  it('explains every setting in --help with its flag, config key and unit', () => {
+    for (const key of Object.keys(SETTINGS)) {
+      expect(HELP).toContain(`--${flagName(key)}`);
+      expect(HELP).toContain(`[${key};`);
+    }
+    expect(HELP).toMatch(/\[hostDownAfterMs; default: 15000 ms\]/);
+    expect(HELP).toContain('also --db]');
+  });
+
+  it('knows every key the Ansible role writes into controller.json', () => {
+    const tasks = readFileSync(new URL('../../ansible/roles/loom_controller/tasks/main.yml', import.meta.url), 'utf8');
+    const start = tasks.indexOf('loom_controller_config: >-');
+    const keys = [...tasks.slice(start, tasks.indexOf('notify:', start)).matchAll(/'([a-zA-Z]+)':/g)].map((m) => m[1]!);
+    expect(keys.length).toBeGreaterThan(5);
+    for (const key of keys) expect(Object.keys(SETTINGS)).toContain(key);
   });
 });

@@ -1,0 +1,55 @@
+/**
+ * Schemas of the local API's request bodies. Every body is checked before it reaches the agent;
+ * a bad one is answered 400 with a message naming the field. Unknown fields are refused too,
+ * so a misspelt optional field is not silently ignored.
+ */
+import { z } from 'zod';
+import type { AttachRequest, DetachRequest } from '../api/local.js';
+import { AgentError } from './agent.js';
+
+const MAX_TEXT = 1024;
+
+/** A string; the messages say what it is, and tell a missing field from a mistyped one. */
+const str = (what: string) => z.string({ error: (issue) => (issue.input === undefined ? `is missing (${what})` : `must be a string (${what})`) });
+const text = (what: string) => str(what).max(MAX_TEXT, `must be at most ${MAX_TEXT} characters`);
+const required = (what: string) => text(what).min(1, `must not be empty (${what})`);
+const ifname = str('the interface name in the container')
+  .min(1, 'must not be empty')
+  .max(15, 'must be at most 15 characters (a Linux interface name)')
+  .regex(/^[^/\s]+$/, "must not contain '/' or whitespace");
+
+export const attachRequest: z.ZodType<AttachRequest> = z.strictObject({
+  containerId: required('the container ID'),
+  netns: required("the container's network namespace file"),
+  ifname,
+  network: required('the Loom network name'),
+  name: text('the container name').optional(),
+  ipv4: text('a static IPv4 address').optional(),
+  ipv6: text('a static IPv6 address').optional(),
+  mac: text('a static MAC address').optional(),
+});
+
+export const detachRequest: z.ZodType<DetachRequest> = z.strictObject({
+  containerId: required('the container ID'),
+  ifname,
+  network: text('the Loom network name').optional(),
+});
+
+/** POST /v1/cni from the `loom` plugin binary: its environment and its stdin. */
+export const cniRequest = z.strictObject({
+  env: z.record(z.string(), str('an environment variable').max(64 * 1024, 'must be at most 65536 characters'), { error: (issue) => (issue.input === undefined ? 'is missing (the CNI_* variables)' : 'must be an object of CNI_* variables') }),
+  stdin: str('the network configuration'),
+});
+
+/** `body` checked against `schema`, or AgentError 'invalid' naming the first bad field. */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') {
+    const field = [...issue.path, issue.keys[0]].join('.');
+    throw new AgentError('invalid', `${what}: unknown field "${field}"`);
+  }
+  const field = issue.path.join('.');
+  throw new AgentError('invalid', field ? `${what}: field "${field}" ${issue.message}` : `${what}: ${issue.message}`);
+}
