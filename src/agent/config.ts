@@ -23,8 +23,9 @@ function ipv4(value: unknown): string {
 
 /** 0 (only at recovery) or an interval of 100 ms to an hour. */
 function sweepInterval(value: unknown): number {
-  const n = int(0, 3_600_000)(value);
-  if (n !== 0 && n < 100) throw new BadValue('must be 0 (only at start) or between 100 and 3600000');
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (n === 0) return 0;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 100 || n > 3_600_000) throw new BadValue('(0 = off) must be an integer between 100 and 3600000');
   return n;
 }
 
