@@ -15,9 +15,10 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import {
-  DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, ErrorCode, Flag, FrameReader, FrameType, Http2Error, MAX_WINDOW_SIZE,
+  DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, ErrorCode, FRAME_HEADER_LENGTH, Flag, FrameReader, FrameType, Http2Error, MAX_WINDOW_SIZE,
   SettingsId, decodeSettings, encodeFrame, encodeGoaway, encodeSettings, encodeU32Frame, errorCodeName, writeFrameHeader,
 } from './frames.js';
+import { GRPC_PREFIX_LENGTH, GrpcMessageSplitter, encodeGrpcMessage, writeGrpcPrefix } from './grpc-framing.js';
 import { HeaderListSizeError, HpackDecoder, HpackError, encodeHeaderBlock, type HeaderField } from './hpack.js';
 
 /** gRPC status codes (grpc/doc/statuscodes.md). */
@@ -131,7 +132,7 @@ const MAX_HEADER_BLOCK = 256 << 10;
 const LINGER_MS = 2000;
 const MAX_DETAILS = 4096;
 
-const DATA_PREFIX = 14; // frame header + gRPC message prefix
+const DATA_PREFIX = FRAME_HEADER_LENGTH + GRPC_PREFIX_LENGTH;
 const NOOP = (): void => {};
 
 /** :status 200 and content-type, the same for every call (no dynamic table, so it can be shared). */
@@ -196,11 +197,7 @@ class ServerCall implements GrpcStreamCall {
   wantDrain = false;
   private trailerCode = 0;
   private trailerDetails = '';
-  // A message split across DATA frames: its 5-octet prefix first, then the body.
-  private prefix: Buffer | null = null;
-  private prefixFill = 0;
-  private body: Buffer | null = null;
-  private bodyFill = 0;
+  private readonly splitter: GrpcMessageSplitter;
 
   constructor(
     private readonly conn: Connection,
@@ -209,6 +206,9 @@ class ServerCall implements GrpcStreamCall {
     readonly headers: ReadonlyMap<string, string>,
   ) {
     this.sendWindow = conn.peerInitialWindow;
+    this.splitter = new GrpcMessageSplitter(conn.maxMessageBytes);
+    this.splitter.onMessage = (m) => this.deliver(m);
+    this.splitter.onProblem = (p) => (p.kind === 'compressed' ? this.compressed(p.flag) : this.tooLarge(p.length));
   }
 
   get peer(): string {
@@ -233,17 +233,13 @@ class ServerCall implements GrpcStreamCall {
       // Hot path: frame header, message prefix and payload in one buffer, one write.
       const buf = Buffer.allocUnsafe(DATA_PREFIX + len);
       writeFrameHeader(buf, 0, frameLen, FrameType.DATA, 0, this.id);
-      buf[9] = 0;
-      buf.writeUInt32BE(len, 10);
+      writeGrpcPrefix(buf, FRAME_HEADER_LENGTH, len);
       message.copy(buf, DATA_PREFIX);
       c.sendWindow -= frameLen;
       this.sendWindow -= frameLen;
       if (!c.socket.write(buf, done)) c.congested = true;
     } else {
-      const buf = Buffer.allocUnsafe(frameLen);
-      buf[0] = 0;
-      buf.writeUInt32BE(len, 1);
-      message.copy(buf, 5);
+      const buf = encodeGrpcMessage(message);
       this.queue.push(buf);
       this.queueDone.push(done);
       this.queued += frameLen;
@@ -337,65 +333,9 @@ class ServerCall implements GrpcStreamCall {
     }
   }
 
-  /** DATA payload [start, end): reassembles gRPC messages; whole ones are delivered as views. */
+  /** DATA payload [start, end): reassembled into gRPC messages; whole ones are delivered as views. */
   receive(d: Buffer, start: number, end: number): void {
-    let off = start;
-    if (this.prefixFill > 0 || this.body !== null) {
-      off = this.completePartial(d, off, end);
-      if (off < 0) return;
-    }
-    while (end - off >= 5) {
-      if (d[off] !== 0) return this.compressed(d[off]);
-      const len = d.readUInt32BE(off + 1);
-      if (len > this.conn.maxMessageBytes) return this.tooLarge(len);
-      const stop = off + 5 + len;
-      if (stop > end) break;
-      this.deliver(d.subarray(off + 5, stop));
-      if (this.state !== OPEN) return;
-      off = stop;
-    }
-    if (off === end) return;
-    if (end - off < 5) {
-      this.prefix ??= Buffer.allocUnsafe(5);
-      this.prefixFill = d.copy(this.prefix, 0, off, end);
-    } else {
-      // The prefix is whole (checked in the loop): start the body.
-      this.body = Buffer.allocUnsafe(d.readUInt32BE(off + 1));
-      this.bodyFill = d.copy(this.body, 0, off + 5, end);
-    }
-  }
-
-  /** Continues a message split across frames; returns the offset after it, or -1 if there is no more to do. */
-  private completePartial(d: Buffer, off: number, end: number): number {
-    if (this.body === null) {
-      const p = this.prefix as Buffer;
-      const take = Math.min(5 - this.prefixFill, end - off);
-      d.copy(p, this.prefixFill, off, off + take);
-      this.prefixFill += take;
-      off += take;
-      if (this.prefixFill < 5) return -1;
-      this.prefixFill = 0;
-      if (p[0] !== 0) {
-        this.compressed(p[0]);
-        return -1;
-      }
-      const len = p.readUInt32BE(1);
-      if (len > this.conn.maxMessageBytes) {
-        this.tooLarge(len);
-        return -1;
-      }
-      this.body = Buffer.allocUnsafe(len);
-      this.bodyFill = 0;
-    }
-    const body = this.body;
-    const take = Math.min(body.length - this.bodyFill, end - off);
-    d.copy(body, this.bodyFill, off, off + take);
-    this.bodyFill += take;
-    off += take;
-    if (this.bodyFill < body.length) return -1;
-    this.body = null;
-    this.deliver(body);
-    return this.state === OPEN ? off : -1;
+    this.splitter.push(d, start, end);
   }
 
   private deliver(message: Buffer): void {
@@ -404,6 +344,7 @@ class ServerCall implements GrpcStreamCall {
     } catch (err) {
       this.fail(err);
     }
+    if (this.state !== OPEN) this.splitter.stop();
   }
 
   private compressed(flag: number): void {
@@ -419,7 +360,7 @@ class ServerCall implements GrpcStreamCall {
     if (this.remoteEnded) return;
     this.remoteEnded = true;
     if (this.state !== OPEN) return;
-    if (this.prefixFill > 0 || this.body !== null) {
+    if (this.splitter.partial) {
       this.end(GrpcStatus.INTERNAL, 'the request stream ended inside a message');
       return;
     }
@@ -465,7 +406,7 @@ class ServerCall implements GrpcStreamCall {
     this.queue = [];
     this.queueDone = [];
     this.queued = 0;
-    this.body = null;
+    this.splitter.stop();
     this.conn.removeCall(this);
   }
 }
