@@ -85,6 +85,19 @@ export interface GrpcStreamCall {
 
 export type GrpcStreamHandler = (call: GrpcStreamCall) => void;
 
+/** The peer-controlled quantities the server bounds (see the options of the same names). */
+export const HTTP2_LIMITS = [
+  'continuation-frames',
+  'header-block-bytes',
+  'output-bytes',
+  'queued-control-frames',
+  'stream-resets',
+  'handshake-timeout',
+  'idle-timeout',
+  'connections-per-peer',
+] as const;
+export type Http2Limit = (typeof HTTP2_LIMITS)[number];
+
 export interface GrpcStreamServerOptions {
   /** Handlers by path ('/package.Service/Method'). Other paths get UNIMPLEMENTED. */
   handlers: Readonly<Record<string, GrpcStreamHandler>>;
@@ -113,6 +126,38 @@ export interface GrpcStreamServerOptions {
   /** Largest request header list (SETTINGS_MAX_HEADER_LIST_SIZE sizing). Default 16 KiB. */
   maxHeaderListBytes?: number;
   /**
+   * Most CONTINUATION frames one header block may take (empty ones count: CVE-2024-27316).
+   * Default 8, as nghttp2.
+   */
+  maxContinuationFrames?: number;
+  /** Largest header block (all fragments, before decoding). Default the larger of 64 KiB and 2 x maxHeaderListBytes. */
+  maxHeaderBlockBytes?: number;
+  /**
+   * Output a client leaves unread: reading stops while the socket is backed up (its write()
+   * returned false) and resumes on 'drain'; above this many octets queued in the socket the
+   * connection is destroyed. Default 16 MiB.
+   */
+  maxOutputBytes?: number;
+  /**
+   * Control frames we answer (PING and SETTINGS acks, RST_STREAM) while the socket is backed up;
+   * one more is a flood from a client that does not read: GOAWAY ENHANCE_YOUR_CALM. Default 1000.
+   */
+  maxQueuedControlFrames?: number;
+  /**
+   * Streams per second and connection that end without being served: reset by the client, refused,
+   * or answered at once with an error (unknown method, bad headers). One more is rapid reset
+   * (CVE-2023-44487) or a request flood: GOAWAY ENHANCE_YOUR_CALM. Default 200.
+   */
+  maxStreamResetsPerSecond?: number;
+  /** The client preface and SETTINGS (and the TLS handshake) must arrive within this. Default 10 000 ms. */
+  handshakeTimeoutMs?: number;
+  /** A connection without an open call this long gets GOAWAY and is closed. Default 300 000 ms. */
+  idleTimeoutMs?: number;
+  /** Open TCP connections per client address; more are closed at accept. Default 64. */
+  maxConnectionsPerPeer?: number;
+  /** Called whenever one of the limits above is hit (also counted in GrpcStreamServer.limitsHit). */
+  onLimit?: (limit: Http2Limit, peer: string, detail: string) => void;
+  /**
    * Problems worth a log line: protocol errors (ours to the peer, or the peer's GOAWAY with an
    * error), TLS handshake failures, socket errors other than ECONNRESET/EPIPE, and exceptions
    * thrown by handlers or call callbacks (the call then ends with INTERNAL).
@@ -126,8 +171,9 @@ const DEFAULT_STREAM_WINDOW = 8 << 20;
 const CONNECTION_WINDOW = MAX_WINDOW_SIZE;
 const DEFAULT_HIGH_WATER_MARK = 64 << 10;
 const DEFAULT_MAX_HEADER_LIST = 16 << 10;
-/** Largest header block (all fragments) we buffer before decoding; beyond it we give up the connection. */
-const MAX_HEADER_BLOCK = 256 << 10;
+const MIN_HEADER_BLOCK = 64 << 10;
+/** Longest :path named in an UNIMPLEMENTED answer: a long one is not echoed (no amplification). */
+const MAX_ECHOED_PATH = 128;
 /** How long a connection we finished with may stay half-open before it is destroyed. */
 const LINGER_MS = 2000;
 const MAX_DETAILS = 4096;
@@ -237,7 +283,7 @@ class ServerCall implements GrpcStreamCall {
       message.copy(buf, DATA_PREFIX);
       c.sendWindow -= frameLen;
       this.sendWindow -= frameLen;
-      if (!c.socket.write(buf, done)) c.congested = true;
+      if (!c.socket.write(buf, done)) c.backedUp();
     } else {
       const buf = encodeGrpcMessage(message);
       this.queue.push(buf);
@@ -309,7 +355,7 @@ class ServerCall implements GrpcStreamCall {
       if (n === head.length) {
         q.shift();
         const done = this.queueDone.shift();
-        if (!c.socket.write(head, done)) c.congested = true;
+        if (!c.socket.write(head, done)) c.backedUp();
       } else {
         c.write(head.subarray(0, n));
         q[0] = head.subarray(n);
@@ -446,6 +492,14 @@ class Connection {
   private contEndStream = false;
   private contFragments: Buffer[] = [];
   private contBytes = 0;
+  private contFrames = 0;
+  // Limits: reading paused while output is backed up; control frames answered meanwhile; resets this second.
+  private readPaused = false;
+  private controlWhileCongested = 0;
+  private resetWindowStart = 0;
+  private resets = 0;
+  private handshakeTimer: NodeJS.Timeout;
+  private idleTimer: NodeJS.Timeout | undefined;
   // Keepalive: anything read since the last tick; when our PING went out (0: none outstanding).
   private readSinceTick = true;
   private pingSentAt = 0;
@@ -465,6 +519,14 @@ class Connection {
       maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
     });
     socket.setNoDelay(true);
+    this.handshakeTimer = setTimeout(() => {
+      if (this.settingsSeen || this.closed) return;
+      this.limit('handshake-timeout', `no client preface and SETTINGS within ${opts.handshakeTimeoutMs} ms`);
+      this.teardown('handshake timeout');
+      this.socket.destroy();
+    }, opts.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
+    this.armIdle();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -491,7 +553,63 @@ class Connection {
   }
 
   write(buf: Buffer): void {
-    if (!this.socket.write(buf)) this.congested = true;
+    if (!this.socket.write(buf)) this.backedUp();
+  }
+
+  /**
+   * The socket's write() returned false: stop reading until 'drain' (a client that does not read
+   * cannot make us queue answers), and give up past maxOutputBytes.
+   */
+  backedUp(): void {
+    this.congested = true;
+    if (!this.readPaused && !this.closed) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+    const queued = this.socket.writableLength;
+    if (queued > this.opts.maxOutputBytes && !this.socket.destroyed) {
+      this.limit('output-bytes', `${queued} octets unread by the client`);
+      this.teardown('output limit');
+      this.socket.destroy();
+    }
+  }
+
+  /** A control frame we must answer (PING, SETTINGS ack, RST_STREAM): bounded while the client does not read. */
+  private writeControl(buf: Buffer): void {
+    if (this.congested && ++this.controlWhileCongested > this.opts.maxQueuedControlFrames) {
+      this.limit('queued-control-frames', `more than ${this.opts.maxQueuedControlFrames} control frames queued`);
+      throw new Http2Error('control frames queued beyond the limit', ErrorCode.ENHANCE_YOUR_CALM);
+    }
+    this.write(buf);
+  }
+
+  /** A stream that ended without being served; too many per second is a flood. */
+  private noteReset(): void {
+    const now = performance.now();
+    if (now - this.resetWindowStart >= 1000) {
+      this.resetWindowStart = now;
+      this.resets = 0;
+    }
+    if (++this.resets > this.opts.maxStreamResetsPerSecond) {
+      this.limit('stream-resets', `more than ${this.opts.maxStreamResetsPerSecond} streams reset or refused in a second`);
+      throw new Http2Error('too many streams reset or refused', ErrorCode.ENHANCE_YOUR_CALM);
+    }
+  }
+
+  limit(limit: Http2Limit, detail: string): void {
+    this.server.limitHit(limit, this.peer, detail);
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.calls.size > 0 || this.closed) return;
+      this.limit('idle-timeout', `no call for ${this.opts.idleTimeoutMs} ms`);
+      this.write(encodeGoaway(this.lastStreamId, ErrorCode.NO_ERROR, 'idle'));
+      this.teardown('idle timeout');
+      this.finish();
+    }, this.opts.idleTimeoutMs);
+    this.idleTimer.unref();
   }
 
   report(err: unknown): void {
@@ -538,7 +656,10 @@ class Connection {
     this.calls.delete(call.id);
     this.blocked.delete(call);
     this.server.callClosed();
-    if ((this.draining || this.peerDraining) && this.calls.size === 0) this.finish();
+    if (this.calls.size === 0) {
+      if (this.draining || this.peerDraining) this.finish();
+      else if (!this.closed) this.armIdle();
+    }
   }
 
   // ---------------------------------------------------------------- reading
@@ -574,6 +695,7 @@ class Connection {
     if (!this.settingsSeen) {
       if (type !== FrameType.SETTINGS || flags & Flag.ACK) throw new Http2Error('the client preface must end with SETTINGS', ErrorCode.PROTOCOL_ERROR);
       this.settingsSeen = true;
+      clearTimeout(this.handshakeTimer);
     }
     switch (type) {
       case FrameType.DATA:
@@ -596,7 +718,7 @@ class Connection {
         if (id !== 0) throw new Http2Error('PING on a stream', ErrorCode.PROTOCOL_ERROR);
         if (p.length !== 8) throw new Http2Error('PING frame of the wrong size', ErrorCode.FRAME_SIZE_ERROR);
         if (flags & Flag.ACK) this.pingSentAt = 0;
-        else this.write(encodeFrame(FrameType.PING, Flag.ACK, 0, p));
+        else this.writeControl(encodeFrame(FrameType.PING, Flag.ACK, 0, p));
         return;
       case FrameType.GOAWAY:
         return this.onGoaway(id, p);
@@ -663,6 +785,7 @@ class Connection {
       this.contEndStream = endStream;
       this.contFragments = [fragment]; // a view of the read: node does not reuse read buffers
       this.contBytes = fragment.length;
+      this.contFrames = 0;
       return;
     }
     this.onHeaderBlock(id, endStream, fragment, selfDependent);
@@ -671,7 +794,14 @@ class Connection {
   private onContinuation(flags: number, id: number, p: Buffer): void {
     if (this.contStream === 0 || id !== this.contStream) throw new Http2Error('CONTINUATION without a header block to continue', ErrorCode.PROTOCOL_ERROR);
     this.contBytes += p.length;
-    if (this.contBytes > MAX_HEADER_BLOCK) throw new Http2Error(`header block above ${MAX_HEADER_BLOCK} octets`, ErrorCode.ENHANCE_YOUR_CALM);
+    if (++this.contFrames > this.opts.maxContinuationFrames) {
+      this.limit('continuation-frames', `more than ${this.opts.maxContinuationFrames} CONTINUATION frames in one header block`);
+      throw new Http2Error(`more than ${this.opts.maxContinuationFrames} CONTINUATION frames in one header block`, ErrorCode.ENHANCE_YOUR_CALM);
+    }
+    if (this.contBytes > this.opts.maxHeaderBlockBytes) {
+      this.limit('header-block-bytes', `header block above ${this.opts.maxHeaderBlockBytes} octets`);
+      throw new Http2Error(`header block above ${this.opts.maxHeaderBlockBytes} octets`, ErrorCode.ENHANCE_YOUR_CALM);
+    }
     this.contFragments.push(p);
     if (!(flags & Flag.END_HEADERS)) return;
     const block = Buffer.concat(this.contFragments, this.contBytes);
@@ -699,7 +829,8 @@ class Connection {
     this.lastStreamId = id;
     if (selfDependent) return this.streamError(id, ErrorCode.PROTOCOL_ERROR, 'a stream cannot depend on itself');
     if (this.draining || this.peerDraining || this.calls.size >= this.opts.maxConcurrentStreams) {
-      this.write(encodeU32Frame(FrameType.RST_STREAM, id, ErrorCode.REFUSED_STREAM));
+      this.noteReset();
+      this.writeControl(encodeU32Frame(FrameType.RST_STREAM, id, ErrorCode.REFUSED_STREAM));
       return;
     }
     if (fields === null) {
@@ -717,10 +848,12 @@ class Connection {
     }
     const handler = this.opts.handlers.get(req.path);
     if (handler === undefined) {
-      return this.respond(id, endStream, '200', GrpcStatus.UNIMPLEMENTED, `unknown method ${req.path}`);
+      const named = req.path.length <= MAX_ECHOED_PATH ? req.path : `(a :path of ${req.path.length} octets)`;
+      return this.respond(id, endStream, '200', GrpcStatus.UNIMPLEMENTED, `unknown method ${named}`);
     }
     const call = new ServerCall(this, id, req.path, req.headers);
     this.calls.set(id, call);
+    if (this.calls.size === 1) clearTimeout(this.idleTimer);
     this.server.callOpened();
     try {
       handler(call);
@@ -732,6 +865,7 @@ class Connection {
 
   /** A response without a call: trailers-only, then a reset if the client is still sending. */
   private respond(id: number, endStream: boolean, status: string, code: number, details: string): void {
+    this.noteReset();
     this.socket.cork();
     this.writeHeaderBlock(id, this.headerBlock(trailerFields(code, details, true, status)), true);
     if (!endStream) this.write(encodeU32Frame(FrameType.RST_STREAM, id, ErrorCode.NO_ERROR));
@@ -746,6 +880,7 @@ class Connection {
       if (id > this.lastStreamId) throw new Http2Error(`RST_STREAM on idle stream ${id}`, ErrorCode.PROTOCOL_ERROR);
       return;
     }
+    this.noteReset();
     call.abort(`stream reset by the client (${errorCodeName(p.readUInt32BE(0))})`);
   }
 
@@ -773,7 +908,7 @@ class Connection {
         this.tableSizeUpdate = true;
       }
     }
-    this.write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
+    this.writeControl(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
     if (grew) this.flushBlocked();
   }
 
@@ -827,6 +962,11 @@ class Connection {
 
   private onDrain(): void {
     this.congested = false;
+    this.controlWhileCongested = 0;
+    if (this.readPaused && !this.closed) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
     for (const call of [...this.calls.values()]) {
       if (this.congested) break;
       if (call.wantDrain) call.maybeDrain();
@@ -835,7 +975,8 @@ class Connection {
 
   /** RST_STREAM with `code`; the call, if any, is cancelled. */
   private streamError(id: number, code: number, message: string): void {
-    this.write(encodeU32Frame(FrameType.RST_STREAM, id, code));
+    this.noteReset();
+    this.writeControl(encodeU32Frame(FrameType.RST_STREAM, id, code));
     this.calls.get(id)?.abort(`stream error ${errorCodeName(code)}: ${message}`);
   }
 
@@ -877,6 +1018,8 @@ class Connection {
   teardown(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    clearTimeout(this.idleTimer);
     this.reader.stop();
     for (const call of [...this.calls.values()]) call.abort(reason);
     this.calls.clear();
@@ -888,6 +1031,8 @@ class Connection {
     if (this.finished) return;
     this.finished = true;
     this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    clearTimeout(this.idleTimer);
     this.reader.stop();
     if (!this.socket.writableEnded) this.socket.end();
     setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
@@ -942,6 +1087,14 @@ interface ResolvedOptions {
   streamWindowBytes: number;
   highWaterMark: number;
   maxHeaderListBytes: number;
+  maxContinuationFrames: number;
+  maxHeaderBlockBytes: number;
+  maxOutputBytes: number;
+  maxQueuedControlFrames: number;
+  maxStreamResetsPerSecond: number;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnectionsPerPeer: number;
   onError: (err: Error, peer: string) => void;
 }
 
@@ -949,6 +1102,10 @@ export class GrpcStreamServer {
   private readonly server: net.Server;
   private readonly opts: ResolvedOptions;
   private readonly conns = new Set<Connection>();
+  private readonly perPeer = new Map<string, number>();
+  private readonly onLimit: (limit: Http2Limit, peer: string, detail: string) => void;
+  /** How often each limit was hit since the server started. */
+  readonly limitsHit: Record<Http2Limit, number> = Object.fromEntries(HTTP2_LIMITS.map((l) => [l, 0])) as Record<Http2Limit, number>;
   private openStreams = 0;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | null = null;
@@ -968,10 +1125,20 @@ export class GrpcStreamServer {
       streamWindowBytes: positive('streamWindowBytes', options.streamWindowBytes, DEFAULT_STREAM_WINDOW, MAX_WINDOW_SIZE),
       highWaterMark: positive('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK),
       maxHeaderListBytes: positive('maxHeaderListBytes', options.maxHeaderListBytes, DEFAULT_MAX_HEADER_LIST, 0xffff_ffff),
+      maxContinuationFrames: positive('maxContinuationFrames', options.maxContinuationFrames, 8),
+      maxHeaderBlockBytes: 0,
+      maxOutputBytes: positive('maxOutputBytes', options.maxOutputBytes, 16 << 20),
+      maxQueuedControlFrames: positive('maxQueuedControlFrames', options.maxQueuedControlFrames, 1000),
+      maxStreamResetsPerSecond: positive('maxStreamResetsPerSecond', options.maxStreamResetsPerSecond, 200),
+      handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000, 2 ** 31 - 1),
+      idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, 300_000, 2 ** 31 - 1),
+      maxConnectionsPerPeer: positive('maxConnectionsPerPeer', options.maxConnectionsPerPeer, 64),
       onError: options.onError ?? NOOP,
     };
+    this.opts.maxHeaderBlockBytes = positive('maxHeaderBlockBytes', options.maxHeaderBlockBytes, Math.max(MIN_HEADER_BLOCK, 2 * this.opts.maxHeaderListBytes));
+    this.onLimit = options.onLimit ?? NOOP;
     if (options.tls) {
-      const server = tls.createServer({ ...options.tls, ALPNProtocols: ['h2'] });
+      const server = tls.createServer({ handshakeTimeout: this.opts.handshakeTimeoutMs, ...options.tls, ALPNProtocols: ['h2'] });
       server.on('secureConnection', (socket) => {
         if (socket.alpnProtocol !== 'h2') {
           this.opts.onError(new Error(`TLS client did not select ALPN h2 (${String(socket.alpnProtocol)})`), formatPeer(socket));
@@ -983,8 +1150,13 @@ export class GrpcStreamServer {
       server.on('tlsClientError', (err, socket) => this.opts.onError(err, formatPeer(socket)));
       this.server = server;
     } else {
-      this.server = net.createServer((socket) => this.accept(socket));
+      this.server = net.createServer();
     }
+    // Counted on the TCP connection, before any TLS handshake: a handshake flood counts too.
+    const plain = !options.tls;
+    this.server.on('connection', (socket: net.Socket) => {
+      if (this.admit(socket) && plain) this.accept(socket);
+    });
     this.server.on('error', (err) => this.opts.onError(err, ''));
     const keepaliveMs = options.keepaliveMs ?? 0;
     if (keepaliveMs > 0) {
@@ -1046,7 +1218,36 @@ export class GrpcStreamServer {
     return this.closing;
   }
 
+  /** Every TCP connection: refused past maxConnectionsPerPeer; counted until it closes. */
+  private admit(socket: net.Socket): boolean {
+    const addr = socket.remoteAddress ?? '';
+    const n = this.perPeer.get(addr) ?? 0;
+    if (n >= this.opts.maxConnectionsPerPeer) {
+      this.limitHit('connections-per-peer', formatPeer(socket), `${n} connections open from ${addr}`);
+      socket.destroy();
+      return false;
+    }
+    this.perPeer.set(addr, n + 1);
+    socket.once('close', () => {
+      const left = (this.perPeer.get(addr) ?? 1) - 1;
+      if (left > 0) this.perPeer.set(addr, left);
+      else this.perPeer.delete(addr);
+    });
+    return true;
+  }
+
+  /** @internal */
+  limitHit(limit: Http2Limit, peer: string, detail: string): void {
+    this.limitsHit[limit]++;
+    try {
+      this.onLimit(limit, peer, detail);
+    } catch {
+      // a failing callback must not take the server down
+    }
+  }
+
   private accept(socket: net.Socket): void {
+    if (socket.destroyed) return;
     if (this.closing) {
       socket.destroy();
       return;
