@@ -20,6 +20,8 @@ export interface ControllerConfig {
   changeLogSize: number;
   storeHistory: number;
   maxReceiveBytes: number;
+  /** Open connections per client address on the Watch server; more are refused. */
+  maxConnectionsPerPeer: number;
   maxMessageBytes: number;
   coalesceMs: number;
   quietMs: number;
@@ -43,6 +45,7 @@ export const DEFAULTS: ControllerConfig = {
   changeLogSize: 200_000,
   storeHistory: 100_000,
   maxReceiveBytes: 4 * 1024 * 1024,
+  maxConnectionsPerPeer: 64,
   maxMessageBytes: 256 * 1024,
   coalesceMs: 5,
   quietMs: 2,
@@ -77,6 +80,8 @@ Flags (override the config file; the file uses the names in parentheses):
   --store-history N            revisions of change log kept in the store         [${DEFAULTS.storeHistory}]
                                (storeHistory)
   --max-receive-bytes N        largest accepted request (maxReceiveBytes)        [${DEFAULTS.maxReceiveBytes}]
+  --max-connections-per-peer N connections one address may hold open to the    [${DEFAULTS.maxConnectionsPerPeer}]
+                               Watch server (maxConnectionsPerPeer)
   --max-message-bytes N        split watch messages above this (maxMessageBytes) [${DEFAULTS.maxMessageBytes}]
   --watch-quiet-ms N           send watch updates once requests paused N ms      [${DEFAULTS.quietMs}]
                                (quietMs)...
@@ -108,6 +113,7 @@ const FLAGS: FlagSpec = {
   'change-log-size': { type: 'string' },
   'store-history': { type: 'string' },
   'max-receive-bytes': { type: 'string' },
+  'max-connections-per-peer': { type: 'string' },
   'max-message-bytes': { type: 'string' },
   'watch-coalesce-ms': { type: 'string' },
   'watch-quiet-ms': { type: 'string' },
@@ -129,6 +135,7 @@ const FLAG_TO_KEY: Record<string, keyof ControllerConfig> = {
   'change-log-size': 'changeLogSize',
   'store-history': 'storeHistory',
   'max-receive-bytes': 'maxReceiveBytes',
+  'max-connections-per-peer': 'maxConnectionsPerPeer',
   'max-message-bytes': 'maxMessageBytes',
   'watch-coalesce-ms': 'coalesceMs',
   'watch-quiet-ms': 'quietMs',
@@ -165,6 +172,7 @@ export function validateConfig(raw: Record<string, unknown>): ControllerConfig {
     changeLogSize: intSetting(raw.changeLogSize, 'changeLogSize', 16, 100_000_000),
     storeHistory: intSetting(raw.storeHistory, 'storeHistory', 16, 100_000_000),
     maxReceiveBytes: intSetting(raw.maxReceiveBytes, 'maxReceiveBytes', 4096, 256 * 1024 * 1024),
+    maxConnectionsPerPeer: intSetting(raw.maxConnectionsPerPeer, 'maxConnectionsPerPeer', 1, 1_000_000),
     maxMessageBytes: intSetting(raw.maxMessageBytes, 'maxMessageBytes', 4096, 64 * 1024 * 1024),
     coalesceMs: intSetting(raw.coalesceMs, 'coalesceMs', 0, 1000),
     quietMs: intSetting(raw.quietMs, 'quietMs', 0, 1000),
