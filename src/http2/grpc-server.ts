@@ -666,6 +666,8 @@ class Connection {
 
   private onData(chunk: Buffer): void {
     this.readSinceTick = true;
+    // What one read makes us answer (acks, window updates, resets) leaves in one writev.
+    this.socket.cork();
     try {
       this.reader.push(chunk);
     } catch (err) {
@@ -684,6 +686,8 @@ class Connection {
         this.report(err);
         this.connectionError(ErrorCode.INTERNAL_ERROR, 'internal error');
       }
+    } finally {
+      this.socket.uncork();
     }
   }
 
@@ -1034,7 +1038,13 @@ class Connection {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.idleTimer);
     this.reader.stop();
+    // A client that does not read our output would not read a GOAWAY either: no lingering.
+    if (this.congested) {
+      this.socket.destroy();
+      return;
+    }
     if (!this.socket.writableEnded) this.socket.end();
+    this.socket.pause(); // what the client still sends is not read (node would read and drop it)
     setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
   }
 
