@@ -185,7 +185,7 @@ function watchAnswers(port: number, ms = 2000): Promise<void> {
   }).finally(() => client.close());
 }
 
-describe('the controller daemon under attack on its Watch port', () => {
+describe('the controller daemon under attack', () => {
   let daemon: Daemon;
   let rssStart: number;
   let rssPeak: number;
@@ -210,7 +210,7 @@ describe('the controller daemon under attack on its Watch port', () => {
     await watchAnswers(daemon.watchPort);
   };
 
-  it('survives every flood, /healthz and Watch answering throughout, RSS bounded', async () => {
+  it('survives every flood on its Watch port (src/http2), /healthz and Watch answering throughout, RSS bounded', async () => {
     const p = daemon.watchPort;
     const attacks: Array<[string, () => Promise<AttackResult>]> = [
       ['continuation', () => continuationFlood(p, ATTACK_MS)],
@@ -234,5 +234,24 @@ describe('the controller daemon under attack on its Watch port', () => {
     expect(daemon.output()).toMatch(/"limit":"continuation-frames"/);
     expect(daemon.output()).toMatch(/"limit":"stream-resets"/);
     expect(daemon.output()).toMatch(/"limit":"queued-control-frames"/);
+  });
+
+  it('survives the same floods on its grpc-js API port (node:http2), /healthz answering throughout', async () => {
+    const p = daemon.grpcPort;
+    const attacks: Array<[string, () => Promise<AttackResult>]> = [
+      ['continuation', () => continuationFlood(p, ATTACK_MS)],
+      ['ping', () => pingFlood(p, ATTACK_MS)],
+      ['settings', () => settingsFlood(p, ATTACK_MS)],
+      ['unknown-method', () => unknownMethodFlood(p, ATTACK_MS)],
+      ['rapid-reset', () => rapidReset(p, '/loom.v1.NetworkService/ListNetworks', ATTACK_MS)],
+    ];
+    for (const [name, attack] of attacks) {
+      const { result, checks } = await underAttack(attack(), () => healthz(daemon.httpPort));
+      expect(checks, name).toBeGreaterThan(0);
+      expect(result.closedByServer, name).toBe(true); // nghttp2 cuts each of them (GOAWAY or close) within ~150 ms
+    }
+    await healthy();
+    expect(daemon.proc.exitCode).toBeNull();
+    expect(rssPeak - rssStart).toBeLessThan(RSS_BOUND_MIB);
   });
 });
