@@ -38,6 +38,7 @@ interface Measured {
   impl: Impl;
   updates: number;
   cpuUs: number;
+  userUs: number;
   wallMs: number;
   rssMb: number;
 }
@@ -83,6 +84,7 @@ class Driver {
         impl: this.impl,
         updates: ROUNDS * this.calls.length,
         cpuUs: cpu.user + cpu.system,
+        userUs: cpu.user,
         wallMs: performance.now() - this.t0,
         rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
       };
@@ -198,7 +200,7 @@ async function main(): Promise<void> {
     results.push(m);
     process.stdout.write(
       `${impl}: ${m.updates} updates to ${STREAMS} streams in ${m.wallMs.toFixed(0)} ms, server CPU ${(m.cpuUs / 1000).toFixed(0)} ms ` +
-        `= ${(m.cpuUs / m.updates).toFixed(2)} us/update, RSS ${m.rssMb} MiB\n`,
+        `= ${(m.cpuUs / m.updates).toFixed(2)} us/update (user ${(m.userUs / m.updates).toFixed(2)}), RSS ${m.rssMb} MiB\n`,
     );
   }
   const [own, node] = results.map((m) => m.cpuUs / m.updates);

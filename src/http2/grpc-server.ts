@@ -10,7 +10,12 @@
  * Scope: every method is treated as bidirectional streaming (unary and server-streaming calls
  * work too: the handler just sees one message then a half-close). Messages are opaque Buffers.
  * Not implemented: compression (a compressed message ends the call with UNIMPLEMENTED),
- * grpc-timeout deadlines, server push, priorities, ping-abuse policing, idle-connection limits.
+ * grpc-timeout deadlines, server push, priorities.
+ *
+ * Every quantity a peer controls is bounded (options below, each hit counted in limitsHit):
+ * CONTINUATION frames and octets per header block, header list and message sizes, output the peer
+ * leaves unread (reading pauses while the socket is backed up), control frames answered
+ * meanwhile, streams reset or refused per second, handshake and idle time, connections per address.
  */
 import net from 'node:net';
 import tls from 'node:tls';
