@@ -11,10 +11,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectH2, grpcCall } from '../../bench/lib/h2-lite.js';
 import { watchMethod } from '../../src/controller/api/proto.js';
-import { ErrorCode } from '../../src/http2/frames.js';
+import { CLIENT_PREFACE, ErrorCode, FrameType, encodeFrame } from '../../src/http2/frames.js';
 import { GrpcStreamServer, type GrpcStreamCall } from '../../src/http2/grpc-server.js';
 import { startDaemon, tempDir, type Daemon } from '../harness/controller-daemon.js';
-import { continuationFlood, pingFlood, rapidReset, settingsFlood, slowloris, unknownMethodFlood, type AttackResult } from './attacks.js';
+import { continuationFlood, flood, pingFlood, rapidReset, settingsFlood, slowloris, unknownMethodFlood, type AttackResult } from './attacks.js';
 
 const HOST = '127.0.0.1';
 const ECHO = '/test.Echo/Chat';
@@ -150,6 +150,50 @@ describe('src/http2 under attack (in process)', () => {
 
   it(`stayed within ${RSS_BOUND_MIB} MiB of RSS growth`, () => {
     expect((rssPeak - rssStart) / 2 ** 20).toBeLessThan(RSS_BOUND_MIB);
+  });
+});
+
+describe('src/http2 limits a handler or a peer could still reach', () => {
+  it('closes a connection whose client leaves more than maxOutputBytes unread (a handler ignoring send() = false)', async () => {
+    const server = new GrpcStreamServer({
+      maxMessageBytes: 1 << 20,
+      maxOutputBytes: 1 << 20,
+      handlers: {
+        [ECHO]: (call: GrpcStreamCall) => {
+          const chunk = Buffer.alloc(60_000);
+          call.onMessage = () => {
+            for (let i = 0; i < 400 && !call.ended; i++) call.send(chunk); // 24 MB, back-pressure ignored
+          };
+        },
+      },
+    });
+    const port = await server.listen(HOST, 0);
+    try {
+      const conn = await connectH2(HOST, port);
+      conn.socket.pause(); // never reads (so it does not notice the close either: watch the server)
+      grpcCall(conn, ECHO, `${HOST}:${port}`, () => {}).send(Buffer.from('go'));
+      for (let waited = 0; server.connections > 0 && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      expect(server.limitsHit['output-bytes']).toBe(1);
+      expect(server.connections).toBe(0);
+      conn.socket.destroy();
+    } finally {
+      await server.close(100);
+    }
+  });
+
+  it('ends a header block above maxHeaderBlockBytes with GOAWAY ENHANCE_YOUR_CALM', async () => {
+    const server = new GrpcStreamServer({ maxMessageBytes: 1024, maxContinuationFrames: 1000, maxHeaderBlockBytes: 64 << 10, handlers: {} });
+    const port = await server.listen(HOST, 0);
+    try {
+      const fragment = Buffer.alloc(16_000, 0x41); // not decoded before the block is whole
+      const frame = Buffer.concat([Buffer.from([0, 0x3e, 0x80, FrameType.CONTINUATION, 0, 0, 0, 0, 1]), fragment]);
+      const headers = Buffer.concat([Buffer.from([0, 0x3e, 0x80, FrameType.HEADERS, 0, 0, 0, 0, 1]), fragment]);
+      const r = await flood(port, { first: Buffer.concat([CLIENT_PREFACE, encodeFrame(FrameType.SETTINGS, 0, 0), headers]), next: () => frame, ms: 1000, read: true });
+      expect(r.goaway).toBe(ErrorCode.ENHANCE_YOUR_CALM);
+      expect(server.limitsHit['header-block-bytes']).toBe(1);
+    } finally {
+      await server.close(100);
+    }
   });
 });
 
