@@ -1,6 +1,6 @@
 /**
  * Abuse suite (issue 18): raw-socket attackers on loopback against src/http2's server, in this
- * process and as the controller daemon's Watch port. Each attack runs about a second; the server
+ * process and as the controller daemon's Watch port. Each attack gives up after ATTACK_MS; the server
  * must cut it off (or make it harmless), stay alive, keep its memory bounded, and keep serving a
  * legitimate call meanwhile.
  */
@@ -18,7 +18,7 @@ import { continuationFlood, flood, pingFlood, rapidReset, settingsFlood, slowlor
 
 const HOST = '127.0.0.1';
 const ECHO = '/test.Echo/Chat';
-const ATTACK_MS = 1500;
+const ATTACK_MS = 3000;
 /** RSS growth allowed over all attacks on one server (the floods would take GiBs unchecked). */
 const RSS_BOUND_MIB = 96;
 
@@ -99,7 +99,7 @@ describe('src/http2 under attack (in process)', () => {
     const r = await attacked(continuationFlood(port, ATTACK_MS));
     expect(r.goaway).toBe(ErrorCode.ENHANCE_YOUR_CALM);
     expect(r.closedByServer).toBe(true);
-    expect(r.ms).toBeLessThan(1000);
+    expect(r.ms).toBeLessThan(ATTACK_MS); // cut by the server, not by the attacker giving up
     expect(server.limitsHit['continuation-frames']).toBe(1);
   });
 
@@ -127,7 +127,7 @@ describe('src/http2 under attack (in process)', () => {
     const before = server.limitsHit['stream-resets'];
     const r = await attacked(rapidReset(port, ECHO, ATTACK_MS));
     expect(r.goaway).toBe(ErrorCode.ENHANCE_YOUR_CALM);
-    expect(r.ms).toBeLessThan(1000);
+    expect(r.ms).toBeLessThan(ATTACK_MS); // cut by the server, not by the attacker giving up
     expect(server.limitsHit['stream-resets']).toBe(before + 1);
   });
 
@@ -204,7 +204,7 @@ function rssMib(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-function healthz(port: number, ms = 1000): Promise<void> {
+function healthz(port: number, ms = 2000): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: HOST, port, path: '/healthz', timeout: ms }, (res) => {
       res.resume();
