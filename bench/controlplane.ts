@@ -250,7 +250,7 @@ function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 function startController(db: string): Promise<{ proc: ChildProcess; target: string }> {
   const proc = spawn(
     process.execPath,
-    [...(process.env.LOOM_BENCH_CONTROLLER_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/controller/main.ts', '--db', db, '--listen', '127.0.0.1:0', '--metrics-listen', '', '--host-down-after-ms', '600000', '--heartbeat-interval-ms', '60000', ...(process.env.LOOM_BENCH_CONTROLLER_ARGS ?? '').split(' ').filter(Boolean)],
+    [...(process.env.LOOM_BENCH_CONTROLLER_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/controller/main.ts', '--db', db, '--listen', '127.0.0.1:0', '--metrics-listen', '', '--host-down-after-ms', '600000', '--heartbeat-interval-ms', '60000', '--max-connections-per-peer', String(HOSTS + 16), ...(process.env.LOOM_BENCH_CONTROLLER_ARGS ?? '').split(' ').filter(Boolean)],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {

@@ -4,12 +4,12 @@
  * microseconds per message, this costs a few. Deliberately small:
  * - header blocks received are not decoded (no HPACK decoder): a block with END_STREAM ends the
  *   stream, so a gRPC call's status (grpc-status) is not visible, only that it ended;
- * - requests are sent with HPACK literals (no dynamic table, no Huffman);
+ * - requests are sent with HPACK literals (no dynamic table, no Huffman), by the server's encoder;
  * - receive windows are set to 2^31-1 up front and topped up only after 2^30 bytes;
  * - no server push, no PING/priority of our own, no MAX_CONCURRENT_STREAMS bookkeeping,
  *   socket write back-pressure is not propagated (the peer's flow-control windows bound it).
- * Framing (constants, frame encoding, SETTINGS, cutting socket reads into frames) is the codec of
- * the Watch server, src/http2/frames.ts; what is here is the client's own part.
+ * Framing (frames, SETTINGS, cutting reads into frames, gRPC message splitting, HPACK encoding) is
+ * the Watch server's codec, src/http2/; what is here is the client's own part.
  */
 import net from 'node:net';
 import {
@@ -17,6 +17,8 @@ import {
   Http2Error, MAX_WINDOW_SIZE, SettingsId, decodeSettings, encodeFrame, encodeFrameHeader, encodeGoaway, encodeSettings,
   encodeU32Frame, writeFrameHeader,
 } from '../../src/http2/frames.js';
+import { GrpcMessageSplitter, encodeGrpcMessage } from '../../src/http2/grpc-framing.js';
+import { encodeHeaderBlock } from '../../src/http2/hpack.js';
 
 /** RFC 9113 section 7 error codes (the ones used here). */
 export const H2_NO_ERROR = ErrorCode.NO_ERROR;
@@ -42,45 +44,16 @@ export class H2Error extends Http2Error {
 
 // ---------------------------------------------------------------- HPACK (encoding only)
 
-/** RFC 7541 5.1 integer with an N-bit prefix; `first` holds the pattern bits above the prefix. */
-function hpackInt(out: number[], first: number, prefixBits: number, value: number): void {
-  const max = (1 << prefixBits) - 1;
-  if (value < max) {
-    out.push(first | value);
-    return;
-  }
-  out.push(first | max);
-  value -= max;
-  while (value >= 128) {
-    out.push((value & 0x7f) | 0x80);
-    value = Math.floor(value / 128);
-  }
-  out.push(value);
-}
-
-function hpackString(out: number[], s: string): void {
-  const b = Buffer.from(s, 'utf8');
-  hpackInt(out, 0x00, 7, b.length); // H=0: no Huffman
-  for (const byte of b) out.push(byte);
-}
-
-/** Literal header field without indexing (RFC 7541 6.2.2); nameIndex 0 = literal name. */
-function hpackLiteral(out: number[], nameIndex: number, name: string, value: string): void {
-  hpackInt(out, 0x00, 4, nameIndex);
-  if (nameIndex === 0) hpackString(out, name);
-  hpackString(out, value);
-}
-
-/** The gRPC request header block (static-table names: :authority 1, :method 2, :path 4, :scheme 6, content-type 31). */
+/** The gRPC request header block, encoded by the server's codec (static-table names, literals). */
 export function encodeRequestHeaders(path: string, authority: string): Buffer {
-  const out: number[] = [];
-  hpackLiteral(out, 2, ':method', 'POST');
-  hpackLiteral(out, 6, ':scheme', 'http');
-  hpackLiteral(out, 4, ':path', path);
-  hpackLiteral(out, 1, ':authority', authority);
-  hpackLiteral(out, 31, 'content-type', 'application/grpc');
-  hpackLiteral(out, 0, 'te', 'trailers');
-  return Buffer.from(out);
+  return encodeHeaderBlock([
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', path],
+    [':authority', authority],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+  ]);
 }
 
 // ---------------------------------------------------------------- streams
@@ -489,17 +462,19 @@ export function connectH2(host: string, port: number): Promise<H2Connection> {
 export class GrpcCall {
   onEnd: () => void = noop;
   onError: (err: Error) => void = noop;
-  // Message split across DATA frames: its 5-byte prefix first, then the body.
-  private readonly hdr = Buffer.allocUnsafe(5);
-  private hdrFill = 0;
-  private body: Buffer | null = null;
-  private bodyFill = 0;
+  /** The server's message splitter (src/http2/grpc-framing.ts), without a size limit. */
+  private readonly splitter = new GrpcMessageSplitter();
 
   constructor(
     readonly stream: H2Stream,
-    private readonly onMessage: (msg: Buffer) => void,
+    onMessage: (msg: Buffer) => void,
   ) {
-    stream.onData = (d) => this.onData(d);
+    this.splitter.onMessage = (m) => {
+      onMessage(m);
+      if (this.stream.closed) this.splitter.stop();
+    };
+    this.splitter.onProblem = () => this.compressed(); // no limit: only a compressed flag stops it
+    stream.onData = (d) => this.splitter.push(d);
     stream.onEnd = (trailers) => {
       // The call is over: release our half too, as grpc-js does (RST_STREAM NO_ERROR or CANCEL).
       if (!stream.closed) stream.cancel(trailers ? H2_NO_ERROR : H2_CANCEL);
@@ -511,11 +486,7 @@ export class GrpcCall {
 
   /** Sends one message: a single allocation and socket write when the windows admit it. */
   send(msg: Buffer): void {
-    const buf = Buffer.allocUnsafe(14 + msg.length);
-    buf[9] = 0;
-    buf.writeUInt32BE(msg.length, 10);
-    msg.copy(buf, 14);
-    this.stream.writeFramed(buf);
+    this.stream.writeFramed(encodeGrpcMessage(msg, FRAME_HEADER_LENGTH));
   }
 
   /** Half-closes (the client is done sending). */
@@ -526,59 +497,6 @@ export class GrpcCall {
   /** RST_STREAM CANCEL; no callback follows. */
   cancel(): void {
     this.stream.cancel();
-  }
-
-  private onData(d: Buffer): void {
-    const n = d.length;
-    let off = 0;
-    if (this.hdrFill > 0 || this.body !== null) {
-      off = this.fillPartial(d);
-      if (off < 0) return;
-    }
-    // Whole messages in this frame are delivered as views of it.
-    while (n - off >= 5) {
-      if (d[off] !== 0) return this.compressed();
-      const len = d.readUInt32BE(off + 1);
-      if (n - off - 5 < len) break;
-      this.onMessage(d.subarray(off + 5, off + 5 + len));
-      if (this.stream.closed) return;
-      off += 5 + len;
-    }
-    if (off === n) return;
-    if (n - off < 5) {
-      this.hdrFill = d.copy(this.hdr, 0, off);
-    } else {
-      if (d[off] !== 0) return this.compressed();
-      this.body = Buffer.allocUnsafe(d.readUInt32BE(off + 1));
-      this.bodyFill = d.copy(this.body, 0, off + 5);
-    }
-  }
-
-  /**
-   * Completes a message split across frames; returns the offset after it, or -1 if still incomplete.
-   * (Buffer#copy stops where its target is full and returns how much it copied.)
-   */
-  private fillPartial(d: Buffer): number {
-    let off = 0;
-    if (this.body === null) {
-      off = d.copy(this.hdr, this.hdrFill);
-      this.hdrFill += off;
-      if (this.hdrFill < 5) return -1;
-      this.hdrFill = 0;
-      if (this.hdr[0] !== 0) {
-        this.compressed();
-        return -1;
-      }
-      this.body = Buffer.allocUnsafe(this.hdr.readUInt32BE(1));
-      this.bodyFill = 0;
-    }
-    const body = this.body;
-    const take = d.copy(body, this.bodyFill, off);
-    this.bodyFill += take;
-    if (this.bodyFill < body.length) return -1;
-    this.body = null;
-    this.onMessage(body);
-    return this.stream.closed ? -1 : off + take;
   }
 
   /** We never offer grpc-accept-encoding, so a compressed message is a server bug. */

@@ -32,6 +32,7 @@ export const SETTINGS = settings({
   changeLogSize: { parse: int(16, 100_000_000), default: 200_000, arg: 'N', unit: 'changes', help: 'changes kept in memory so a reconnecting agent resumes its Watch instead of resyncing' },
   storeHistory: { parse: int(16, 100_000_000), default: 100_000, arg: 'N', unit: 'revisions', help: 'revisions of change log kept in the store' },
   maxReceiveBytes: { parse: int(4096, 256 * 1024 * 1024), default: 4 * 1024 * 1024, arg: 'N', unit: 'bytes', help: 'largest accepted request' },
+  maxConnectionsPerPeer: { parse: int(1, 1_000_000), default: 64, arg: 'N', help: 'connections one client address may hold open to the Watch server; more are refused' },
   maxMessageBytes: { parse: int(4096, 64 * 1024 * 1024), default: 256 * 1024, arg: 'N', unit: 'bytes', help: 'split Watch messages above this size' },
   coalesceMs: {
     parse: int(0, 1000),

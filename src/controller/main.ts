@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     onAckLatency: (s) => metrics?.propagation.observe(s),
   });
   let watchServer: GrpcStreamServer | null = null;
-  metrics = createMetrics(controller, convergence, () => watchServer && { connections: watchServer.connections, streams: watchServer.streams });
+  metrics = createMetrics(controller, convergence, () => watchServer && { connections: watchServer.connections, streams: watchServer.streams, limitsHit: watchServer.limitsHit });
   const m = metrics;
   const onRequest = (method: string, code: string): void => m.requests.inc({ method, code });
   let watchPort = 0;
@@ -64,7 +64,13 @@ async function main(argv: string[]): Promise<number> {
   try {
     grpcPort = await listen(server, config.listen, serverCredentials(controllerTls(config)));
     if (config.watchListen) {
-      watchServer = createWatchServer(hub, { logger, maxReceiveBytes: config.maxReceiveBytes, tls: controllerTls(config), onStarted: () => onRequest('Watch', 'OK') });
+      watchServer = createWatchServer(hub, {
+        logger,
+        maxReceiveBytes: config.maxReceiveBytes,
+        maxConnectionsPerPeer: config.maxConnectionsPerPeer,
+        tls: controllerTls(config),
+        onStarted: () => onRequest('Watch', 'OK'),
+      });
       const { host, port } = splitHostPort(config.watchListen);
       watchPort = await watchServer.listen(host, port);
     }

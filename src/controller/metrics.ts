@@ -10,7 +10,7 @@ export interface ControllerMetrics {
 }
 
 /** What the dedicated Watch server has open, when there is one. */
-export type WatchServerLoad = () => { connections: number; streams: number } | null;
+export type WatchServerLoad = () => { connections: number; streams: number; limitsHit: Readonly<Record<string, number>> } | null;
 
 export function createMetrics(controller: Controller, convergence: Convergence, watchServer: WatchServerLoad = () => null): ControllerMetrics {
   const registry = new client.Registry();
@@ -91,6 +91,18 @@ export function createMetrics(controller: Controller, convergence: Convergence, 
       const load = watchServer();
       this.set({ kind: 'connections' }, load?.connections ?? 0);
       this.set({ kind: 'streams' }, load?.streams ?? 0);
+    },
+  });
+  new client.Counter({
+    name: 'loom_controller_watch_server_limits_hit_total',
+    help: 'Times a peer hit one of the Watch server limits (the connection or the connection attempt was cut)',
+    labelNames: ['limit'] as const,
+    registers: [registry],
+    collect() {
+      const load = watchServer();
+      if (load === null) return;
+      this.reset();
+      for (const [limit, n] of Object.entries(load.limitsHit)) this.inc({ limit }, n);
     },
   });
   return { registry, requests, propagation };

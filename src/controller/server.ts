@@ -78,6 +78,10 @@ export function createGrpcServer(api: ApiHandlers, hub: WatchHub, opts: ServerOp
     'grpc.keepalive_permit_without_calls': 1,
     // Channelz bookkeeping costs per message; with thousands of streams it shows.
     'grpc.enable_channelz': 0,
+    // node:http2 (nghttp2) already cuts CONTINUATION, PING/SETTINGS and rapid-reset floods
+    // (test/http2/abuse.int.test.ts); these bound what a legitimate-looking peer may hold open.
+    'grpc.max_concurrent_streams': 128,
+    'grpc-node.max_session_memory': 16,
   });
   const log = opts.logger;
 

@@ -14,6 +14,8 @@ export interface WatchServerOptions {
   logger: Logger;
   /** Largest request accepted (a start with many network names is the biggest). */
   maxReceiveBytes: number;
+  /** Open connections per client address (default: src/http2's). */
+  maxConnectionsPerPeer?: number;
   tls: ServerTls;
   onStarted?: () => void;
 }
@@ -24,6 +26,9 @@ export function createWatchServer(hub: WatchHub, opts: WatchServerOptions): Grpc
     maxMessageBytes: opts.maxReceiveBytes,
     tls: serverTlsOptions(opts.tls) ?? undefined,
     keepaliveMs: 30_000, // as the API port: a dead agent's stream does not linger
+    maxConnectionsPerPeer: opts.maxConnectionsPerPeer,
+    // The other limits keep src/http2's defaults (see GrpcStreamServerOptions); each hit is logged and counted.
+    onLimit: (limit, peer, detail) => log.warn({ limit, peer, detail }, 'watch server: peer hit a limit'),
     onError: (err, peer) => log.warn({ err: err.message, peer }, 'watch server: connection problem'),
     handlers: {
       [watchMethod.path]: (call) => {

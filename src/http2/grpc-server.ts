@@ -10,14 +10,20 @@
  * Scope: every method is treated as bidirectional streaming (unary and server-streaming calls
  * work too: the handler just sees one message then a half-close). Messages are opaque Buffers.
  * Not implemented: compression (a compressed message ends the call with UNIMPLEMENTED),
- * grpc-timeout deadlines, server push, priorities, ping-abuse policing, idle-connection limits.
+ * grpc-timeout deadlines, server push, priorities.
+ *
+ * Every quantity a peer controls is bounded (options below, each hit counted in limitsHit):
+ * CONTINUATION frames and octets per header block, header list and message sizes, output the peer
+ * leaves unread (reading pauses while the socket is backed up), control frames answered
+ * meanwhile, streams reset or refused per second, handshake and idle time, connections per address.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import {
-  DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, ErrorCode, Flag, FrameReader, FrameType, Http2Error, MAX_WINDOW_SIZE,
+  DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, ErrorCode, FRAME_HEADER_LENGTH, Flag, FrameReader, FrameType, Http2Error, MAX_WINDOW_SIZE,
   SettingsId, decodeSettings, encodeFrame, encodeGoaway, encodeSettings, encodeU32Frame, errorCodeName, writeFrameHeader,
 } from './frames.js';
+import { GRPC_PREFIX_LENGTH, GrpcMessageSplitter, encodeGrpcMessage, writeGrpcPrefix } from './grpc-framing.js';
 import { HeaderListSizeError, HpackDecoder, HpackError, encodeHeaderBlock, type HeaderField } from './hpack.js';
 
 /** gRPC status codes (grpc/doc/statuscodes.md). */
@@ -84,6 +90,19 @@ export interface GrpcStreamCall {
 
 export type GrpcStreamHandler = (call: GrpcStreamCall) => void;
 
+/** The peer-controlled quantities the server bounds (see the options of the same names). */
+export const HTTP2_LIMITS = [
+  'continuation-frames',
+  'header-block-bytes',
+  'output-bytes',
+  'queued-control-frames',
+  'stream-resets',
+  'handshake-timeout',
+  'idle-timeout',
+  'connections-per-peer',
+] as const;
+export type Http2Limit = (typeof HTTP2_LIMITS)[number];
+
 export interface GrpcStreamServerOptions {
   /** Handlers by path ('/package.Service/Method'). Other paths get UNIMPLEMENTED. */
   handlers: Readonly<Record<string, GrpcStreamHandler>>;
@@ -112,6 +131,38 @@ export interface GrpcStreamServerOptions {
   /** Largest request header list (SETTINGS_MAX_HEADER_LIST_SIZE sizing). Default 16 KiB. */
   maxHeaderListBytes?: number;
   /**
+   * Most CONTINUATION frames one header block may take (empty ones count: CVE-2024-27316).
+   * Default 8, as nghttp2.
+   */
+  maxContinuationFrames?: number;
+  /** Largest header block (all fragments, before decoding). Default the larger of 64 KiB and 2 x maxHeaderListBytes. */
+  maxHeaderBlockBytes?: number;
+  /**
+   * Output a client leaves unread: reading stops while the socket is backed up (its write()
+   * returned false) and resumes on 'drain'; above this many octets queued in the socket the
+   * connection is destroyed. Default 16 MiB.
+   */
+  maxOutputBytes?: number;
+  /**
+   * Control frames we answer (PING and SETTINGS acks, RST_STREAM) while the socket is backed up;
+   * one more is a flood from a client that does not read: GOAWAY ENHANCE_YOUR_CALM. Default 1000.
+   */
+  maxQueuedControlFrames?: number;
+  /**
+   * Streams per second and connection that end without being served: reset by the client, refused,
+   * or answered at once with an error (unknown method, bad headers). One more is rapid reset
+   * (CVE-2023-44487) or a request flood: GOAWAY ENHANCE_YOUR_CALM. Default 200.
+   */
+  maxStreamResetsPerSecond?: number;
+  /** The client preface and SETTINGS (and the TLS handshake) must arrive within this. Default 10 000 ms. */
+  handshakeTimeoutMs?: number;
+  /** A connection without an open call this long gets GOAWAY and is closed. Default 300 000 ms. */
+  idleTimeoutMs?: number;
+  /** Open TCP connections per client address; more are closed at accept. Default 64. */
+  maxConnectionsPerPeer?: number;
+  /** Called whenever one of the limits above is hit (also counted in GrpcStreamServer.limitsHit). */
+  onLimit?: (limit: Http2Limit, peer: string, detail: string) => void;
+  /**
    * Problems worth a log line: protocol errors (ours to the peer, or the peer's GOAWAY with an
    * error), TLS handshake failures, socket errors other than ECONNRESET/EPIPE, and exceptions
    * thrown by handlers or call callbacks (the call then ends with INTERNAL).
@@ -125,13 +176,14 @@ const DEFAULT_STREAM_WINDOW = 8 << 20;
 const CONNECTION_WINDOW = MAX_WINDOW_SIZE;
 const DEFAULT_HIGH_WATER_MARK = 64 << 10;
 const DEFAULT_MAX_HEADER_LIST = 16 << 10;
-/** Largest header block (all fragments) we buffer before decoding; beyond it we give up the connection. */
-const MAX_HEADER_BLOCK = 256 << 10;
+const MIN_HEADER_BLOCK = 64 << 10;
+/** Longest :path named in an UNIMPLEMENTED answer: a long one is not echoed (no amplification). */
+const MAX_ECHOED_PATH = 128;
 /** How long a connection we finished with may stay half-open before it is destroyed. */
 const LINGER_MS = 2000;
 const MAX_DETAILS = 4096;
 
-const DATA_PREFIX = 14; // frame header + gRPC message prefix
+const DATA_PREFIX = FRAME_HEADER_LENGTH + GRPC_PREFIX_LENGTH;
 const NOOP = (): void => {};
 
 /** :status 200 and content-type, the same for every call (no dynamic table, so it can be shared). */
@@ -196,11 +248,7 @@ class ServerCall implements GrpcStreamCall {
   wantDrain = false;
   private trailerCode = 0;
   private trailerDetails = '';
-  // A message split across DATA frames: its 5-octet prefix first, then the body.
-  private prefix: Buffer | null = null;
-  private prefixFill = 0;
-  private body: Buffer | null = null;
-  private bodyFill = 0;
+  private readonly splitter: GrpcMessageSplitter;
 
   constructor(
     private readonly conn: Connection,
@@ -209,6 +257,9 @@ class ServerCall implements GrpcStreamCall {
     readonly headers: ReadonlyMap<string, string>,
   ) {
     this.sendWindow = conn.peerInitialWindow;
+    this.splitter = new GrpcMessageSplitter(conn.maxMessageBytes);
+    this.splitter.onMessage = (m) => this.deliver(m);
+    this.splitter.onProblem = (p) => (p.kind === 'compressed' ? this.compressed(p.flag) : this.tooLarge(p.length));
   }
 
   get peer(): string {
@@ -233,17 +284,13 @@ class ServerCall implements GrpcStreamCall {
       // Hot path: frame header, message prefix and payload in one buffer, one write.
       const buf = Buffer.allocUnsafe(DATA_PREFIX + len);
       writeFrameHeader(buf, 0, frameLen, FrameType.DATA, 0, this.id);
-      buf[9] = 0;
-      buf.writeUInt32BE(len, 10);
+      writeGrpcPrefix(buf, FRAME_HEADER_LENGTH, len);
       message.copy(buf, DATA_PREFIX);
       c.sendWindow -= frameLen;
       this.sendWindow -= frameLen;
-      if (!c.socket.write(buf, done)) c.congested = true;
+      if (!c.socket.write(buf, done)) c.backedUp();
     } else {
-      const buf = Buffer.allocUnsafe(frameLen);
-      buf[0] = 0;
-      buf.writeUInt32BE(len, 1);
-      message.copy(buf, 5);
+      const buf = encodeGrpcMessage(message);
       this.queue.push(buf);
       this.queueDone.push(done);
       this.queued += frameLen;
@@ -313,7 +360,7 @@ class ServerCall implements GrpcStreamCall {
       if (n === head.length) {
         q.shift();
         const done = this.queueDone.shift();
-        if (!c.socket.write(head, done)) c.congested = true;
+        if (!c.socket.write(head, done)) c.backedUp();
       } else {
         c.write(head.subarray(0, n));
         q[0] = head.subarray(n);
@@ -337,65 +384,9 @@ class ServerCall implements GrpcStreamCall {
     }
   }
 
-  /** DATA payload [start, end): reassembles gRPC messages; whole ones are delivered as views. */
+  /** DATA payload [start, end): reassembled into gRPC messages; whole ones are delivered as views. */
   receive(d: Buffer, start: number, end: number): void {
-    let off = start;
-    if (this.prefixFill > 0 || this.body !== null) {
-      off = this.completePartial(d, off, end);
-      if (off < 0) return;
-    }
-    while (end - off >= 5) {
-      if (d[off] !== 0) return this.compressed(d[off]);
-      const len = d.readUInt32BE(off + 1);
-      if (len > this.conn.maxMessageBytes) return this.tooLarge(len);
-      const stop = off + 5 + len;
-      if (stop > end) break;
-      this.deliver(d.subarray(off + 5, stop));
-      if (this.state !== OPEN) return;
-      off = stop;
-    }
-    if (off === end) return;
-    if (end - off < 5) {
-      this.prefix ??= Buffer.allocUnsafe(5);
-      this.prefixFill = d.copy(this.prefix, 0, off, end);
-    } else {
-      // The prefix is whole (checked in the loop): start the body.
-      this.body = Buffer.allocUnsafe(d.readUInt32BE(off + 1));
-      this.bodyFill = d.copy(this.body, 0, off + 5, end);
-    }
-  }
-
-  /** Continues a message split across frames; returns the offset after it, or -1 if there is no more to do. */
-  private completePartial(d: Buffer, off: number, end: number): number {
-    if (this.body === null) {
-      const p = this.prefix as Buffer;
-      const take = Math.min(5 - this.prefixFill, end - off);
-      d.copy(p, this.prefixFill, off, off + take);
-      this.prefixFill += take;
-      off += take;
-      if (this.prefixFill < 5) return -1;
-      this.prefixFill = 0;
-      if (p[0] !== 0) {
-        this.compressed(p[0]);
-        return -1;
-      }
-      const len = p.readUInt32BE(1);
-      if (len > this.conn.maxMessageBytes) {
-        this.tooLarge(len);
-        return -1;
-      }
-      this.body = Buffer.allocUnsafe(len);
-      this.bodyFill = 0;
-    }
-    const body = this.body;
-    const take = Math.min(body.length - this.bodyFill, end - off);
-    d.copy(body, this.bodyFill, off, off + take);
-    this.bodyFill += take;
-    off += take;
-    if (this.bodyFill < body.length) return -1;
-    this.body = null;
-    this.deliver(body);
-    return this.state === OPEN ? off : -1;
+    this.splitter.push(d, start, end);
   }
 
   private deliver(message: Buffer): void {
@@ -404,6 +395,7 @@ class ServerCall implements GrpcStreamCall {
     } catch (err) {
       this.fail(err);
     }
+    if (this.state !== OPEN) this.splitter.stop();
   }
 
   private compressed(flag: number): void {
@@ -419,7 +411,7 @@ class ServerCall implements GrpcStreamCall {
     if (this.remoteEnded) return;
     this.remoteEnded = true;
     if (this.state !== OPEN) return;
-    if (this.prefixFill > 0 || this.body !== null) {
+    if (this.splitter.partial) {
       this.end(GrpcStatus.INTERNAL, 'the request stream ended inside a message');
       return;
     }
@@ -465,7 +457,7 @@ class ServerCall implements GrpcStreamCall {
     this.queue = [];
     this.queueDone = [];
     this.queued = 0;
-    this.body = null;
+    this.splitter.stop();
     this.conn.removeCall(this);
   }
 }
@@ -505,6 +497,14 @@ class Connection {
   private contEndStream = false;
   private contFragments: Buffer[] = [];
   private contBytes = 0;
+  private contFrames = 0;
+  // Limits: reading paused while output is backed up; control frames answered meanwhile; resets this second.
+  private readPaused = false;
+  private controlWhileCongested = 0;
+  private resetWindowStart = 0;
+  private resets = 0;
+  private handshakeTimer: NodeJS.Timeout;
+  private idleTimer: NodeJS.Timeout | undefined;
   // Keepalive: anything read since the last tick; when our PING went out (0: none outstanding).
   private readSinceTick = true;
   private pingSentAt = 0;
@@ -524,6 +524,14 @@ class Connection {
       maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
     });
     socket.setNoDelay(true);
+    this.handshakeTimer = setTimeout(() => {
+      if (this.settingsSeen || this.closed) return;
+      this.limit('handshake-timeout', `no client preface and SETTINGS within ${opts.handshakeTimeoutMs} ms`);
+      this.teardown('handshake timeout');
+      this.socket.destroy();
+    }, opts.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
+    this.armIdle();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -550,7 +558,63 @@ class Connection {
   }
 
   write(buf: Buffer): void {
-    if (!this.socket.write(buf)) this.congested = true;
+    if (!this.socket.write(buf)) this.backedUp();
+  }
+
+  /**
+   * The socket's write() returned false: stop reading until 'drain' (a client that does not read
+   * cannot make us queue answers), and give up past maxOutputBytes.
+   */
+  backedUp(): void {
+    this.congested = true;
+    if (!this.readPaused && !this.closed) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+    const queued = this.socket.writableLength;
+    if (queued > this.opts.maxOutputBytes && !this.socket.destroyed) {
+      this.limit('output-bytes', `${queued} octets unread by the client`);
+      this.teardown('output limit');
+      this.socket.destroy();
+    }
+  }
+
+  /** A control frame we must answer (PING, SETTINGS ack, RST_STREAM): bounded while the client does not read. */
+  private writeControl(buf: Buffer): void {
+    if (this.congested && ++this.controlWhileCongested > this.opts.maxQueuedControlFrames) {
+      this.limit('queued-control-frames', `more than ${this.opts.maxQueuedControlFrames} control frames queued`);
+      throw new Http2Error('control frames queued beyond the limit', ErrorCode.ENHANCE_YOUR_CALM);
+    }
+    this.write(buf);
+  }
+
+  /** A stream that ended without being served; too many per second is a flood. */
+  private noteReset(): void {
+    const now = performance.now();
+    if (now - this.resetWindowStart >= 1000) {
+      this.resetWindowStart = now;
+      this.resets = 0;
+    }
+    if (++this.resets > this.opts.maxStreamResetsPerSecond) {
+      this.limit('stream-resets', `more than ${this.opts.maxStreamResetsPerSecond} streams reset or refused in a second`);
+      throw new Http2Error('too many streams reset or refused', ErrorCode.ENHANCE_YOUR_CALM);
+    }
+  }
+
+  limit(limit: Http2Limit, detail: string): void {
+    this.server.limitHit(limit, this.peer, detail);
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.calls.size > 0 || this.closed) return;
+      this.limit('idle-timeout', `no call for ${this.opts.idleTimeoutMs} ms`);
+      this.write(encodeGoaway(this.lastStreamId, ErrorCode.NO_ERROR, 'idle'));
+      this.teardown('idle timeout');
+      this.finish();
+    }, this.opts.idleTimeoutMs);
+    this.idleTimer.unref();
   }
 
   report(err: unknown): void {
@@ -597,13 +661,18 @@ class Connection {
     this.calls.delete(call.id);
     this.blocked.delete(call);
     this.server.callClosed();
-    if ((this.draining || this.peerDraining) && this.calls.size === 0) this.finish();
+    if (this.calls.size === 0) {
+      if (this.draining || this.peerDraining) this.finish();
+      else if (!this.closed) this.armIdle();
+    }
   }
 
   // ---------------------------------------------------------------- reading
 
   private onData(chunk: Buffer): void {
     this.readSinceTick = true;
+    // What one read makes us answer (acks, window updates, resets) leaves in one writev.
+    this.socket.cork();
     try {
       this.reader.push(chunk);
     } catch (err) {
@@ -622,6 +691,8 @@ class Connection {
         this.report(err);
         this.connectionError(ErrorCode.INTERNAL_ERROR, 'internal error');
       }
+    } finally {
+      this.socket.uncork();
     }
   }
 
@@ -633,6 +704,7 @@ class Connection {
     if (!this.settingsSeen) {
       if (type !== FrameType.SETTINGS || flags & Flag.ACK) throw new Http2Error('the client preface must end with SETTINGS', ErrorCode.PROTOCOL_ERROR);
       this.settingsSeen = true;
+      clearTimeout(this.handshakeTimer);
     }
     switch (type) {
       case FrameType.DATA:
@@ -655,7 +727,7 @@ class Connection {
         if (id !== 0) throw new Http2Error('PING on a stream', ErrorCode.PROTOCOL_ERROR);
         if (p.length !== 8) throw new Http2Error('PING frame of the wrong size', ErrorCode.FRAME_SIZE_ERROR);
         if (flags & Flag.ACK) this.pingSentAt = 0;
-        else this.write(encodeFrame(FrameType.PING, Flag.ACK, 0, p));
+        else this.writeControl(encodeFrame(FrameType.PING, Flag.ACK, 0, p));
         return;
       case FrameType.GOAWAY:
         return this.onGoaway(id, p);
@@ -722,6 +794,7 @@ class Connection {
       this.contEndStream = endStream;
       this.contFragments = [fragment]; // a view of the read: node does not reuse read buffers
       this.contBytes = fragment.length;
+      this.contFrames = 0;
       return;
     }
     this.onHeaderBlock(id, endStream, fragment, selfDependent);
@@ -730,7 +803,14 @@ class Connection {
   private onContinuation(flags: number, id: number, p: Buffer): void {
     if (this.contStream === 0 || id !== this.contStream) throw new Http2Error('CONTINUATION without a header block to continue', ErrorCode.PROTOCOL_ERROR);
     this.contBytes += p.length;
-    if (this.contBytes > MAX_HEADER_BLOCK) throw new Http2Error(`header block above ${MAX_HEADER_BLOCK} octets`, ErrorCode.ENHANCE_YOUR_CALM);
+    if (++this.contFrames > this.opts.maxContinuationFrames) {
+      this.limit('continuation-frames', `more than ${this.opts.maxContinuationFrames} CONTINUATION frames in one header block`);
+      throw new Http2Error(`more than ${this.opts.maxContinuationFrames} CONTINUATION frames in one header block`, ErrorCode.ENHANCE_YOUR_CALM);
+    }
+    if (this.contBytes > this.opts.maxHeaderBlockBytes) {
+      this.limit('header-block-bytes', `header block above ${this.opts.maxHeaderBlockBytes} octets`);
+      throw new Http2Error(`header block above ${this.opts.maxHeaderBlockBytes} octets`, ErrorCode.ENHANCE_YOUR_CALM);
+    }
     this.contFragments.push(p);
     if (!(flags & Flag.END_HEADERS)) return;
     const block = Buffer.concat(this.contFragments, this.contBytes);
@@ -758,7 +838,8 @@ class Connection {
     this.lastStreamId = id;
     if (selfDependent) return this.streamError(id, ErrorCode.PROTOCOL_ERROR, 'a stream cannot depend on itself');
     if (this.draining || this.peerDraining || this.calls.size >= this.opts.maxConcurrentStreams) {
-      this.write(encodeU32Frame(FrameType.RST_STREAM, id, ErrorCode.REFUSED_STREAM));
+      this.noteReset();
+      this.writeControl(encodeU32Frame(FrameType.RST_STREAM, id, ErrorCode.REFUSED_STREAM));
       return;
     }
     if (fields === null) {
@@ -776,10 +857,12 @@ class Connection {
     }
     const handler = this.opts.handlers.get(req.path);
     if (handler === undefined) {
-      return this.respond(id, endStream, '200', GrpcStatus.UNIMPLEMENTED, `unknown method ${req.path}`);
+      const named = req.path.length <= MAX_ECHOED_PATH ? req.path : `(a :path of ${req.path.length} octets)`;
+      return this.respond(id, endStream, '200', GrpcStatus.UNIMPLEMENTED, `unknown method ${named}`);
     }
     const call = new ServerCall(this, id, req.path, req.headers);
     this.calls.set(id, call);
+    if (this.calls.size === 1) clearTimeout(this.idleTimer);
     this.server.callOpened();
     try {
       handler(call);
@@ -791,6 +874,7 @@ class Connection {
 
   /** A response without a call: trailers-only, then a reset if the client is still sending. */
   private respond(id: number, endStream: boolean, status: string, code: number, details: string): void {
+    this.noteReset();
     this.socket.cork();
     this.writeHeaderBlock(id, this.headerBlock(trailerFields(code, details, true, status)), true);
     if (!endStream) this.write(encodeU32Frame(FrameType.RST_STREAM, id, ErrorCode.NO_ERROR));
@@ -805,6 +889,7 @@ class Connection {
       if (id > this.lastStreamId) throw new Http2Error(`RST_STREAM on idle stream ${id}`, ErrorCode.PROTOCOL_ERROR);
       return;
     }
+    this.noteReset();
     call.abort(`stream reset by the client (${errorCodeName(p.readUInt32BE(0))})`);
   }
 
@@ -832,7 +917,7 @@ class Connection {
         this.tableSizeUpdate = true;
       }
     }
-    this.write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
+    this.writeControl(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
     if (grew) this.flushBlocked();
   }
 
@@ -886,6 +971,11 @@ class Connection {
 
   private onDrain(): void {
     this.congested = false;
+    this.controlWhileCongested = 0;
+    if (this.readPaused && !this.closed) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
     for (const call of [...this.calls.values()]) {
       if (this.congested) break;
       if (call.wantDrain) call.maybeDrain();
@@ -894,7 +984,8 @@ class Connection {
 
   /** RST_STREAM with `code`; the call, if any, is cancelled. */
   private streamError(id: number, code: number, message: string): void {
-    this.write(encodeU32Frame(FrameType.RST_STREAM, id, code));
+    this.noteReset();
+    this.writeControl(encodeU32Frame(FrameType.RST_STREAM, id, code));
     this.calls.get(id)?.abort(`stream error ${errorCodeName(code)}: ${message}`);
   }
 
@@ -936,6 +1027,8 @@ class Connection {
   teardown(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    clearTimeout(this.idleTimer);
     this.reader.stop();
     for (const call of [...this.calls.values()]) call.abort(reason);
     this.calls.clear();
@@ -947,8 +1040,16 @@ class Connection {
     if (this.finished) return;
     this.finished = true;
     this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    clearTimeout(this.idleTimer);
     this.reader.stop();
+    // A client that does not read our output would not read a GOAWAY either: no lingering.
+    if (this.congested) {
+      this.socket.destroy();
+      return;
+    }
     if (!this.socket.writableEnded) this.socket.end();
+    this.socket.pause(); // what the client still sends is not read (node would read and drop it)
     setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
   }
 
@@ -1001,6 +1102,14 @@ interface ResolvedOptions {
   streamWindowBytes: number;
   highWaterMark: number;
   maxHeaderListBytes: number;
+  maxContinuationFrames: number;
+  maxHeaderBlockBytes: number;
+  maxOutputBytes: number;
+  maxQueuedControlFrames: number;
+  maxStreamResetsPerSecond: number;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnectionsPerPeer: number;
   onError: (err: Error, peer: string) => void;
 }
 
@@ -1008,6 +1117,10 @@ export class GrpcStreamServer {
   private readonly server: net.Server;
   private readonly opts: ResolvedOptions;
   private readonly conns = new Set<Connection>();
+  private readonly perPeer = new Map<string, number>();
+  private readonly onLimit: (limit: Http2Limit, peer: string, detail: string) => void;
+  /** How often each limit was hit since the server started. */
+  readonly limitsHit: Record<Http2Limit, number> = Object.fromEntries(HTTP2_LIMITS.map((l) => [l, 0])) as Record<Http2Limit, number>;
   private openStreams = 0;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | null = null;
@@ -1027,10 +1140,20 @@ export class GrpcStreamServer {
       streamWindowBytes: positive('streamWindowBytes', options.streamWindowBytes, DEFAULT_STREAM_WINDOW, MAX_WINDOW_SIZE),
       highWaterMark: positive('highWaterMark', options.highWaterMark, DEFAULT_HIGH_WATER_MARK),
       maxHeaderListBytes: positive('maxHeaderListBytes', options.maxHeaderListBytes, DEFAULT_MAX_HEADER_LIST, 0xffff_ffff),
+      maxContinuationFrames: positive('maxContinuationFrames', options.maxContinuationFrames, 8),
+      maxHeaderBlockBytes: 0,
+      maxOutputBytes: positive('maxOutputBytes', options.maxOutputBytes, 16 << 20),
+      maxQueuedControlFrames: positive('maxQueuedControlFrames', options.maxQueuedControlFrames, 1000),
+      maxStreamResetsPerSecond: positive('maxStreamResetsPerSecond', options.maxStreamResetsPerSecond, 200),
+      handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000, 2 ** 31 - 1),
+      idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, 300_000, 2 ** 31 - 1),
+      maxConnectionsPerPeer: positive('maxConnectionsPerPeer', options.maxConnectionsPerPeer, 64),
       onError: options.onError ?? NOOP,
     };
+    this.opts.maxHeaderBlockBytes = positive('maxHeaderBlockBytes', options.maxHeaderBlockBytes, Math.max(MIN_HEADER_BLOCK, 2 * this.opts.maxHeaderListBytes));
+    this.onLimit = options.onLimit ?? NOOP;
     if (options.tls) {
-      const server = tls.createServer({ ...options.tls, ALPNProtocols: ['h2'] });
+      const server = tls.createServer({ handshakeTimeout: this.opts.handshakeTimeoutMs, ...options.tls, ALPNProtocols: ['h2'] });
       server.on('secureConnection', (socket) => {
         if (socket.alpnProtocol !== 'h2') {
           this.opts.onError(new Error(`TLS client did not select ALPN h2 (${String(socket.alpnProtocol)})`), formatPeer(socket));
@@ -1042,8 +1165,13 @@ export class GrpcStreamServer {
       server.on('tlsClientError', (err, socket) => this.opts.onError(err, formatPeer(socket)));
       this.server = server;
     } else {
-      this.server = net.createServer((socket) => this.accept(socket));
+      this.server = net.createServer();
     }
+    // Counted on the TCP connection, before any TLS handshake: a handshake flood counts too.
+    const plain = !options.tls;
+    this.server.on('connection', (socket: net.Socket) => {
+      if (this.admit(socket) && plain) this.accept(socket);
+    });
     this.server.on('error', (err) => this.opts.onError(err, ''));
     const keepaliveMs = options.keepaliveMs ?? 0;
     if (keepaliveMs > 0) {
@@ -1105,7 +1233,36 @@ export class GrpcStreamServer {
     return this.closing;
   }
 
+  /** Every TCP connection: refused past maxConnectionsPerPeer; counted until it closes. */
+  private admit(socket: net.Socket): boolean {
+    const addr = socket.remoteAddress ?? '';
+    const n = this.perPeer.get(addr) ?? 0;
+    if (n >= this.opts.maxConnectionsPerPeer) {
+      this.limitHit('connections-per-peer', formatPeer(socket), `${n} connections open from ${addr}`);
+      socket.destroy();
+      return false;
+    }
+    this.perPeer.set(addr, n + 1);
+    socket.once('close', () => {
+      const left = (this.perPeer.get(addr) ?? 1) - 1;
+      if (left > 0) this.perPeer.set(addr, left);
+      else this.perPeer.delete(addr);
+    });
+    return true;
+  }
+
+  /** @internal */
+  limitHit(limit: Http2Limit, peer: string, detail: string): void {
+    this.limitsHit[limit]++;
+    try {
+      this.onLimit(limit, peer, detail);
+    } catch {
+      // a failing callback must not take the server down
+    }
+  }
+
   private accept(socket: net.Socket): void {
+    if (socket.destroyed) return;
     if (this.closing) {
       socket.destroy();
       return;

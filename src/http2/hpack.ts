@@ -379,7 +379,8 @@ export class HpackDecoder {
 const BAD_VALUE = /[\0\r\n]/;
 const BAD_NAME = /[^!#$%&'*+\-.^_`|~0-9a-z:]/;
 
-function intLength(value: number, prefixBits: number): number {
+/** Octets of an RFC 7541 5.1 integer with a `prefixBits`-bit prefix. */
+export function intLength(value: number, prefixBits: number): number {
   const max = (1 << prefixBits) - 1;
   if (value < max) return 1;
   let n = 2;
@@ -387,7 +388,8 @@ function intLength(value: number, prefixBits: number): number {
   return n;
 }
 
-function writeInt(buf: Buffer, pos: number, first: number, prefixBits: number, value: number): number {
+/** Writes an RFC 7541 5.1 integer at `pos` (`first`: the pattern bits above the prefix); returns the next position. */
+export function writeInt(buf: Buffer, pos: number, first: number, prefixBits: number, value: number): number {
   const max = (1 << prefixBits) - 1;
   if (value < max) {
     buf[pos++] = first | value;

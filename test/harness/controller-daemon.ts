@@ -9,6 +9,8 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 export interface Daemon {
   proc: ChildProcess;
   grpcPort: number;
+  /** The dedicated Watch server's port (0 when it is off). */
+  watchPort: number;
   httpPort: number;
   target: string;
   output: () => string;
@@ -40,11 +42,12 @@ export function startDaemon(args: string[]): Promise<Daemon> {
       out += chunk.toString();
       for (const line of out.split('\n')) {
         if (!line.includes('loom-controller ready')) continue;
-        const ready = JSON.parse(line) as { grpcPort: number; httpPort: number };
+        const ready = JSON.parse(line) as { grpcPort: number; watchPort: number; httpPort: number };
         clearTimeout(timer);
         resolve({
           proc,
           grpcPort: ready.grpcPort,
+          watchPort: ready.watchPort,
           httpPort: ready.httpPort,
           target: `127.0.0.1:${ready.grpcPort}`,
           output: () => out,

@@ -58,6 +58,7 @@ async function startServer(extra: Partial<GrpcStreamServerOptions> = {}, handler
     maxMessageBytes: MAX_MESSAGE,
     handlers: { '/test.Echo/Chat': echo, ...handlers },
     onError: (err) => errors.push(err),
+    maxConnectionsPerPeer: 1000, // one test opens 200 connections, all from 127.0.0.1
     ...extra,
   });
   const port = await server.listen(HOST, 0);
