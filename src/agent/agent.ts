@@ -150,6 +150,8 @@ export class Agent {
       }).catch((err) => this.log.error({ err }, 'reinstalling flows failed'));
     });
     this.openflow.connection.on('packet_in', (p) => this.onPacketIn(p));
+    this.openflow.connection.on('message_error', (err, msg) =>
+      this.log.warn({ err, type: msg[1], length: msg.length }, 'dropped an OpenFlow message from the bridge that could not be handled'));
     this.flows = new FlowSync(this.openflow);
     this.netlink = await Netlink.open(c.hostNetns ? { netns: c.hostNetns } : {});
     this.plumber = new ContainerPlumber(this.netlink);
@@ -324,7 +326,13 @@ export class Agent {
 
   /** The ArpNd table sends solicitations for a network's IPv6 gateway here; answer them. */
   private onPacketIn(p: PacketIn): void {
-    const match = decodeMatch(p.match).match;
+    let match: ReturnType<typeof decodeMatch>['match'];
+    try {
+      match = decodeMatch(p.match).match;
+    } catch (err) {
+      this.log.warn({ err, tableId: p.tableId }, 'dropped a packet_in with an undecodable match');
+      return;
+    }
     const inPort = match.find((f) => f.field === 'in_port')?.value;
     const vni = match.find((f) => f.field === 'reg' && f.index === VniReg.index)?.value;
     const ns = parseNeighborSolicitation(p.data);
