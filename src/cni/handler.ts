@@ -81,8 +81,8 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
 /** Agent failures become CNI errors: "unavailable" asks the runtime to retry (code 11). */
 function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
-  const status = (err as { status?: unknown }).status;
-  const message = (err as Error).message ?? String(err);
+  const status = typeof err === 'object' && err !== null ? (err as { status?: unknown }).status : undefined;
+  const message = err instanceof Error ? err.message : String(err);
   if (status === 'unavailable') return new CniError(CniCode.TryAgainLater, message, 'unavailable');
   if (typeof status === 'string') return new CniError(CniCode.AgentRefused, message, status);
   return new CniError(CniCode.IoFailure, message);

@@ -6,6 +6,13 @@ import type { AttachResult } from '../agent/agent.js';
 export const CNI_VERSION = '1.0.0';
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 export const DEFAULT_AGENT_SOCKET = '/run/loom/agent.sock';
+/**
+ * The one size limit of a CNI request: the plugin's JSON request to the agent (environment and
+ * the JSON-escaped configuration) is at most this many bytes. The plugin refuses a larger one
+ * itself with code 7; the agent's local API refuses larger bodies. Must match MAX_REQUEST in
+ * shim/loom.c (a test compares them).
+ */
+export const MAX_CNI_REQUEST_BYTES = 1024 * 1024;
 
 /** Well-known CNI error codes (spec section "Error"). */
 export const CniCode = {
