@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { OvsdbClient } from '../ovsdb/client.js';
+import { interfaceNameProblem } from '../common/ifname.js';
 import { Vswitch } from '../ovsdb/vswitch.js';
 import { OpenFlowClient } from '../openflow/client.js';
 import { Netlink } from '../netlink/index.js';
@@ -542,7 +543,8 @@ function validateAttach(req: AttachRequest): void {
   for (const k of ['containerId', 'netns', 'ifname', 'network'] as const) {
     if (typeof req[k] !== 'string' || req[k] === '') throw new AgentError('invalid', `attach needs a non-empty ${k}`);
   }
-  if (req.ifname.length > 15 || /[/\s]/.test(req.ifname)) throw new AgentError('invalid', `invalid interface name "${req.ifname}"`);
+  const problem = interfaceNameProblem(req.ifname);
+  if (problem) throw new AgentError('invalid', `ifname ${JSON.stringify(req.ifname)} is not a valid interface name: it ${problem}`);
 }
 
 function toAgentError(err: unknown, what: string): AgentError {

@@ -2,7 +2,10 @@
 import { isIP } from 'node:net';
 import type { LevelWithSilent } from 'pino';
 import { optionalString, choiceSetting, ConfigError, intSetting, listenSetting, parseDaemonArgs, stringSetting, type FlagSpec } from '../common/config.js';
+import { interfaceNameProblem } from '../common/ifname.js';
+import { parseIp } from '../common/ip.js';
 import { LOG_LEVELS } from '../common/logging.js';
+import { vtepAddressProblem } from '../common/reserved.js';
 import { clientCredentials, type ClientTls } from '../common/tls.js';
 
 export function agentTls(c: AgentConfig): ClientTls {
@@ -165,8 +168,11 @@ export function validateConfig(raw: Record<string, unknown>): AgentConfig {
   if (!NAME.test(hostName)) throw new ConfigError(`hostName must be a DNS name of letters, digits, '.' and '-', got "${hostName}"`);
   const vtep = stringSetting(raw.vtep, 'vtep (--vtep)');
   if (isIP(vtep) !== 4) throw new ConfigError(`vtep must be an IPv4 address (the tunnel endpoint), got "${vtep}"`);
+  const vtepProblem = vtepAddressProblem(parseIp(vtep));
+  if (vtepProblem) throw new ConfigError(`vtep ${vtep} cannot be a tunnel endpoint: it ${vtepProblem}`);
   const bridge = stringSetting(raw.integrationBridge, 'integrationBridge');
-  if (bridge.length > 15) throw new ConfigError(`integrationBridge must be at most 15 characters, got "${bridge}"`);
+  const bridgeProblem = interfaceNameProblem(bridge);
+  if (bridgeProblem) throw new ConfigError(`integrationBridge ${JSON.stringify(bridge)} is not a valid interface name: it ${bridgeProblem}`);
   const ovsdb = stringSetting(raw.ovsdb, 'ovsdb');
   if (!/^(unix:.+|tcp:.+:\d+)$/.test(ovsdb)) throw new ConfigError(`ovsdb must be unix:PATH or tcp:HOST:PORT, got "${ovsdb}"`);
   const datapathType = choiceSetting(raw.datapathType, 'datapathType', ['system', 'netdev'] as const);
@@ -207,11 +213,11 @@ export function validateConfig(raw: Record<string, unknown>): AgentConfig {
   };
 }
 
-/** '' or an interface name of at most 15 characters. */
+/** '' or an interface name the kernel accepts (at most 15 bytes, no '/', ':' or whitespace). */
 function optionalName(value: unknown, name: string): string {
   if (value === '' || value === undefined) return '';
-  if (typeof value !== 'string' || value.length > 15 || /[/\s]/.test(value)) {
-    throw new ConfigError(`${name} must be an interface name of at most 15 characters, got ${JSON.stringify(value)}`);
-  }
+  if (typeof value !== 'string') throw new ConfigError(`${name} must be an interface name, got ${JSON.stringify(value)}`);
+  const problem = interfaceNameProblem(value);
+  if (problem) throw new ConfigError(`${name} ${JSON.stringify(value)} is not a valid interface name: it ${problem}`);
   return value;
 }
