@@ -2,6 +2,8 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { AF_INET, AF_INET6 } from './constants.js';
 
+import { NetlinkDecodeError } from './errors.js';
+
 export type Family = typeof AF_INET | typeof AF_INET6;
 
 export interface IpAddress {
@@ -52,6 +54,12 @@ function parseIpv6(text: string): Buffer {
   all.forEach((g, i) => out.writeUInt16BE(g, i * 2));
   if (tailBytes.length === 4) Buffer.from(tailBytes).copy(out, 12);
   return out;
+}
+
+/** An address attribute from the kernel: 4 or 16 bytes, else a NetlinkDecodeError naming it. */
+export function decodeIpAttr(bytes: Buffer, what: string): string {
+  if (bytes.length !== 4 && bytes.length !== 16) throw new NetlinkDecodeError(`${what} of ${bytes.length} bytes is neither IPv4 nor IPv6`);
+  return formatIp(bytes);
 }
 
 /** Formats address bytes the way iproute2 does (RFC 5952 for IPv6). */
