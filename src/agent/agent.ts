@@ -247,7 +247,17 @@ export class Agent {
       received = true;
       this.controllerConnected = true;
       this.backoffMs = 200;
-      if (!this.view.apply(msg)) return;
+      let changed: boolean;
+      try {
+        changed = this.view.apply(msg);
+      } catch (err) {
+        // A message the view cannot take: drop this stream and resume from the last good revision.
+        this.log.error({ err, revision: this.view.revision }, 'the controller sent a Watch message that cannot be applied; reconnecting');
+        stream.cancel();
+        retry(`unusable Watch message: ${describe(err)}`);
+        return;
+      }
+      if (!changed) return;
       const revision = this.view.revision;
       this.enqueue(async () => {
         await this.syncFlows();
