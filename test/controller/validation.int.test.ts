@@ -50,7 +50,7 @@ describe('network validation', () => {
     ['a block prefix larger than the network', net({ ipv4BlockPrefix: 20 }), status.INVALID_ARGUMENT, /block prefix \/20/],
     ['"this network" 0.0.0.0/8', net({ ipv4Cidr: '0.1.0.0/16' }), status.INVALID_ARGUMENT, /ipv4 CIDR "0\.1\.0\.0\/16" overlaps a reserved range: 0\.0\.0\.0\/8/],
     ['loopback 127.0.0.0/8', net({ ipv4Cidr: '127.5.0.0/16' }), status.INVALID_ARGUMENT, /ipv4 CIDR .* reserved range: 127\.0\.0\.0\/8, loopback/],
-    ['a range containing loopback', net({ ipv4Cidr: '126.0.0.0/7' }), status.INVALID_ARGUMENT, /"126\.0\.0\.0\/7" overlaps a reserved range: 127\.0\.0\.0\/8/],
+    ['a range containing link-local', net({ ipv4Cidr: '169.0.0.0/8' }), status.INVALID_ARGUMENT, /"169\.0\.0\.0\/8" overlaps a reserved range: 169\.254\.0\.0\/16/],
     ['link-local 169.254.0.0/16', net({ ipv4Cidr: '169.254.1.0/24' }), status.INVALID_ARGUMENT, /reserved range: 169\.254\.0\.0\/16, link-local/],
     ['multicast 224.0.0.0/4', net({ ipv4Cidr: '239.1.0.0/16' }), status.INVALID_ARGUMENT, /reserved range: 224\.0\.0\.0\/4, multicast/],
     ['reserved 240.0.0.0/4', net({ ipv4Cidr: '240.0.0.0/8' }), status.INVALID_ARGUMENT, /reserved range: 240\.0\.0\.0\/4/],
