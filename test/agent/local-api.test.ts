@@ -119,7 +119,7 @@ describe('local API request handling (property-based)', () => {
           }
         },
       ),
-      { numRuns: 150, seed: 18 },
+      { numRuns: 80, seed: 18 },
     );
     failure = undefined;
   });
@@ -138,7 +138,7 @@ describe('local API request handling (property-based)', () => {
           expect(() => JSON.parse(a.body) as unknown, `${a.status} ${JSON.stringify(a.body)}`).not.toThrow();
         },
       ),
-      { numRuns: 150, seed: 18 },
+      { numRuns: 80, seed: 18 },
     );
     failure = undefined;
     expect((await request('GET', '/v1/status')).status).toBe(200);

@@ -27,7 +27,7 @@ const error = encodeMessage({ type: NLMSG_ERROR, flags: NLM_F_ACK_TLVS, seq: 1, 
 const done = encodeMessage({ type: NLMSG_DONE, flags: NLM_F_ACK_TLVS, seq: 2, pid: 0 }, extack.subarray(0, 4));
 const datagram = Buffer.concat([encodeMessage({ type: 16, flags: 2, seq: 1, pid: 0 }, link), error, done]);
 
-const RUNS = { numRuns: 500, seed: 18 };
+const RUNS = { numRuns: 300, seed: 18 };
 const check = (valids: Buffer[], decode: (b: Buffer) => unknown): void =>
   fc.assert(fc.property(mutatedAny(valids), (b) => onlyThrows([NetlinkDecodeError], () => decode(b))), RUNS);
 

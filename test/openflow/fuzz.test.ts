@@ -72,7 +72,7 @@ const MESSAGE_DECODERS: Array<[string, (b: Buffer) => unknown]> = [
   ['decodePortDescBody', (b) => decodePortDescBody(b.subarray(Math.min(16, b.length)))],
 ];
 
-const RUNS = { numRuns: 400, seed: 18 };
+const RUNS = { numRuns: 250, seed: 18 };
 
 describe('OpenFlow decoders (property-based)', () => {
   it.each(MESSAGE_DECODERS)('%s throws only codec errors on random and mutated messages', (_name, decode) => {

@@ -161,7 +161,7 @@ describe('OVSDB client fed mutated notifications (property-based)', () => {
         if (outcome === 'closed') expect((await closed)?.message).toBeTruthy();
         client.close();
       }),
-      { numRuns: 40, seed: 18 },
+      { numRuns: 25, seed: 18 },
     );
   });
 });
