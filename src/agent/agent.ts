@@ -114,6 +114,9 @@ export class Agent {
           await this.syncFlows();
         }).catch((err) => this.log.error({ err }, 'reinstalling flows failed'));
       }),
+      this.host.openflow.onMessageError((err, msg) =>
+        this.log.warn({ err, type: msg[1], length: msg.length }, 'dropped an OpenFlow message from the bridge that could not be handled'),
+      ),
       answerGatewaySolicitations(this.host.openflow, (vni) => this.pipelineState().networks.find((n) => n.vni === vni)?.gateway6, this.log),
     );
     await this.recoverEndpoints();

@@ -9,6 +9,7 @@ import type { AttachRequest, AttachResult, DetachRequest, LocalApiStatus } from 
 import type { ContainerInterface } from './plumbing.js';
 import type { EndpointPortRecord } from './ovs.js';
 import { gatewayMac } from './pipeline/fields.js';
+import { interfaceNameProblem } from '../common/ifname.js';
 import type { TunnelKind } from './pipeline/state.js';
 import type { AgentMetrics } from './metrics.js';
 
@@ -285,7 +286,8 @@ function validateAttach(req: AttachRequest): void {
   for (const k of ['containerId', 'netns', 'ifname', 'network'] as const) {
     if (typeof req[k] !== 'string' || req[k] === '') throw new AgentError('invalid', `attach needs a non-empty ${k}`);
   }
-  if (req.ifname.length > 15 || /[/\s]/.test(req.ifname)) throw new AgentError('invalid', `invalid interface name "${req.ifname}"`);
+  const problem = interfaceNameProblem(req.ifname);
+  if (problem) throw new AgentError('invalid', `ifname ${JSON.stringify(req.ifname)} is not a valid interface name: it ${problem}`);
   if (req.name !== undefined && typeof req.name !== 'string') throw new AgentError('invalid', 'attach: name must be a string');
 }
 

@@ -1,7 +1,9 @@
 /** loom-agent configuration: one settings table gives the type, defaults, flags, --help and checks. */
 import type { LevelWithSilent } from 'pino';
 import { BadValue, bool, ConfigError, defaultsOf, hostPort, int, loadSettings, oneOf, optionalText, settings, settingsHelp, text, type ConfigOf } from '../common/config.js';
+import { interfaceNameProblem } from '../common/ifname.js';
 import { tryParseIp } from '../common/ip.js';
+import { vtepAddressProblem } from '../common/reserved.js';
 import { LOG_LEVELS } from '../common/logging.js';
 import { clientCredentials, type ClientTls } from '../common/tls.js';
 
@@ -9,16 +11,19 @@ import { clientCredentials, type ClientTls } from '../common/tls.js';
 function interfaceName(orEmpty: boolean): (value: unknown) => string {
   return (value) => {
     if (orEmpty && (value === '' || value === undefined)) return '';
-    if (typeof value !== 'string' || value === '' || value.length > 15 || /[/\s]/.test(value)) {
-      throw new BadValue('must be an interface name of at most 15 characters');
-    }
+    if (typeof value !== 'string') throw new BadValue('must be an interface name');
+    const problem = interfaceNameProblem(value);
+    if (problem) throw new BadValue(`is not a valid interface name: it ${problem}`);
     return value;
   };
 }
 
 function ipv4(value: unknown): string {
-  if (typeof value !== 'string' || tryParseIp(value)?.family !== 4) throw new BadValue('must be an IPv4 address (the tunnel endpoint)');
-  return value;
+  const ip = typeof value === 'string' ? tryParseIp(value) : null;
+  if (ip?.family !== 4) throw new BadValue('must be an IPv4 address (the tunnel endpoint)');
+  const problem = vtepAddressProblem(ip);
+  if (problem) throw new BadValue(`cannot be a tunnel endpoint: it ${problem}`);
+  return value as string;
 }
 
 /** 0 (only at recovery) or an interval of 100 ms to an hour. */

@@ -189,7 +189,17 @@ export class ControllerSession {
       received = true;
       this.connected = true;
       this.watchBackoff.reset();
-      if (!this.view.apply(msg)) return;
+      let changed: boolean;
+      try {
+        changed = this.view.apply(msg);
+      } catch (err) {
+        // A message the view cannot take: drop this stream and resume from the last good revision.
+        this.o.log.error({ err, revision: this.view.revision }, 'the controller sent a Watch message that cannot be applied; reconnecting');
+        stream.cancel();
+        retry(`unusable Watch message: ${describe(err)}`);
+        return;
+      }
+      if (!changed) return;
       const revision = this.view.revision;
       this.o.onChange(revision, () => {
         if (!stream.destroyed) stream.write({ ack: { revision } });

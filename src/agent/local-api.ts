@@ -12,19 +12,26 @@ import http from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { CniBackend, CniHandler } from '../api/local.js';
+import { MAX_CNI_REQUEST_BYTES, type CniBackend, type CniHandler } from '../api/local.js';
 import { AgentError, type Agent } from './agent.js';
 import { attachRequest, cniRequest, detachRequest, parseBody } from './local-api-schema.js';
 import type { AgentMetrics } from './metrics.js';
 
-/** The plugin's request carries the network configuration, prevResult included. */
-const MAX_BODY = 1024 * 1024;
+/** The plugin's request carries the network configuration, prevResult included: one limit for both. */
+const MAX_BODY = MAX_CNI_REQUEST_BYTES;
 const HTTP_STATUS: Record<AgentError['status'], number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503, internal: 500 };
+
+/** A request body over {@link MAX_BODY}: answered (413, or a CNI error for the plugin) and the connection closed. */
+class BodyTooLarge extends AgentError {
+  constructor() {
+    super('invalid', `request body over the limit of ${MAX_BODY} bytes`);
+  }
+}
 
 /** What the local API needs of the agent. */
 export type LocalApiAgent = Pick<Agent, 'attach' | 'detach' | 'check' | 'ready' | 'attachmentsOf' | 'status'>;
 
-export async function startLocalApi(agent: LocalApiAgent, handleCni: CniHandler, socketPath: string, log: Logger, metrics?: AgentMetrics): Promise<http.Server> {
+export async function startLocalApi(agent: LocalApiAgent, cni: CniHandler, socketPath: string, log: Logger, metrics?: AgentMetrics): Promise<http.Server> {
   const backend: CniBackend = {
     attach: (r) => agent.attach(r),
     detach: (r) => agent.detach(r),
@@ -35,7 +42,7 @@ export async function startLocalApi(agent: LocalApiAgent, handleCni: CniHandler,
   const server = http.createServer((req, res) => {
     const op = `${req.method} ${(req.url ?? '').split('?')[0]}`;
     if (op === 'POST /v1/cni') {
-      serveCni(req, res, handleCni, backend, log, metrics);
+      serveCni(req, res, cni, backend, log, metrics);
       return;
     }
     readJson(req)
@@ -62,6 +69,15 @@ export async function startLocalApi(agent: LocalApiAgent, handleCni: CniHandler,
         (err: unknown) => sendError(res, op, err, log, metrics),
       );
   });
+  // Bytes that are not HTTP: answer in the API's own error shape and close, as for any bad request.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const text = JSON.stringify({ error: { status: 'invalid', message: `not an HTTP/1.1 request: ${err.message}` } });
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+  });
   mkdirSync(dirname(socketPath), { recursive: true });
   rmSync(socketPath, { force: true }); // a socket left by a previous run
   await new Promise<void>((resolve, reject) => {
@@ -76,11 +92,11 @@ export async function startLocalApi(agent: LocalApiAgent, handleCni: CniHandler,
 }
 
 /** The plugin's request: always answered 200 with the plugin's stdout and exit code. */
-function serveCni(req: http.IncomingMessage, res: http.ServerResponse, handleCni: CniHandler, backend: CniBackend, log: Logger, metrics?: AgentMetrics): void {
+function serveCni(req: http.IncomingMessage, res: http.ServerResponse, cni: CniHandler, backend: CniBackend, log: Logger, metrics?: AgentMetrics): void {
   readJson(req)
     .then((body) => {
       const { env, stdin } = parseBody(cniRequest, body, 'CNI request');
-      return handleCni(env, stdin, backend);
+      return cni.handle(env, stdin, backend);
     })
     .then(
       (reply) => {
@@ -88,17 +104,29 @@ function serveCni(req: http.IncomingMessage, res: http.ServerResponse, handleCni
         if (reply.exitCode !== 0) log.warn({ command: reply.command, answer: reply.stdout.trim() }, 'CNI request failed');
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(reply.stdout), 'loom-cni-exit': String(reply.exitCode) }).end(reply.stdout);
       },
-      (err: unknown) => sendError(res, 'CNI', err, log, metrics),
+      (err: unknown) => {
+        if (!(err instanceof BodyTooLarge)) return sendError(res, 'CNI', err, log, metrics);
+        // Permanent: the plugin prints this and the runtime does not retry what cannot fit.
+        metrics?.apiRequests.inc({ op: 'CNI', result: 'invalid' });
+        const text = cni.tooLarge().stdout;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'loom-cni-exit': '1', connection: 'close' }).end(text);
+      },
     );
 }
 
 /** A failed request: `{ error: { status, message } }` with the status's HTTP code. */
 function sendError(res: http.ServerResponse, op: string, err: unknown, log: Logger, metrics?: AgentMetrics): void {
-  const e = err instanceof AgentError ? err : new AgentError('internal', (err as Error).message);
+  const e = err instanceof AgentError ? err : new AgentError('internal', err instanceof Error ? err.message : String(err));
   metrics?.apiRequests.inc({ op, result: e.status });
   if (e.status === 'internal') log.error({ err, op }, 'local API request failed');
+  if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify({ error: { status: e.status, message: e.message } });
-  res.writeHead(HTTP_STATUS[e.status], { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  const tooLarge = err instanceof BodyTooLarge;
+  res.writeHead(tooLarge ? 413 : HTTP_STATUS[e.status], {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...(tooLarge ? { connection: 'close' } : {}),
+  }).end(text);
 }
 
 function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
@@ -106,13 +134,18 @@ function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
+      const wasWithin = size <= MAX_BODY;
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new AgentError('invalid', `request body over ${MAX_BODY} bytes`));
-        req.destroy();
-      } else chunks.push(c);
+      if (size <= MAX_BODY) chunks.push(c);
+      else if (wasWithin) {
+        // Answer at once; the rest is read and dropped (bounded by the server's request timeout)
+        // so that the client gets the answer instead of a reset.
+        chunks.length = 0;
+        reject(new BodyTooLarge());
+      }
     });
     req.on('end', () => {
+      if (size > MAX_BODY) return;
       if (size === 0) return resolve({});
       try {
         const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));

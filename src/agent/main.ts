@@ -16,7 +16,7 @@ import { Agent, type ControllerClients } from './agent.js';
 import { prepareHost } from './startup.js';
 import { CONTROLLER_CHANNEL_OPTIONS } from './controller-session.js';
 import { startLocalApi } from './local-api.js';
-import { handleCni } from '../cni/handler.js';
+import { cniHandler } from '../cni/handler.js';
 import { createAgentMetrics } from './metrics.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -29,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     agent = new Agent(config, await prepareHost(config, log), controllerClients(config), log, metrics);
     await agent.start();
-    servers.push(await startLocalApi(agent, handleCni, config.socket, log, metrics));
+    servers.push(await startLocalApi(agent, cniHandler, config.socket, log, metrics));
     if (config.metricsListen) {
       const a = agent;
       const m = createMetricsServer(metrics.registry, () => ({ host: config.hostName, appliedRevision: a.appliedRevision, controllerConnected: a.controllerConnected }));

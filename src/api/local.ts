@@ -51,5 +51,19 @@ export interface CniReply {
   command: string;
 }
 
-/** Runs one CNI invocation (the runtime's environment and stdin) against a backend. */
-export type CniHandler = (env: Record<string, string | undefined>, stdin: string, backend: CniBackend) => Promise<CniReply>;
+/** The CNI logic the agent hosts for the plugin (src/cni/handler.ts implements it). */
+export interface CniHandler {
+  /** Runs one CNI invocation (the runtime's environment and stdin) against a backend. */
+  handle(env: Record<string, string | undefined>, stdin: string, backend: CniBackend): Promise<CniReply>;
+  /** The answer to a request over MAX_CNI_REQUEST_BYTES: a permanent CNI error, not "try again". */
+  tooLarge(): CniReply;
+}
+
+/**
+ * The one size limit of a CNI request: the plugin's JSON request to the agent (environment and
+ * the JSON-escaped configuration) is at most this many bytes. The plugin refuses a larger one
+ * itself with code 7; the agent's local API refuses larger bodies. Must match MAX_REQUEST in
+ * shim/loom.c (a test compares them).
+ */
+export const MAX_CNI_REQUEST_BYTES = 1024 * 1024;
+

@@ -1,7 +1,7 @@
 // The CNI plugin's logic, run inside the agent: the `loom` binary (src/cni/shim/loom.c) forwards
 // the runtime's environment and stdin here and prints what this returns. Keeping the plugin a
 // thin forwarder saves a Node.js start-up (80-100 ms) per container.
-import type { CniBackend, CniReply } from '../api/local.js';
+import { MAX_CNI_REQUEST_BYTES, type CniBackend, type CniHandler, type CniReply } from '../api/local.js';
 import { netnsPathProblem } from '../netlink/netns.js';
 import { CNI_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, parseConfig, parseEnv, staticAddresses, toCniResult } from './spec.js';
 
@@ -71,8 +71,8 @@ async function checkNetns(path: string): Promise<void> {
 /** Agent failures become CNI errors: "unavailable" asks the runtime to retry (code 11). */
 function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
-  const status = (err as { status?: unknown }).status;
-  const message = (err as Error).message ?? String(err);
+  const status = typeof err === 'object' && err !== null ? (err as { status?: unknown }).status : undefined;
+  const message = err instanceof Error ? err.message : String(err);
   if (status === 'unavailable') return new CniError(CniCode.TryAgainLater, message, 'unavailable');
   if (typeof status === 'string') return new CniError(CniCode.AgentRefused, message, status);
   return new CniError(CniCode.IoFailure, message);
@@ -87,3 +87,16 @@ function cniVersionOf(stdin: string): string {
     return CNI_VERSION;
   }
 }
+
+/** What the agent's local API runs for the plugin. */
+export const cniHandler: CniHandler = {
+  handle: handleCni,
+  tooLarge: () => ({
+    exitCode: 1,
+    stdout:
+      JSON.stringify(
+        new CniError(CniCode.InvalidConfig, `the CNI request is over the limit of ${MAX_CNI_REQUEST_BYTES} bytes`, 'shorten the network configuration (prevResult included)').toJSON(CNI_VERSION),
+      ) + '\n',
+    command: '',
+  }),
+};

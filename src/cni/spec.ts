@@ -2,10 +2,12 @@
 // the result and error objects it expects back. Pure functions; handler.ts runs a command.
 import { tryParseIp } from '../common/ip.js';
 import type { AttachResult } from '../api/local.js';
+import { interfaceNameProblem } from '../common/ifname.js';
 
 export const CNI_VERSION = '1.0.0';
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 export const DEFAULT_AGENT_SOCKET = '/run/loom/agent.sock';
+export { MAX_CNI_REQUEST_BYTES } from '../api/local.js';
 
 /** Well-known CNI error codes (spec section "Error"). */
 export const CniCode = {
@@ -78,9 +80,8 @@ export function parseEnv(env: NodeJS.ProcessEnv): CniEnv {
     if (!env[name]) throw new CniError(CniCode.InvalidEnvironment, `${name} is required for ${command}`);
   }
   const ifname = env.CNI_IFNAME ?? '';
-  if (ifname && (ifname.length > 15 || /[/\s:]/.test(ifname))) {
-    throw new CniError(CniCode.InvalidEnvironment, `CNI_IFNAME "${ifname}" is not a valid interface name`);
-  }
+  const problem = ifname ? interfaceNameProblem(ifname) : undefined;
+  if (problem) throw new CniError(CniCode.InvalidEnvironment, `CNI_IFNAME ${JSON.stringify(ifname)} is not a valid interface name: it ${problem}`);
   return { command, containerId: env.CNI_CONTAINERID ?? '', netns: env.CNI_NETNS ?? '', ifname, args: parseArgs(env.CNI_ARGS ?? '') };
 }
 

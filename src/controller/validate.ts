@@ -16,6 +16,7 @@ import {
 } from '../common/ip.js';
 import { endpointNameProblem } from '../common/endpoint-name.js';
 import type { CreateEndpointRequest, Network, RegisterRequest } from '../api/types.js';
+import { reservedNetworkOverlap, vtepAddressProblem } from '../common/reserved.js';
 import { alreadyExists, invalid } from './errors.js';
 import type { DnsRecord, NetworkRecord, TunnelKind } from './model.js';
 import type { ClusterState } from './state.js';
@@ -97,6 +98,8 @@ function parseRange(field: string, text: string, family: 4 | 6, minPrefix: numbe
   if (loose.prefix < minPrefix || loose.prefix > maxPrefix) {
     throw invalid(`${field} "${text}": prefix length must be between /${minPrefix} and /${maxPrefix}`);
   }
+  const reserved = reservedNetworkOverlap(loose);
+  if (reserved) throw invalid(`${field} "${text}" overlaps a reserved range: ${reserved}`);
   return loose;
 }
 
@@ -112,6 +115,13 @@ export function validateNetwork(spec: Partial<Network> | null | undefined, state
   if (!spec.ipv4Cidr) throw invalid(`network ${name}: ipv4 CIDR is required`);
   const v4 = parseRange('ipv4 CIDR', spec.ipv4Cidr, 4, 8, 30);
   const v6 = spec.ipv6Cidr ? parseRange('ipv6 CIDR', spec.ipv6Cidr, 6, 16, 124) : null;
+  for (const h of state.hosts.values()) {
+    const ip = tryParseIp(h.rec.vtep);
+    const range = ip?.family === 4 ? v4 : v6;
+    if (ip && range && cidrContains(range, ip.family, ip.value)) {
+      throw invalid(`ipv${ip.family} CIDR ${cidrToString(range)} contains the VTEP ${h.rec.vtep} of host ${h.rec.name}: tunnel traffic would be routed into the overlay`);
+    }
+  }
   for (const other of state.networks.values()) {
     const o = other.entry.rec;
     if (cidrOverlaps(v4, other.v4.cidr)) throw alreadyExists(`ipv4 CIDR ${cidrToString(v4)} overlaps network ${o.name} (${o.ipv4Cidr})`);
@@ -216,11 +226,14 @@ export function validateRegister(req: RegisterRequest, state: ClusterState): str
   const ip = tryParseIp(req.vtep ?? '');
   if (ip === null) throw invalid(`host ${name}: VTEP "${req.vtep ?? ''}" is not an IP address`);
   const vtep = canonicalIp(req.vtep) as string;
-  const v4 = ip.family === 4;
-  const unusable = v4
-    ? ip.value === 0n || ip.value === 0xffffffffn || ip.value >> 28n === 0xen
-    : ip.value === 0n || ip.value >> 120n === 0xffn;
-  if (unusable) throw invalid(`host ${name}: VTEP ${vtep} is an unspecified, broadcast or multicast address`);
+  const problem = vtepAddressProblem(ip);
+  if (problem) throw invalid(`host ${name}: VTEP ${vtep} ${problem}`);
+  for (const n of state.networks.values()) {
+    const range = ip.family === 4 ? n.v4.cidr : n.v6?.cidr;
+    if (range && cidrContains(range, ip.family, ip.value)) {
+      throw invalid(`host ${name}: VTEP ${vtep} is inside the range ${cidrToString(range)} of overlay network ${n.entry.rec.name}; use an underlay address`);
+    }
+  }
   for (const h of state.hosts.values()) {
     if (h.rec.name !== name && h.rec.vtep === vtep) throw alreadyExists(`VTEP ${vtep} is already registered by host ${h.rec.name}`);
   }

@@ -16,6 +16,7 @@ import sys from 'syscall-napi';
 import { closeSync } from 'node:fs';
 import { NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP } from './codec/constants.js';
 import { decodeStatus, encodeMessage, type NetlinkMessage, type NetlinkStatus } from './codec/message.js';
+import { NetlinkDecodeError } from './codec/errors.js';
 import { openRouteSocketIn } from './netns.js';
 import { adoptWithNodeNetlink, countOpenSockets } from './node-netlink.js';
 
@@ -120,6 +121,7 @@ export class RtnetlinkSocket {
       // Our view of the sequence drifted from node-netlink's: fall back to what tryTalk returned.
       return { messages: res.packets.map(toMessage), status: { errno: res.errorCode }, dumpInterrupted: false };
     } catch (err) {
+      if (err instanceof NetlinkDecodeError) throw new TransportError(`malformed netlink reply: ${err.message}`, 'EIO');
       const timedOut = err instanceof Error && /timeout/.test(err.message);
       throw new TransportError(
         timedOut ? `no netlink reply within ${this.timeoutMs} ms` : `netlink send failed: ${String(err)}`,

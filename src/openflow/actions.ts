@@ -601,8 +601,20 @@ export function decodeActions(buf: Buffer): Action[] {
     if (len < 8 || len % 8 !== 0 || p + len > buf.length) {
       throw new OpenFlowCodecError(`action at offset ${p} (type ${buf.readUInt16BE(p)}) has invalid length ${len}`);
     }
-    out.push(decodeOne(buf.subarray(p, p + len)));
+    out.push(decodeEntry(buf.subarray(p, p + len), p));
     p += len;
   }
   return out;
+}
+
+/** One action; an entry too short for the fields its type has is a codec error, not a RangeError. */
+function decodeEntry(b: Buffer, offset: number): Action {
+  try {
+    return decodeOne(b);
+  } catch (err) {
+    if (err instanceof RangeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_')) {
+      throw new OpenFlowCodecError(`action at offset ${offset} (type ${b.readUInt16BE(0)}) is too short for its type: ${b.length} bytes`);
+    }
+    throw err;
+  }
 }

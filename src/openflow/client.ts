@@ -369,6 +369,15 @@ export class OpenFlowClient {
     return () => this.connection.off('reconnected', handler);
   }
 
+  /**
+   * Calls `handler` for every message from the switch that could not be decoded or handled (it
+   * was dropped; the session goes on). Returns a function that unsubscribes.
+   */
+  onMessageError(handler: (err: Error, msg: Buffer) => void): () => void {
+    this.connection.on('message_error', handler);
+    return () => this.connection.off('message_error', handler);
+  }
+
   /** Calls `handler` each time the connection is lost. Returns a function that unsubscribes. */
   onDisconnected(handler: () => void): () => void {
     this.connection.on('disconnected', handler);

@@ -92,6 +92,11 @@ export interface OpenFlowConnectionEvents {
   ofp_error: [OfErrorInfo];
   /** Every message received after the handshake (raw). */
   message: [Buffer];
+  /**
+   * A message from the switch could not be handled (malformed, or a listener threw on it). It was
+   * dropped, and a request waiting on its xid was rejected with `error`; the session goes on.
+   */
+  message_error: [error: Error, message: Buffer];
   disconnected: [Error];
   reconnected: [Features];
 }
@@ -304,6 +309,14 @@ export class OpenFlowConnection extends EventEmitter<OpenFlowConnectionEvents> {
           fail(err as Error);
           return;
         }
+        try {
+          handshake(msgs);
+        } catch (err) {
+          // A malformed message during the handshake fails this attempt (reconnect backs off).
+          fail(new OpenFlowConnectionError(`handshake with ${this.target} failed: ${(err as Error).message}`));
+        }
+      };
+      const handshake = (msgs: Buffer[]): void => {
         for (let i = 0; i < msgs.length; i++) {
           const msg = msgs[i];
           if (done) return;
@@ -330,12 +343,13 @@ export class OpenFlowConnection extends EventEmitter<OpenFlowConnectionEvents> {
             sock.write(encodeSetConfig(this.nextXid(), this.opts.missSendLen));
             sock.write(encodeFeaturesRequest(featuresXid));
           } else if (stage === 'features' && type === OFPT.FEATURES_REPLY && msg.readUInt32BE(4) === featuresXid) {
+            const features = decodeFeaturesReply(msg);
             done = true;
             clearTimeout(timer);
             sock.off('data', onData);
             sock.off('error', fail);
             sock.off('close', onEarlyClose);
-            this.features = decodeFeaturesReply(msg);
+            this.features = features;
             this.attach(sock, framer);
             // Anything after the features reply in this chunk belongs to the session.
             for (const rest of msgs.slice(i + 1)) this.dispatch(rest);
@@ -398,7 +412,26 @@ export class OpenFlowConnection extends EventEmitter<OpenFlowConnectionEvents> {
     }
   }
 
+  /** Handles one message; whatever goes wrong with it stays with it (the session goes on). */
   private dispatch(msg: Buffer): void {
+    try {
+      this.handle(msg);
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      const xid = msg.readUInt32BE(4);
+      this.multipart.discard(xid);
+      this.settle(xid)?.reject(error);
+      if (this.listenerCount('message_error') > 0) {
+        try {
+          this.emit('message_error', error, msg);
+        } catch {
+          // A failing error listener must not undo the confinement.
+        }
+      }
+    }
+  }
+
+  private handle(msg: Buffer): void {
     const type = msg[1];
     const xid = msg.readUInt32BE(4);
     switch (type) {

@@ -402,7 +402,16 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
         this.shutdown(`protocol error: ${(err as Error).message}`, err as Error);
         return;
       }
-      this.dispatch(msg);
+      try {
+        this.dispatch(msg);
+      } catch (err) {
+        // A malformed update (or a listener failing on one) leaves the replica unknown: drop the
+        // connection so that the session reconnects and resyncs, rather than crash the process.
+        const error = err instanceof Error ? err : new OvsdbError(String(err));
+        this.shutdown(`protocol error: ${error.message}`, error);
+        return;
+      }
+      if (this.closeReason !== undefined) return;
     }
   }
 

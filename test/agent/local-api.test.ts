@@ -5,7 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AttachRequest, AttachResult, DetachRequest } from '../../src/api/local.js';
-import { handleCni } from '../../src/cni/handler.js';
+import { cniHandler } from '../../src/cni/handler.js';
 import { startLocalApi, type LocalApiAgent } from '../../src/agent/local-api.js';
 import { attachRequest, cniRequest, detachRequest, parseBody } from '../../src/agent/local-api-schema.js';
 
@@ -84,7 +84,7 @@ describe('local API over its socket', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'loom-local-api-'));
-    server = await startLocalApi(agent, handleCni, path.join(dir, 'agent.sock'), pino({ level: 'silent' }));
+    server = await startLocalApi(agent, cniHandler, path.join(dir, 'agent.sock'), pino({ level: 'silent' }));
   });
   afterAll(async () => {
     await new Promise((resolve) => server.close(resolve));

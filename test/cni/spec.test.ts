@@ -36,6 +36,12 @@ describe('CNI environment', () => {
     expect(codeOf(() => parseArgs('novalue'))).toBe(CniCode.InvalidEnvironment);
   });
 
+  it('checks CNI_IFNAME as the kernel does: 15 bytes, not characters', () => {
+    expect(parseEnv(env({ CNI_IFNAME: 'ééééééé1' })).ifname).toBe('ééééééé1'); // 15 bytes
+    expect(() => parseEnv(env({ CNI_IFNAME: 'éééééééé' }))).toThrow(/CNI_IFNAME "éééééééé" is not a valid interface name: it is 16 bytes long/);
+    expect(() => parseEnv(env({ CNI_IFNAME: '..' }))).toThrow(/is "\." or "\.\."/);
+  });
+
   it('needs no netns for DEL (the namespace may be gone already)', () => {
     expect(parseEnv(env({ CNI_COMMAND: 'DEL', CNI_NETNS: undefined })).command).toBe('DEL');
   });

@@ -48,6 +48,18 @@ describe('network validation', () => {
     ['a gateway outside the range', net({ gateways: ['10.99.0.1'] }), status.INVALID_ARGUMENT, /outside the network/],
     ['a bad DNS server', net({ dns: { nameservers: ['dns.example'], search: [], options: [] } }), status.INVALID_ARGUMENT, /nameserver "dns.example"/],
     ['a block prefix larger than the network', net({ ipv4BlockPrefix: 20 }), status.INVALID_ARGUMENT, /block prefix \/20/],
+    ['"this network" 0.0.0.0/8', net({ ipv4Cidr: '0.1.0.0/16' }), status.INVALID_ARGUMENT, /ipv4 CIDR "0\.1\.0\.0\/16" overlaps a reserved range: 0\.0\.0\.0\/8/],
+    ['loopback 127.0.0.0/8', net({ ipv4Cidr: '127.5.0.0/16' }), status.INVALID_ARGUMENT, /ipv4 CIDR .* reserved range: 127\.0\.0\.0\/8, loopback/],
+    ['a range containing link-local', net({ ipv4Cidr: '169.0.0.0/8' }), status.INVALID_ARGUMENT, /"169\.0\.0\.0\/8" overlaps a reserved range: 169\.254\.0\.0\/16/],
+    ['link-local 169.254.0.0/16', net({ ipv4Cidr: '169.254.1.0/24' }), status.INVALID_ARGUMENT, /reserved range: 169\.254\.0\.0\/16, link-local/],
+    ['multicast 224.0.0.0/4', net({ ipv4Cidr: '239.1.0.0/16' }), status.INVALID_ARGUMENT, /reserved range: 224\.0\.0\.0\/4, multicast/],
+    ['reserved 240.0.0.0/4', net({ ipv4Cidr: '240.0.0.0/8' }), status.INVALID_ARGUMENT, /reserved range: 240\.0\.0\.0\/4/],
+    ['the range of the limited broadcast', net({ ipv4Cidr: '255.255.255.0/24' }), status.INVALID_ARGUMENT, /255\.255\.255\.255/],
+    ['IPv6 multicast ff00::/8', net({ ipv6Cidr: 'ff05::/64' }), status.INVALID_ARGUMENT, /ipv6 CIDR "ff05::\/64" overlaps a reserved range: ff00::\/8, multicast/],
+    ['IPv6 link-local fe80::/10', net({ ipv6Cidr: 'fe80::/64' }), status.INVALID_ARGUMENT, /ipv6 CIDR .* fe80::\/10, link-local/],
+    ['IPv4-mapped IPv6', net({ ipv6Cidr: '::ffff:0:0/96' }), status.INVALID_ARGUMENT, /ipv6 CIDR .* ::ffff:0:0\/96, IPv4-mapped/],
+    ['a range holding ::1 and ::', net({ ipv6Cidr: '::/64' }), status.INVALID_ARGUMENT, /ipv6 CIDR "::\/64" overlaps a reserved range: ::\/128/],
+    ['a range containing a host\'s VTEP', net({ ipv4Cidr: '192.0.2.0/24' }), status.INVALID_ARGUMENT, /ipv4 CIDR 192\.0\.2\.0\/24 contains the VTEP 192\.0\.2\.1 of host h1/],
   ])('refuses %s', async (_what, spec, code, msg) => {
     await expectStatus(c.createNetwork(spec), code, msg);
   });
@@ -74,6 +86,24 @@ describe('host validation', () => {
   it('refuses a VTEP that is not a unicast address', async () => {
     await expectStatus(c.register({ name: 'h9', vtep: 'not-an-ip' }), status.INVALID_ARGUMENT, /VTEP "not-an-ip" is not an IP address/);
     await expectStatus(c.register({ name: 'h9', vtep: '239.1.1.1' }), status.INVALID_ARGUMENT, /multicast/);
+  });
+  it.each([
+    ['127.0.0.1', /VTEP 127\.0\.0\.1 is in 127\.0\.0\.0\/8, loopback/],
+    ['127.1.2.3', /loopback/],
+    ['::1', /VTEP ::1 is in ::1\/128, loopback/],
+    ['0.0.0.0', /VTEP 0\.0\.0\.0 is in 0\.0\.0\.0\/8, unspecified/],
+    ['::', /VTEP :: is in ::\/128, unspecified/],
+    ['255.255.255.255', /broadcast/],
+    ['ff02::1', /ff00::\/8, multicast/],
+    ['fe80::1', /fe80::\/10, IPv6 link-local .* zone/],
+    ['::ffff:192.0.2.7', /IPv4-mapped .* give the IPv4 address itself/],
+    ['10.1.0.9', /VTEP 10\.1\.0\.9 is inside the range 10\.1\.0\.0\/24 of overlay network blue/],
+    ['fd00:9::5', /inside the range fd00:9::\/64 of overlay network tiny/],
+  ])('refuses the VTEP %s', async (vtep, msg) => {
+    await expectStatus(c.register({ name: 'h9', vtep }), status.INVALID_ARGUMENT, msg);
+  });
+  it('accepts an IPv4 link-local VTEP (one layer-2 underlay)', async () => {
+    await c.register({ name: 'h-ll', vtep: '169.254.10.1' });
   });
   it('refuses a VTEP registered by another host', async () => {
     await expectStatus(c.register({ name: 'h9', vtep: '192.0.2.1' }), status.ALREADY_EXISTS, /already registered by host h1/);

@@ -42,6 +42,7 @@ import {
   RTNH_F_ONLINK,
   RTPROT_BOOT,
   VETH_INFO_PEER,
+  NetlinkDecodeError,
 } from '../../src/netlink/codec/index.js';
 
 describe('attributes', () => {
@@ -237,5 +238,21 @@ describe('addresses come from common/ip', () => {
       expect(parse).toThrow(bad);
     }
     expect(parsePrefix('198.18.0.5/24')).toMatchObject({ family: AF_INET, prefixLen: 24, bytes: Buffer.from([198, 18, 0, 5]) });
+  });
+});
+
+describe('malformed replies (found by fuzzing)', () => {
+  it('refuses an NLMSG_ERROR whose echoed request is longer than the message', () => {
+    const payload = Buffer.alloc(4 + 16);
+    payload.writeInt32LE(-22, 0);
+    payload.writeUInt32LE(0x80000010, 4);
+    const msg = decodeMessages(encodeMessage({ type: NLMSG_ERROR, flags: NLM_F_ACK_TLVS, seq: 1, pid: 0 }, payload))[0];
+    expect(() => decodeStatus(msg)).toThrow(NetlinkDecodeError);
+    expect(() => decodeStatus(msg)).toThrow(/echoes a request of 2147483664 bytes in 16/);
+  });
+  it('refuses an address attribute that is neither 4 nor 16 bytes', () => {
+    const payload = Buffer.from([2, 16, 0, 0, 3, 0, 0, 0, 5, 0, 2, 0, 198, 0, 0, 0]);
+    expect(() => decodeAddress(payload)).toThrow(NetlinkDecodeError);
+    expect(() => decodeAddress(payload)).toThrow(/IFA_ADDRESS of 1 bytes is neither IPv4 nor IPv6/);
   });
 });

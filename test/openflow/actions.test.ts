@@ -257,4 +257,9 @@ describe('actions: bad input', () => {
   it('rejects an action whose length runs past the buffer', () => {
     expect(() => decodeActions(hex('0000 0018 00000001 0000 000000000000'))).toThrow(/invalid length 24/);
   });
+
+  it('rejects an action too short for its type with a codec error (found by fuzzing)', () => {
+    expect(() => decodeActions(hex('0000 0008 00000007'))).toThrow(OpenFlowCodecError);
+    expect(() => decodeActions(hex('0000 0008 00000007'))).toThrow(/action at offset 0 \(type 0\) is too short for its type: 8 bytes/);
+  });
 });

@@ -191,6 +191,68 @@ describe('requests', () => {
   });
 });
 
+describe('malformed messages from the switch', () => {
+  /** A raw message: OpenFlow 1.3 header with the given type and xid, then `body`. */
+  const raw = (type: number, xid: number, body: Buffer = Buffer.alloc(0)): Buffer => {
+    const b = Buffer.alloc(8 + body.length);
+    b[0] = 4;
+    b[1] = type;
+    b.writeUInt16BE(b.length, 2);
+    b.writeUInt32BE(xid, 4);
+    body.copy(b, 8);
+    return b;
+  };
+  /** PACKET_IN whose ofp_match declares `matchLen` bytes (type OXM at offset 24). */
+  const packetIn = (matchLen: number): Buffer => {
+    const body = Buffer.alloc(32);
+    body.writeUInt16BE(1, 16); // ofp_match.type = OXM
+    body.writeUInt16BE(matchLen, 18);
+    return raw(OFPT.PACKET_IN, 0, body);
+  };
+
+  const cases: Array<[string, () => Buffer]> = [
+    ['an 8-byte OFPT_ERROR', () => raw(OFPT.ERROR, 0x4242)],
+    ['a PACKET_IN whose match length is 0', () => packetIn(0)],
+    ['a PACKET_IN whose match is longer than the message', () => packetIn(4000)],
+  ];
+  for (const [what, build] of cases) {
+    it(`drops ${what}, reports it, and the session goes on`, async () => {
+      conn = await OpenFlowConnection.connect(target());
+      const dropped = new Promise<[Error, Buffer]>((resolve) => conn!.once('message_error', (err, msg) => resolve([err, msg])));
+      const bad = build();
+      for (const s of sw.sockets) s.write(bad);
+      const [err, msg] = await dropped;
+      expect(err.name).toBe('OpenFlowDecodeError');
+      expect(msg.equals(bad)).toBe(true);
+      expect(conn.connected).toBe(true);
+      expect(await conn.echo()).toBeGreaterThanOrEqual(0);
+    });
+  }
+
+  it('rejects the request a malformed reply answers, with the decode error', async () => {
+    conn = await OpenFlowConnection.connect(target());
+    sw.handlers.set(OFPT.BARRIER_REQUEST, (m, sock) => sock.write(raw(OFPT.ERROR, decodeHeader(m).xid)));
+    await expect(conn.barrier()).rejects.toThrow(/ERROR: bad length 8/);
+    expect(conn.connected).toBe(true);
+  });
+
+  it('keeps a packet_in listener that throws inside the session', async () => {
+    conn = await OpenFlowConnection.connect(target());
+    conn.on('packet_in', () => {
+      throw new Error('listener bug');
+    });
+    const dropped = new Promise<Error>((resolve) => conn!.once('message_error', resolve));
+    for (const s of sw.sockets) s.write(packetIn(4));
+    expect((await dropped).message).toBe('listener bug');
+    expect(await conn.echo()).toBeGreaterThanOrEqual(0);
+  });
+
+  it('fails the handshake, not the process, on a malformed FEATURES_REPLY', async () => {
+    sw.handlers.set(OFPT.FEATURES_REQUEST, (m, sock) => sock.write(raw(OFPT.FEATURES_REPLY, decodeHeader(m).xid)));
+    await expect(OpenFlowConnection.connect(target(), { reconnect: false })).rejects.toThrow(/handshake .* failed: FEATURES_REPLY: bad length/);
+  });
+});
+
 describe('liveness', () => {
   it('drops a silent switch after the inactivity probe and reconnects when it is back', async () => {
     conn = await OpenFlowConnection.connect(target(), { probeIntervalMs: 100, backoffMinMs: 20 });

@@ -11,6 +11,7 @@ import { ConnectionClosedError, RequestTimeoutError } from '../../src/ovsdb/erro
 import { JsonStreamParser } from '../../src/ovsdb/jsonrpc/parser.js';
 import { parseSchema } from '../../src/ovsdb/schema.js';
 import { TableCache } from '../../src/ovsdb/cache.js';
+import { OvsdbSession } from '../../src/ovsdb/session.js';
 import type { TableUpdates } from '../../src/ovsdb/updates.js';
 
 type Msg = { id: unknown; method?: string; params?: unknown[] };
@@ -159,6 +160,56 @@ describe('OvsdbClient (fake server)', () => {
     const client = await OvsdbClient.connect(remote);
     cleanups.push(() => client.close());
     await expect(client.listDbs()).rejects.toThrow(/closed: protocol error: expected a JSON object or array, got "\\"" at top level/);
+  });
+
+  const badUpdates: Array<[string, unknown, RegExp]> = [
+    ['table-updates that is a number', 42, /table-updates2: expected a JSON object, got 42/],
+    ['a row update with no operation', { T: { [U1]: {} } }, /row-update2 T 1111.*: no initial\/insert\/modify\/delete/],
+  ];
+  for (const [what, updates, message] of badUpdates) {
+    it(`closes the session, not the process, on an update2 with ${what}`, async () => {
+      const { remote } = await fakeServer((m, send) => {
+        if (m.method === 'monitor_cond') {
+          send(
+            { id: m.id, result: {}, error: null },
+            { id: null, method: 'update2', params: [m.params![1], updates] },
+          );
+        }
+      });
+      const client = await OvsdbClient.connect(remote);
+      cleanups.push(() => client.close());
+      const closed = new Promise<Error | undefined>((r) => client.once('close', r));
+      const handle = await client.openMonitor('Test', { T: {} }, { methods: ['monitor_cond'], onUpdate: () => undefined });
+      handle.resume();
+      const err = await closed;
+      expect(err?.name).toBe('UpdateFormatError');
+      expect(err?.message).toMatch(message);
+      expect(client.isClosed).toBe(true);
+      await expect(client.listDbs()).rejects.toThrow(/closed: protocol error: /);
+    });
+  }
+
+  it('OvsdbSession reconnects and resyncs after a malformed update', async () => {
+    let connections = 0;
+    const { remote } = await fakeServer((m, send) => {
+      if (m.method === 'get_schema') send({ id: m.id, result: miniSchema, error: null });
+      if (m.method === 'monitor_cond_since') send({ id: m.id, result: null, error: 'unknown method' });
+      if (m.method === 'monitor_cond') {
+        connections++;
+        send({ id: m.id, result: { T: { [U1]: { initial: { name: `c${connections}`, n: connections } } } }, error: null });
+        if (connections === 1) send({ id: null, method: 'update2', params: [m.params![1], 'not an object'] });
+      }
+    });
+    const session = new OvsdbSession({ remote, db: 'Test', tables: { T: undefined }, minBackoffMs: 10, maxBackoffMs: 20 });
+    cleanups.push(() => void session.close());
+    const disconnected = new Promise<Error | undefined>((r) => session.once('disconnected', r));
+    let synced = 0;
+    const resynced = new Promise<void>((r) => session.on('synced', () => ++synced === 2 && r()));
+    await session.start();
+    expect((await disconnected)?.message).toMatch(/table-updates2: expected a JSON object/);
+    await resynced;
+    expect(session.cache.row('T', U1)).toMatchObject({ name: 'c2', n: 2 });
+    await session.close();
   });
 
   it('parses a schema that a fake server sends (sanity of the fixture)', () => {

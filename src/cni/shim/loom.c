@@ -10,6 +10,13 @@
  *   - "agentSocket" and "cniVersion" are read from the configuration to find the agent and to
  *     label its own errors;
  *   - when the agent cannot be reached it prints a CNI error object (code 11, try again later).
+ * Every failure, here or on the way, ends with a CNI error object on stdout and exit status 1
+ * (SIGPIPE is ignored, so an agent that closes early is an error, not a silent death).
+ *
+ * Size limit: the request to the agent (the JSON below, after escaping the configuration) is at
+ * most MAX_REQUEST bytes, the same limit the agent enforces (MAX_CNI_REQUEST_BYTES in
+ * src/cni/spec.ts; a test compares them). A larger configuration is refused here with code 7,
+ * a permanent error: retrying cannot make it fit.
  *
  * Wire format (the agent's local API, src/agent/local-api.ts):
  *   POST /v1/cni  {"env": {"CNI_COMMAND": ..., ...every CNI_* variable}, "stdin": "<config>"}
@@ -17,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +43,8 @@
 #define CNI_VERSION "1.0.0"
 #define SUPPORTED_VERSIONS "[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
 #define DEFAULT_AGENT_SOCKET "/run/loom/agent.sock"
-#define MAX_STDIN (1024 * 1024)
+/* Must match MAX_CNI_REQUEST_BYTES in src/cni/spec.ts (a test compares them). */
+#define MAX_REQUEST (1024 * 1024)
 #define MAX_REPLY (4 * 1024 * 1024)
 #define TIMEOUT_SECONDS 120
 
@@ -53,8 +62,9 @@ static void buf_reserve(struct buf *b, size_t extra) {
   while (cap < b->len + extra + 1) cap *= 2;
   char *p = realloc(b->data, cap);
   if (!p) {
-    fputs("loom: out of memory\n", stderr);
-    exit(1);
+    static const char oom[] = "{\"cniVersion\":\"" CNI_VERSION "\",\"code\":5,\"msg\":\"loom: out of memory\"}\n";
+    if (write(1, oom, sizeof oom - 1) < 0) _exit(1);
+    _exit(1);
   }
   b->data = p;
   b->cap = cap;
@@ -212,14 +222,17 @@ static void fail(int code, const char *details, const char *fmt, ...) {
   exit(1);
 }
 
-static void write_all_fd(int fd, const char *p, size_t n, const char *what) {
+/* Writes everything; returns 0, or the errno of a failed write (e.g. EPIPE: the agent closed). */
+static int write_all_fd(int fd, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fail(11, strerror(errno), "writing to the Loom agent failed (%s)", what);
+    if (w < 0) return errno;
+    if (w == 0) return EPIPE;
     p += w;
     n -= (size_t)w;
   }
+  return 0;
 }
 
 static void usage(void) {
@@ -246,6 +259,9 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  /* A peer that goes away must give EPIPE on write, which is reported, not kill the plugin. */
+  signal(SIGPIPE, SIG_IGN);
+
   struct buf in = {0};
   buf_reserve(&in, 0);
   for (;;) {
@@ -255,7 +271,7 @@ int main(int argc, char **argv) {
     if (r < 0) fail(5, strerror(errno), "reading the network configuration from stdin failed");
     if (r == 0) break;
     in.len += (size_t)r;
-    if (in.len > MAX_STDIN) fail(7, "", "the network configuration on stdin is over %d bytes", MAX_STDIN);
+    if (in.len > MAX_REQUEST) fail(7, "", "the network configuration on stdin is over the limit of %d bytes", MAX_REQUEST);
   }
   in.data[in.len] = '\0';
 
@@ -295,6 +311,10 @@ int main(int argc, char **argv) {
   buf_str(&body, "},\"stdin\":");
   buf_json(&body, in.data, in.len);
   buf_str(&body, "}");
+  if (body.len > MAX_REQUEST) {
+    fail(7, "shorten the configuration (prevResult included); characters such as quotes and control characters count more than once",
+         "the network configuration is too large: the request to the Loom agent would be %zu bytes, over the limit of %d bytes", body.len, MAX_REQUEST);
+  }
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) fail(11, strerror(errno), "cannot create a socket to reach the Loom agent");
@@ -312,8 +332,10 @@ int main(int argc, char **argv) {
 
   char head[256];
   int hn = snprintf(head, sizeof head, "POST /v1/cni HTTP/1.1\r\nHost: loom-agent\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", body.len);
-  write_all_fd(fd, head, (size_t)hn, "request");
-  write_all_fd(fd, body.data, body.len, "request");
+  int werr = write_all_fd(fd, head, (size_t)hn);
+  if (!werr) werr = write_all_fd(fd, body.data, body.len);
+  /* The agent may have answered before closing (e.g. refusing the request): read what it sent. */
+  if (werr) shutdown(fd, SHUT_WR);
 
   struct buf reply = {0};
   for (;;) {
@@ -327,6 +349,7 @@ int main(int argc, char **argv) {
     if (reply.len > MAX_REPLY) fail(5, "", "the Loom agent's answer is over %d bytes", MAX_REPLY);
   }
   close(fd);
+  if (reply.len == 0 && werr) fail(11, strerror(werr), "the Loom agent closed the connection while the request was sent (%s)", path);
   if (reply.len == 0) fail(11, path, "the Loom agent closed the connection without answering");
   reply.data[reply.len] = '\0';
 
@@ -338,10 +361,17 @@ int main(int argc, char **argv) {
   const char *bodyStart = sep + 4;
   size_t bodyLen = reply.len - (size_t)(bodyStart - reply.data);
   int exitCode = -1;
+  long contentLength = -1;
   for (char *line = strstr(reply.data, "\r\n"); line; line = strstr(line, "\r\n")) {
     line += 2;
     if (strncasecmp(line, "loom-cni-exit:", 14) == 0) exitCode = atoi(line + 14);
+    if (strncasecmp(line, "content-length:", 15) == 0) contentLength = strtol(line + 15, NULL, 10);
   }
+  if (contentLength >= 0 && (size_t)contentLength != bodyLen) {
+    fail(11, path, "the Loom agent's answer was cut short (%zu of %ld bytes)", bodyLen, contentLength);
+  }
+  /* An exit status must be a byte, and a failure must come with the agent's CNI error object. */
+  if (exitCode > 255 || (exitCode > 0 && bodyLen == 0)) exitCode = -1;
   if (status != 200 || exitCode < 0) {
     char details[256];
     snprintf(details, sizeof details, "%.*s", (int)(bodyLen < 200 ? bodyLen : 200), bodyStart);

@@ -1,4 +1,5 @@
 /** Addresses: struct ifaddrmsg + IFA_* attributes (RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR). */
+import { NetlinkDecodeError } from './errors.js';
 import { Attrs, AttrWriter } from './attrs.js';
 import {
   AF_INET,
@@ -15,7 +16,7 @@ import {
   RT_SCOPE_LINK,
   RT_SCOPE_UNIVERSE,
 } from './constants.js';
-import { type Family, formatIp, type IpPrefix } from './ip.js';
+import { type Family, decodeIpAttr, type IpPrefix } from './ip.js';
 
 export const IFADDRMSG_LEN = 8;
 
@@ -82,15 +83,15 @@ function scopeName(scope: number): Address['scope'] {
 
 /** Decodes an RTM_NEWADDR payload. */
 export function decodeAddress(payload: Buffer): Address {
-  if (payload.length < IFADDRMSG_LEN) throw new RangeError(`ifaddrmsg too short: ${payload.length} bytes`);
+  if (payload.length < IFADDRMSG_LEN) throw new NetlinkDecodeError(`ifaddrmsg too short: ${payload.length} bytes`);
   const family = payload.readUInt8(0) as Family;
   const prefixLen = payload.readUInt8(1);
   const attrs = Attrs.parse(payload, IFADDRMSG_LEN);
   // IFA_FLAGS (u32) supersedes the 8-bit ifa_flags when present.
   const flags = attrs.u32(IFA_FLAGS) ?? payload.readUInt8(2);
   const raw = attrs.bytes(family === AF_INET ? IFA_LOCAL : IFA_ADDRESS) ?? attrs.bytes(IFA_ADDRESS) ?? attrs.bytes(IFA_LOCAL);
-  if (!raw) throw new RangeError('address message without IFA_ADDRESS/IFA_LOCAL');
-  const address = formatIp(raw);
+  if (!raw) throw new NetlinkDecodeError('address message without IFA_ADDRESS/IFA_LOCAL');
+  const address = decodeIpAttr(raw, 'IFA_ADDRESS');
   const out: Address = {
     family,
     index: payload.readUInt32LE(4),
@@ -105,6 +106,6 @@ export function decodeAddress(payload: Buffer): Address {
   const label = attrs.string(IFA_LABEL);
   if (label !== undefined) out.label = label;
   const brd = attrs.bytes(IFA_BROADCAST);
-  if (brd) out.broadcast = formatIp(brd);
+  if (brd) out.broadcast = decodeIpAttr(brd, 'IFA_BROADCAST');
   return out;
 }

@@ -3,6 +3,8 @@
  * Host byte order (little-endian on every platform this runs on: x64, arm64).
  */
 
+import { NetlinkDecodeError } from './errors.js';
+
 export const NLA_ALIGNTO = 4;
 export const NLA_HDRLEN = 4;
 /** Type bits that are flags, not part of the attribute type. */
@@ -89,7 +91,7 @@ export class Attrs {
       const len = buf.readUInt16LE(pos);
       const type = buf.readUInt16LE(pos + 2) & NLA_TYPE_MASK;
       if (len < NLA_HDRLEN || pos + len > buf.length) {
-        throw new RangeError(`malformed netlink attribute at offset ${pos}: length ${len}, ${buf.length - pos} bytes left`);
+        throw new NetlinkDecodeError(`malformed netlink attribute at offset ${pos}: length ${len}, ${buf.length - pos} bytes left`);
       }
       if (!map.has(type)) map.set(type, buf.subarray(pos + NLA_HDRLEN, pos + len));
       pos += align4(len);

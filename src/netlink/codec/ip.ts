@@ -6,6 +6,7 @@ import { bytesToIp, ipToBytes, parseIpWithPrefix } from '../../common/ip.js';
 import { AF_INET, AF_INET6 } from './constants.js';
 
 export { bytesToMac as formatMac, macToBytes as parseMac } from '../../common/ip.js';
+import { NetlinkDecodeError } from './errors.js';
 
 export type Family = typeof AF_INET | typeof AF_INET6;
 
@@ -35,4 +36,10 @@ export function parsePrefix(text: string): IpPrefix {
 /** Address bytes as iproute2 prints them (inet_ntop: IPv4-mapped IPv6 in dotted form). */
 export function formatIp(bytes: Uint8Array): string {
   return bytesToIp(bytes, 'dotted');
+}
+
+/** An address attribute from the kernel: 4 or 16 bytes, else a NetlinkDecodeError naming it. */
+export function decodeIpAttr(bytes: Buffer, what: string): string {
+  if (bytes.length !== 4 && bytes.length !== 16) throw new NetlinkDecodeError(`${what} of ${bytes.length} bytes is neither IPv4 nor IPv6`);
+  return formatIp(bytes);
 }

@@ -1,4 +1,5 @@
 /** Links: struct ifinfomsg + IFLA_* attributes (RTM_NEWLINK / RTM_SETLINK / RTM_GETLINK / RTM_DELLINK). */
+import { NetlinkDecodeError } from './errors.js';
 import { Attrs, AttrWriter } from './attrs.js';
 import {
   AF_UNSPEC,
@@ -129,7 +130,7 @@ export function encodeVethCreate(req: VethRequest): Buffer {
 
 /** Decodes an RTM_NEWLINK payload. */
 export function decodeLink(payload: Buffer): Link {
-  if (payload.length < IFINFOMSG_LEN) throw new RangeError(`ifinfomsg too short: ${payload.length} bytes`);
+  if (payload.length < IFINFOMSG_LEN) throw new NetlinkDecodeError(`ifinfomsg too short: ${payload.length} bytes`);
   const flags = payload.readUInt32LE(8);
   const attrs = Attrs.parse(payload, IFINFOMSG_LEN);
   const link: Link = {

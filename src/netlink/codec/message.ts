@@ -2,6 +2,7 @@
  * nlmsghdr framing and the two control messages every request ends with: NLMSG_ERROR (an ack when
  * error is 0, optionally with extended-ack TLVs) and NLMSG_DONE (end of a dump).
  */
+import { NetlinkDecodeError } from './errors.js';
 import { align4, Attrs } from './attrs.js';
 import {
   NLM_F_ACK_TLVS,
@@ -39,14 +40,14 @@ export function encodeMessage(header: NetlinkHeader, payload: Buffer): Buffer {
   return out;
 }
 
-/** Splits a datagram into messages. Throws RangeError on a malformed length. */
+/** Splits a datagram into messages. Throws NetlinkDecodeError on a malformed length. */
 export function decodeMessages(buf: Buffer): NetlinkMessage[] {
   const out: NetlinkMessage[] = [];
   let pos = 0;
   while (pos + NLMSG_HDRLEN <= buf.length) {
     const len = buf.readUInt32LE(pos);
     if (len < NLMSG_HDRLEN || pos + len > buf.length) {
-      throw new RangeError(`malformed netlink message at offset ${pos}: nlmsg_len ${len}, ${buf.length - pos} bytes left`);
+      throw new NetlinkDecodeError(`malformed netlink message at offset ${pos}: nlmsg_len ${len}, ${buf.length - pos} bytes left`);
     }
     out.push({
       type: buf.readUInt16LE(pos + 4),
@@ -90,14 +91,19 @@ export function decodeStatus(msg: NetlinkMessage): NetlinkStatus | undefined {
   if (msg.payload.length < 4) {
     // A DONE without payload comes from old kernels and means success.
     if (msg.type === NLMSG_DONE) return { errno: 0 };
-    throw new RangeError(`NLMSG_ERROR payload too short: ${msg.payload.length} bytes`);
+    throw new NetlinkDecodeError(`NLMSG_ERROR payload too short: ${msg.payload.length} bytes`);
   }
   const status: NetlinkStatus = { errno: Math.abs(msg.payload.readInt32LE(0)) };
   if (!(msg.flags & NLM_F_ACK_TLVS)) return status;
   if (msg.type === NLMSG_DONE) return decodeExtack(msg.payload, 4, status);
   let offset = 4 + NLMSG_HDRLEN;
   if (!(msg.flags & NLM_F_CAPPED) && msg.payload.length >= 4 + NLMSG_HDRLEN) {
-    offset = 4 + align4(msg.payload.readUInt32LE(4));
+    // The echoed request: its own nlmsg_len, which must lie within this payload.
+    const echoed = msg.payload.readUInt32LE(4);
+    if (echoed < NLMSG_HDRLEN || echoed > msg.payload.length - 4) {
+      throw new NetlinkDecodeError(`NLMSG_ERROR echoes a request of ${echoed} bytes in ${msg.payload.length - 4}`);
+    }
+    offset = 4 + align4(echoed);
   }
   return decodeExtack(msg.payload, offset, status);
 }

@@ -1,7 +1,8 @@
 /** Neighbours (ARP / NDP entries): struct ndmsg + NDA_* attributes (RTM_NEWNEIGH / RTM_DELNEIGH / RTM_GETNEIGH). */
+import { NetlinkDecodeError } from './errors.js';
 import { Attrs, AttrWriter } from './attrs.js';
 import { NDA_DST, NDA_LLADDR, NUD_PERMANENT } from './constants.js';
-import { type Family, formatIp, formatMac, type IpAddress } from './ip.js';
+import { decodeIpAttr, type Family, formatMac, type IpAddress } from './ip.js';
 
 export const NDMSG_LEN = 12;
 
@@ -48,14 +49,14 @@ export function encodeNeighbourDump(family: number): Buffer {
 
 /** Decodes an RTM_NEWNEIGH payload. */
 export function decodeNeighbour(payload: Buffer): Neighbour {
-  if (payload.length < NDMSG_LEN) throw new RangeError(`ndmsg too short: ${payload.length} bytes`);
+  if (payload.length < NDMSG_LEN) throw new NetlinkDecodeError(`ndmsg too short: ${payload.length} bytes`);
   const attrs = Attrs.parse(payload, NDMSG_LEN);
   const dst = attrs.bytes(NDA_DST);
   const state = payload.readUInt16LE(8);
   const out: Neighbour = {
     family: payload.readUInt8(0) as Family,
     index: payload.readInt32LE(4),
-    address: dst ? formatIp(dst) : '',
+    address: dst ? decodeIpAttr(dst, 'NDA_DST') : '',
     state,
     permanent: (state & NUD_PERMANENT) !== 0,
     flags: payload.readUInt8(10),

@@ -1,4 +1,5 @@
 /** Routes: struct rtmsg + RTA_* attributes (RTM_NEWROUTE / RTM_DELROUTE / RTM_GETROUTE). */
+import { NetlinkDecodeError } from './errors.js';
 import { Attrs, AttrWriter } from './attrs.js';
 import {
   RT_SCOPE_LINK,
@@ -15,7 +16,7 @@ import {
   RTNH_F_ONLINK,
   RTPROT_BOOT,
 } from './constants.js';
-import { type Family, formatIp, type IpAddress, type IpPrefix } from './ip.js';
+import { decodeIpAttr, type Family, formatIp, type IpAddress, type IpPrefix } from './ip.js';
 
 export const RTMSG_LEN = 12;
 const RT_SCOPE_NOWHERE = 255;
@@ -108,7 +109,7 @@ export function encodeRouteDump(family: number): Buffer {
 
 /** Decodes an RTM_NEWROUTE payload. */
 export function decodeRoute(payload: Buffer): Route {
-  if (payload.length < RTMSG_LEN) throw new RangeError(`rtmsg too short: ${payload.length} bytes`);
+  if (payload.length < RTMSG_LEN) throw new NetlinkDecodeError(`rtmsg too short: ${payload.length} bytes`);
   const family = payload.readUInt8(0) as Family;
   const dstLen = payload.readUInt8(1);
   const flags = payload.readUInt32LE(8);
@@ -116,7 +117,7 @@ export function decodeRoute(payload: Buffer): Route {
   const dstBytes = attrs.bytes(RTA_DST);
   const route: Route = {
     family,
-    dst: dstBytes ? `${formatIp(dstBytes)}/${dstLen}` : 'default',
+    dst: dstBytes ? `${decodeIpAttr(dstBytes, 'RTA_DST')}/${dstLen}` : 'default',
     table: attrs.u32(RTA_TABLE) ?? payload.readUInt8(4),
     protocol: payload.readUInt8(5),
     scope: payload.readUInt8(6),
@@ -126,12 +127,12 @@ export function decodeRoute(payload: Buffer): Route {
     linkDown: (flags & RTNH_F_LINKDOWN) !== 0,
   };
   const gw = attrs.bytes(RTA_GATEWAY);
-  if (gw) route.gateway = formatIp(gw);
+  if (gw) route.gateway = decodeIpAttr(gw, 'RTA_GATEWAY');
   const oif = attrs.u32(RTA_OIF);
   if (oif !== undefined) route.oif = oif;
   const metric = attrs.u32(RTA_PRIORITY);
   if (metric !== undefined) route.metric = metric;
   const prefsrc = attrs.bytes(RTA_PREFSRC);
-  if (prefsrc) route.prefsrc = formatIp(prefsrc);
+  if (prefsrc) route.prefsrc = decodeIpAttr(prefsrc, 'RTA_PREFSRC');
   return route;
 }
