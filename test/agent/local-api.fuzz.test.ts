@@ -72,7 +72,7 @@ function request(method: string, path: string, body?: Uint8Array | string): Prom
   });
 }
 
-const ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0' };
+const ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0' };
 const CONF = { cniVersion: '1.0.0', name: 'blue', type: 'loom' };
 const validCni = Buffer.from(JSON.stringify({ env: ENV, stdin: JSON.stringify(CONF) }));
 
