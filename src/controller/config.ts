@@ -29,11 +29,17 @@ export interface ControllerConfig {
   tlsKey: string;
   /** TLS: CA of client certificates; when set, agents and loomctl must present one. */
   tlsClientCa: string;
+  /** Without mutual TLS, listen on non-loopback addresses anyway (anyone reaching them may do anything). */
+  insecureListenAny: boolean;
+  /** Mutual TLS: certificates with this Organization (O) have the operator role. */
+  operatorOrganization: string;
+  /** Mutual TLS: an agent's certificate CN, '{host}' standing for its host name. */
+  agentIdentity: string;
   logLevel: LevelWithSilent;
 }
 
 export const DEFAULTS: ControllerConfig = {
-  listen: '0.0.0.0:7400',
+  listen: '127.0.0.1:7400',
   watchListen: 'auto',
   metricsListen: '127.0.0.1:7401',
   dbPath: '/var/lib/loom/controller.db',
@@ -50,6 +56,9 @@ export const DEFAULTS: ControllerConfig = {
   tlsCert: '',
   tlsKey: '',
   tlsClientCa: '',
+  insecureListenAny: false,
+  operatorOrganization: 'loom:operators',
+  agentIdentity: '{host}',
   logLevel: 'info',
 };
 
@@ -89,12 +98,23 @@ Flags (override the config file; the file uses the names in parentheses):
                                (tlsCert)...
   --tls-key FILE               ...and its private key (tlsKey)
   --tls-client-ca FILE         require client certificates signed by this CA
-                               (tlsClientCa): mutual TLS for agents and loomctl
+                               (tlsClientCa): mutual TLS for agents and loomctl;
+                               a certificate's CN is then the caller's identity
+  --operator-org ORG           certificates with this Organization (O) are      [${DEFAULTS.operatorOrganization}]
+                               operators: networks, any host (operatorOrganization)
+  --agent-identity PATTERN     an agent's CN, {host} = its host name; it acts    [${DEFAULTS.agentIdentity}]
+                               only for that host (agentIdentity)
+  --insecure-listen-any        without mutual TLS, listen on non-loopback        [loopback only]
+                               addresses anyway: anyone who reaches the ports
+                               may change anything (insecureListenAny)
   --log-level LEVEL            ${LOG_LEVELS.join('|')} (logLevel)          [${DEFAULTS.logLevel}]
   -h, --help                   this help
 
 Logs are JSON lines on stdout. Exit status: 0 clean stop, 2 bad configuration, 1 runtime failure.
-Example: loom-controller --db /var/lib/loom/controller.db --listen 10.0.0.1:7400
+Without mutual TLS (--tls-cert, --tls-key, --tls-client-ca) the controller refuses to listen on
+non-loopback addresses unless --insecure-listen-any is given.
+Example: loom-controller --db /var/lib/loom/controller.db --listen 10.0.0.1:7400 \
+           --tls-cert ctl.pem --tls-key ctl.key --tls-client-ca ca.pem
 `;
 
 const FLAGS: FlagSpec = {
@@ -115,6 +135,9 @@ const FLAGS: FlagSpec = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'tls-client-ca': { type: 'string' },
+  'insecure-listen-any': { type: 'boolean' },
+  'operator-org': { type: 'string' },
+  'agent-identity': { type: 'string' },
   'log-level': { type: 'string' },
 };
 
@@ -136,6 +159,9 @@ const FLAG_TO_KEY: Record<string, keyof ControllerConfig> = {
   'tls-cert': 'tlsCert',
   'tls-key': 'tlsKey',
   'tls-client-ca': 'tlsClientCa',
+  'insecure-listen-any': 'insecureListenAny',
+  'operator-org': 'operatorOrganization',
+  'agent-identity': 'agentIdentity',
   'log-level': 'logLevel',
 };
 
@@ -172,11 +198,39 @@ export function validateConfig(raw: Record<string, unknown>): ControllerConfig {
     tlsCert: optionalString(raw.tlsCert, 'tlsCert'),
     tlsKey: optionalString(raw.tlsKey, 'tlsKey'),
     tlsClientCa: optionalString(raw.tlsClientCa, 'tlsClientCa'),
+    insecureListenAny: booleanSetting(raw.insecureListenAny, 'insecureListenAny'),
+    operatorOrganization: stringSetting(raw.operatorOrganization, 'operatorOrganization'),
+    agentIdentity: stringSetting(raw.agentIdentity, 'agentIdentity'),
     logLevel: choiceSetting(raw.logLevel, 'logLevel', LOG_LEVELS),
   };
   if (c.heartbeatIntervalMs >= c.hostDownAfterMs) {
     throw new ConfigError(`heartbeatIntervalMs (${c.heartbeatIntervalMs}) must be smaller than hostDownAfterMs (${c.hostDownAfterMs})`);
   }
+  if (c.agentIdentity.split('{host}').length !== 2) throw new ConfigError(`agentIdentity must contain {host} once, got "${c.agentIdentity}"`);
   serverCredentials(controllerTls(c)); // reads and checks the files now, not at the first handshake
+  const exposed = exposedWithoutAuth(c);
+  if (exposed.length > 0 && !c.insecureListenAny) {
+    throw new ConfigError(
+      `${exposed.join(' and ')}: not loopback, and without mutual TLS (tlsCert, tlsKey, tlsClientCa) anyone who reaches it may change anything: ` +
+        'turn on mutual TLS, listen on 127.0.0.1, or accept that with insecureListenAny (--insecure-listen-any)',
+    );
+  }
   return c;
+}
+
+function booleanSetting(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** Callers have no identity without mutual TLS (a client CA): roles cannot apply. */
+export function mutualTls(c: ControllerConfig): boolean {
+  return c.tlsCert !== '' && c.tlsClientCa !== '';
+}
+
+/** The gRPC listeners ("listen 0.0.0.0:7400") reachable beyond this machine without mutual TLS. */
+export function exposedWithoutAuth(c: ControllerConfig): string[] {
+  if (mutualTls(c)) return [];
+  const loopback = (address: string): boolean => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(splitHostPort(address).host);
+  return (['listen', 'watchListen'] as const).filter((k) => c[k] !== '' && !loopback(c[k])).map((k) => `${k} ${c[k]}`);
 }

@@ -7,7 +7,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { daemonConfig, splitHostPort } from '../common/config.js';
 import { createLogger } from '../common/logging.js';
-import { controllerTls, HELP, loadConfig } from './config.js';
+import { controllerTls, exposedWithoutAuth, HELP, loadConfig, mutualTls } from './config.js';
+import { Authorizer } from './authz.js';
 import { serverCredentials } from '../common/tls.js';
 import { Controller } from './controller.js';
 import { createMetricsServer, listenHttp } from '../common/metrics-http.js';
@@ -58,14 +59,21 @@ async function main(argv: string[]): Promise<number> {
     logger,
     onProgress: (batch) => convergence.report(batch),
   });
-  const server = createGrpcServer(api, hub, { logger, maxReceiveBytes: config.maxReceiveBytes, onRequest });
+  const authorizer = new Authorizer(
+    { mutualTls: mutualTls(config), operatorOrganization: config.operatorOrganization, agentIdentity: config.agentIdentity },
+    {
+      endpointHost: (network, containerId) => controller.findEndpoint(network, containerId)?.host,
+      host: (name) => controller.findHost(name),
+    },
+  );
+  const server = createGrpcServer(api, hub, { logger, maxReceiveBytes: config.maxReceiveBytes, onRequest, authorizer });
   let grpcPort: number;
   let httpServer: http.Server | null = null;
   let httpPort = 0;
   try {
     grpcPort = await listen(server, config.listen, serverCredentials(controllerTls(config)));
     if (config.watchListen) {
-      watchServer = createWatchServer(hub, { logger, maxReceiveBytes: config.maxReceiveBytes, tls: controllerTls(config), onStarted: () => onRequest('Watch', 'OK') });
+      watchServer = createWatchServer(hub, { logger, maxReceiveBytes: config.maxReceiveBytes, tls: controllerTls(config), onStarted: () => onRequest('Watch', 'OK'), authorizer });
       const { host, port } = splitHostPort(config.watchListen);
       watchPort = await watchServer.listen(host, port);
     }
@@ -83,6 +91,10 @@ async function main(argv: string[]): Promise<number> {
     { grpcPort, watchPort, httpPort, listen: config.listen, watchListen: config.watchListen, tls, db: config.dbPath, sync: config.sync, revision: controller.revision() },
     'loom-controller ready',
   );
+  const exposed = exposedWithoutAuth(config);
+  if (exposed.length > 0) {
+    logger.warn({ exposed, insecureListenAny: true }, 'no mutual TLS on a non-loopback address: anyone who reaches these ports may change networks, hosts and endpoints');
+  }
 
   return new Promise<number>((resolve) => {
     let stopping = false;
