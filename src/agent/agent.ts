@@ -195,7 +195,12 @@ export class Agent {
         return;
       } catch (err) {
         const wait = Math.min(200 * 2 ** Math.min(attempt, 5), 5000);
-        this.log.warn({ attempt, err: describe(err), retryInMs: wait }, 'controller not reachable; forwarding continues on the last known state');
+        if (isServiceError(err) && err.code === grpc.status.PERMISSION_DENIED) {
+          // Wrong certificate, or a VTEP change an operator has not made yet: retrying picks that up.
+          this.log.error({ attempt, err: describe(err), retryInMs: wait }, 'the controller refused this host (certificate or VTEP); forwarding continues on the last known state');
+        } else {
+          this.log.warn({ attempt, err: describe(err), retryInMs: wait }, 'controller not reachable; forwarding continues on the last known state');
+        }
         await sleep(wait);
       }
     }
