@@ -11,7 +11,7 @@ import { methods, watchServerMethod } from './api/proto.js';
 import type { CreateEndpointRequest, CreateNetworkRequest, RegisterRequest, WatchRequest } from './api/types.js';
 import type { Controller } from './controller.js';
 import type { Convergence } from './convergence.js';
-import { Authorizer, logCaller, MUTATIONS, type Caller } from './authz.js';
+import { logCaller, MUTATIONS, type Authorizer, type Caller } from './authz.js';
 import { ApiError, type ApiErrorCode } from './errors.js';
 import type { WatchHub } from './watch.js';
 import { watchCall } from './watch-call.js';
