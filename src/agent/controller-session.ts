@@ -124,7 +124,12 @@ export class ControllerSession {
         return;
       } catch (err) {
         const wait = backoff.next();
-        this.o.log.warn({ attempt, err: describe(err), retryInMs: wait }, 'controller not reachable; forwarding continues on the last known state');
+        if (isServiceError(err) && err.code === grpc.status.PERMISSION_DENIED) {
+          // Wrong certificate, or a VTEP change an operator has not made yet: retrying picks that up.
+          this.o.log.error({ attempt, err: describe(err), retryInMs: wait }, 'the controller refused this host (certificate or VTEP); forwarding continues on the last known state');
+        } else {
+          this.o.log.warn({ attempt, err: describe(err), retryInMs: wait }, 'controller not reachable; forwarding continues on the last known state');
+        }
         await new Promise<void>((r) => this.clock.setTimeout(r, wait));
       }
     }

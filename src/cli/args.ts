@@ -43,6 +43,7 @@ export const COMMANDS: Record<string, { args: readonly string[]; flags: Record<s
   'network show': { args: ['NAME'], flags: {} },
   'network delete': { args: ['NAME'], flags: {} },
   'host list': { args: [], flags: {} },
+  'host register': { args: ['NAME'], flags: { vtep: { type: 'string' } } },
   'endpoint list': { args: [], flags: { network: { type: 'string' }, host: { type: 'string' } } },
   'endpoint show': { args: ['NETWORK', 'CONTAINER_ID'], flags: {} },
   status: { args: [], flags: {} },

@@ -21,6 +21,8 @@ Commands:
   network show NAME
   network delete NAME
   host list
+  host register NAME --vtep IP  (operator) register a host, or move a registered host to a
+                              new VTEP: its agent, refused that, re-registers with it then
   endpoint list [--network NAME] [--host HOST]
   endpoint show NETWORK CONTAINER_ID
   status                      hosts up/down, applied revision and lag per agent
@@ -125,6 +127,11 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
       case 'host list': {
         const r = await client.listHosts();
         out(asJson ? json(r.hosts) : table(['NAME', 'VTEP', 'STATE', 'AGENT', 'CAPABILITIES'], r.hosts.map((h) => [h.name, h.vtep, h.up ? 'up' : 'down', h.agentVersion || '-', h.capabilities.join(',') || '-'])));
+        return 0;
+      }
+      case 'host register': {
+        const r = await client.register({ name: need('host NAME', rest[0]), vtep: need('--vtep IP', v.vtep as string | undefined) });
+        out(asJson ? json(r.host) : `host ${r.host?.name} registered with VTEP ${r.host?.vtep} (revision ${r.revision})\n`);
         return 0;
       }
       case 'endpoint list': {

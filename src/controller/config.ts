@@ -1,6 +1,6 @@
 /** loom-controller configuration: one settings table gives the type, defaults, flags, --help and checks. */
 import type { LevelWithSilent } from 'pino';
-import { BadValue, ConfigError, defaultsOf, hostPort, int, joinHostPort, loadSettings, oneOf, optionalText, settings, settingsHelp, splitHostPort, text, type ConfigOf } from '../common/config.js';
+import { BadValue, bool, ConfigError, defaultsOf, hostPort, int, joinHostPort, loadSettings, oneOf, optionalText, settings, settingsHelp, splitHostPort, text, type ConfigOf } from '../common/config.js';
 import { LOG_LEVELS } from '../common/logging.js';
 import { serverCredentials, type ServerTls } from '../common/tls.js';
 
@@ -17,7 +17,12 @@ function watchAddress(value: unknown): string {
 }
 
 export const SETTINGS = settings({
-  listen: { parse: address, default: '0.0.0.0:7400', arg: 'ADDR', help: 'gRPC API address, host:port' },
+  listen: {
+    parse: address,
+    default: '127.0.0.1:7400',
+    arg: 'ADDR',
+    help: 'gRPC API address, host:port; a non-loopback address needs mutual TLS (--tls-cert, --tls-key, --tls-client-ca) or --insecure-listen-any',
+  },
   watchListen: {
     parse: watchAddress,
     default: 'auto',
@@ -53,7 +58,30 @@ export const SETTINGS = settings({
   },
   tlsCert: { parse: optionalText, default: '', defaultText: 'plaintext', arg: 'FILE', help: 'serve gRPC over TLS with this certificate (PEM); needs --tls-key' },
   tlsKey: { parse: optionalText, default: '', arg: 'FILE', help: 'the private key of --tls-cert (PEM)' },
-  tlsClientCa: { parse: optionalText, default: '', arg: 'FILE', help: 'require client certificates signed by this CA (PEM): mutual TLS for agents and loomctl' },
+  tlsClientCa: {
+    parse: optionalText,
+    default: '',
+    arg: 'FILE',
+    help: "require client certificates signed by this CA (PEM): mutual TLS for agents and loomctl; a certificate's CN is then the caller's identity",
+  },
+  operatorOrganization: {
+    parse: text(),
+    default: 'loom:operators',
+    arg: 'ORG',
+    aliases: ['operator-org'],
+    help: 'mutual TLS: certificates with this Organization (O) are operators (networks, any host)',
+  },
+  agentIdentity: {
+    parse: text(/^[^{}]*\{host\}[^{}]*$/, 'a pattern containing {host} once'),
+    default: '{host}',
+    arg: 'PATTERN',
+    help: "mutual TLS: an agent's certificate CN, {host} standing for its host name; it acts only for that host",
+  },
+  insecureListenAny: {
+    parse: bool,
+    default: false,
+    help: 'without mutual TLS, listen on non-loopback addresses anyway: anyone who reaches the ports may change anything',
+  },
   logLevel: { parse: oneOf<LevelWithSilent>(LOG_LEVELS), default: 'info', arg: 'LEVEL', help: LOG_LEVELS.join('|') },
 });
 
@@ -72,7 +100,10 @@ Usage: loom-controller [--config FILE] [flags]
 Flags (in brackets: the key in the config file, the default, older flag names that still work):
 ${settingsHelp(SETTINGS)}
 Logs are JSON lines on stdout. Exit status: 0 clean stop, 2 bad configuration, 1 runtime failure.
-Example: loom-controller --db-path /var/lib/loom/controller.db --listen 10.0.0.1:7400
+Without mutual TLS (--tls-cert, --tls-key, --tls-client-ca) the controller refuses to listen on
+non-loopback addresses unless --insecure-listen-any is given.
+Example: loom-controller --db-path /var/lib/loom/controller.db --listen 10.0.0.1:7400 \
+           --tls-cert ctl.pem --tls-key ctl.key --tls-client-ca ca.pem
 `;
 
 /** Parses argv (without node and script); returns 'help' for --help. Throws ConfigError. */
@@ -86,7 +117,26 @@ function checkControllerConfig(c: ControllerConfig): ControllerConfig {
     throw new ConfigError(`heartbeatIntervalMs (${c.heartbeatIntervalMs}) must be smaller than hostDownAfterMs (${c.hostDownAfterMs})`);
   }
   serverCredentials(controllerTls(c));
-  if (c.watchListen !== 'auto') return c;
   const api = splitHostPort(c.listen);
-  return { ...c, watchListen: joinHostPort(api.host, api.port === 0 ? 0 : 7403) };
+  const resolved = c.watchListen === 'auto' ? { ...c, watchListen: joinHostPort(api.host, api.port === 0 ? 0 : 7403) } : c;
+  const exposed = exposedWithoutAuth(resolved);
+  if (exposed.length > 0 && !resolved.insecureListenAny) {
+    throw new ConfigError(
+      `${exposed.join(' and ')}: not loopback, and without mutual TLS (tlsCert, tlsKey, tlsClientCa) anyone who reaches it may change anything: ` +
+        'turn on mutual TLS, listen on 127.0.0.1, or accept that with insecureListenAny (--insecure-listen-any)',
+    );
+  }
+  return resolved;
+}
+
+/** Callers have no identity without mutual TLS (a client CA): roles cannot apply. */
+export function mutualTls(c: ControllerConfig): boolean {
+  return c.tlsCert !== '' && c.tlsClientCa !== '';
+}
+
+/** The gRPC listeners ("listen 0.0.0.0:7400") reachable beyond this machine without mutual TLS. */
+export function exposedWithoutAuth(c: ControllerConfig): string[] {
+  if (mutualTls(c)) return [];
+  const loopback = (address: string): boolean => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(splitHostPort(address).host);
+  return (['listen', 'watchListen'] as const).filter((k) => c[k] !== '' && !loopback(c[k])).map((k) => `${k} ${c[k]}`);
 }

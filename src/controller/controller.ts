@@ -352,6 +352,11 @@ export class Controller {
     return down;
   }
 
+  /** A registered host's record, or undefined (no error: for lookups such as authorization). */
+  findHost(name: string): { vtep: string } | undefined {
+    return this.state.hosts.get(name)?.rec;
+  }
+
   listHosts(): Host[] {
     return [...this.state.hosts.values()].map(toHost).sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -400,6 +405,11 @@ export class Controller {
         reply: (revision) => revision,
       };
     });
+  }
+
+  /** An endpoint's record, or undefined. */
+  findEndpoint(network: string, containerId: string): { host: string } | undefined {
+    return this.state.networks.get(network)?.endpoints.get(containerId)?.rec;
   }
 
   getEndpoint(network: string, containerId: string): Endpoint {

@@ -5,6 +5,7 @@ export type ApiErrorCode =
   | 'ALREADY_EXISTS'
   | 'NOT_FOUND'
   | 'FAILED_PRECONDITION'
+  | 'PERMISSION_DENIED'
   | 'RESOURCE_EXHAUSTED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
@@ -25,3 +26,4 @@ export const alreadyExists = (msg: string): ApiError => new ApiError('ALREADY_EX
 export const notFound = (msg: string): ApiError => new ApiError('NOT_FOUND', msg);
 export const failedPrecondition = (msg: string): ApiError => new ApiError('FAILED_PRECONDITION', msg);
 export const exhausted = (msg: string): ApiError => new ApiError('RESOURCE_EXHAUSTED', msg);
+export const permissionDenied = (msg: string): ApiError => new ApiError('PERMISSION_DENIED', msg);

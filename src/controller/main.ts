@@ -7,7 +7,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { daemonConfig, splitHostPort } from '../common/config.js';
 import { createLogger } from '../common/logging.js';
-import { controllerTls, HELP, loadConfig } from './config.js';
+import { controllerTls, exposedWithoutAuth, HELP, loadConfig, mutualTls } from './config.js';
+import { Authorizer } from './authz.js';
 import { serverCredentials } from '../common/tls.js';
 import { Controller } from './controller.js';
 import { createMetricsServer, listenHttp } from '../common/metrics-http.js';
@@ -57,7 +58,14 @@ async function main(argv: string[]): Promise<number> {
     logger,
     onProgress: (batch) => convergence.report(batch),
   });
-  const server = createGrpcServer(api, hub, { logger, maxReceiveBytes: config.maxReceiveBytes, onRequest });
+  const authorizer = new Authorizer(
+    { mutualTls: mutualTls(config), operatorOrganization: config.operatorOrganization, agentIdentity: config.agentIdentity },
+    {
+      endpointHost: (network, containerId) => controller.findEndpoint(network, containerId)?.host,
+      host: (name) => controller.findHost(name),
+    },
+  );
+  const server = createGrpcServer(api, hub, { logger, maxReceiveBytes: config.maxReceiveBytes, onRequest, authorizer });
   let grpcPort: number;
   let httpServer: http.Server | null = null;
   let httpPort = 0;
@@ -70,6 +78,7 @@ async function main(argv: string[]): Promise<number> {
         maxConnectionsPerPeer: config.maxConnectionsPerPeer,
         tls: controllerTls(config),
         onStarted: () => onRequest('Watch', 'OK'),
+        authorizer,
       });
       const { host, port } = splitHostPort(config.watchListen);
       watchPort = await watchServer.listen(host, port);
@@ -90,6 +99,10 @@ async function main(argv: string[]): Promise<number> {
     { grpcPort, watchPort, httpPort, listen: config.listen, watchListen: config.watchListen, tls, db: config.dbPath, sync: config.sync, revision: controller.revision() },
     'loom-controller ready',
   );
+  const exposed = exposedWithoutAuth(config);
+  if (exposed.length > 0) {
+    logger.warn({ exposed, insecureListenAny: true }, 'no mutual TLS on a non-loopback address: anyone who reaches these ports may change networks, hosts and endpoints');
+  }
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -5,11 +5,13 @@
  * bad request.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import { methods, watchServerMethod } from '../api/proto.js';
 import type { CreateEndpointRequest, CreateNetworkRequest, RegisterRequest, WatchRequest } from '../api/types.js';
 import type { Controller } from './controller.js';
 import type { Convergence } from './convergence.js';
+import { logCaller, MUTATIONS, type Authorizer, type Caller } from './authz.js';
 import { ApiError, type ApiErrorCode } from './errors.js';
 import type { WatchHub } from './watch.js';
 import { watchCall } from './watch-call.js';
@@ -19,6 +21,7 @@ const STATUS: Record<ApiErrorCode, grpc.status> = {
   ALREADY_EXISTS: grpc.status.ALREADY_EXISTS,
   NOT_FOUND: grpc.status.NOT_FOUND,
   FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
   UNAVAILABLE: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
@@ -30,6 +33,23 @@ export interface ServerOptions {
   maxReceiveBytes: number;
   /** Per-RPC hook for metrics: method name and status code name. */
   onRequest?: (method: string, code: string) => void;
+  /** Who may call what (authz.ts); without it every caller may do anything. */
+  authorizer?: Authorizer;
+}
+
+/** The caller of a grpc-js call: its TLS certificate and address. */
+export function grpcCaller(authorizer: Authorizer | undefined, call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null; getPeer(): string }): Caller {
+  const peer = call.getPeer();
+  return authorizer ? authorizer.caller(call.getAuthContext()?.sslPeerCertificate, peer) : { identity: '', role: 'unauthenticated', host: '', peer };
+}
+
+/** What a mutation names (network, host, container), for its log line. */
+function mutationTarget(method: string, req: unknown): Record<string, unknown> {
+  const r = (req ?? {}) as Record<string, unknown>;
+  if (method === 'CreateNetwork') return { network: (r.network as { name?: string } | null)?.name };
+  const out: Record<string, unknown> = {};
+  for (const k of ['name', 'network', 'host', 'containerId', 'vtep']) if (typeof r[k] === 'string' && r[k]) out[k] = r[k];
+  return out;
 }
 
 /** A unary method as a plain function of the decoded request. */
@@ -87,19 +107,30 @@ export function createGrpcServer(api: ApiHandlers, hub: WatchHub, opts: ServerOp
 
   function unary(name: string, fn: (req: unknown) => unknown): grpc.handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
+      const caller = grpcCaller(opts.authorizer, call);
+      // Every mutation is logged with its caller; heartbeats (every agent, every few seconds) at debug.
+      const audit = (code: string, details?: string): void => {
+        if (!MUTATIONS.has(name) && code !== 'PERMISSION_DENIED') return;
+        const level = code === 'PERMISSION_DENIED' ? 'warn' : name === 'Heartbeat' && code === 'OK' ? 'debug' : 'info';
+        log[level]({ method: name, caller: logCaller(caller), ...mutationTarget(name, call.request), code, details }, code === 'PERMISSION_DENIED' ? 'request refused' : 'mutation');
+      };
       const fail = (err: unknown): void => {
         if (err instanceof ApiError) {
           opts.onRequest?.(name, err.code);
+          audit(err.code, err.message);
           callback({ code: STATUS[err.code], details: err.message });
           return;
         }
         log.error({ err, method: name }, 'request failed unexpectedly');
         opts.onRequest?.(name, 'INTERNAL');
+        audit('INTERNAL');
         callback({ code: grpc.status.INTERNAL, details: `internal error: ${(err as Error)?.message ?? String(err)}` });
       };
       try {
+        opts.authorizer?.check(caller, name, call.request);
         Promise.resolve(fn(call.request)).then((res) => {
           opts.onRequest?.(name, 'OK');
+          audit('OK');
           callback(null, res);
         }, fail);
       } catch (err) {
@@ -127,6 +158,7 @@ export function createGrpcServer(api: ApiHandlers, hub: WatchHub, opts: ServerOp
   server.addService(methods.status as unknown as grpc.ServiceDefinition, bind(Object.keys(methods.status)));
 
   function watch(call: grpc.ServerDuplexStream<WatchRequest, Buffer>): void {
+    const caller = grpcCaller(opts.authorizer, call);
     const w = watchCall(
       hub,
       {
@@ -135,6 +167,7 @@ export function createGrpcServer(api: ApiHandlers, hub: WatchHub, opts: ServerOp
       },
       log,
       () => opts.onRequest?.('Watch', 'OK'),
+      opts.authorizer && { authorizer: opts.authorizer, caller },
     );
     call.on('data', (req: WatchRequest) => w.request(req));
     call.on('end', () => {

@@ -6,6 +6,8 @@
 import type { Logger } from 'pino';
 import { GrpcStatus } from '../http2/grpc-server.js';
 import type { WatchRequest } from '../api/types.js';
+import { logCaller, type Authorizer, type Caller } from './authz.js';
+import { ApiError } from './errors.js';
 import type { WatchHub, WatchSession, WatchSink } from './watch.js';
 
 /** gRPC status codes (numbers, as both servers take them). */
@@ -28,7 +30,11 @@ export interface WatchCall {
   closed(): void;
 }
 
-export function watchCall(hub: WatchHub, t: WatchTransport, log: Logger, onStarted?: () => void): WatchCall {
+/**
+ * With `auth`, a start is checked against the caller before the hub sees it: a refused start
+ * (PERMISSION_DENIED) supersedes nobody's stream.
+ */
+export function watchCall(hub: WatchHub, t: WatchTransport, log: Logger, onStarted?: () => void, auth?: { authorizer: Authorizer; caller: Caller }): WatchCall {
   let session: WatchSession | null = null;
   const sink: WatchSink = {
     write: (message, done) => t.write(message, done),
@@ -48,6 +54,13 @@ export function watchCall(hub: WatchHub, t: WatchTransport, log: Logger, onStart
         if (req.start) {
           if (session) return end(Code.INVALID_ARGUMENT, 'Watch: start sent twice on one stream');
           const host = req.start.host;
+          try {
+            auth?.authorizer.checkWatch(auth.caller, host);
+          } catch (err) {
+            if (!(err instanceof ApiError)) throw err;
+            log.warn({ method: 'Watch', caller: logCaller(auth!.caller), host, code: err.code, details: err.message }, 'request refused');
+            return end(Code.PERMISSION_DENIED, err.message);
+          }
           if (!hub.knowsHost(host)) return end(Code.NOT_FOUND, `Watch: host ${host || '""'} is not registered; call Register first`);
           const opened = hub.open(host, req.start.fromRevision ?? 0, req.start.networks ?? [], sink, req.start.storeId ?? '');
           session = opened.session;

@@ -9,6 +9,7 @@ import { serverTlsOptions, type ServerTls } from '../common/tls.js';
 import { codecs, watchMethod } from '../api/proto.js';
 import { ackRevision, Code, watchCall } from './watch-call.js';
 import type { WatchHub } from './watch.js';
+import type { Authorizer } from './authz.js';
 
 export interface WatchServerOptions {
   logger: Logger;
@@ -18,6 +19,8 @@ export interface WatchServerOptions {
   maxConnectionsPerPeer?: number;
   tls: ServerTls;
   onStarted?: () => void;
+  /** Who may watch as which host (authz.ts); without it anyone may. */
+  authorizer?: Authorizer;
 }
 
 export function createWatchServer(hub: WatchHub, opts: WatchServerOptions): GrpcStreamServer {
@@ -40,6 +43,7 @@ export function createWatchServer(hub: WatchHub, opts: WatchServerOptions): Grpc
           },
           log,
           opts.onStarted,
+          opts.authorizer && { authorizer: opts.authorizer, caller: opts.authorizer.caller(call.peerCertificate, call.peer) },
         );
         call.onMessage = (bytes) => {
           const revision = ackRevision(bytes);

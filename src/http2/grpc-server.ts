@@ -59,6 +59,8 @@ export interface GrpcStreamCall {
   readonly headers: ReadonlyMap<string, string>;
   /** Remote address:port ([v6]:port). */
   readonly peer: string;
+  /** Over TLS, the client's certificate as it presented it (null: plaintext or none); authorization is the handler's. */
+  readonly peerCertificate: tls.PeerCertificate | null;
   /** True once end() was called or the call was cancelled. */
   readonly ended: boolean;
   /** Message octets (with their 5-octet prefixes) waiting for flow-control window. */
@@ -264,6 +266,10 @@ class ServerCall implements GrpcStreamCall {
 
   get peer(): string {
     return this.conn.peer;
+  }
+
+  get peerCertificate(): tls.PeerCertificate | null {
+    return this.conn.peerCertificate;
   }
 
   get ended(): boolean {
@@ -508,6 +514,11 @@ class Connection {
   // Keepalive: anything read since the last tick; when our PING went out (0: none outstanding).
   private readSinceTick = true;
   private pingSentAt = 0;
+
+  get peerCertificate(): tls.PeerCertificate | null {
+    const cert = this.socket instanceof tls.TLSSocket ? this.socket.getPeerCertificate() : null;
+    return cert && Object.keys(cert).length > 0 ? cert : null;
+  }
 
   constructor(
     readonly socket: net.Socket,

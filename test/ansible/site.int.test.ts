@@ -62,10 +62,12 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
       ssh.push(await startSshd(host, address, key));
       nodes.push({ host, address });
     }
-    // One CA; a certificate per host, named loom-controller so agents need not know addresses.
+    // One CA; a certificate per host (CN = its host name: its agent acts for that host only),
+    // valid for loom-controller so agents need not know addresses. The controller host's is also
+    // an operator's (O=loom:operators): the role creates networks with it.
     mkdirSync(pki);
     await makeCert(pki, 'ca');
-    for (const name of HOSTS) certs.set(name, await makeCert(pki, name, 'ca'));
+    for (const name of HOSTS) certs.set(name, await makeCert(pki, name, 'ca', name === 'h1' ? '/CN=h1/O=loom:operators' : undefined));
     const knownHosts = join(work, 'known_hosts');
     writeFileSync(knownHosts, ssh.map((s) => s.knownHostsLine).join('\n') + '\n');
     inventoryFile = join(work, 'inventory.json');
@@ -149,6 +151,11 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
     // Mutual TLS: the controller turns away a client without a certificate.
     const refused = await plainLoomctl('network', 'list').then(() => 'answered', (e: Error) => e.message);
     expect(refused).toContain('cannot reach the controller');
+    // h2's certificate is its agent's, not an operator's.
+    const h2 = certs.get('h2')!;
+    const agentOnly = await plainLoomctl('--tls-ca', join(pki, 'ca.pem'), '--tls-cert', h2.cert, '--tls-key', h2.key, '--tls-server-name', 'loom-controller', 'network', 'create', 'red', '--ipv4', '198.19.0.0/16')
+      .then(() => 'created', (e: Error) => e.message);
+    expect(agentOnly).toContain('h2 (role agent) may not call CreateNetwork: it needs the operator role');
     const agentConf = JSON.parse(readFileSync(join(hostPaths(hosts[1]!).loom_config_dir, 'agent.json'), 'utf8')) as Record<string, string>;
     expect(agentConf).toMatchObject({ tlsServerName: 'loom-controller', tlsKey: join(hostPaths(hosts[1]!).loom_config_dir, 'tls/key.pem') });
   });
@@ -183,6 +190,15 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
     expect([...again.recap.keys()].sort()).toEqual(HOSTS);
     for (const [host, counts] of again.recap) expect({ host, changed: counts.changed, failed: counts.failed }).toEqual({ host, changed: 0, failed: 0 });
     expect(hosts.map((h) => daemonPid(h, 'loom-agent'))).toEqual(pids);
+  });
+
+  it("stops before installing a host's certificate that names another host", async () => {
+    expect(first?.code).toBe(0);
+    const h1 = certs.get('h1')!;
+    const r = await runPlaybook(underlay.netns, inventoryFile, work, ['--limit', 'h2', '-e', `loom_tls_cert=${h1.cert}`, '-e', `loom_tls_key=${h1.key}`]);
+    expect(r.code).not.toBe(0);
+    expect(r.output).toContain(`${h1.cert} (subject=O=loom:operators,CN=h1) must have the Common Name h2`);
+    expect(r.recap.get('h2')).toMatchObject({ failed: 1, changed: 0 });
   });
 
   it('upgrades to a new release: controller first, then agent by agent, each healthy before the next', { timeout: 170_000 }, async () => {

@@ -11,7 +11,9 @@ describe('controller config', () => {
     try {
       const file = path.join(dir, 'c.json');
       writeFileSync(file, JSON.stringify({ dbPath: '/x/c.db', hostDownAfterMs: 9000, listen: '127.0.0.1:1' }));
-      expect(loadConfig(['--config', file, '--listen', '[::]:7400'])).toEqual({ ...DEFAULTS, dbPath: '/x/c.db', hostDownAfterMs: 9000, listen: '[::]:7400', watchListen: '[::]:7403' });
+      expect(loadConfig(['--config', file, '--listen', '[::]:7400', '--insecure-listen-any'])).toEqual({
+        ...DEFAULTS, dbPath: '/x/c.db', hostDownAfterMs: 9000, listen: '[::]:7400', watchListen: '[::]:7403', insecureListenAny: true,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -29,11 +31,35 @@ describe('controller config', () => {
   });
 
   it("puts the Watch server beside the API: 'auto' takes the API host, port 7403 (0 stays 0)", () => {
-    expect(loadConfig(['--listen', '10.0.0.1:7400'])).toMatchObject({ watchListen: '10.0.0.1:7403' });
+    expect(loadConfig(['--listen', '10.0.0.1:7400', '--insecure-listen-any'])).toMatchObject({ watchListen: '10.0.0.1:7403' });
     expect(loadConfig(['--listen', '127.0.0.1:0'])).toMatchObject({ watchListen: '127.0.0.1:0' });
-    expect(loadConfig(['--watch-listen', '10.0.0.2:9000'])).toMatchObject({ watchListen: '10.0.0.2:9000' });
+    expect(loadConfig(['--watch-listen', '10.0.0.2:9000', '--insecure-listen-any'])).toMatchObject({ watchListen: '10.0.0.2:9000' });
     expect(loadConfig(['--watch-listen', ''])).toMatchObject({ watchListen: '' });
     expect(() => loadConfig(['--watch-listen', 'nowhere'])).toThrow(/watchListen must look like/);
+  });
+
+  it('listens on loopback only without mutual TLS, unless told to listen anywhere anyway', () => {
+    expect(loadConfig([])).toMatchObject({ listen: '127.0.0.1:7400', watchListen: '127.0.0.1:7403', insecureListenAny: false });
+    expect(loadConfig(['--listen', '[::1]:7400'])).toMatchObject({ watchListen: '[::1]:7403' });
+    expect(() => loadConfig(['--listen', '0.0.0.0:7400'])).toThrow(
+      'listen 0.0.0.0:7400 and watchListen 0.0.0.0:7403: not loopback, and without mutual TLS (tlsCert, tlsKey, tlsClientCa) anyone who reaches it may change anything: turn on mutual TLS, listen on 127.0.0.1, or accept that with insecureListenAny (--insecure-listen-any)',
+    );
+    expect(() => loadConfig(['--watch-listen', '192.0.2.1:7403'])).toThrow(/^watchListen 192.0.2.1:7403: not loopback/);
+    expect(loadConfig(['--listen', '0.0.0.0:7400', '--insecure-listen-any'])).toMatchObject({ listen: '0.0.0.0:7400', insecureListenAny: true });
+  });
+
+  it('checks the identity settings', () => {
+    expect(loadConfig(['--operator-org', 'netops', '--agent-identity', 'loom-agent:{host}'])).toMatchObject({ operatorOrganization: 'netops', agentIdentity: 'loom-agent:{host}' });
+    expect(() => loadConfig(['--agent-identity', 'node'])).toThrow('agentIdentity must contain {host} once, got "node"');
+    expect(() => loadConfig(['--operator-org', ''])).toThrow(/operatorOrganization must be a non-empty string/);
+    const dir = mkdtempSync(path.join(tmpdir(), 'loom-cfg-'));
+    try {
+      const file = path.join(dir, 'c.json');
+      writeFileSync(file, '{"insecureListenAny": "yes"}');
+      expect(() => loadConfig(['--config', file])).toThrow('insecureListenAny must be true or false, got "yes"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects unknown keys in the file', () => {

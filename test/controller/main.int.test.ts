@@ -62,4 +62,18 @@ describe('loom-controller daemon', () => {
     expect(await d.stop()).toBe(0);
     expect(d.output()).toContain('"msg":"stopping"');
   });
+
+  it('without mutual TLS listens on loopback only, unless --insecure-listen-any, and then warns', async () => {
+    const refused = await runMain(['--db', ':memory:', '--listen', '0.0.0.0:0', '--metrics-listen', '']);
+    expect(refused).toMatchObject({ code: 2, stdout: '' });
+    expect(refused.stderr).toMatch(/^loom-controller: configuration error: listen 0\.0\.0\.0:0 and watchListen 0\.0\.0\.0:0: not loopback, .* insecureListenAny \(--insecure-listen-any\)\n$/);
+    const d = await startDaemon(['--db', ':memory:', '--listen', '0.0.0.0:0', '--insecure-listen-any']);
+    cleanups.push(() => d.kill9());
+    const c = new LoomClient(d.target);
+    cleanups.push(() => c.close());
+    await c.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/24' }); // no identity: anything goes
+    expect(d.output()).toContain('"listen":"0.0.0.0:0"');
+    expect(d.output()).toMatch(/"level":40,.*"exposed":\["listen 0\.0\.0\.0:0","watchListen 0\.0\.0\.0:0"\].*"msg":"no mutual TLS on a non-loopback address/);
+    expect(d.output()).toMatch(/"method":"CreateNetwork","caller":\{"identity":"","role":"unauthenticated","peer":"[^"]+"\},"network":"blue","code":"OK","msg":"mutation"/);
+  });
 });
