@@ -16,6 +16,12 @@ function watchAddress(value: unknown): string {
   }
 }
 
+/** An agent's certificate CN pattern: {host} exactly once. */
+function agentPattern(value: unknown): string {
+  if (typeof value !== 'string' || value.split('{host}').length !== 2) throw new BadValue('must contain {host} once');
+  return value;
+}
+
 export const SETTINGS = settings({
   listen: {
     parse: address,
@@ -72,7 +78,7 @@ export const SETTINGS = settings({
     help: 'mutual TLS: certificates with this Organization (O) are operators (networks, any host)',
   },
   agentIdentity: {
-    parse: text(/^[^{}]*\{host\}[^{}]*$/, 'a pattern containing {host} once'),
+    parse: agentPattern,
     default: '{host}',
     arg: 'PATTERN',
     help: "mutual TLS: an agent's certificate CN, {host} standing for its host name; it acts only for that host",
