@@ -124,25 +124,37 @@ describe('DnsResolver', () => {
     expect(rcode(await r.handle(query('example.org'), { networks: ['blue'], upstreams: [] }))).toBe('SERVFAIL');
   });
 
-  /** A UDP (and TCP) DNS server on loopback answering with `udp` (and `tcp`). */
+  /** A UDP (and TCP) DNS server on loopback answering with `udp` (and `tcp`), both on one port. */
   async function fakeUpstream(udp: (q: dnsPacket.Packet) => Buffer, tcp?: (q: dnsPacket.Packet) => Buffer): Promise<{ port: number }> {
-    const sock = dgram.createSocket('udp4');
-    servers.push(sock);
-    sock.on('message', (msg, rinfo) => sock.send(udp(dnsPacket.decode(msg)), rinfo.port, rinfo.address));
-    await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
-    const port = sock.address().port;
-    if (tcp) {
+    // A free TCP port first, then UDP on the same number (retried: that one may be taken).
+    for (let attempt = 0; ; attempt++) {
       const srv = net.createServer((c) =>
         c.on('data', (d: Buffer) => {
-          const answer = tcp(dnsPacket.decode(d.subarray(2)));
+          const answer = (tcp ?? udp)(dnsPacket.decode(d.subarray(2)));
           const len = Buffer.alloc(2);
           len.writeUInt16BE(answer.length);
           c.end(Buffer.concat([len, answer]));
         }),
       );
-      servers.push(srv);
-      await new Promise<void>((res) => srv.listen(port, '127.0.0.1', () => res()));
+      await new Promise<void>((res, rej) => srv.once('error', rej).listen(0, '127.0.0.1', () => res()));
+      const port = (srv.address() as net.AddressInfo).port;
+      const sock = dgram.createSocket('udp4');
+      sock.on('message', (msg, rinfo) => sock.send(udp(dnsPacket.decode(msg)), rinfo.port, rinfo.address));
+      const bound = await new Promise<boolean>((res) => {
+        sock.once('error', () => res(false));
+        sock.bind(port, '127.0.0.1', () => res(true));
+      });
+      if (bound) {
+        servers.push(sock, srv);
+        return { port };
+      }
+      srv.close();
+      try {
+        sock.close();
+      } catch {
+        /* never bound */
+      }
+      if (attempt >= 20) throw new Error('no free port for a fake upstream');
     }
-    return { port };
   }
 });
