@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LoomClient } from '../../src/api/client.js';
 import { startDaemon, tempDir } from '../harness/controller-daemon.js';
 import { SimAgent } from './helpers.js';
+import { waitFor } from '../harness/exec.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -74,6 +75,9 @@ describe('loom-controller daemon', () => {
     await c.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/24' }); // no identity: anything goes
     expect(d.output()).toContain('"listen":"0.0.0.0:0"');
     expect(d.output()).toMatch(/"level":40,.*"exposed":\["listen 0\.0\.0\.0:0","watchListen 0\.0\.0\.0:0"\].*"msg":"no mutual TLS on a non-loopback address/);
-    expect(d.output()).toMatch(/"method":"CreateNetwork","caller":\{"identity":"","role":"unauthenticated","peer":"[^"]+"\},"network":"blue","code":"OK","msg":"mutation"/);
+    // The log line is written as the call is answered: wait for it to cross the pipe.
+    const mutation = /"method":"CreateNetwork","caller":\{"identity":"","role":"unauthenticated","peer":"[^"]+"\},"network":"blue","code":"OK","msg":"mutation"/;
+    await waitFor('the mutation log line', () => mutation.test(d.output()), 5_000).catch(() => undefined);
+    expect(d.output()).toMatch(mutation);
   });
 });
