@@ -4,6 +4,7 @@
 // and recovery, and the IPv6 neighbour responder.
 import type { Logger } from 'pino';
 import type * as api from '../api/types.js';
+import { GATEWAY_PORT_CAPABILITY } from '../api/types.js';
 import type { AttachRequest, AttachResult, DetachRequest } from '../api/local.js';
 import type { AgentConfig } from './config.js';
 import { FlowSync } from './flow-sync.js';
@@ -13,6 +14,10 @@ import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
 import type { NetworkState, PipelineState } from './pipeline/state.js';
 import type { AgentMetrics } from './metrics.js';
+import type { GatewayPortState } from './pipeline/state.js';
+import type { FirewallNetwork, PublishedPort } from './host-firewall.js';
+import type { GatewayNetwork } from './gateway-port.js';
+
 
 export { AgentError, hostIfname, TUNNEL_OVERHEAD } from './attacher.js';
 export const AGENT_VERSION = '0.1.0';
@@ -32,6 +37,7 @@ export class Agent {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly unsubscribe: Array<() => void> = [];
   private stopped = false;
+  private gatewayPort: GatewayPortState | undefined;
   appliedRevision = 0;
 
   constructor(
@@ -44,7 +50,12 @@ export class Agent {
   ) {
     this.flows = new FlowSync(host.openflow);
     this.session = new ControllerSession({
-      registration: { name: config.hostName, vtep: config.vtep, agentVersion: AGENT_VERSION, capabilities: ['vxlan', 'gre', 'ipv6'] },
+      registration: {
+        name: config.hostName,
+        vtep: config.vtep,
+        agentVersion: AGENT_VERSION,
+        capabilities: ['vxlan', 'gre', 'ipv6', ...(host.gateway ? [GATEWAY_PORT_CAPABILITY] : [])],
+      },
       controller: config.controller,
       api: controller.api,
       watchApi: controller.watchApi,
@@ -84,12 +95,14 @@ export class Agent {
         this.reconciled = false;
         this.enqueue(async () => {
           await this.recoverEndpoints();
+          if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
           await this.syncFlows();
         }).catch((err) => this.log.error({ err }, 'reinstalling flows failed'));
       }),
       answerGatewaySolicitations(this.host.openflow, (vni) => this.pipelineState().networks.find((n) => n.vni === vni)?.gateway6, this.log),
     );
     await this.recoverEndpoints();
+    if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
     this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
     // The controller may be away: forwarding goes on with the installed flows meanwhile.
     void this.session.start();
@@ -117,7 +130,12 @@ export class Agent {
     const states: NetworkState[] = [];
     for (const [name, net] of networks) {
       const routes = view.networks.get(name)?.routes;
+      const own = this.hostGatewayOf(name);
       states.push({
+        ipv4Cidr: net.ipv4Cidr,
+        ...(net.ipv6Cidr ? { ipv6Cidr: net.ipv6Cidr } : {}),
+        ...(own?.ipv4 ? { hostAddress4: own.ipv4 } : {}),
+        ...(own?.ipv6 ? { hostAddress6: own.ipv6 } : {}),
         vni: net.vni,
         tunnel: tunnelKind(net.tunnelType),
         gateway4: net.gateways.find((g) => !g.includes(':')),
@@ -136,7 +154,58 @@ export class Agent {
           .map((r) => ({ prefix: r.prefix, vtep: r.vtep })),
       });
     }
-    return { generation: this.host.generation, tunnelPorts: this.host.tunnelPorts, networks: states };
+    return {
+      generation: this.host.generation,
+      tunnelPorts: this.host.tunnelPorts,
+      networks: states,
+      ...(this.gatewayPort ? { gatewayPort: this.gatewayPort } : {}),
+    };
+  }
+
+  /** This host's gateway-port endpoint in a network (allocated by the controller), if any. */
+  private hostGatewayOf(network: string): api.EndpointInfo | undefined {
+    if (!this.gatewayPort) return undefined;
+    for (const e of this.session.view.networks.get(network)?.endpoints.values() ?? []) {
+      if (e.hostGateway && e.host === this.config.hostName) return e;
+    }
+    return undefined;
+  }
+
+  /** The host side of the host path: gateway-port addresses and routes, then table inet loom. */
+  private async syncHost(): Promise<void> {
+    const { gateway, firewall } = this.host;
+    if (!gateway || !firewall) return;
+    const gwNets: GatewayNetwork[] = [];
+    const fwNets: FirewallNetwork[] = [];
+    const ports: PublishedPort[] = [];
+    for (const [name, n] of this.session.view.networks) {
+      const own = this.hostGatewayOf(name);
+      if (!own) continue;
+      const net = n.network;
+      const gateway4 = net.gateways.find((g) => !g.includes(':')) ?? '';
+      const gateway6 = net.gateways.find((g) => g.includes(':')) ?? '';
+      gwNets.push({ vni: net.vni, mtu: net.mtu, ipv4Cidr: net.ipv4Cidr, ipv6Cidr: net.ipv6Cidr, gateway4, gateway6, hostAddress4: own.ipv4, hostAddress6: own.ipv6 });
+      fwNets.push({
+        name,
+        ipv4Cidr: net.ipv4Cidr,
+        ipv6Cidr: net.ipv6Cidr,
+        hostAddress4: own.ipv4,
+        hostAddress6: own.ipv6,
+        egress: net.egress !== 'EGRESS_MODE_OFF',
+        ipv6Routed: net.ipv6Routed,
+        inboundSources: net.inboundSources,
+      });
+      for (const e of n.endpoints.values()) {
+        if (e.host !== this.config.hostName || e.hostGateway) continue;
+        for (const p of e.ports) {
+          ports.push({ network: name, endpoint: e.name, containerIpv4: e.ipv4, containerIpv6: e.ipv6, ...p });
+        }
+      }
+    }
+    await gateway.sync(gwNets);
+    if (await firewall.sync({ gatewayPort: gateway.name, networks: fwNets, ports })) {
+      this.log.info({ networks: fwNets.length, publishedPorts: ports.length }, 'host firewall (table inet loom) updated');
+    }
   }
 
   /**
@@ -151,6 +220,7 @@ export class Agent {
     const result = this.reconciled ? await this.flows.update(state) : await this.flows.reconcile(state);
     this.reconciled = true;
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
+    await this.syncHost().catch((err: unknown) => this.log.error({ err }, 'host path (gateway port, table inet loom) not applied'));
     this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (result.upserted + result.removed > 0) this.log.debug({ ...result, revision: this.session.view.revision }, 'flows updated');
   }

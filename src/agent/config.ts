@@ -35,6 +35,10 @@ export interface AgentConfig {
   metricsListen: string;
   /** Turn off tx checksum offload on container interfaces (needed by the userspace datapath). */
   txChecksumOff: boolean;
+  /** OVS internal port joining br-int to the host's stack (host path, egress, published ports); '' = none. */
+  gatewayPort: string;
+  /** The nftables command the host firewall (table inet loom) is applied with. */
+  nft: string;
   /** TLS to the controller: the CA of its certificate (PEM); '' = plaintext gRPC. */
   tlsCa: string;
   /** This agent's client certificate and key, for a controller that requires them. */
@@ -60,6 +64,8 @@ export const DEFAULTS: AgentConfig = {
   socket: '/run/loom/agent.sock',
   metricsListen: '127.0.0.1:7402',
   txChecksumOff: false,
+  gatewayPort: 'loom-gw0',
+  nft: 'nft',
   tlsCa: '',
   tlsCert: '',
   tlsKey: '',
@@ -95,6 +101,11 @@ Flags (override the config file; the file uses the names in parentheses):
                              (metricsListen)
   --tx-checksum-off          turn off tx checksum offload in containers          [${DEFAULTS.txChecksumOff}]
                              (txChecksumOff)
+  --gateway-port NAME        OVS internal port to the host's own stack           [${DEFAULTS.gatewayPort}]
+                             (gatewayPort): the host reaches its containers,
+                             containers reach the outside (NAT), published
+                             ports; '' = none
+  --nft PATH                 nftables command for table inet loom (nft)         [${DEFAULTS.nft}]
   --tls-ca FILE              talk TLS to the controller, trusting this CA (PEM)  [plaintext]
                              (tlsCa)
   --tls-cert FILE            client certificate (tlsCert) and key (tlsKey), for
@@ -123,6 +134,8 @@ const FLAGS: FlagSpec = {
   socket: { type: 'string' },
   'metrics-listen': { type: 'string' },
   'tx-checksum-off': { type: 'boolean' },
+  'gateway-port': { type: 'string' },
+  nft: { type: 'string' },
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -145,6 +158,8 @@ const FLAG_TO_KEY: Record<string, keyof AgentConfig> = {
   socket: 'socket',
   'metrics-listen': 'metricsListen',
   'tx-checksum-off': 'txChecksumOff',
+  'gateway-port': 'gatewayPort',
+  nft: 'nft',
   'tls-ca': 'tlsCa',
   'tls-cert': 'tlsCert',
   'tls-key': 'tlsKey',
@@ -199,6 +214,8 @@ export function validateConfig(raw: Record<string, unknown>): AgentConfig {
     socket: stringSetting(raw.socket, 'socket'),
     metricsListen: raw.metricsListen === '' ? '' : listenSetting(raw.metricsListen, 'metricsListen'),
     txChecksumOff: tx || datapathType === 'netdev',
+    gatewayPort: optionalName(raw.gatewayPort, 'gatewayPort'),
+    nft: stringSetting(raw.nft, 'nft'),
     tlsCa: tls.ca,
     tlsCert: tls.cert,
     tlsKey: tls.key,
