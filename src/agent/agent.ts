@@ -28,6 +28,16 @@ export interface ControllerClients {
   watchApi: (port: number) => SessionApi;
 }
 
+/** The published ports recorded on an endpoint's OVS port (JSON written by the attacher). */
+function parsePorts(text: string): api.PortMapping[] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? (v as api.PortMapping[]) : [];
+  } catch {
+    return [];
+  }
+}
+
 export class Agent {
   private readonly session: ControllerSession;
   private readonly attacher: Attacher;
@@ -195,11 +205,14 @@ export class Agent {
         ipv6Routed: net.ipv6Routed,
         inboundSources: net.inboundSources,
       });
-      for (const e of n.endpoints.values()) {
-        if (e.host !== this.config.hostName || e.hostGateway) continue;
-        for (const p of e.ports) {
-          ports.push({ network: name, endpoint: e.name, containerIpv4: e.ipv4, containerIpv6: e.ipv6, ...p });
-        }
+    }
+    // Published ports come from this host's attachments (recorded in OVSDB with each port), so they
+    // are in place when ADD returns and survive an agent restart.
+    for (const a of this.attacher.attachments.values()) {
+      const r = a.record;
+      if (!r.ports || !fwNets.some((n) => n.name === r.network)) continue;
+      for (const p of parsePorts(r.ports)) {
+        ports.push({ network: r.network, endpoint: r.containerId, containerIpv4: r.ipv4, containerIpv6: r.ipv6, ...p });
       }
     }
     await gateway.sync(gwNets);

@@ -38,27 +38,34 @@ export class Outside {
 
   /** Starts the echo server on `port` (TCP and UDP, IPv4 and IPv6) and waits until it listens. */
   async startEcho(port: number): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', this.netns, process.execPath, '--import', 'tsx', ECHO, String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-    track({ kind: 'pid', pid: child.pid!, exe: 'node' });
-    this.servers.push(child);
-    await new Promise<void>((ok, fail) => {
-      child.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && ok());
-      child.once('exit', (code) => fail(new Error(`echo server exited with ${code}`)));
-    });
+    this.servers.push(await startEchoServer(this.netns, port));
   }
 
   async remove(): Promise<void> {
-    for (const s of this.servers) {
-      if (s.exitCode === null && s.signalCode === null) {
-        const exited = new Promise((r) => s.once('exit', r));
-        s.kill('SIGTERM');
-        await exited;
-      }
-      untrack({ kind: 'pid', pid: s.pid!, exe: 'node' });
-    }
+    for (const s of this.servers) await stopEchoServer(s);
     await run('ip', ['netns', 'del', this.netns]).catch(() => undefined);
     untrack({ kind: 'netns', name: this.netns });
   }
+}
+
+/** The echo server in any namespace (a container's too); stop it with stopEchoServer. */
+export async function startEchoServer(netns: string, port: number): Promise<ChildProcess> {
+  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '--import', 'tsx', ECHO, String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  track({ kind: 'pid', pid: child.pid!, exe: 'node' });
+  await new Promise<void>((ok, fail) => {
+    child.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && ok());
+    child.once('exit', (code) => fail(new Error(`echo server exited with ${code}`)));
+  });
+  return child;
+}
+
+export async function stopEchoServer(s: ChildProcess): Promise<void> {
+  if (s.exitCode === null && s.signalCode === null) {
+    const exited = new Promise((r) => s.once('exit', r));
+    s.kill('SIGTERM');
+    await exited;
+  }
+  untrack({ kind: 'pid', pid: s.pid!, exe: 'node' });
 }
 
 export async function createOutside(underlay: Underlay, addresses: string[]): Promise<Outside> {
