@@ -105,7 +105,7 @@ Flags (override the config file; the file uses the names in parentheses):
                              (gatewayPort): the host reaches its containers,
                              containers reach the outside (NAT), published
                              ports; '' = none
-  --nft PATH                 nftables command for table inet loom (nft)         [${DEFAULTS.nft}]
+  --nft PATH                 nftables command for table inet loom (nft)          [${DEFAULTS.nft}]
   --tls-ca FILE              talk TLS to the controller, trusting this CA (PEM)  [plaintext]
                              (tlsCa)
   --tls-cert FILE            client certificate (tlsCert) and key (tlsKey), for

@@ -4,7 +4,6 @@
 // the port, so everything on it that the view does not want is removed.
 import type { Logger } from 'pino';
 import type { Netlink } from '../netlink/index.js';
-import { setTxChecksum } from '../netlink/ethtool.js';
 import type { Vswitch } from '../ovsdb/vswitch.js';
 import { OWNER } from './ovs.js';
 import { gatewayMac } from './pipeline/fields.js';
@@ -44,12 +43,6 @@ export class GatewayPortHost {
     readonly name: string,
     readonly ofport: number,
     private readonly log: Logger,
-    /**
-     * Userspace datapath: interfaces whose transmit checksum offload must be off (the gateway
-     * port, the underlay bridge's port): OVS reads them from a socket and does not finish a
-     * partial checksum, so the host's own and its NATed TCP would leave with a bad one.
-     */
-    private readonly checksumOff: string[] = [],
   ) {}
 
   /** Brings the interface up and returns its ofport and MAC for the pipeline. */
@@ -57,7 +50,6 @@ export class GatewayPortHost {
     const link = await this.nl.link.get(this.name);
     if (!link.up) await this.nl.link.setUp(this.name);
     if (!link.mac) throw new Error(`gateway port ${this.name} has no MAC address`);
-    for (const ifname of this.checksumOff) setTxChecksum(this.nl.netns, ifname, false);
     // IPv6 on the port: no DAD for the link-local address, so the host can send at once.
     this.nl.sysctl.set(`net/ipv6/conf/${this.name}/accept_dad`, 0);
     return { ofport: this.ofport, mac: link.mac };

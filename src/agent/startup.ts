@@ -99,7 +99,7 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       tunnelPorts,
       generation,
       ...(gatewayOfport !== undefined
-        ? { gateway: new GatewayPortHost(netlink, c.gatewayPort, gatewayOfport, log, c.txChecksumOff ? [c.gatewayPort, c.underlayBridge].filter(Boolean) : []), firewall: new HostFirewall(c.nft, c.hostNetns) }
+        ? { gateway: new GatewayPortHost(netlink, c.gatewayPort, gatewayOfport, log), firewall: new HostFirewall(c.nft, c.hostNetns) }
         : {}),
     };
   } catch (err) {
