@@ -218,6 +218,7 @@ export class Agent {
     await gateway.sync(gwNets);
     if (await firewall.sync({ gatewayPort: gateway.name, networks: fwNets, ports })) {
       this.log.info({ networks: fwNets.length, publishedPorts: ports.length }, 'host firewall (table inet loom) updated');
+      this.metrics?.publishedPorts.set(ports.length);
     }
   }
 
@@ -233,7 +234,13 @@ export class Agent {
     const result = this.reconciled ? await this.flows.update(state) : await this.flows.reconcile(state);
     this.reconciled = true;
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
-    await this.syncHost().catch((err: unknown) => this.log.error({ err }, 'host path (gateway port, table inet loom) not applied'));
+    await this.syncHost().then(
+      () => this.metrics?.hostPathSyncs.inc({ result: 'ok' }),
+      (err: unknown) => {
+        this.metrics?.hostPathSyncs.inc({ result: 'error' });
+        this.log.error({ err }, 'host path (gateway port, table inet loom) not applied');
+      },
+    );
     this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (result.upserted + result.removed > 0) this.log.debug({ ...result, revision: this.session.view.revision }, 'flows updated');
   }

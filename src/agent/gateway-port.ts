@@ -37,6 +37,8 @@ const isV6 = (a: string) => a.includes(':');
 /** The host side of the gateway port: link up, MTU, addresses, routes, gateway neighbours. */
 export class GatewayPortHost {
   private forwarding = false;
+  /** What the last sync applied: a view change that does not touch the host path costs nothing. */
+  private applied = '';
 
   constructor(
     private readonly nl: Netlink,
@@ -47,6 +49,7 @@ export class GatewayPortHost {
 
   /** Brings the interface up and returns its ofport and MAC for the pipeline. */
   async prepare(): Promise<GatewayPortState> {
+    this.applied = ''; // a new port (ovs-vswitchd restarted) has none of it
     const link = await this.nl.link.get(this.name);
     if (!link.up) await this.nl.link.setUp(this.name);
     if (!link.mac) throw new Error(`gateway port ${this.name} has no MAC address`);
@@ -56,6 +59,13 @@ export class GatewayPortHost {
   }
 
   async sync(nets: GatewayNetwork[]): Promise<void> {
+    const key = JSON.stringify(nets);
+    if (key === this.applied) return;
+    await this.apply(nets);
+    this.applied = key;
+  }
+
+  private async apply(nets: GatewayNetwork[]): Promise<void> {
     const served = nets.filter((n) => n.hostAddress4 || n.hostAddress6);
     const mtu = served.length > 0 ? Math.min(...served.map((n) => n.mtu)) : DEFAULT_MTU;
     const link = await this.nl.link.get(this.name);

@@ -8,6 +8,9 @@ export interface AgentMetrics {
   syncSeconds: client.Histogram;
   attachSeconds: client.Histogram;
   apiRequests: client.Counter<'op' | 'result'>;
+  /** Host path: applying the gateway port or table inet loom, by result. */
+  hostPathSyncs: client.Counter<'result'>;
+  publishedPorts: client.Gauge;
 }
 
 export function createAgentMetrics(status: () => { endpoints: number; connected: boolean }): AgentMetrics {
@@ -52,5 +55,12 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       labelNames: ['op', 'result'] as const,
       registers,
     }),
+    hostPathSyncs: new client.Counter({
+      name: 'loom_agent_host_path_syncs_total',
+      help: 'Host path syncs (gateway port, table inet loom) after a view or attachment change, by result (ok, error)',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    publishedPorts: new client.Gauge({ name: 'loom_agent_published_ports', help: 'Published ports (DNAT mappings) in table inet loom', registers }),
   };
 }
