@@ -11,6 +11,12 @@ describe('agent configuration', () => {
     expect(loadConfig(base)).toMatchObject({ datapathType: 'system', txChecksumOff: false });
   });
 
+  it('has a gateway port loom-gw0 by default, another name, or none', () => {
+    expect(loadConfig(base)).toMatchObject({ gatewayPort: 'loom-gw0', nft: 'nft' });
+    expect(loadConfig([...base, '--gateway-port', 'gw1'])).toMatchObject({ gatewayPort: 'gw1' });
+    expect(loadConfig([...base, '--gateway-port', ''])).toMatchObject({ gatewayPort: '' });
+  });
+
   it('returns help for --help', () => {
     expect(loadConfig(['--help'])).toBe('help');
   });
@@ -27,6 +33,7 @@ describe('agent configuration', () => {
     [[...base, '--no-such-flag'], /Unknown option/],
     [[...base, '--underlay-interface', 'eth1'], /underlayInterface needs underlayBridge/],
     [[...base, '--underlay-bridge', 'br-int'], /must differ from integrationBridge/],
+    [[...base, '--gateway-port', 'a-port-name-that-is-too-long'], /gatewayPort must be an interface name/],
     [['--config', '/nonexistent/agent.json'], /cannot read config file/],
   ])('rejects %j with a readable error', (args, message) => {
     expect(() => loadConfig(args)).toThrow(ConfigError);
