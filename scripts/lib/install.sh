@@ -1,6 +1,8 @@
 # Shared by scripts/test.sh and scripts/demo.sh: what a fresh Debian 12 machine needs.
 # gcc, g++, make, python3: npm ci builds native addons, and the CNI plugin is a small C program.
-APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl gcc g++ make libc6-dev python3)
+# nftables: the agent keeps the host path's NAT and published ports in table inet loom (nsenter from
+# util-linux runs nft in a simulated host's namespace).
+APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl gcc g++ make libc6-dev python3 nftables util-linux)
 # The tests also roll Loom out with Ansible over SSH to simulated hosts.
 TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client)
 # bench:cni compares the loom plugin with the standard bridge plugin (host-local IPAM).

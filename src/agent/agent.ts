@@ -4,6 +4,7 @@
 // and recovery, and the IPv6 neighbour responder.
 import type { Logger } from 'pino';
 import type * as api from '../api/types.js';
+import { GATEWAY_PORT_CAPABILITY } from '../api/types.js';
 import type { AttachRequest, AttachResult, DetachRequest } from '../api/local.js';
 import type { AgentConfig } from './config.js';
 import { FlowSync } from './flow-sync.js';
@@ -18,6 +19,9 @@ import * as grpc from '@grpc/grpc-js';
 import { EndpointReclaimer, containerGoneReason, hostLinkNames, type StaleEndpoint } from './stale-endpoints.js';
 import { describe } from './controller-session.js';
 import { clearFlowRestoreWait, setFlowRestoreWait } from './ovs.js';
+import type { GatewayPortState } from './pipeline/state.js';
+import type { FirewallNetwork, PublishedPort } from './host-firewall.js';
+import type { GatewayNetwork } from './gateway-port.js';
 
 export { AgentError, hostIfname, TUNNEL_OVERHEAD } from './attacher.js';
 export const AGENT_VERSION = '0.1.0';
@@ -26,6 +30,23 @@ export const AGENT_VERSION = '0.1.0';
 export interface ControllerClients {
   api: SessionApi & EndpointApi;
   watchApi: (port: number) => SessionApi;
+}
+
+/** The published ports recorded on an endpoint's OVS port (JSON written by the attacher). */
+/** The published ports recorded on an endpoint's OVS port (JSON); entries that do not parse are skipped. */
+function parsePorts(text: string): Array<api.PortMapping & { protocol: 'tcp' | 'udp' }> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(v)) return [];
+  const port = (n: unknown) => Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536;
+  return v.filter(
+    (p): p is api.PortMapping & { protocol: 'tcp' | 'udp' } =>
+      typeof p === 'object' && p !== null && port(p.hostPort) && port(p.containerPort) && (p.protocol === 'tcp' || p.protocol === 'udp') && typeof p.hostIp === 'string',
+  );
 }
 
 export class Agent {
@@ -40,6 +61,7 @@ export class Agent {
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly controllerApi: EndpointApi;
   private stopped = false;
+  private gatewayPort: GatewayPortState | undefined;
   appliedRevision = 0;
 
   constructor(
@@ -60,7 +82,12 @@ export class Agent {
       metrics,
     });
     this.session = new ControllerSession({
-      registration: { name: config.hostName, vtep: config.vtep, agentVersion: AGENT_VERSION, capabilities: ['vxlan', 'gre', 'ipv6'] },
+      registration: {
+        name: config.hostName,
+        vtep: config.vtep,
+        agentVersion: AGENT_VERSION,
+        capabilities: ['vxlan', 'gre', 'ipv6', ...(host.gateway ? [GATEWAY_PORT_CAPABILITY] : [])],
+      },
       controller: config.controller,
       api: controller.api,
       watchApi: controller.watchApi,
@@ -111,6 +138,7 @@ export class Agent {
         this.enqueue(async () => {
           await this.syncFlows();
           await this.recoverEndpoints();
+          if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
           await this.syncFlows();
         }).catch((err) => this.log.error({ err }, 'reinstalling flows failed'));
       }),
@@ -120,6 +148,7 @@ export class Agent {
       answerGatewaySolicitations(this.host.openflow, (vni) => this.pipelineState().networks.find((n) => n.vni === vni)?.gateway6, this.log),
     );
     await this.recoverEndpoints();
+    if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
     this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, stale: this.reclaimer.pendingCount, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
     this.startEndpointSweep();
     // The controller may be away: forwarding goes on with the installed flows meanwhile.
@@ -216,7 +245,12 @@ export class Agent {
     const states: NetworkState[] = [];
     for (const [name, net] of networks) {
       const routes = view.networks.get(name)?.routes;
+      const own = this.hostGatewayOf(name);
       states.push({
+        ipv4Cidr: net.ipv4Cidr,
+        ...(net.ipv6Cidr ? { ipv6Cidr: net.ipv6Cidr } : {}),
+        ...(own?.ipv4 ? { hostAddress4: own.ipv4 } : {}),
+        ...(own?.ipv6 ? { hostAddress6: own.ipv6 } : {}),
         vni: net.vni,
         tunnel: tunnelKind(net.tunnelType),
         gateway4: net.gateways.find((g) => !g.includes(':')),
@@ -235,7 +269,62 @@ export class Agent {
           .map((r) => ({ prefix: r.prefix, vtep: r.vtep })),
       });
     }
-    return { generation: this.host.generation, tunnelPorts: this.host.tunnelPorts, networks: states };
+    return {
+      generation: this.host.generation,
+      tunnelPorts: this.host.tunnelPorts,
+      networks: states,
+      ...(this.gatewayPort ? { gatewayPort: this.gatewayPort } : {}),
+    };
+  }
+
+  /** This host's gateway-port endpoint in a network (allocated by the controller), if any. */
+  private hostGatewayOf(network: string): api.EndpointInfo | undefined {
+    if (!this.gatewayPort) return undefined;
+    for (const e of this.session.view.networks.get(network)?.endpoints.values() ?? []) {
+      if (e.hostGateway && e.host === this.config.hostName) return e;
+    }
+    return undefined;
+  }
+
+  /** The host side of the host path: gateway-port addresses and routes, then table inet loom. */
+  private async syncHost(): Promise<void> {
+    const { gateway, firewall } = this.host;
+    if (!gateway || !firewall) return;
+    const gwNets: GatewayNetwork[] = [];
+    const fwNets: FirewallNetwork[] = [];
+    const ports: PublishedPort[] = [];
+    for (const [name, n] of this.session.view.networks) {
+      const own = this.hostGatewayOf(name);
+      if (!own) continue;
+      const net = n.network;
+      const gateway4 = net.gateways.find((g) => !g.includes(':')) ?? '';
+      const gateway6 = net.gateways.find((g) => g.includes(':')) ?? '';
+      gwNets.push({ vni: net.vni, mtu: net.mtu, ipv4Cidr: net.ipv4Cidr, ipv6Cidr: net.ipv6Cidr, gateway4, gateway6, hostAddress4: own.ipv4, hostAddress6: own.ipv6 });
+      fwNets.push({
+        name,
+        ipv4Cidr: net.ipv4Cidr,
+        ipv6Cidr: net.ipv6Cidr,
+        hostAddress4: own.ipv4,
+        hostAddress6: own.ipv6,
+        egress: net.egress !== 'EGRESS_MODE_OFF',
+        ipv6Routed: net.ipv6Routed,
+        inboundSources: net.inboundSources,
+      });
+    }
+    // Published ports come from this host's attachments (recorded in OVSDB with each port), so they
+    // are in place when ADD returns and survive an agent restart.
+    for (const a of this.attacher.attachments.values()) {
+      const r = a.record;
+      if (!r.ports || !fwNets.some((n) => n.name === r.network)) continue;
+      for (const p of parsePorts(r.ports)) {
+        ports.push({ network: r.network, endpoint: r.containerId, containerIpv4: r.ipv4, containerIpv6: r.ipv6, ...p });
+      }
+    }
+    await gateway.sync(gwNets);
+    if (await firewall.sync({ gatewayPort: gateway.name, networks: fwNets, ports })) {
+      this.log.info({ networks: fwNets.length, publishedPorts: ports.length }, 'host firewall (table inet loom) updated');
+      this.metrics?.publishedPorts.set(ports.length);
+    }
   }
 
   /**
@@ -252,6 +341,13 @@ export class Agent {
     this.reconciled = true;
     if (reconciling) await this.releaseFlowRestoreWait();
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
+    await this.syncHost().then(
+      () => this.metrics?.hostPathSyncs.inc({ result: 'ok' }),
+      (err: unknown) => {
+        this.metrics?.hostPathSyncs.inc({ result: 'error' });
+        this.log.error({ err }, 'host path (gateway port, table inet loom) not applied');
+      },
+    );
     this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (result.upserted + result.removed > 0) this.log.debug({ ...result, revision: this.session.view.revision }, 'flows updated');
   }

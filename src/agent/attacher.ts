@@ -141,6 +141,7 @@ export class Attacher {
         ...(req.ipv4 ? { ipv4: req.ipv4 } : {}),
         ...(req.ipv6 ? { ipv6: req.ipv6 } : {}),
         ...(req.mac ? { mac: req.mac } : {}),
+        ...(req.ports?.length ? { ports: req.ports } : {}),
       });
       created = true;
     } catch (err) {
@@ -164,6 +165,7 @@ export class Attacher {
       mac: ep.mac,
       ipv4: bare(ep.ipv4),
       ipv6: bare(ep.ipv6),
+      ports: (ep.ports ?? []).length > 0 ? JSON.stringify(ep.ports) : '',
     };
     try {
       await this.host.enqueue(async () => {

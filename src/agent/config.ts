@@ -82,6 +82,13 @@ export const SETTINGS = settings({
   socket: { parse: text(), default: '/run/loom/agent.sock', arg: 'PATH', help: 'local API socket the CNI plugin talks to' },
   metricsListen: { parse: hostPort(true), default: '127.0.0.1:7402', arg: 'ADDR', help: "HTTP /metrics and /healthz, host:port; '' = off" },
   txChecksumOff: { parse: bool, default: false, help: 'turn off tx checksum offload on container interfaces (the userspace datapath needs it)' },
+  gatewayPort: {
+    parse: interfaceName(true),
+    default: 'loom-gw0',
+    arg: 'NAME',
+    help: "OVS internal port to the host's own stack: the host reaches its containers, containers reach the outside (NAT), published ports; '' = none",
+  },
+  nft: { parse: text(), default: 'nft', arg: 'PATH', help: 'nftables command for table inet loom' },
   tlsCa: { parse: optionalText, default: '', defaultText: 'plaintext', arg: 'FILE', help: "talk TLS to the controller, trusting this CA (PEM); '' = plaintext gRPC" },
   tlsCert: { parse: optionalText, default: '', arg: 'FILE', help: "this agent's client certificate (PEM), for a controller that requires mutual TLS" },
   tlsKey: { parse: optionalText, default: '', arg: 'FILE', help: 'the key of --tls-cert (PEM)' },

@@ -9,6 +9,9 @@ export interface AgentMetrics {
   attachSeconds: client.Histogram;
   apiRequests: client.Counter<'op' | 'result'>;
   endpointsReclaimed: client.Counter<'found'>;
+  /** Host path: applying the gateway port or table inet loom, by result. */
+  hostPathSyncs: client.Counter<'result'>;
+  publishedPorts: client.Gauge;
 }
 
 export function createAgentMetrics(status: () => { endpoints: number; connected: boolean }): AgentMetrics {
@@ -59,5 +62,12 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       labelNames: ['found'] as const,
       registers,
     }),
+    hostPathSyncs: new client.Counter({
+      name: 'loom_agent_host_path_syncs_total',
+      help: 'Host path syncs (gateway port, table inet loom) after a view or attachment change, by result (ok, error)',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    publishedPorts: new client.Gauge({ name: 'loom_agent_published_ports', help: 'Published ports (DNAT mappings) in table inet loom', registers }),
   };
 }

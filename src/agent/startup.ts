@@ -11,6 +11,8 @@ import { ContainerPlumber } from './plumbing.js';
 import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
 import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
+import { ensureGatewayPort, GatewayPortHost } from './gateway-port.js';
+import { HostFirewall } from './host-firewall.js';
 import type { BackoffOptions } from '../common/backoff.js';
 
 /**
@@ -72,6 +74,9 @@ export interface HostParts {
   plumber: ContainerPlumber;
   tunnelPorts: Record<TunnelKind, number>;
   generation: number;
+  /** The host path (gateway port and table inet loom); absent with gatewayPort ''. */
+  gateway?: GatewayPortHost;
+  firewall?: HostFirewall;
 }
 
 /** Connects to OVS, prepares the bridge layout and a new cookie generation, opens OpenFlow and netlink. */
@@ -85,6 +90,7 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       underlayBridge: c.underlayBridge,
       underlayInterface: c.underlayInterface,
     });
+    const gatewayOfport = c.gatewayPort ? await ensureGatewayPort(vswitch, c.integrationBridge, c.gatewayPort) : undefined;
     const generation = await nextGeneration(vswitch, c.integrationBridge);
     const openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`, {
       backoffMinMs: OPENFLOW_RETRY.minMs,
@@ -102,6 +108,9 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       plumber: new ContainerPlumber(netlink),
       tunnelPorts,
       generation,
+      ...(gatewayOfport !== undefined
+        ? { gateway: new GatewayPortHost(netlink, c.gatewayPort, gatewayOfport, log), firewall: new HostFirewall(c.nft, c.hostNetns) }
+        : {}),
     };
   } catch (err) {
     ovsdb.close();

@@ -1,5 +1,6 @@
 // The agent's local API contract: what the `loom` CNI plugin (and any local tool) sends the agent
 // over its unix socket, and what the agent answers. Shared by src/agent and src/cni.
+import type { PortMapping } from './types.js';
 
 export interface AttachRequest {
   containerId: string;
@@ -12,6 +13,8 @@ export interface AttachRequest {
   ipv4?: string;
   ipv6?: string;
   mac?: string;
+  /** Published ports (CNI portMappings). */
+  ports?: PortMapping[];
 }
 
 export interface AttachResult {

@@ -7,6 +7,11 @@
  */
 
 export type TunnelType = 'TUNNEL_TYPE_UNSPECIFIED' | 'TUNNEL_TYPE_VXLAN' | 'TUNNEL_TYPE_GRE';
+/** Agents that own a gateway port on br-int register with this capability; the controller then
+ * allocates their host an address in every network it serves. */
+export const GATEWAY_PORT_CAPABILITY = 'gateway-port';
+
+export type EgressMode = 'EGRESS_MODE_UNSPECIFIED' | 'EGRESS_MODE_NAT' | 'EGRESS_MODE_OFF';
 export type RouteKind = 'ROUTE_KIND_UNSPECIFIED' | 'ROUTE_KIND_BLOCK' | 'ROUTE_KIND_EXCEPTION';
 
 export interface DnsConfig {
@@ -28,6 +33,19 @@ export interface Network {
   ipv6BlockPrefix: number;
   createRevision: number;
   modRevision: number;
+  egress: EgressMode;
+  ipv6Routed: boolean;
+  inboundSources: string[];
+}
+
+/** A port published on the host: hostIp:hostPort/protocol -> containerPort. */
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  /** 'tcp' or 'udp' (validated by the controller). */
+  protocol: string;
+  /** '' = every address of the host (of the container address's family). */
+  hostIp: string;
 }
 
 export interface Host {
@@ -52,6 +70,9 @@ export interface EndpointInfo {
   mac: string;
   ipv4: string;
   ipv6: string;
+  /** The address of a host's gateway port, not a container. */
+  hostGateway: boolean;
+  ports: PortMapping[];
 }
 
 /** What a runtime needs for one endpoint: the directory entry plus its interface settings. */
@@ -105,6 +126,7 @@ export interface CreateEndpointRequest {
   ipv4?: string;
   ipv6?: string;
   mac?: string;
+  ports?: PortMapping[];
 }
 export interface EndpointKeyRequest {
   network: string;

@@ -5,7 +5,7 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { isServiceError, LoomClient } from '../api/client.js';
 import { clientCredentials } from '../common/tls.js';
-import type { Network, TunnelType } from '../api/types.js';
+import type { EgressMode, Network, PortMapping, TunnelType } from '../api/types.js';
 import { parseCommandLine, UsageError, type FlagValues } from './args.js';
 import { ago, json, table } from './format.js';
 
@@ -17,6 +17,10 @@ Commands:
   network create NAME --ipv4 CIDR [--ipv6 CIDR] [--vni N] [--tunnel vxlan|gre] [--mtu N]
                  [--gateway IP]... [--dns-server IP]... [--dns-search DOMAIN]...
                  [--block-prefix N] [--ipv6-block-prefix N]
+                 [--egress nat|off]      containers reach the outside through their host,
+                                         source translated to its address      [nat]
+                 [--ipv6-routed]         IPv6 leaves untranslated (the range is routed to the hosts)
+                 [--inbound-source CIDR]...  only these sources reach published ports  [any]
   network list
   network show NAME
   network delete NAME
@@ -51,10 +55,27 @@ function int(v: FlagValues, name: string, fallback: number): number {
   return n;
 }
 
+function egressFlag(v: string | undefined): EgressMode {
+  if (v === undefined) return 'EGRESS_MODE_UNSPECIFIED';
+  if (v !== 'nat' && v !== 'off') throw new UsageError(`--egress must be nat or off, got "${v}"`);
+  return v === 'nat' ? 'EGRESS_MODE_NAT' : 'EGRESS_MODE_OFF';
+}
+
+/** "nat", "off", "nat, ipv6 routed". */
+export function egressText(n: Network): string {
+  const mode = n.egress === 'EGRESS_MODE_OFF' ? 'off' : 'nat';
+  return n.ipv6Routed ? `${mode}, ipv6 routed` : mode;
+}
+
+/** Published ports as podman prints them: "127.0.0.1:8080->80/udp". */
+export function portsText(ports: readonly PortMapping[]): string {
+  return ports.map((p) => `${p.hostIp ? `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol}`).join(',') || '-';
+}
+
 function networkRows(nets: Network[]): string {
   return table(
-    ['NAME', 'VNI', 'IPV4', 'IPV6', 'TUNNEL', 'MTU', 'GATEWAYS'],
-    nets.map((n) => [n.name, n.vni, n.ipv4Cidr, n.ipv6Cidr || '-', n.tunnelType.replace('TUNNEL_TYPE_', '').toLowerCase(), n.mtu, n.gateways.join(',')]),
+    ['NAME', 'VNI', 'IPV4', 'IPV6', 'TUNNEL', 'MTU', 'GATEWAYS', 'EGRESS'],
+    nets.map((n) => [n.name, n.vni, n.ipv4Cidr, n.ipv6Cidr || '-', n.tunnelType.replace('TUNNEL_TYPE_', '').toLowerCase(), n.mtu, n.gateways.join(','), egressText(n)]),
   );
 }
 
@@ -99,6 +120,9 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
           dns: { nameservers: (v['dns-server'] as string[] | undefined) ?? [], search: (v['dns-search'] as string[] | undefined) ?? [], options: [] },
           ipv4BlockPrefix: int(v, 'block-prefix', 0),
           ipv6BlockPrefix: int(v, 'ipv6-block-prefix', 0),
+          egress: egressFlag(v.egress as string | undefined),
+          ipv6Routed: v['ipv6-routed'] === true,
+          inboundSources: (v['inbound-source'] as string[] | undefined) ?? [],
         });
         out(asJson ? json(n) : networkRows([n]));
         return 0;
@@ -115,6 +139,11 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
           out(networkRows([n]));
           const dns = n.dns ?? { nameservers: [], search: [] };
           out(`block prefixes: /${n.ipv4BlockPrefix}${n.ipv6Cidr ? ` and /${n.ipv6BlockPrefix}` : ''}; dns: ${dns.nameservers.join(',') || '-'} search ${dns.search.join(',') || '-'}; revision ${n.modRevision}\n`);
+          // Where the network meets each host: the host's address in it, and what egress leaves as.
+          const gws = (await client.listEndpoints({ network: n.name })).endpoints.filter((e) => e.hostGateway);
+          const leaves = n.egress === 'EGRESS_MODE_OFF' ? 'no egress' : `egress ${n.ipv6Routed ? 'IPv4 masqueraded, IPv6 routed' : 'masqueraded'} to each host's outgoing address`;
+          out(`${leaves}; inbound sources: ${n.inboundSources.join(',') || 'any'}\n`);
+          if (gws.length > 0) out(table(['HOST', 'HOST ADDRESS (IPV4)', 'HOST ADDRESS (IPV6)'], gws.map((g) => [g.host, g.ipv4, g.ipv6 || '-'])));
         }
         return 0;
       }
@@ -136,7 +165,14 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
       }
       case 'endpoint list': {
         const r = await client.listEndpoints({ network: v.network as string | undefined, host: v.host as string | undefined });
-        out(asJson ? json(r.endpoints) : table(['NETWORK', 'CONTAINER', 'NAME', 'HOST', 'MAC', 'IPV4', 'IPV6'], r.endpoints.map((e) => [e.network, e.containerId.slice(0, 24), e.name, e.host, e.mac, e.ipv4, e.ipv6 || '-'])));
+        out(
+          asJson
+            ? json(r.endpoints)
+            : table(
+                ['NETWORK', 'CONTAINER', 'NAME', 'HOST', 'MAC', 'IPV4', 'IPV6', 'PORTS'],
+                r.endpoints.map((e) => [e.network, e.hostGateway ? '(host gateway)' : e.containerId.slice(0, 24), e.name, e.host, e.mac, e.ipv4, e.ipv6 || '-', portsText(e.ports)]),
+              ),
+        );
         return 0;
       }
       case 'endpoint show': {
@@ -156,6 +192,7 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
               ['gateways', e.gateways.join(', ') || '-'],
               ['routes', e.routes.map((r) => `${r.destination} via ${r.gateway}`).join(', ') || '-'],
               ['mtu', e.mtu],
+              ['ports', portsText(e.ports)],
               ['dns', `${dns.nameservers.join(',') || '-'} search ${dns.search.join(',') || '-'}`],
               ['revision', e.modRevision],
             ]),

@@ -49,6 +49,8 @@ export interface CniEnv {
   args: Record<string, string>;
 }
 
+import type { PortMapping } from '../api/types.js';
+
 export interface NetConf {
   cniVersion: string;
   name: string;
@@ -59,6 +61,8 @@ export interface NetConf {
   prevResult?: unknown;
   /** GC (CNI 1.1): the attachments the runtime still has, from "cni.dev/valid-attachments". */
   validAttachments?: Array<{ containerID: string; ifname: string }>;
+  /** The `portMappings` capability (podman -p): runtimeConfig.portMappings. */
+  portMappings: PortMapping[];
 }
 
 const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
@@ -127,7 +131,32 @@ export function parseConfig(stdin: string): NetConf {
     agentSocket: str('agentSocket', false) || DEFAULT_AGENT_SOCKET,
     ...(c.prevResult !== undefined ? { prevResult: c.prevResult } : {}),
     ...(c['cni.dev/valid-attachments'] !== undefined ? { validAttachments: validAttachments(c['cni.dev/valid-attachments']) } : {}),
+    portMappings: portMappings((c.runtimeConfig as Record<string, unknown> | undefined)?.portMappings),
   };
+}
+
+const MAX_PORT_MAPPINGS = 64;
+
+/**
+ * runtimeConfig.portMappings as runtimes send it (`{hostPort, containerPort, protocol, hostIP}`,
+ * protocol default tcp); ranges and duplicates are checked by the controller.
+ */
+function portMappings(v: unknown): PortMapping[] {
+  if (v === undefined || v === null) return [];
+  const bad = (why: string) => new CniError(CniCode.InvalidConfig, `runtimeConfig.portMappings: ${why}`);
+  if (!Array.isArray(v)) throw bad('must be a list');
+  if (v.length > MAX_PORT_MAPPINGS) throw bad(`at most ${MAX_PORT_MAPPINGS} entries`);
+  return v.map((m: unknown) => {
+    const o = m as Record<string, unknown> | null;
+    if (typeof o !== 'object' || o === null) throw bad('each entry must be an object');
+    const { hostPort, containerPort } = o;
+    if (typeof hostPort !== 'number' || typeof containerPort !== 'number') throw bad('hostPort and containerPort must be numbers');
+    const protocol = o.protocol === undefined || o.protocol === '' ? 'tcp' : o.protocol;
+    if (protocol !== 'tcp' && protocol !== 'udp') throw bad(`protocol ${JSON.stringify(protocol)} is not "tcp" or "udp"`);
+    const hostIp = o.hostIP ?? '';
+    if (typeof hostIp !== 'string') throw bad('hostIP must be a string');
+    return { hostPort, containerPort, protocol, hostIp };
+  });
 }
 
 function validAttachments(v: unknown): Array<{ containerID: string; ifname: string }> {

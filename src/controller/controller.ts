@@ -12,13 +12,13 @@
  */
 import type { Logger } from 'pino';
 import { macFromIpv4 } from '../common/ip.js';
-import type { CreateEndpointRequest, Endpoint, Host, Network, RegisterRequest } from '../api/types.js';
+import { GATEWAY_PORT_CAPABILITY, type CreateEndpointRequest, type Endpoint, type Host, type Network, type RegisterRequest } from '../api/types.js';
 import { ChangeLog } from './changelog.js';
 import { toEndpoint, toHost, toNetwork } from './convert.js';
 import { alreadyExists, ApiError, failedPrecondition, invalid, notFound } from './errors.js';
 import { allocateAddress, releaseOps } from './ipam.js';
-import { keys, type EndpointRecord, type HostRecord } from './model.js';
-import { ClusterState } from './state.js';
+import { hostGatewayId, keys, type EndpointRecord, type HostRecord } from './model.js';
+import { ClusterState, type NetworkState } from './state.js';
 import type { Store, StoreOp } from './store/types.js';
 import { checkHostName, defaultEndpointName, validateEndpointRequest, validateNetwork, validateRegister } from './validate.js';
 
@@ -50,6 +50,15 @@ interface Queued {
 }
 
 const MAX_BATCH = 256;
+
+export { GATEWAY_PORT_CAPABILITY };
+
+/** Ops of two lists, each key once (the later op of a key wins). */
+function dedupe(a: StoreOp[], b: StoreOp[]): StoreOp[] {
+  const byKey = new Map<string, StoreOp>();
+  for (const op of [...a, ...b]) byKey.set(op.key, op);
+  return [...byKey.values()];
+}
 
 export class Controller {
   readonly state = new ClusterState();
@@ -388,8 +397,11 @@ export class Controller {
       const macHolder = net.macs.get(mac);
       if (macHolder !== undefined) throw alreadyExists(`MAC ${mac} is already used by container ${macHolder} on network ${req.network}`);
       const rec: EndpointRecord = { network: req.network, containerId: id, name, host: req.host, mac, ipv4: a4.address, ipv6: a6?.address ?? '' };
+      if (checked.ports.length > 0) rec.ports = checked.ports;
+      const ops: StoreOp[] = [...a4.ops, ...(a6?.ops ?? []), { type: 'put', key: keys.endpoint(req.network, id), value: rec }];
+      ops.push(...this.hostGatewayOps(net, req.host, [a4.value, ...(a6 ? [a6.value] : [])], ops));
       return {
-        ops: [...a4.ops, ...(a6?.ops ?? []), { type: 'put', key: keys.endpoint(req.network, id), value: rec }],
+        ops,
         reply: () => toEndpoint(net, net.endpoints.get(id)!),
       };
     });
@@ -400,8 +412,20 @@ export class Controller {
       const net = this.mustNetwork(network);
       const e = net.endpoints.get(containerId);
       if (!e) throw notFound(`container ${containerId || '""'} has no endpoint on network ${network}`);
+      if (e.rec.hostGateway) throw failedPrecondition(`${containerId} is host ${e.rec.host}'s gateway port; it leaves with the host's last endpoint`);
+      const ops: StoreOp[] = [{ type: 'delete', key: keys.endpoint(network, containerId) }];
+      // The host's last endpoint in the network takes the host's gateway address with it.
+      const gw = net.endpoints.get(hostGatewayId(e.rec.host));
+      const others = [...net.endpoints.values()].some((x) => x.rec.host === e.rec.host && !x.rec.hostGateway && x.rec.containerId !== containerId);
+      if (gw && !others) {
+        const leaving = new Set([containerId, gw.rec.containerId]);
+        ops.push({ type: 'delete', key: keys.endpoint(network, gw.rec.containerId) });
+        ops.push(...dedupe(releaseOps(this.state, net, e.rec, leaving), releaseOps(this.state, net, gw.rec, leaving)));
+      } else {
+        ops.push(...releaseOps(this.state, net, e.rec));
+      }
       return {
-        ops: [{ type: 'delete', key: keys.endpoint(network, containerId) }, ...releaseOps(this.state, net, e.rec)],
+        ops,
         reply: (revision) => revision,
       };
     });
@@ -410,6 +434,32 @@ export class Controller {
   /** An endpoint's record, or undefined. */
   findEndpoint(network: string, containerId: string): { host: string } | undefined {
     return this.state.networks.get(network)?.endpoints.get(containerId)?.rec;
+  }
+
+  /**
+   * The host's gateway-port address in the network, allocated with its first endpoint there when
+   * its agent has a gateway port (capability `gateway-port`): from the top of the host's block,
+   * so containers keep the addresses they would get without it. `taken`: addresses this mutation
+   * already chose; `pending`: its ops (a block it leases is leased once).
+   */
+  private hostGatewayOps(net: NetworkState, host: string, taken: bigint[], pending: readonly StoreOp[]): StoreOp[] {
+    const id = hostGatewayId(host);
+    if (net.endpoints.has(id) || !this.state.hosts.get(host)?.rec.capabilities.includes(GATEWAY_PORT_CAPABILITY)) return [];
+    const pick = { fromTop: true, exclude: new Set(taken) };
+    const g4 = allocateAddress(net, net.v4, host, id, undefined, pick);
+    const g6 = net.v6 ? allocateAddress(net, net.v6, host, id, undefined, pick) : null;
+    const rec: EndpointRecord = {
+      network: net.entry.rec.name,
+      containerId: id,
+      name: id,
+      host,
+      mac: macFromIpv4(g4.value),
+      ipv4: g4.address,
+      ipv6: g6?.address ?? '',
+      hostGateway: true,
+    };
+    const leased = new Set(pending.map((o) => o.key));
+    return [...g4.ops, ...(g6?.ops ?? [])].filter((o) => !leased.has(o.key)).concat({ type: 'put', key: keys.endpoint(rec.network, id), value: rec });
   }
 
   getEndpoint(network: string, containerId: string): Endpoint {

@@ -21,6 +21,9 @@ export function toNetwork(net: NetworkState): Network {
     ipv6BlockPrefix: rec.ipv6BlockPrefix,
     createRevision,
     modRevision,
+    egress: rec.egress === 'off' ? 'EGRESS_MODE_OFF' : 'EGRESS_MODE_NAT',
+    ipv6Routed: rec.ipv6Routed ?? false,
+    inboundSources: rec.inboundSources ?? [],
   };
 }
 
@@ -30,7 +33,17 @@ export function toHost(h: Entry<HostRecord>): Host {
 }
 
 export function toEndpointInfo(rec: EndpointRecord): EndpointInfo {
-  return { network: rec.network, containerId: rec.containerId, name: rec.name, host: rec.host, mac: rec.mac, ipv4: rec.ipv4, ipv6: rec.ipv6 };
+  return {
+    network: rec.network,
+    containerId: rec.containerId,
+    name: rec.name,
+    host: rec.host,
+    mac: rec.mac,
+    ipv4: rec.ipv4,
+    ipv6: rec.ipv6,
+    hostGateway: rec.hostGateway ?? false,
+    ports: rec.ports ?? [],
+  };
 }
 
 /** The full endpoint reply: everything a runtime needs to plumb the interface. */
@@ -58,5 +71,7 @@ export function toEndpoint(net: NetworkState, e: Entry<EndpointRecord>): Endpoin
     vni: n.vni,
     createRevision: e.createRevision,
     modRevision: e.modRevision,
+    hostGateway: rec.hostGateway ?? false,
+    ports: rec.ports ?? [],
   };
 }

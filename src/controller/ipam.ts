@@ -26,10 +26,21 @@ export interface Allocation {
 
 const familyName = (f: Family): string => (f === 4 ? 'IPv4' : 'IPv6');
 
-function firstFree(fam: FamilyState, start: bigint, end: bigint, limit: number): bigint | null {
+/** How to pick a dynamic address: from the top of a block, and values taken in this mutation. */
+export interface PickOptions {
+  fromTop?: boolean;
+  exclude?: ReadonlySet<bigint>;
+}
+
+function firstFree(fam: FamilyState, start: bigint, end: bigint, limit: number, pick: PickOptions = {}): bigint | null {
   let n = 0;
+  const free = (v: bigint) => !fam.reserved.has(v) && !fam.used.has(v) && !pick.exclude?.has(v);
+  if (pick.fromTop) {
+    for (let v = end; v >= start && n <= limit; v--, n++) if (free(v)) return v;
+    return null;
+  }
   for (let v = start; v <= end && n <= limit; v++, n++) {
-    if (!fam.reserved.has(v) && !fam.used.has(v)) return v;
+    if (free(v)) return v;
   }
   return null;
 }
@@ -63,6 +74,7 @@ export function allocateAddress(
   host: string,
   containerId: string,
   requested?: string,
+  pick: PickOptions = {},
 ): Allocation {
   const netName = net.entry.rec.name;
   const exceptionOp = (value: bigint): StoreOp => {
@@ -83,11 +95,11 @@ export function allocateAddress(
 
   const size = 1n << BigInt(bitsFor(fam) - fam.blockPrefix);
   // Scans stay short: every occupied candidate is accounted for by a used/reserved address.
-  const scanLimit = fam.used.size + fam.reserved.size + 1;
+  const scanLimit = fam.used.size + fam.reserved.size + (pick.exclude?.size ?? 0) + 1;
   for (const cidr of net.hostBlocks.get(host) ?? []) {
     const b = parseCidr(cidr);
     if (b.family !== fam.family) continue;
-    const v = firstFree(fam, b.base, b.base + size - 1n, scanLimit);
+    const v = firstFree(fam, b.base, b.base + size - 1n, scanLimit, pick);
     if (v !== null) return result(v, []);
   }
   // Lease a new block: the first free aligned block of the range.
@@ -96,13 +108,13 @@ export function allocateAddress(
   for (let i = 0n; i < total && i <= maxCandidates; i++) {
     const base = fam.cidr.base + i * size;
     if (fam.blocks.has(base)) continue;
-    const v = firstFree(fam, base, base + size - 1n, scanLimit);
+    const v = firstFree(fam, base, base + size - 1n, scanLimit, pick);
     if (v === null) continue;
     const cidr = `${formatIp(fam.family, base)}/${fam.blockPrefix}`;
     return result(v, [{ type: 'put', key: keys.block(netName, cidr), value: { network: netName, cidr, host } }]);
   }
   // No block left: borrow any free address (it becomes an exception route).
-  const v = firstFree(fam, fam.cidr.base, fam.cidr.base + cidrSize(fam.cidr) - 1n, scanLimit);
+  const v = firstFree(fam, fam.cidr.base, fam.cidr.base + cidrSize(fam.cidr) - 1n, scanLimit, { exclude: pick.exclude });
   if (v !== null) return result(v, [exceptionOp(v)]);
   throw exhausted(
     `network ${netName} has no free ${familyName(fam.family)} address left ` +
@@ -123,7 +135,7 @@ function blockBase(fam: FamilyState, value: bigint): bigint {
  * Ops that free an endpoint's addresses: its exception routes, and the host's block when this
  * was the block's last endpoint of that host. (The endpoint key itself is the caller's.)
  */
-export function releaseOps(state: ClusterState, net: NetworkState, ep: EndpointRecord): StoreOp[] {
+export function releaseOps(state: ClusterState, net: NetworkState, ep: EndpointRecord, alsoLeaving: ReadonlySet<string> = new Set()): StoreOp[] {
   const ops: StoreOp[] = [];
   const netName = net.entry.rec.name;
   for (const text of [ep.ipv4, ep.ipv6]) {
@@ -134,25 +146,25 @@ export function releaseOps(state: ClusterState, net: NetworkState, ep: EndpointR
     if (net.exceptions.has(text)) ops.push({ type: 'delete', key: keys.exception(netName, text) });
     const block = state.blockContaining(fam, ip.value);
     if (!block || block.rec.host !== ep.host) continue;
-    if (!blockHasOtherEndpoint(net, fam, blockBase(fam, ip.value), ep)) {
+    if (!blockHasOtherEndpoint(net, fam, blockBase(fam, ip.value), ep, alsoLeaving)) {
       ops.push({ type: 'delete', key: keys.block(netName, block.rec.cidr) });
     }
   }
   return ops;
 }
 
-function blockHasOtherEndpoint(net: NetworkState, fam: FamilyState, base: bigint, ep: EndpointRecord): boolean {
+function blockHasOtherEndpoint(net: NetworkState, fam: FamilyState, base: bigint, ep: EndpointRecord, leaving: ReadonlySet<string>): boolean {
   const size = 1n << BigInt(bitsFor(fam) - fam.blockPrefix);
   // Walk whichever is smaller: the block's addresses or the network's used addresses.
   if (BigInt(fam.used.size) < size) {
     for (const [v, id] of fam.used) {
-      if (v >= base && v < base + size && id !== ep.containerId && net.endpoints.get(id)?.rec.host === ep.host) return true;
+      if (v >= base && v < base + size && id !== ep.containerId && !leaving.has(id) && net.endpoints.get(id)?.rec.host === ep.host) return true;
     }
     return false;
   }
   for (let v = base; v < base + size; v++) {
     const id = fam.used.get(v);
-    if (id !== undefined && id !== ep.containerId && net.endpoints.get(id)?.rec.host === ep.host) return true;
+    if (id !== undefined && id !== ep.containerId && !leaving.has(id) && net.endpoints.get(id)?.rec.host === ep.host) return true;
   }
   return false;
 }

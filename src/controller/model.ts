@@ -23,6 +23,10 @@ export interface NetworkRecord {
   dns: DnsRecord;
   ipv4BlockPrefix: number;
   ipv6BlockPrefix: number;
+  /** Absent in records written before egress existed: NAT. */
+  egress?: 'nat' | 'off';
+  ipv6Routed?: boolean;
+  inboundSources?: string[];
 }
 
 export interface HostRecord {
@@ -56,7 +60,20 @@ export interface EndpointRecord {
   mac: string;
   ipv4: string; // bare, canonical
   ipv6: string; // '' when none
+  /** The host's gateway-port address in this network (allocated with its first endpoint). */
+  hostGateway?: boolean;
+  ports?: PortMappingRecord[];
 }
+
+export interface PortMappingRecord {
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+  hostIp: string; // canonical, '' = any
+}
+
+/** Container id of a host's gateway endpoint: '_' never starts a runtime's container id. */
+export const hostGatewayId = (host: string): string => `_gw.${host}`;
 
 export const keys = {
   network: (name: string) => `networks/${name}`,

@@ -15,10 +15,10 @@ import {
   type Cidr,
 } from '../common/ip.js';
 import { endpointNameProblem } from '../common/endpoint-name.js';
-import type { CreateEndpointRequest, Network, RegisterRequest } from '../api/types.js';
+import type { CreateEndpointRequest, Network, PortMapping, RegisterRequest } from '../api/types.js';
 import { reservedNetworkOverlap, vtepAddressProblem } from '../common/reserved.js';
 import { alreadyExists, invalid } from './errors.js';
-import type { DnsRecord, NetworkRecord, TunnelKind } from './model.js';
+import type { DnsRecord, NetworkRecord, PortMappingRecord, TunnelKind } from './model.js';
 import type { ClusterState } from './state.js';
 
 export const VNI_MAX = 16_777_215;
@@ -178,7 +178,17 @@ export function validateNetwork(spec: Partial<Network> | null | undefined, state
     if (!Number.isInteger(b6) || b6 < lo || b6 > 124) throw invalid(`ipv6 block prefix /${b6} must be between /${lo} and /124`);
   }
 
+  const egressMode = spec.egress ?? 'EGRESS_MODE_UNSPECIFIED';
+  if (!['EGRESS_MODE_UNSPECIFIED', 'EGRESS_MODE_NAT', 'EGRESS_MODE_OFF'].includes(egressMode)) {
+    throw invalid(`egress mode "${String(egressMode)}" is not NAT or OFF`);
+  }
+  if (spec.ipv6Routed && !v6) throw invalid(`network ${name}: ipv6Routed needs an ipv6 CIDR`);
+  const inboundSources = checkSourceCidrs(spec.inboundSources ?? []);
+
   return {
+    egress: egressMode === 'EGRESS_MODE_OFF' ? 'off' : 'nat',
+    ipv6Routed: spec.ipv6Routed ?? false,
+    inboundSources,
     name,
     vni,
     ipv4Cidr: cidrToString(v4),
@@ -192,6 +202,47 @@ export function validateNetwork(spec: Partial<Network> | null | undefined, state
   };
 }
 
+/** Source limits: at most 64 CIDRs (bare addresses become /32 or /128), canonical. */
+export function checkSourceCidrs(list: readonly string[]): string[] {
+  if (list.length > 64) throw invalid('at most 64 inbound source CIDRs');
+  const out: string[] = [];
+  for (const text of list) {
+    const withLen = text.includes('/') ? text : `${text}/${text.includes(':') ? 128 : 32}`;
+    const c = tryParseCidr(withLen, true);
+    if (c === null) throw invalid(`inbound source "${text}" is not a CIDR like 10.10.10.10/32 or 2001:db8::/48 (host bits must be zero)`);
+    out.push(cidrToString(c));
+  }
+  return [...new Set(out)];
+}
+
+const MAX_PORT_MAPPINGS = 64;
+
+/** Published ports of an endpoint: ports 1-65535, tcp or udp, optional host address. */
+export function checkPortMappings(list: readonly PortMapping[] | undefined): PortMappingRecord[] {
+  const ports = list ?? [];
+  if (ports.length > MAX_PORT_MAPPINGS) throw invalid(`at most ${MAX_PORT_MAPPINGS} published ports per endpoint`);
+  const out: PortMappingRecord[] = [];
+  const seen = new Set<string>();
+  for (const p of ports) {
+    const protocol = (p.protocol || 'tcp').toLowerCase();
+    if (protocol !== 'tcp' && protocol !== 'udp') throw invalid(`published port protocol "${p.protocol}" is not tcp or udp`);
+    for (const [what, v] of [['host', p.hostPort], ['container', p.containerPort]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > 65535) throw invalid(`published ${what} port ${String(v)} is out of range 1..65535`);
+    }
+    let hostIp = '';
+    if (p.hostIp && p.hostIp !== '0.0.0.0' && p.hostIp !== '::') {
+      const c = canonicalIp(p.hostIp);
+      if (c === null) throw invalid(`published port host address "${p.hostIp}" is not an IP address`);
+      hostIp = c;
+    }
+    const key = `${hostIp}/${p.hostPort}/${protocol}`;
+    if (seen.has(key)) throw invalid(`host port ${p.hostPort}/${protocol} is published twice`);
+    seen.add(key);
+    out.push({ hostPort: p.hostPort, containerPort: p.containerPort, protocol, hostIp });
+  }
+  return out;
+}
+
 function firstUsable(c: Cidr): string {
   const v = c.base + 1n;
   if (c.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
@@ -199,7 +250,7 @@ function firstUsable(c: Cidr): string {
 }
 
 /** Syntax checks of an endpoint create (addresses are checked by IPAM against the range). */
-export function validateEndpointRequest(req: CreateEndpointRequest): { name: string; mac: string | null } {
+export function validateEndpointRequest(req: CreateEndpointRequest): { name: string; mac: string | null; ports: PortMappingRecord[] } {
   if (!req.network) throw invalid('endpoint network is required');
   checkHostName(req.host);
   const id = checkContainerId(req.containerId);
@@ -211,7 +262,7 @@ export function validateEndpointRequest(req: CreateEndpointRequest): { name: str
     if (parseInt(mac.slice(0, 2), 16) & 1) throw invalid(`MAC ${mac} is a multicast address`);
     if (mac === '00:00:00:00:00:00') throw invalid('MAC 00:00:00:00:00:00 is not usable');
   }
-  return { name, mac };
+  return { name, mac, ports: checkPortMappings(req.ports) };
 }
 
 /** Endpoint name when none is given: the first 12 characters of the container id, as Docker shows it. */

@@ -18,6 +18,12 @@ describe('agent configuration', () => {
     expect(loadConfig([...base, '--endpoint-sweep-interval-ms', '500'])).toMatchObject({ endpointSweepIntervalMs: 500 });
   });
 
+  it('has a gateway port loom-gw0 by default, another name, or none', () => {
+    expect(loadConfig(base)).toMatchObject({ gatewayPort: 'loom-gw0', nft: 'nft' });
+    expect(loadConfig([...base, '--gateway-port', 'gw1'])).toMatchObject({ gatewayPort: 'gw1' });
+    expect(loadConfig([...base, '--gateway-port', ''])).toMatchObject({ gatewayPort: '' });
+  });
+
   it('returns help for --help', () => {
     expect(loadConfig(['--help'])).toBe('help');
   });
@@ -40,6 +46,7 @@ describe('agent configuration', () => {
     [[...base, '--no-such-flag'], /Unknown option/],
     [[...base, '--underlay-interface', 'eth1'], /underlayInterface needs underlayBridge/],
     [[...base, '--underlay-bridge', 'br-int'], /must differ from integrationBridge/],
+    [[...base, '--gateway-port', 'a-port-name-that-is-too-long'], /gatewayPort must be an interface name/],
     [['--config', '/nonexistent/agent.json'], /cannot read config file/],
     [[...base, '--endpoint-sweep-interval-ms', '50'], /endpointSweepIntervalMs \(0 = off\) must be an integer between 100 and 3600000/],
     [[...base, '--endpoint-sweep-interval-ms', 'soon'], /endpointSweepIntervalMs/],

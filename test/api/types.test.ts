@@ -12,6 +12,7 @@ import type * as T from '../../src/api/types.js';
 /** Every message type of types.ts by name. */
 interface Messages {
   DnsConfig: T.DnsConfig;
+  PortMapping: T.PortMapping;
   Network: T.Network;
   Host: T.Host;
   RouteEntry: T.RouteEntry;
@@ -46,6 +47,7 @@ interface Messages {
 interface Enums {
   TunnelType: T.TunnelType;
   RouteKind: T.RouteKind;
+  EgressMode: T.EgressMode;
 }
 
 /** Proto messages that types.ts names differently (one TS type serves several requests). */
@@ -96,10 +98,14 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     ipv6BlockPrefix: 'number',
     createRevision: 'number',
     modRevision: 'number',
+    egress: 'enum EgressMode',
+    ipv6Routed: 'boolean',
+    inboundSources: 'string[]',
   },
+  PortMapping: { hostPort: 'number', containerPort: 'number', protocol: 'string', hostIp: 'string' },
   Host: { name: 'string', vtep: 'string', agentVersion: 'string', capabilities: 'string[]', up: 'boolean', modRevision: 'number' },
   RouteEntry: { destination: 'string', gateway: 'string' },
-  EndpointInfo: { network: 'string', containerId: 'string', name: 'string', host: 'string', mac: 'string', ipv4: 'string', ipv6: 'string' },
+  EndpointInfo: { network: 'string', containerId: 'string', name: 'string', host: 'string', mac: 'string', ipv4: 'string', ipv6: 'string', hostGateway: 'boolean', ports: 'PortMapping[]' },
   Endpoint: {
     network: 'string',
     containerId: 'string',
@@ -116,6 +122,8 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     vni: 'number',
     createRevision: 'number',
     modRevision: 'number',
+    hostGateway: 'boolean',
+    ports: 'PortMapping[]',
   },
   Route: { network: 'string', prefix: 'string', host: 'string', vtep: 'string', kind: 'enum RouteKind' },
   RouteRef: { network: 'string', prefix: 'string' },
@@ -124,7 +132,7 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
   NameRequest: { name: 'string' },
   ListNetworksResponse: { networks: 'Network[]', revision: 'number' },
   DeleteResponse: { revision: 'number' },
-  CreateEndpointRequest: { network: 'string', host: 'string', containerId: 'string', name: 'string', ipv4: 'string', ipv6: 'string', mac: 'string' },
+  CreateEndpointRequest: { network: 'string', host: 'string', containerId: 'string', name: 'string', ipv4: 'string', ipv6: 'string', mac: 'string', ports: 'PortMapping[]' },
   EndpointKeyRequest: { network: 'string', containerId: 'string' },
   ListEndpointsRequest: { network: 'string', host: 'string' },
   ListEndpointsResponse: { endpoints: 'Endpoint[]', revision: 'number' },
@@ -167,9 +175,11 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
 const TS_ENUMS = {
   TunnelType: ['TUNNEL_TYPE_UNSPECIFIED', 'TUNNEL_TYPE_VXLAN', 'TUNNEL_TYPE_GRE'],
   RouteKind: ['ROUTE_KIND_UNSPECIFIED', 'ROUTE_KIND_BLOCK', 'ROUTE_KIND_EXCEPTION'],
+  EgressMode: ['EGRESS_MODE_UNSPECIFIED', 'EGRESS_MODE_NAT', 'EGRESS_MODE_OFF'],
 } as const;
 expectTypeOf<(typeof TS_ENUMS.TunnelType)[number]>().toEqualTypeOf<T.TunnelType>();
 expectTypeOf<(typeof TS_ENUMS.RouteKind)[number]>().toEqualTypeOf<T.RouteKind>();
+expectTypeOf<(typeof TS_ENUMS.EgressMode)[number]>().toEqualTypeOf<T.EgressMode>();
 expectTypeOf<keyof typeof TS_ENUMS>().toEqualTypeOf<keyof Enums>();
 expectTypeOf<T.Empty>().toEqualTypeOf<Record<string, never>>();
 

@@ -45,7 +45,7 @@ describe('loomctl against a running controller', () => {
   it('creates, lists and shows networks, in table and JSON', async () => {
     const created = await loomctl('network', 'create', 'blue', '--ipv4', '10.1.0.0/16', '--ipv6', 'fd00:1::/64', '--tunnel', 'gre', '--dns-server', '10.1.0.2', '--dns-search', 'corp.example');
     expect(created).toMatchObject({ code: 0, stderr: '' });
-    expect(created.stdout).toMatch(/^NAME\s+VNI\s+IPV4\s+IPV6\s+TUNNEL\s+MTU\s+GATEWAYS\nblue\s+1\s+10\.1\.0\.0\/16\s+fd00:1::\/64\s+gre\s+1458\s+10\.1\.0\.1,fd00:1::1\n$/);
+    expect(created.stdout).toMatch(/^NAME\s+VNI\s+IPV4\s+IPV6\s+TUNNEL\s+MTU\s+GATEWAYS\s+EGRESS\nblue\s+1\s+10\.1\.0\.0\/16\s+fd00:1::\/64\s+gre\s+1458\s+10\.1\.0\.1,fd00:1::1\s+nat\n$/);
     const list = await loomctl('network', 'list', '-o', 'json');
     expect(list.code).toBe(0);
     const nets = JSON.parse(list.stdout) as { name: string; vni: number; dns: { search: string[] } }[];
@@ -109,4 +109,21 @@ describe('loomctl against a running controller', () => {
     expect(down.code).toBe(4);
     expect(down.stderr).toMatch(/cannot reach the controller at 127\.0\.0\.1:1/);
   });
+  it('shows a network\'s egress mode and host addresses, and an endpoint\'s published ports', async () => {
+    const created = await loomctl('network', 'create', 'red', '--ipv4', '10.9.0.0/24', '--egress', 'off', '--inbound-source', '10.10.10.10');
+    expect(created.stdout).toMatch(/red\s+\d+\s+10\.9\.0\.0\/24\s+-\s+vxlan\s+1450\s+10\.9\.0\.1\s+off\n$/);
+    const c = new LoomClient(d.target);
+    await c.register({ name: 'h3', vtep: '192.0.2.3', capabilities: ['gateway-port'] });
+    await c.createEndpoint({ network: 'red', host: 'h3', containerId: 'web1', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIp: '' }, { hostPort: 53, containerPort: 53, protocol: 'udp', hostIp: '127.0.0.1' }] });
+    c.close();
+    const show = await loomctl('network', 'show', 'red');
+    expect(show.stdout).toContain('no egress; inbound sources: 10.10.10.10/32');
+    expect(show.stdout, show.stdout).toMatch(/h3\s+10\.9\.0\.63\/24\s+-/);
+    const list = await loomctl('endpoint', 'list', '--network', 'red');
+    expect(list.stdout).toMatch(/web1\s+web1\s+h3\s+\S+\s+10\.9\.0\.2\/24\s+-\s+8080->80\/tcp,127\.0\.0\.1:53->53\/udp/);
+    expect(list.stdout).toMatch(/\(host gateway\)\s+_gw\.h3\s+h3/);
+    const bad = await loomctl('network', 'create', 'x', '--ipv4', '10.8.0.0/24', '--egress', 'maybe');
+    expect(bad).toMatchObject({ code: 2, stderr: 'loomctl: --egress must be nat or off, got "maybe"\n' });
+  });
+
 });

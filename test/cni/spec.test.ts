@@ -60,6 +60,18 @@ describe('CNI network configuration', () => {
     expect(codeOf(() => parseConfig('{"cniVersion":"2.0.0","name":"b","type":"loom"}'))).toBe(CniCode.IncompatibleVersion);
   });
 
+  it('takes podman\'s -p from runtimeConfig.portMappings (protocol default tcp, hostIP optional)', () => {
+    const conf = (pm: unknown) => JSON.stringify({ cniVersion: '1.0.0', name: 'b', type: 'loom', runtimeConfig: { portMappings: pm } });
+    expect(parseConfig('{"cniVersion":"1.0.0","name":"b","type":"loom"}').portMappings).toEqual([]);
+    expect(parseConfig(conf([{ hostPort: 8080, containerPort: 80 }, { hostPort: 53, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' }])).portMappings).toEqual([
+      { hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIp: '' },
+      { hostPort: 53, containerPort: 53, protocol: 'udp', hostIp: '127.0.0.1' },
+    ]);
+    for (const bad of [{}, [{ hostPort: '80', containerPort: 80 }], [{ hostPort: 80, containerPort: 80, protocol: 'sctp' }], [null]]) {
+      expect(codeOf(() => parseConfig(conf(bad)))).toBe(CniCode.InvalidConfig);
+    }
+  });
+
   it('takes one IPv4 and one IPv6 static address from IP=', () => {
     expect(staticAddresses({ IP: '198.18.0.9,fd00::9' })).toEqual({ ipv4: '198.18.0.9', ipv6: 'fd00::9' });
     expect(staticAddresses({ IP: '198.18.0.9/16' })).toEqual({ ipv4: '198.18.0.9' });

@@ -7,3 +7,4 @@ export { startAgent, AgentProcess, cniBinDir, cniPluginPath, runCni, cniEnv, typ
 export { startCluster, seedTunnelNeighbours, type Cluster } from './cluster.js';
 export { startController, type TestController } from './controller.js';
 export { startDaemon, tempDir, type Daemon } from './controller-daemon.js';
+export { createOutside, Outside, startEchoServer, stopEchoServer } from './outside.js';

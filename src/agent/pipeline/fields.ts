@@ -20,9 +20,9 @@ export const Table = {
 } as const;
 export type TableId = (typeof Table)[keyof typeof Table];
 
-/** reg0[0..3]: where the packet entered the bridge. */
+/** reg0[0..3]: where the packet entered the bridge. Bit 0 set: it entered on this host. */
 export const SourceReg = { field: 'reg', index: 0, ofs: 0, nBits: 4 } as const satisfies FieldRef;
-export const Source = { LocalEndpoint: 1, Tunnel: 2 } as const;
+export const Source = { LocalEndpoint: 1, Tunnel: 2, GatewayPort: 3 } as const;
 
 /** reg1[0..23]: the VNI of the packet's network, from the ingress port or the tunnel key. */
 export const VniReg = { field: 'reg', index: 1, ofs: 0, nBits: 24 } as const satisfies FieldRef;
@@ -32,6 +32,10 @@ export const OutPortReg = { field: 'reg', index: 2, ofs: 0, nBits: 32 } as const
 
 export function matchSource(source: number): MatchField {
   return { field: 'reg', index: SourceReg.index, value: source, mask: 0xf };
+}
+/** A local endpoint or the host's gateway port: what may enter a tunnel. */
+export function matchFromThisHost(): MatchField {
+  return { field: 'reg', index: SourceReg.index, value: 1, mask: 0x1 };
 }
 export function matchVni(vni: number): MatchField {
   return { field: 'reg', index: VniReg.index, value: vni, mask: 0xffffff };
@@ -60,6 +64,7 @@ export function matchOutPort(port: number): MatchField {
  *            the new generation is installed, so an agent restart loses no packet.
  *   [47..40] feature that owns the flow (Feature below).
  *   [39..0]  object: VNI for network-wide flows, OpenFlow port for per-endpoint flows, 0 otherwise.
+ * The host path's flows are network-wide (object = VNI) or, for the port's output flow, 0.
  */
 export const Feature = {
   Base: 1,
@@ -68,6 +73,8 @@ export const Feature = {
   ArpNd: 4,
   Tunnel: 5,
   Policy: 6,
+  /** The gateway port to the host's own stack (host path, egress, published ports): host-path.ts. */
+  HostPath: 7,
 } as const;
 export type FeatureId = (typeof Feature)[keyof typeof Feature];
 

@@ -26,6 +26,18 @@ export interface NetworkState {
   gateway6?: string;
   endpoints: LocalEndpoint[];
   remote: RemoteRoute[];
+  /** The network's ranges (host path: what the gateway port may send into the network). */
+  ipv4Cidr?: string;
+  ipv6Cidr?: string;
+  /** This host's gateway-port addresses in the network (from the controller's IPAM). */
+  hostAddress4?: string;
+  hostAddress6?: string;
+}
+
+/** The OVS internal port to the host's own network stack. */
+export interface GatewayPortState {
+  ofport: number;
+  mac: string;
 }
 
 export interface PipelineState {
@@ -34,6 +46,8 @@ export interface PipelineState {
   /** OpenFlow port numbers of the flow-based tunnel ports (remote_ip=flow, key=flow). */
   tunnelPorts: Record<TunnelKind, number>;
   networks: NetworkState[];
+  /** Absent: no host path (the pipeline is as before). */
+  gatewayPort?: GatewayPortState;
 }
 
 /** One flow the pipeline wants installed. */

@@ -1,7 +1,7 @@
 // The overlay: tunnel ingress (the key names the network) and routes to other hosts' blocks and
 // static addresses. One flow per remote prefix: forwarding state grows with hosts, not endpoints.
 import type { Flow, PipelineState } from './state.js';
-import { Feature, OutPortReg, Source, Table, classify, cookie, gatewayMac, matchOutPort, matchSource, matchVni } from './fields.js';
+import { Feature, OutPortReg, Source, Table, classify, cookie, gatewayMac, matchFromThisHost, matchOutPort, matchVni } from './fields.js';
 import { goto, inPort, ipMatch, prefixLength } from './match-helpers.js';
 
 /** Longer prefixes win: a static /32 exception beats the /26 block it may sit in. */
@@ -35,8 +35,9 @@ export function tunnelFlows(state: PipelineState): Flow[] {
         table: Table.L3Forwarding,
         priority: ROUTE_PRIORITY_BASE + prefixLength(route.prefix),
         cookie: c,
-        // Only local endpoints' traffic enters a tunnel: a host never relays tunnel to tunnel.
-        match: [matchVni(net.vni), matchSource(Source.LocalEndpoint), ...ipMatch('dst', route.prefix)],
+        // Only what entered on this host (endpoints, the gateway port) enters a tunnel: a host
+        // never relays tunnel to tunnel.
+        match: [matchVni(net.vni), matchFromThisHost(), ...ipMatch('dst', route.prefix)],
         instructions: [
           {
             type: 'apply_actions',

@@ -88,7 +88,10 @@ describe('pipeline', () => {
   it('routes to other hosts by prefix, longest prefix first, never from a tunnel back into one', () => {
     const routes = flows.filter((f) => f.table === Table.L3Forwarding && field(f, 'tunnel_id') === undefined && actionsOf(f).some((a) => a.type === 'set_field' && a.field.field === 'tun_ipv4_dst'));
     expect(routes).toHaveLength(4);
-    for (const r of routes) expect(reg(r, 0)).toEqual({ field: 'reg', index: 0, value: Source.LocalEndpoint, mask: 0xf });
+    // Bit 0 of the source: entered on this host (an endpoint or the gateway port), never a tunnel.
+    for (const r of routes) expect(reg(r, 0)).toEqual({ field: 'reg', index: 0, value: 1, mask: 0x1 });
+    expect(Source.Tunnel & 1).toBe(0);
+    expect(Source.LocalEndpoint & Source.GatewayPort & 1).toBe(1);
     const exception = routes.find((r) => field(r, 'ipv4_dst')?.value === '198.18.0.7')!;
     const block = routes.find((r) => field(r, 'ipv4_dst')?.value === '198.18.0.64')!;
     expect(exception.priority).toBeGreaterThan(block.priority);
@@ -115,8 +118,11 @@ describe('pipeline', () => {
   });
 
   it('stamps the generation and the owning feature into every cookie', () => {
-    for (const f of flows) expect(cookieGeneration(f.cookie)).toBe(7);
-    const features = new Set(flows.map((f) => cookieFeature(f.cookie)));
+    const s = state({ gatewayPort: { ofport: 65003, mac: '12:00:00:00:00:01' } });
+    s.networks[0] = { ...s.networks[0]!, ipv4Cidr: '198.18.0.0/16', hostAddress4: '198.18.0.63' };
+    const all = buildPipeline(s);
+    for (const f of all) expect(cookieGeneration(f.cookie)).toBe(7);
+    const features = new Set(all.map((f) => cookieFeature(f.cookie)));
     expect([...features].sort()).toEqual(Object.values(Feature).sort());
     expect(cookie(0xffff, Feature.Policy, 5)).toBe(0xffff_0600_0000_0005n);
     expect(() => cookie(0x10000, Feature.Base)).toThrow(RangeError);

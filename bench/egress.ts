@@ -1,0 +1,105 @@
+// bench:egress: TCP throughput through a host's ways in and out, measured three ways in one run
+// on one simulated host and an "outside" machine on its underlay:
+//   egress:  container -> outside, through the gateway port and the host's NAT (table inet loom)
+//   publish: outside -> container, through a published port (DNAT)
+//   host:    host -> outside on the same underlay (the same OVS userspace datapath to the wire),
+//            what the container would get if it used the host's network namespace (podman --network host)
+// Last line: RESULT egress_gbps=... publish_gbps=... host_gbps=... egress_vs_host=... publish_vs_host=...
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { startCluster, runCni, cniEnv, run, createOutside, type Container } from '../test/harness/index.js';
+import { startController } from '../test/harness/controller.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const RMEM_DEFAULT = 4 * 1024 * 1024;
+const OUT4 = '192.0.2.100';
+const PUBLISHED = 5301;
+
+interface Measure {
+  gbps: number;
+  retransmits: number;
+}
+type Runner = { exec(cmd: string, args?: readonly string[]): Promise<string> };
+
+/** One iperf3 TCP test from `client` to `address:port`; the server serves exactly one test. */
+async function iperf(server: Runner, client: Runner, address: string, port: number): Promise<Measure> {
+  server.exec('timeout', [String(SECONDS + 10), 'iperf3', '-s', '-1', '-p', String(port)]).catch(() => undefined);
+  type Report = { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent: { retransmits: number } } };
+  for (let attempt = 0; ; attempt++) {
+    const r = await client.exec('iperf3', ['-c', address, '-p', String(port), '-t', String(SECONDS), '-J']).then(
+      (out) => JSON.parse(out) as Report,
+      (err: Error) => ({ error: err.message }) as Report,
+    );
+    if (r.end?.sum_received) return { gbps: r.end.sum_received.bits_per_second / 1e9, retransmits: r.end.sum_sent.retransmits };
+    // Only "not listening yet" is worth another try.
+    if (attempt > 30 || !/refused/i.test(r.error ?? '')) throw new Error(`iperf3 to ${address}:${port}: ${r.error ?? 'no result'}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+async function main(): Promise<void> {
+  if (!['/usr/bin/iperf3', '/bin/iperf3'].some(existsSync)) {
+    console.error('bench:egress needs iperf3: apt-get install -y iperf3');
+    process.exit(2);
+  }
+  if (!['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'].some(existsSync)) {
+    console.error('bench:egress needs nftables (nft): apt-get install -y nftables');
+    process.exit(2);
+  }
+  // As in bench:dataplane: the userspace datapath needs bigger socket buffers at full TCP speed.
+  const rmem = (await run('sysctl', ['-n', 'net.core.rmem_default'])).trim();
+  await run('sysctl', ['-qw', `net.core.rmem_default=${RMEM_DEFAULT}`]);
+  process.on('exit', () => spawnSync('sysctl', ['-qw', `net.core.rmem_default=${rmem}`]));
+  console.log(`net.core.rmem_default ${rmem} -> ${RMEM_DEFAULT} for this run (restored after)`);
+  const ctl = await startController({ hostDownAfterMs: 60_000 });
+  await ctl.client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16' });
+  const cluster = await startCluster({ hosts: ['ha'], controller: ctl.target, built: true });
+  const outside = await createOutside(cluster.underlay, [`${OUT4}/24`]);
+  try {
+    const ha = cluster.hosts[0]!;
+    const c: Container = await ha.addContainer('c', { empty: true });
+    const conf = {
+      cniVersion: '1.0.0',
+      name: 'blue',
+      type: 'loom',
+      agentSocket: cluster.agents[0]!.socket,
+      runtimeConfig: { portMappings: [{ hostPort: PUBLISHED, containerPort: PUBLISHED, protocol: 'tcp' }] },
+    };
+    const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, 'c'));
+    if (r.code !== 0) throw new Error(`ADD: ${r.stdout}`);
+    const { revision } = await ctl.client.getStatus();
+    if (!(await ctl.client.wait(revision, 10_000)).converged) throw new Error('the agent did not converge');
+    await c.exec('ping', ['-c', '1', '-W', '2', OUT4]);
+
+    const paths: Array<[string, Runner, Runner, string, number]> = [
+      ['host -> outside (same underlay)', outside, ha, OUT4, 5201],
+      ['container -> outside (egress NAT)', outside, c, OUT4, 5202],
+      ['outside -> container (published port)', c, outside, cluster.vteps.ha!, PUBLISHED],
+    ];
+    const runs = paths.map(() => [] as Measure[]);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [i, [name, server, client, address, port]] of paths.entries()) {
+        const m = await iperf(server, client, address, port);
+        runs[i]!.push(m);
+        console.log(`  round ${round}/${ROUNDS} ${name}: ${m.gbps.toFixed(2)} Gbit/s, ${m.retransmits} retransmits`);
+      }
+    }
+    const median = (ms: Measure[]): Measure => [...ms].sort((a, b) => a.gbps - b.gbps)[Math.floor(ms.length / 2)]!;
+    const [host, egress, publish] = runs.map(median) as [Measure, Measure, Measure];
+    console.log(`medians of ${ROUNDS} rounds of ${SECONDS} s`);
+    console.log(
+      `RESULT egress_gbps=${egress.gbps.toFixed(2)} publish_gbps=${publish.gbps.toFixed(2)} host_gbps=${host.gbps.toFixed(2)} ` +
+        `egress_vs_host=${(egress.gbps / host.gbps).toFixed(2)} publish_vs_host=${(publish.gbps / host.gbps).toFixed(2)}`,
+    );
+  } finally {
+    await outside.remove();
+    await cluster.stop();
+    await ctl.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
