@@ -46,7 +46,7 @@ describe('agent configuration', () => {
     [[...base, '--no-such-flag'], /Unknown option/],
     [[...base, '--underlay-interface', 'eth1'], /underlayInterface needs underlayBridge/],
     [[...base, '--underlay-bridge', 'br-int'], /must differ from integrationBridge/],
-    [[...base, '--gateway-port', 'a-port-name-that-is-too-long'], /gatewayPort must be an interface name/],
+    [[...base, '--gateway-port', 'a-port-name-that-is-too-long'], /gatewayPort is not a valid interface name: it is 28 bytes long/],
     [['--config', '/nonexistent/agent.json'], /cannot read config file/],
     [[...base, '--endpoint-sweep-interval-ms', '50'], /endpointSweepIntervalMs \(0 = off\) must be an integer between 100 and 3600000/],
     [[...base, '--endpoint-sweep-interval-ms', 'soon'], /endpointSweepIntervalMs/],
