@@ -70,6 +70,8 @@ export interface EndpointPortRecord {
   mac: string;
   ipv4: string;
   ipv6: string;
+  /** The container's own upstream DNS servers (CNI runtimeConfig `dns.servers`), comma-separated; '' = the network's. */
+  dnsServers: string;
 }
 
 const KEYS: Record<keyof EndpointPortRecord, string> = {
@@ -80,6 +82,7 @@ const KEYS: Record<keyof EndpointPortRecord, string> = {
   mac: 'loom-mac',
   ipv4: 'loom-ipv4',
   ipv6: 'loom-ipv6',
+  dnsServers: 'loom-dns-servers',
 };
 
 /** Adds the endpoint's host-side interface to the bridge and returns its OpenFlow port. */

@@ -30,6 +30,7 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
         network: conf.network,
         ...(env.args.K8S_POD_NAME ? { name: env.args.K8S_POD_NAME } : {}),
         ...staticAddresses(env.args),
+        ...(conf.dns ? { dns: conf.dns } : {}),
       });
       return toCniResult(conf.cniVersion, r);
     }

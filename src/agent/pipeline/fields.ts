@@ -68,6 +68,7 @@ export const Feature = {
   ArpNd: 4,
   Tunnel: 5,
   Policy: 6,
+  Dns: 7,
 } as const;
 export type FeatureId = (typeof Feature)[keyof typeof Feature];
 

@@ -8,6 +8,7 @@ import { connectivityFlows } from './connectivity.js';
 import { tunnelFlows } from './tunnels.js';
 import { arpNdFlows } from './arp-nd.js';
 import { policyFlows } from './policy.js';
+import { dnsFlows } from './dns.js';
 
 /** Every table ends in an explicit drop, so `dump-flows` shows where a packet died. */
 function tableMissFlows(generation: number): Flow[] {
@@ -23,6 +24,7 @@ export function buildPipeline(state: PipelineState): Flow[] {
     ...tunnelFlows(state),
     ...arpNdFlows(state),
     ...policyFlows(state),
+    ...dnsFlows(state),
   ];
 }
 
