@@ -175,20 +175,29 @@ describe('DNS for containers across hosts', () => {
   });
 
   it('keeps answering across an agent restart (the gap is measured)', async () => {
+    // While no agent runs, queries to the gateway go unanswered (the packet-in has no taker); the
+    // restarted agent answers once it has its first complete view. Most of the gap is the agent
+    // process starting (tsx compiles the source here; the release runs compiled JavaScript).
     const agent = cluster.agents[0]!;
     await agent.stop();
     const stopped = performance.now();
-    const started = agent.start();
-    const answered = await waitFor('a1 to resolve b1 again', async () => {
-      const [a] = await ask('a1', ['b1.blue.loom:A'], 300);
-      return a!.rcode === 'NOERROR' && a!.answers!.includes(eps.b1!.ipv4) ? performance.now() : undefined;
-    }, 30_000, 0);
+    let up = 0;
+    const started = agent.start().then(() => (up = performance.now()));
+    let answered: number;
+    try {
+      answered = await waitFor('a1 to resolve b1 again', async () => {
+        const [a] = await ask('a1', ['b1.blue.loom:A'], 300);
+        return a!.rcode === 'NOERROR' && a!.answers!.includes(eps.b1!.ipv4) ? performance.now() : undefined;
+      }, 60_000, 0);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nagent log tail:\n${agent.logs.slice(-3000)}`, { cause: err });
+    }
     await started;
-    console.log(`DNS gap across an agent restart: ${Math.round(answered - stopped)} ms (stop to first answer)`);
+    console.log(`DNS gap across an agent restart: ${Math.round(answered - stopped)} ms from stop to first answer; the agent served its local API after ${Math.round(up - stopped)} ms`);
     // The restarted agent kept the container's own servers (OVSDB port record).
     const [www] = await ask('a3', ['www.outside.test:A']);
     expect(www).toMatchObject({ rcode: 'NOERROR', answers: ['203.0.113.7'] });
-  }, 40_000);
+  }, 90_000);
 
   it('a deleted endpoint is NXDOMAIN on every host once wait returns', async () => {
     const b1 = eps.b1!;
