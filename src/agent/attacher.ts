@@ -319,7 +319,7 @@ const bare = (cidr: string) => cidr.split('/')[0] ?? '';
  * network's); its own options, else the network's. Its own servers are its upstreams, not here.
  */
 export function containerDns(req: Pick<AttachRequest, 'dns'>, network: api.Network, gateways: readonly string[]): AttachResult['dns'] {
-  const search = [networkDomain(network.name), ...(req.dns?.searches?.length ? req.dns.searches : (network.dns?.search ?? []))];
+  const search = [networkDomain(network), ...(req.dns?.searches?.length ? req.dns.searches : (network.dns?.search ?? []))];
   return {
     nameservers: gateways.filter(Boolean),
     search: [...new Set(search)],

@@ -76,8 +76,8 @@ describe('DNS for containers across hosts', () => {
 
   beforeAll(async () => {
     ctl = await startController({ hostDownAfterMs: 5000, heartbeatIntervalMs: 300 });
-    await ctl.client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16', ipv6Cidr: 'fd00:b::/64', tunnelType: 'TUNNEL_TYPE_VXLAN', dns: { nameservers: [OUTSIDE_ADDR], search: [], options: [] } });
-    await ctl.client.createNetwork({ name: 'red', ipv4Cidr: '198.19.0.0/16', tunnelType: 'TUNNEL_TYPE_GRE', dns: { nameservers: [DEAD_UPSTREAM], search: [], options: [] } });
+    await ctl.client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16', ipv6Cidr: 'fd00:b::/64', tunnelType: 'TUNNEL_TYPE_VXLAN', dns: { nameservers: [OUTSIDE_ADDR], search: [], options: [], domain: '' } });
+    await ctl.client.createNetwork({ name: 'red', ipv4Cidr: '198.19.0.0/16', tunnelType: 'TUNNEL_TYPE_GRE', dns: { nameservers: [DEAD_UPSTREAM], search: [], options: [], domain: 'red.example' } });
     cluster = await startCluster({ hosts: ['ha', 'hb'], controller: ctl.target });
 
     // The outside world: a namespace on the underlay with a DNS server for names Loom does not own.
@@ -128,7 +128,7 @@ describe('DNS for containers across hosts', () => {
     expect(a1.dns.nameservers).toEqual([a1.gw4, 'fd00:b::1']);
     expect(a1.dns.search).toEqual(['blue.loom', 'example.test']);
     expect(a1.dns.options).toEqual(['ndots:1']);
-    expect(eps.b2!.dns).toEqual({ nameservers: [eps.b2!.gw4], search: ['red.loom'] });
+    expect(eps.b2!.dns).toEqual({ nameservers: [eps.b2!.gw4], search: ['red.example'] }); // red's own domain
   });
 
   it('resolves a container on another host by name and name.domain: A, AAAA, PTR', async () => {
@@ -152,10 +152,15 @@ describe('DNS for containers across hosts', () => {
   });
 
   it('a name of another network does not exist', async () => {
-    const [other, ptr] = await ask('a1', ['b2.red.loom:A', `${eps.b2!.ipv4.split('.').reverse().join('.')}.in-addr.arpa:PTR`]);
+    const [other, ptr] = await ask('a1', ['b2.red.example:A', `${eps.b2!.ipv4.split('.').reverse().join('.')}.in-addr.arpa:PTR`]);
     expect(other).toMatchObject({ rcode: 'NXDOMAIN', answers: [] });
     // Not answered from red's directory: forwarded upstream, which knows nothing of it.
     expect(ptr!.answers).toEqual([]);
+  });
+
+  it("answers under a network's own domain (red.example) across hosts", async () => {
+    const [b2] = await ask('a3', ['b2.red.example:A']);
+    expect(b2).toMatchObject({ rcode: 'NOERROR', answers: [eps.b2!.ipv4] });
   });
 
   it('forwards names outside Loom to the upstream in the outside namespace', async () => {

@@ -7,10 +7,10 @@ import { dnsName } from '../../common/endpoint-name.js';
 import type { EndpointInfo, Network } from '../../api/types.js';
 import { DnsDirectory, type DnsEntry, type DnsZone } from './directory.js';
 
-/** Every network's DNS domain: `<network>.loom` (network names are DNS labels). */
+/** A network's DNS domain: its own (`dns.domain`), else `<network>.loom` (network names are DNS labels). */
 export const DOMAIN_SUFFIX = 'loom';
-export function networkDomain(network: string): string {
-  return `${network}.${DOMAIN_SUFFIX}`;
+export function networkDomain(network: Pick<Network, 'name' | 'dns'>): string {
+  return network.dns?.domain || `${network.name}.${DOMAIN_SUFFIX}`;
 }
 
 export interface NetworkNames {
@@ -23,7 +23,7 @@ export function directoryOf(networks: Iterable<NetworkNames>): DnsDirectory {
   const zones: DnsZone[] = [];
   const entries: DnsEntry[] = [];
   for (const { network, endpoints } of networks) {
-    zones.push({ network: network.name, domain: networkDomain(network.name) });
+    zones.push({ network: network.name, domain: networkDomain(network) });
     for (const ep of endpoints) {
       const ipv4 = bare(ep.ipv4);
       const ipv6 = bare(ep.ipv6);

@@ -15,7 +15,8 @@ describe('DNS names from the view', () => {
       { network: network('blue'), endpoints: [ep('blue', 'Web_1', '198.18.0.2/16', 'fd00:b::2/64'), ep('blue', 'api.v1', '198.18.0.3/16')] },
       { network: network('red'), endpoints: [ep('red', 'db', '198.19.0.2/16')] },
     ]);
-    expect(networkDomain('blue')).toBe('blue.loom');
+    expect(networkDomain(network('blue'))).toBe('blue.loom');
+    expect(networkDomain(network('blue', { nameservers: [], search: [], options: [], domain: 'corp.example' }))).toBe('corp.example');
     expect(d.lookup('web-1', 'A', ['blue'])).toMatchObject({ kind: 'local', addresses: ['198.18.0.2'] });
     expect(d.lookup('web-1.blue.loom', 'AAAA', ['blue'])).toMatchObject({ kind: 'local', addresses: ['fd00:b::2'] });
     expect(d.lookup('api.v1.blue.loom', 'A', ['blue'])).toMatchObject({ kind: 'local', addresses: ['198.18.0.3'] });
@@ -28,7 +29,7 @@ describe('DNS names from the view', () => {
   });
 
   it("gives the container its gateways as nameservers, its network's domain first, its own searches and options over the network's", () => {
-    const blue = network('blue', { nameservers: ['192.0.2.53'], search: ['corp.example'], options: ['rotate'] });
+    const blue = network('blue', { nameservers: ['192.0.2.53'], search: ['corp.example'], options: ['rotate'], domain: '' });
     expect(containerDns({}, blue, ['198.18.0.1', 'fd00:b::1'])).toEqual({ nameservers: ['198.18.0.1', 'fd00:b::1'], search: ['blue.loom', 'corp.example'], options: ['rotate'] });
     expect(containerDns({ dns: { servers: ['192.0.2.9'], searches: ['a.test', 'blue.loom'], options: ['ndots:2'] } }, blue, ['198.18.0.1'])).toEqual({
       nameservers: ['198.18.0.1'],
