@@ -228,6 +228,7 @@ export class Agent {
   private rebuildDnsDirectory(): void {
     const networks: NetworkNames[] = [...this.session.view.networks.values()].map((n) => ({ network: n.network, endpoints: n.endpoints.values() }));
     this.resolver.setDirectory(directoryOf(networks));
+    this.dnsResponder?.retain(new Set([...this.attacher.attachments.values()].map((a) => a.ofport)));
   }
 
   /**

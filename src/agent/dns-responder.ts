@@ -218,9 +218,9 @@ export class DnsResponder {
     this.off();
   }
 
-  /** Forgets a port's bucket (its endpoint left). */
-  forget(port: number): void {
-    this.buckets.delete(port);
+  /** Forgets the buckets of ports that are no longer endpoints (ofports are not reused soon; the map stays bounded). */
+  retain(ports: ReadonlySet<number>): void {
+    for (const port of this.buckets.keys()) if (!ports.has(port)) this.buckets.delete(port);
   }
 
   /** One frame from `inPort` in the network `vni`; `send` gets the answer frame. */
