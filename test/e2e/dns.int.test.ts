@@ -2,7 +2,9 @@
 // endpoint directory the controller streams to every agent, and forwards other names to the
 // network's upstream (a dnsmasq in an "outside" namespace on the underlay) or the container's own.
 // resolv.conf is written from the CNI result into /etc/netns/<ns>/ (which `ip netns exec` mounts
-// over /etc/resolv.conf), as podman writes it from the same result.
+// over /etc/resolv.conf), as podman writes it from the same result. The plugin gets runtimeConfig
+// `dns` in its stdin config the way podman passes --dns/--dns-search/--dns-option; podman itself
+// is not run here.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
