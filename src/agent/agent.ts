@@ -50,6 +50,8 @@ export class Agent {
   private dnsResponder: DnsResponder | undefined;
   /** The host's resolvers (resolv.conf, read once at start): upstreams of networks that name none. */
   private hostResolvers: string[] = [];
+  /** Whether the directory was built from a complete view since start. */
+  private dnsReady = false;
 
   constructor(
     readonly config: AgentConfig,
@@ -228,6 +230,7 @@ export class Agent {
   private rebuildDnsDirectory(): void {
     const networks: NetworkNames[] = [...this.session.view.networks.values()].map((n) => ({ network: n.network, endpoints: n.endpoints.values() }));
     this.resolver.setDirectory(directoryOf(networks));
+    this.dnsReady = true;
     this.dnsResponder?.retain(new Set([...this.attacher.attachments.values()].map((a) => a.ofport)));
   }
 
@@ -236,6 +239,9 @@ export class Agent {
    * upstreams: its own (CNI runtimeConfig), else its network's, else the host's resolvers.
    */
   private dnsScope(inPort: number): DnsScope | undefined {
+    // Before the first complete view the directory is empty: answering would send Loom's own
+    // names upstream (and clients cache the NXDOMAIN). Unanswered, they retry.
+    if (!this.dnsReady) return undefined;
     const attachments = [...this.attacher.attachments.values()];
     const asker = attachments.find((a) => a.ofport === inPort);
     if (!asker) return undefined;

@@ -79,7 +79,10 @@ function udpExchange(query: Buffer, server: { host: string; port: number }, time
     const v6 = net.isIPv6(server.host);
     const sock = dgram.createSocket(v6 ? 'udp6' : 'udp4');
     if (netns) sock.bind({ fd: socketIn(netns, v6, SOCK_DGRAM) });
+    let finished = false; // a late send error or answer after the timeout must not close twice
     const done = (err: Error | undefined, msg?: Buffer) => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       sock.close();
       if (err) reject(err);
@@ -91,7 +94,11 @@ function udpExchange(query: Buffer, server: { host: string; port: number }, time
     sock.on('message', (msg, rinfo) => {
       if (rinfo.port === server.port && sameId(msg, query)) done(undefined, msg);
     });
-    sock.connect(server.port, server.host, () => sock.send(query));
+    // connect reports its failure (unreachable network, ...) to this callback, not as an event.
+    sock.connect(server.port, server.host, (err?: Error) => {
+      if (err) return done(err);
+      sock.send(query, (sendErr) => sendErr && done(sendErr));
+    });
   });
 }
 
