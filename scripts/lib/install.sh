@@ -4,9 +4,11 @@
 # util-linux runs nft in a simulated host's namespace).
 APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl gcc g++ make libc6-dev python3 nftables util-linux)
 # The tests also roll Loom out with Ansible over SSH to simulated hosts.
-TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client)
+# dnsmasq-base: the "outside" upstream DNS server of test/e2e/dns.int.test.ts.
+TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client dnsmasq-base)
 # bench:cni compares the loom plugin with the standard bridge plugin (host-local IPAM).
-BENCH_APT_PACKAGES=(containernetworking-plugins)
+# bench:dns compares Loom's resolver with dnsmasq under dnsperf.
+BENCH_APT_PACKAGES=(containernetworking-plugins dnsperf dnsmasq-base)
 
 # install_debian_packages [extra packages...]: installs what is missing, nothing else.
 install_debian_packages() {

@@ -22,6 +22,10 @@ import { clearFlowRestoreWait, setFlowRestoreWait } from './ovs.js';
 import type { GatewayPortState } from './pipeline/state.js';
 import type { FirewallNetwork, PublishedPort } from './host-firewall.js';
 import type { GatewayNetwork } from './gateway-port.js';
+import { DnsResolver, type DnsScope } from './dns/resolver.js';
+import { DEFAULT_UPSTREAM, type UpstreamOptions } from './dns/upstream.js';
+import { directoryOf, readHostResolvers, type NetworkNames } from './dns/names.js';
+import { DnsResponder } from './dns-responder.js';
 
 export { AgentError, hostIfname, TUNNEL_OVERHEAD } from './attacher.js';
 export const AGENT_VERSION = '0.1.0';
@@ -63,6 +67,13 @@ export class Agent {
   private stopped = false;
   private gatewayPort: GatewayPortState | undefined;
   appliedRevision = 0;
+  /** Answers containers' DNS queries (packet-ins of the Dns flows) from the view's endpoint directory. */
+  readonly resolver: DnsResolver;
+  private dnsResponder: DnsResponder | undefined;
+  /** The host's resolvers (resolv.conf, read once at start): upstreams of networks that name none. */
+  private hostResolvers: string[] = [];
+  /** Whether the directory was built from a complete view since start. */
+  private dnsReady = false;
 
   constructor(
     readonly config: AgentConfig,
@@ -71,8 +82,10 @@ export class Agent {
     private readonly log: Logger,
     private readonly metrics?: AgentMetrics,
     clock?: Clock,
+    private readonly dnsUpstream: UpstreamOptions = DEFAULT_UPSTREAM,
   ) {
     this.flows = new FlowSync(host.openflow);
+    this.resolver = new DnsResolver(metrics?.dns, dnsUpstream);
     this.controllerApi = controller.api;
     this.reclaimer = new EndpointReclaimer({
       connected: () => this.session.registered,
@@ -95,6 +108,8 @@ export class Agent {
       onChange: (revision, ack) => {
         this.enqueue(async () => {
           await this.syncFlows();
+          // Names follow the view before the ack: once `loomctl wait` returns, every host answers the change.
+          this.rebuildDnsDirectory();
           this.appliedRevision = revision;
           this.metrics?.appliedRevision.set(revision);
           ack();
@@ -147,6 +162,9 @@ export class Agent {
       ),
       answerGatewaySolicitations(this.host.openflow, (vni) => this.pipelineState().networks.find((n) => n.vni === vni)?.gateway6, this.log),
     );
+    this.hostResolvers = readHostResolvers(this.config.resolvConf);
+    this.dnsResponder = new DnsResponder(this.host.openflow, this.resolver, (inPort) => this.dnsScope(inPort), this.log, undefined, this.metrics?.dnsResponder);
+    this.unsubscribe.push(() => this.dnsResponder?.stop());
     await this.recoverEndpoints();
     if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
     this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, stale: this.reclaimer.pendingCount, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
@@ -235,6 +253,32 @@ export class Agent {
     const next = this.queue.then(fn, fn);
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** The endpoint directory of every network in the view (all hosts' endpoints), for the resolver. */
+  private rebuildDnsDirectory(): void {
+    const networks: NetworkNames[] = [...this.session.view.networks.values()].map((n) => ({ network: n.network, endpoints: n.endpoints.values() }));
+    this.resolver.setDirectory(directoryOf(networks));
+    this.dnsReady = true;
+    this.dnsResponder?.retain(new Set([...this.attacher.attachments.values()].map((a) => a.ofport)));
+  }
+
+  /**
+   * Who asks from `inPort`: the networks its container is attached to on this host, and its
+   * upstreams: its own (CNI runtimeConfig), else its network's, else the host's resolvers.
+   */
+  private dnsScope(inPort: number): DnsScope | undefined {
+    // Before the first complete view the directory is empty: answering would send Loom's own
+    // names upstream (and clients cache the NXDOMAIN). Unanswered, they retry.
+    if (!this.dnsReady) return undefined;
+    const attachments = [...this.attacher.attachments.values()];
+    const asker = attachments.find((a) => a.ofport === inPort);
+    if (!asker) return undefined;
+    const networks = attachments.filter((a) => a.record.containerId === asker.record.containerId).map((a) => a.record.network);
+    const own = asker.record.dnsServers ? asker.record.dnsServers.split(',') : [];
+    const network = this.session.view.networks.get(asker.record.network)?.network ?? this.attacher.knownNetworks.get(asker.record.network);
+    const upstreams = own.length ? own : network?.dns?.nameservers.length ? network.dns.nameservers : this.hostResolvers;
+    return { networks: [asker.record.network, ...networks.filter((n) => n !== asker.record.network)], upstreams };
   }
 
   /** The pipeline's input: the controller's view for this host plus the local attachments. */

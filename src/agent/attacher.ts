@@ -10,6 +10,8 @@ import type { ContainerInterface } from './plumbing.js';
 import type { EndpointPortRecord } from './ovs.js';
 import { gatewayMac } from './pipeline/fields.js';
 import { interfaceNameProblem } from '../common/ifname.js';
+import { tryParseIp } from '../common/ip.js';
+import { networkDomain } from './dns/names.js';
 import type { TunnelKind } from './pipeline/state.js';
 import type { AgentMetrics } from './metrics.js';
 
@@ -166,6 +168,7 @@ export class Attacher {
       ipv4: bare(ep.ipv4),
       ipv6: bare(ep.ipv6),
       ports: (ep.ports ?? []).length > 0 ? JSON.stringify(ep.ports) : '',
+      dnsServers: (req.dns?.servers ?? []).join(','),
     };
     try {
       await this.host.enqueue(async () => {
@@ -200,7 +203,7 @@ export class Attacher {
         ...(ep.ipv6 ? [{ address: ep.ipv6, gateway: spec.gateways.find((g) => g.includes(':')) ?? '' }] : []),
       ],
       routes: ep.routes.map((r) => ({ dst: r.destination, gw: r.gateway })),
-      dns: ep.dns ?? { nameservers: [], search: [], options: [] },
+      dns: containerDns(req, network, spec.gateways),
       hostname: ep.hostname,
     };
   }
@@ -291,6 +294,9 @@ function validateAttach(req: AttachRequest): void {
   const problem = interfaceNameProblem(req.ifname);
   if (problem) throw new AgentError('invalid', `ifname ${JSON.stringify(req.ifname)} is not a valid interface name: it ${problem}`);
   if (req.name !== undefined && typeof req.name !== 'string') throw new AgentError('invalid', 'attach: name must be a string');
+  for (const s of req.dns?.servers ?? []) {
+    if (!tryParseIp(s)) throw new AgentError('invalid', `DNS server "${s}" (runtimeConfig dns.servers) is not an IP address`);
+  }
 }
 
 export function toAgentError(err: unknown, what: string): AgentError {
@@ -308,3 +314,17 @@ export function toAgentError(err: unknown, what: string): AgentError {
 }
 
 const bare = (cidr: string) => cidr.split('/')[0] ?? '';
+
+/**
+ * The container's resolv.conf: its gateways are its nameservers (the agent answers there), the
+ * network's domain is the first search domain, then the container's own search domains (else the
+ * network's); its own options, else the network's. Its own servers are its upstreams, not here.
+ */
+export function containerDns(req: Pick<AttachRequest, 'dns'>, network: api.Network, gateways: readonly string[]): AttachResult['dns'] {
+  const search = [networkDomain(network), ...(req.dns?.searches?.length ? req.dns.searches : (network.dns?.search ?? []))];
+  return {
+    nameservers: gateways.filter(Boolean),
+    search: [...new Set(search)],
+    options: req.dns?.options?.length ? req.dns.options : (network.dns?.options ?? []),
+  };
+}

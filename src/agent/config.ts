@@ -106,6 +106,12 @@ export const SETTINGS = settings({
     unit: 'ms',
     help: "every N ms, find endpoints whose container is gone (namespace deleted, host veth gone) and remove them from OVS and the controller; also done at start; 0 = only at start",
   },
+  resolvConf: {
+    parse: text(),
+    default: '/etc/resolv.conf',
+    arg: 'FILE',
+    help: "the host's resolv.conf, read once at start: its nameservers answer containers' names outside Loom for networks that set no DNS servers",
+  },
   logLevel: { parse: oneOf<LevelWithSilent>(LOG_LEVELS), default: 'info', arg: 'LEVEL', help: LOG_LEVELS.join('|') },
 });
 

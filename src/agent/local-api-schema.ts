@@ -27,6 +27,13 @@ export const attachRequest: z.ZodType<AttachRequest> = z.strictObject({
   ipv4: text('a static IPv4 address').optional(),
   ipv6: text('a static IPv6 address').optional(),
   mac: text('a static MAC address').optional(),
+  dns: z
+    .strictObject({
+      servers: z.array(text('an upstream DNS server address')).max(3, 'must list at most 3 servers (the resolv.conf limit)').optional(),
+      searches: z.array(text('a DNS search domain')).max(6, 'must list at most 6 search domains').optional(),
+      options: z.array(text('a resolv.conf option')).max(16, 'must list at most 16 options').optional(),
+    })
+    .optional(),
 });
 
 export const detachRequest: z.ZodType<DetachRequest> = z.strictObject({

@@ -18,6 +18,7 @@ import { CONTROLLER_CHANNEL_OPTIONS } from './controller-session.js';
 import { startLocalApi } from './local-api.js';
 import { cniHandler } from '../cni/handler.js';
 import { createAgentMetrics } from './metrics.js';
+import { DEFAULT_UPSTREAM } from './dns/upstream.js';
 
 async function main(argv: string[]): Promise<number> {
   const config = daemonConfig('loom-agent', HELP, () => loadConfig(argv));
@@ -27,7 +28,10 @@ async function main(argv: string[]): Promise<number> {
   const metrics = createAgentMetrics(() => ({ endpoints: agent?.endpointCount ?? 0, connected: agent?.controllerConnected ?? false }));
   const servers: http.Server[] = [];
   try {
-    agent = new Agent(config, await prepareHost(config, log), controllerClients(config), log, metrics);
+    agent = new Agent(config, await prepareHost(config, log), controllerClients(config), log, metrics, undefined, {
+      ...DEFAULT_UPSTREAM,
+      ...(config.hostNetns ? { netns: config.hostNetns } : {}),
+    });
     await agent.start();
     servers.push(await startLocalApi(agent, cniHandler, config.socket, log, metrics));
     if (config.metricsListen) {

@@ -1,5 +1,7 @@
 /** Prometheus metrics of the agent (prom-client), on a private registry. */
 import client from 'prom-client';
+import type { DnsMetrics } from './dns/resolver.js';
+import type { DnsResponderMetrics } from './dns-responder.js';
 
 export interface AgentMetrics {
   registry: client.Registry;
@@ -12,6 +14,10 @@ export interface AgentMetrics {
   /** Host path: applying the gateway port or table inet loom, by result. */
   hostPathSyncs: client.Counter<'result'>;
   publishedPorts: client.Gauge;
+  /** The resolver's answers by rcode and source, and their latency. */
+  dns: DnsMetrics;
+  /** Containers' queries as they arrive, by outcome (answered, rate_limited, overloaded, ...). */
+  dnsResponder: DnsResponderMetrics;
 }
 
 export function createAgentMetrics(status: () => { endpoints: number; connected: boolean }): AgentMetrics {
@@ -34,8 +40,36 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       this.set(status().connected ? 1 : 0);
     },
   });
+  const dnsQueries = new client.Counter({
+    name: 'loom_agent_dns_queries_total',
+    help: "Containers' DNS queries to their gateway, by outcome: answered, rate_limited, overloaded (too many in flight), no_scope (not from a local endpoint), malformed",
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const dnsAnswers = new client.Counter({
+    name: 'loom_agent_dns_answers_total',
+    help: 'DNS answers by rcode and source: local (endpoint directory), forwarded (upstream; SERVFAIL when none answered), error (the query was bad)',
+    labelNames: ['rcode', 'source'] as const,
+    registers,
+  });
+  const dnsForwarded = new client.Counter({ name: 'loom_agent_dns_forwarded_total', help: 'DNS queries forwarded to upstream servers', registers });
+  const dnsSeconds = new client.Histogram({
+    name: 'loom_agent_dns_answer_seconds',
+    help: 'Time to answer a DNS query, by source (cached local answers count as 0)',
+    labelNames: ['source'] as const,
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5],
+    registers,
+  });
   return {
     registry,
+    dns: {
+      observe(rcode, source, seconds) {
+        dnsAnswers.inc({ rcode, source });
+        if (source === 'forwarded') dnsForwarded.inc();
+        dnsSeconds.observe({ source }, seconds);
+      },
+    },
+    dnsResponder: { query: (outcome) => dnsQueries.inc({ outcome }) },
     appliedRevision: new client.Gauge({ name: 'loom_agent_applied_revision', help: 'Last controller revision applied to OVS', registers }),
     flowChanges: new client.Counter({ name: 'loom_agent_flow_changes_total', help: 'Flows added, replaced or removed', registers }),
     syncSeconds: new client.Histogram({

@@ -72,6 +72,8 @@ export interface EndpointPortRecord {
   ipv6: string;
   /** Published ports as the controller canonicalized them (JSON), '' when none. */
   ports: string;
+  /** The container's own upstream DNS servers (CNI runtimeConfig `dns.servers`), comma-separated; '' = the network's. */
+  dnsServers: string;
 }
 
 const KEYS: Record<keyof EndpointPortRecord, string> = {
@@ -83,6 +85,7 @@ const KEYS: Record<keyof EndpointPortRecord, string> = {
   ipv4: 'loom-ipv4',
   ipv6: 'loom-ipv6',
   ports: 'loom-ports',
+  dnsServers: 'loom-dns-servers',
 };
 
 /** Adds the endpoint's host-side interface to the bridge and returns its OpenFlow port. */

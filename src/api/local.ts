@@ -15,6 +15,15 @@ export interface AttachRequest {
   mac?: string;
   /** Published ports (CNI portMappings). */
   ports?: PortMapping[];
+  /** The container's own DNS settings (CNI runtimeConfig `dns`, podman --dns, --dns-search, --dns-option). */
+  dns?: ContainerDns;
+}
+
+/** Per-container DNS: servers become its upstreams (the gateway stays its nameserver); search and options go into its resolv.conf. */
+export interface ContainerDns {
+  servers?: string[];
+  searches?: string[];
+  options?: string[];
 }
 
 export interface AttachResult {

@@ -18,6 +18,8 @@ export interface DnsConfig {
   nameservers: string[];
   search: string[];
   options: string[];
+  /** The network's DNS zone for its endpoints' names; '' = `<network>.loom`. */
+  domain: string;
 }
 
 export interface Network {

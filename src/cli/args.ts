@@ -35,6 +35,7 @@ export const COMMANDS: Record<string, { args: readonly string[]; flags: Record<s
       gateway: { type: 'string', multiple: true },
       'dns-server': { type: 'string', multiple: true },
       'dns-search': { type: 'string', multiple: true },
+      'dns-domain': { type: 'string' },
       'block-prefix': { type: 'string' },
       'ipv6-block-prefix': { type: 'string' },
       egress: { type: 'string' },

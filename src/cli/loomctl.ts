@@ -16,6 +16,7 @@ Usage: loomctl [global flags] <command> [args]
 Commands:
   network create NAME --ipv4 CIDR [--ipv6 CIDR] [--vni N] [--tunnel vxlan|gre] [--mtu N]
                  [--gateway IP]... [--dns-server IP]... [--dns-search DOMAIN]...
+                 [--dns-domain DOMAIN (endpoints' names; default NAME.loom)]
                  [--block-prefix N] [--ipv6-block-prefix N]
                  [--egress nat|off]      containers reach the outside through their host,
                                          source translated to its address      [nat]
@@ -117,7 +118,7 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
           tunnelType: `TUNNEL_TYPE_${tunnel.toUpperCase()}` as TunnelType,
           mtu: int(v, 'mtu', 0),
           gateways: (v.gateway as string[] | undefined) ?? [],
-          dns: { nameservers: (v['dns-server'] as string[] | undefined) ?? [], search: (v['dns-search'] as string[] | undefined) ?? [], options: [] },
+          dns: { nameservers: (v['dns-server'] as string[] | undefined) ?? [], search: (v['dns-search'] as string[] | undefined) ?? [], options: [], domain: (v['dns-domain'] as string | undefined) ?? '' },
           ipv4BlockPrefix: int(v, 'block-prefix', 0),
           ipv6BlockPrefix: int(v, 'ipv6-block-prefix', 0),
           egress: egressFlag(v.egress as string | undefined),
@@ -137,8 +138,8 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
         if (asJson) out(json(n));
         else {
           out(networkRows([n]));
-          const dns = n.dns ?? { nameservers: [], search: [] };
-          out(`block prefixes: /${n.ipv4BlockPrefix}${n.ipv6Cidr ? ` and /${n.ipv6BlockPrefix}` : ''}; dns: ${dns.nameservers.join(',') || '-'} search ${dns.search.join(',') || '-'}; revision ${n.modRevision}\n`);
+          const dns = n.dns ?? { nameservers: [], search: [], domain: '' };
+          out(`block prefixes: /${n.ipv4BlockPrefix}${n.ipv6Cidr ? ` and /${n.ipv6BlockPrefix}` : ''}; dns: ${dns.nameservers.join(',') || '-'} search ${dns.search.join(',') || '-'} domain ${dns.domain || `${n.name}.loom`}; revision ${n.modRevision}\n`);
           // Where the network meets each host: the host's address in it, and what egress leaves as.
           const gws = (await client.listEndpoints({ network: n.name })).endpoints.filter((e) => e.hostGateway);
           const leaves = n.egress === 'EGRESS_MODE_OFF' ? 'no egress' : `egress ${n.ipv6Routed ? 'IPv4 masqueraded, IPv6 routed' : 'masqueraded'} to each host's outgoing address`;

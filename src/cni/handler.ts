@@ -31,6 +31,7 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
         ...(env.args.K8S_POD_NAME ? { name: env.args.K8S_POD_NAME } : {}),
         ...staticAddresses(env.args),
         ...(conf.portMappings.length > 0 ? { ports: conf.portMappings } : {}),
+        ...(conf.dns ? { dns: conf.dns } : {}),
       });
       return toCniResult(conf.cniVersion, r);
     }

@@ -63,6 +63,8 @@ export interface NetConf {
   validAttachments?: Array<{ containerID: string; ifname: string }>;
   /** The `portMappings` capability (podman -p): runtimeConfig.portMappings. */
   portMappings: PortMapping[];
+  /** The `dns` capability: runtimeConfig.dns (podman --dns, --dns-search, --dns-option). */
+  dns?: { servers?: string[]; searches?: string[]; options?: string[] };
 }
 
 const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
@@ -132,6 +134,7 @@ export function parseConfig(stdin: string): NetConf {
     ...(c.prevResult !== undefined ? { prevResult: c.prevResult } : {}),
     ...(c['cni.dev/valid-attachments'] !== undefined ? { validAttachments: validAttachments(c['cni.dev/valid-attachments']) } : {}),
     portMappings: portMappings((c.runtimeConfig as Record<string, unknown> | undefined)?.portMappings),
+    ...runtimeDns(c.runtimeConfig),
   };
 }
 
@@ -157,6 +160,28 @@ function portMappings(v: unknown): PortMapping[] {
     if (typeof hostIp !== 'string') throw bad('hostIP must be a string');
     return { hostPort, containerPort, protocol, hostIp };
   });
+}
+
+/**
+ * The `dns` capability's runtimeConfig (CNI conventions): {"servers", "searches", "options"},
+ * each a list of strings. Anything else in runtimeConfig is another capability's and ignored.
+ */
+function runtimeDns(runtimeConfig: unknown): { dns?: NonNullable<NetConf['dns']> } {
+  if (runtimeConfig === undefined || runtimeConfig === null) return {};
+  if (typeof runtimeConfig !== 'object' || Array.isArray(runtimeConfig)) throw new CniError(CniCode.InvalidConfig, 'network configuration: "runtimeConfig" must be an object');
+  const dns = (runtimeConfig as Record<string, unknown>).dns;
+  if (dns === undefined || dns === null) return {};
+  if (typeof dns !== 'object' || Array.isArray(dns)) throw new CniError(CniCode.InvalidConfig, 'network configuration: "runtimeConfig.dns" must be an object of "servers", "searches", "options"');
+  const out: NonNullable<NetConf['dns']> = {};
+  for (const k of ['servers', 'searches', 'options'] as const) {
+    const v = (dns as Record<string, unknown>)[k];
+    if (v === undefined || v === null) continue;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) {
+      throw new CniError(CniCode.InvalidConfig, `network configuration: "runtimeConfig.dns.${k}" must be a list of non-empty strings`);
+    }
+    if (v.length) out[k] = v as string[];
+  }
+  return Object.keys(out).length ? { dns: out } : {};
 }
 
 function validAttachments(v: unknown): Array<{ containerID: string; ifname: string }> {

@@ -10,6 +10,8 @@ export interface DnsRecord {
   nameservers: string[];
   search: string[];
   options: string[];
+  /** '' or absent (stored before it existed) = `<network>.loom`. */
+  domain?: string;
 }
 
 export interface NetworkRecord {

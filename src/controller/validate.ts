@@ -84,6 +84,12 @@ function checkDns(dns: Network['dns'] | undefined): DnsRecord {
     if (!/^[a-z0-9-]+(:[0-9]+)?$/.test(o)) throw invalid(`DNS option "${o}" is not like "ndots:2" or "rotate"`);
     out.options.push(o);
   }
+  if (dns.domain) {
+    const d = dns.domain.toLowerCase().replace(/\.$/, '');
+    if (d.length > 253 || !d.split('.').every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l))) throw invalid(`DNS domain "${dns.domain}" is not a domain name`);
+    if (d.endsWith('.arpa') || d === 'arpa') throw invalid(`DNS domain "${dns.domain}" may not be under .arpa (reverse zones)`);
+    out.domain = d;
+  }
   if (out.nameservers.length > 3) throw invalid('at most 3 DNS nameservers (the resolv.conf limit)');
   if (out.search.length > 6) throw invalid('at most 6 DNS search domains');
   return out;

@@ -5,7 +5,7 @@ import { createAgentMetrics } from '../../src/agent/metrics.js';
 
 const stale = (containerId: string): StaleEndpoint => ({
   hostIfname: `lm-${containerId}`,
-  record: { network: 'blue', containerId, ifname: 'eth0', netns: `/run/netns/${containerId}`, mac: '02:42:00:00:00:01', ipv4: '198.18.0.2', ipv6: '', ports: '' },
+  record: { network: 'blue', containerId, ifname: 'eth0', netns: `/run/netns/${containerId}`, mac: '02:42:00:00:00:01', ipv4: '198.18.0.2', ipv6: '', ports: '', dnsServers: '' },
   reason: 'container namespace does not exist',
   found: 'recovery',
 });

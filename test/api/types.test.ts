@@ -84,7 +84,7 @@ type Merged<U> = { [K in U extends unknown ? keyof U : never]-?: U extends unkno
 type Shape<M> = { [K in keyof Merged<M>]: Kind<Merged<M>[K]> };
 
 const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
-  DnsConfig: { nameservers: 'string[]', search: 'string[]', options: 'string[]' },
+  DnsConfig: { nameservers: 'string[]', search: 'string[]', options: 'string[]', domain: 'string' },
   Network: {
     name: 'string',
     vni: 'number',

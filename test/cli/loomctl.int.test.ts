@@ -43,15 +43,15 @@ afterAll(async () => {
 
 describe('loomctl against a running controller', () => {
   it('creates, lists and shows networks, in table and JSON', async () => {
-    const created = await loomctl('network', 'create', 'blue', '--ipv4', '10.1.0.0/16', '--ipv6', 'fd00:1::/64', '--tunnel', 'gre', '--dns-server', '10.1.0.2', '--dns-search', 'corp.example');
+    const created = await loomctl('network', 'create', 'blue', '--ipv4', '10.1.0.0/16', '--ipv6', 'fd00:1::/64', '--tunnel', 'gre', '--dns-server', '10.1.0.2', '--dns-search', 'corp.example', '--dns-domain', 'Blue.Example.');
     expect(created).toMatchObject({ code: 0, stderr: '' });
     expect(created.stdout).toMatch(/^NAME\s+VNI\s+IPV4\s+IPV6\s+TUNNEL\s+MTU\s+GATEWAYS\s+EGRESS\nblue\s+1\s+10\.1\.0\.0\/16\s+fd00:1::\/64\s+gre\s+1458\s+10\.1\.0\.1,fd00:1::1\s+nat\n$/);
     const list = await loomctl('network', 'list', '-o', 'json');
     expect(list.code).toBe(0);
-    const nets = JSON.parse(list.stdout) as { name: string; vni: number; dns: { search: string[] } }[];
-    expect(nets.map((n) => [n.name, n.vni, n.dns.search])).toEqual([['blue', 1, ['corp.example']]]);
+    const nets = JSON.parse(list.stdout) as { name: string; vni: number; dns: { search: string[]; domain: string } }[];
+    expect(nets.map((n) => [n.name, n.vni, n.dns.search, n.dns.domain])).toEqual([['blue', 1, ['corp.example'], 'blue.example']]);
     const show = await loomctl('network', 'show', 'blue');
-    expect(show.stdout).toMatch(/block prefixes: \/26 and \/120; dns: 10\.1\.0\.2 search corp\.example/);
+    expect(show.stdout).toMatch(/block prefixes: \/26 and \/120; dns: 10\.1\.0\.2 search corp\.example domain blue\.example;/);
   });
 
   it('lists hosts and endpoints and shows one endpoint', async () => {

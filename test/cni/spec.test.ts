@@ -72,6 +72,20 @@ describe('CNI network configuration', () => {
     }
   });
 
+  it('takes the dns capability from runtimeConfig as podman passes it, and refuses a malformed one with code 7', () => {
+    const conf = (rc: unknown) => JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'loom', runtimeConfig: rc });
+    expect(parseConfig(conf({ dns: { servers: ['192.0.2.53'], searches: ['example.test'], options: ['ndots:2'] }, portMappings: [] })).dns).toEqual({
+      servers: ['192.0.2.53'],
+      searches: ['example.test'],
+      options: ['ndots:2'],
+    });
+    expect(parseConfig(conf({ dns: { servers: [] } })).dns).toBeUndefined();
+    expect(parseConfig(conf({ portMappings: [] })).dns).toBeUndefined();
+    expect(codeOf(() => parseConfig(conf({ dns: { servers: '192.0.2.53' } })))).toBe(CniCode.InvalidConfig);
+    expect(codeOf(() => parseConfig(conf({ dns: ['x'] })))).toBe(CniCode.InvalidConfig);
+    expect(codeOf(() => parseConfig(conf('dns')))).toBe(CniCode.InvalidConfig);
+  });
+
   it('takes one IPv4 and one IPv6 static address from IP=', () => {
     expect(staticAddresses({ IP: '198.18.0.9,fd00::9' })).toEqual({ ipv4: '198.18.0.9', ipv6: 'fd00::9' });
     expect(staticAddresses({ IP: '198.18.0.9/16' })).toEqual({ ipv4: '198.18.0.9' });

@@ -2,13 +2,32 @@
 // next server when one fails or stays silent, all within one overall timeout.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import sys from 'syscall-napi';
 import { joinHostPort, splitHostPort } from '../../common/config.js';
+import { inNetns } from '../../netlink/netns.js';
 
 export interface UpstreamOptions {
   /** Per server and attempt. */
   attemptTimeoutMs: number;
   /** For the whole query, all servers together. */
   totalTimeoutMs: number;
+  /**
+   * Network namespace (file) to ask from: the host's, when the agent runs outside it (simulated
+   * hosts, `--host-netns`). Sockets are created there and used from here. Default: the agent's own.
+   */
+  netns?: string;
+}
+
+const AF_INET = 2n;
+const AF_INET6 = 10n;
+const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+
+/** A socket created in `netns` (its routes and addresses apply to it wherever it is used). */
+function socketIn(netns: string, v6: boolean, type: number): number {
+  return inNetns(netns, () => Number(sys.syscall.sync(sys.__NR_socket, v6 ? AF_INET6 : AF_INET, BigInt(type | SOCK_NONBLOCK | SOCK_CLOEXEC), 0n)));
 }
 
 export const DEFAULT_UPSTREAM: UpstreamOptions = { attemptTimeoutMs: 1000, totalTimeoutMs: 2500 };
@@ -42,9 +61,9 @@ export async function forward(query: Buffer, servers: readonly string[], o: Upst
     const server = parseServer(s);
     const timeout = Math.min(o.attemptTimeoutMs, left);
     try {
-      const answer = await udpExchange(query, server, timeout);
+      const answer = await udpExchange(query, server, timeout, o.netns);
       if (!truncated(answer)) return answer;
-      return await tcpExchange(query, server, Math.max(1, deadline - Date.now()));
+      return await tcpExchange(query, server, Math.max(1, deadline - Date.now()), o.netns);
     } catch (err) {
       errors.push(`${joinHostPort(server.host, server.port)}: ${(err as Error).message}`);
     }
@@ -55,10 +74,15 @@ export async function forward(query: Buffer, servers: readonly string[], o: Upst
 const truncated = (msg: Buffer) => msg.length >= 4 && (msg[2]! & 0x02) !== 0;
 const sameId = (a: Buffer, b: Buffer) => a.length >= 2 && b.length >= 2 && a[0] === b[0] && a[1] === b[1];
 
-function udpExchange(query: Buffer, server: { host: string; port: number }, timeoutMs: number): Promise<Buffer> {
+function udpExchange(query: Buffer, server: { host: string; port: number }, timeoutMs: number, netns?: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4');
+    const v6 = net.isIPv6(server.host);
+    const sock = dgram.createSocket(v6 ? 'udp6' : 'udp4');
+    if (netns) sock.bind({ fd: socketIn(netns, v6, SOCK_DGRAM) });
+    let finished = false; // a late send error or answer after the timeout must not close twice
     const done = (err: Error | undefined, msg?: Buffer) => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       sock.close();
       if (err) reject(err);
@@ -70,13 +94,18 @@ function udpExchange(query: Buffer, server: { host: string; port: number }, time
     sock.on('message', (msg, rinfo) => {
       if (rinfo.port === server.port && sameId(msg, query)) done(undefined, msg);
     });
-    sock.connect(server.port, server.host, () => sock.send(query));
+    // connect reports its failure (unreachable network, ...) to this callback, not as an event.
+    sock.connect(server.port, server.host, (err?: Error) => {
+      if (err) return done(err);
+      sock.send(query, (sendErr) => sendErr && done(sendErr));
+    });
   });
 }
 
-function tcpExchange(query: Buffer, server: { host: string; port: number }, timeoutMs: number): Promise<Buffer> {
+function tcpExchange(query: Buffer, server: { host: string; port: number }, timeoutMs: number, netns?: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(server.port, server.host);
+    const sock = netns ? new net.Socket({ fd: socketIn(netns, net.isIPv6(server.host), SOCK_STREAM), readable: true, writable: true }) : new net.Socket();
+    sock.connect(server.port, server.host);
     let buf: Buffer = Buffer.alloc(0);
     const done = (err: Error | undefined, msg?: Buffer) => {
       clearTimeout(timer);

@@ -75,6 +75,8 @@ export const Feature = {
   Policy: 6,
   /** The gateway port to the host's own stack (host path, egress, published ports): host-path.ts. */
   HostPath: 7,
+  /** UDP to a network's gateway on port 53, to the agent's resolver: dns.ts. */
+  Dns: 8,
 } as const;
 export type FeatureId = (typeof Feature)[keyof typeof Feature];
 

@@ -4,7 +4,7 @@ import type { Instruction, Match, MatchField } from '../../openflow/types.js';
 import { ipv4PrefixMask, ipv6PrefixMask } from '../../openflow/match.js';
 
 export const EthType = { IPv4: 0x0800, ARP: 0x0806, IPv6: 0x86dd } as const;
-export const IpProto = { ICMPv6: 58 } as const;
+export const IpProto = { UDP: 17, ICMPv6: 58 } as const;
 export const Icmpv6Type = { RouterSolicit: 133, NeighborSolicit: 135, NeighborAdvert: 136 } as const;
 
 /** Destination (or source) address match for a CIDR or a bare address, with its eth_type. */

@@ -9,6 +9,7 @@ import { tunnelFlows } from './tunnels.js';
 import { arpNdFlows } from './arp-nd.js';
 import { policyFlows } from './policy.js';
 import { hostPathFlows } from './host-path.js';
+import { dnsFlows } from './dns.js';
 
 /** Every table ends in an explicit drop, so `dump-flows` shows where a packet died. */
 function tableMissFlows(generation: number): Flow[] {
@@ -25,6 +26,7 @@ export function buildPipeline(state: PipelineState): Flow[] {
     ...arpNdFlows(state),
     ...policyFlows(state),
     ...hostPathFlows(state),
+    ...dnsFlows(state),
   ];
 }
 

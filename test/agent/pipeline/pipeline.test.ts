@@ -85,6 +85,20 @@ describe('pipeline', () => {
     expect(outputs).not.toContain('normal');
   });
 
+  it('sends UDP to the gateway port 53 from a local endpoint to the agent, above every route', () => {
+    const dns = flows.filter((f) => cookieFeature(f.cookie) === Feature.Dns);
+    // IPv4 and IPv6 gateway of network 100, IPv4 only of network 200.
+    expect(dns.map((f) => field(f, 'ipv4_dst')?.value ?? field(f, 'ipv6_dst')?.value)).toEqual(['198.18.0.1', 'fd00:100::1', '198.19.0.1']);
+    for (const f of dns) {
+      expect(f.table).toBe(Table.L3Forwarding);
+      expect(field(f, 'udp_dst')?.value).toBe(53);
+      expect(reg(f, 0)?.value).toBe(Source.LocalEndpoint); // never from a tunnel
+      expect(actionsOf(f)).toEqual([{ type: 'output', port: 'controller', maxLen: 0xffff }]);
+      const routes = flows.filter((r) => r.table === Table.L3Forwarding && cookieFeature(r.cookie) !== Feature.Dns);
+      expect(Math.max(...routes.map((r) => r.priority))).toBeLessThan(f.priority);
+    }
+  });
+
   it('routes to other hosts by prefix, longest prefix first, never from a tunnel back into one', () => {
     const routes = flows.filter((f) => f.table === Table.L3Forwarding && field(f, 'tunnel_id') === undefined && actionsOf(f).some((a) => a.type === 'set_field' && a.field.field === 'tun_ipv4_dst'));
     expect(routes).toHaveLength(4);

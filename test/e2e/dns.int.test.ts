@@ -1,0 +1,217 @@
+// Names across hosts: containers ask their gateway, the agent on their own host answers from the
+// endpoint directory the controller streams to every agent, and forwards other names to the
+// network's upstream (a dnsmasq in an "outside" namespace on the underlay) or the container's own.
+// resolv.conf is written from the CNI result into /etc/netns/<ns>/ (which `ip netns exec` mounts
+// over /etc/resolv.conf), as podman writes it from the same result. The plugin gets runtimeConfig
+// `dns` in its stdin config the way podman passes --dns/--dns-search/--dns-option; podman itself
+// is not run here.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startCluster, runCni, cniEnv, run, waitFor, type Cluster, type Container } from '../harness/index.js';
+import { startController, type TestController } from '../harness/controller.js';
+import { track, untrack } from '../harness/registry.js';
+
+const QUERY = resolve(import.meta.dirname, 'fixtures/dns-query.mjs');
+const OUTSIDE_ADDR = '192.0.2.250';
+/** Nobody has it: the red network's upstream is down. */
+const DEAD_UPSTREAM = '192.0.2.251';
+
+interface Answer {
+  name: string;
+  type: string;
+  rcode?: string;
+  answers?: string[];
+  ms?: number;
+  error?: string;
+}
+
+interface Placed {
+  c: Container;
+  host: number;
+  net: string;
+  ipv4: string;
+  ipv6: string;
+  gw4: string;
+  dns: { nameservers?: string[]; search?: string[]; options?: string[] };
+}
+
+describe('DNS for containers across hosts', () => {
+  let ctl: TestController;
+  let cluster: Cluster;
+  let outsideNs = '';
+  let dnsmasq: ChildProcess | undefined;
+  const eps: Record<string, Placed> = {};
+  const etcDirs: string[] = [];
+
+  const attach = async (name: string, host: number, net: string, runtimeDns?: object) => {
+    const c = await cluster.hosts[host]!.addContainer(name, { empty: true });
+    const conf = { cniVersion: '1.0.0', name: net, type: 'loom', agentSocket: cluster.agents[host]!.socket, ...(runtimeDns ? { runtimeConfig: { dns: runtimeDns } } : {}) };
+    const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, `id-${name}`, `K8S_POD_NAME=${name}`));
+    expect(r.code, r.stdout).toBe(0);
+    const res = r.json as { ips: Array<{ address: string; gateway?: string }>; dns: Placed['dns'] };
+    const bare = (i: number) => res.ips[i]?.address.split('/')[0] ?? '';
+    eps[name] = { c, host, net, ipv4: bare(0), ipv6: bare(1), gw4: res.ips[0]!.gateway!, dns: res.dns };
+    // What podman does with the result's dns: the container's resolv.conf.
+    const dir = `/etc/netns/${c.netns}`;
+    mkdirSync(dir, { recursive: true });
+    track({ kind: 'dir', path: dir });
+    etcDirs.push(dir);
+    const lines = [
+      ...(res.dns.nameservers ?? []).map((s) => `nameserver ${s}`),
+      ...(res.dns.search?.length ? [`search ${res.dns.search.join(' ')}`] : []),
+      ...(res.dns.options?.length ? [`options ${res.dns.options.join(' ')}`] : []),
+    ];
+    writeFileSync(join(dir, 'resolv.conf'), `${lines.join('\n')}\n`);
+    return res;
+  };
+  const ask = async (from: string, questions: string[], timeoutMs = 4000): Promise<Answer[]> => {
+    const out = await eps[from]!.c.exec(process.execPath, [QUERY, eps[from]!.gw4, String(timeoutMs), ...questions]);
+    return out.trim().split('\n').map((l) => JSON.parse(l) as Answer);
+  };
+  const converge = async () => {
+    const { revision } = await ctl.client.getStatus();
+    const wait = await ctl.client.wait(revision, 10_000);
+    expect(wait.converged, `pending: ${wait.pendingHosts.join(',')}`).toBe(true);
+  };
+
+  beforeAll(async () => {
+    ctl = await startController({ hostDownAfterMs: 5000, heartbeatIntervalMs: 300 });
+    await ctl.client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16', ipv6Cidr: 'fd00:b::/64', tunnelType: 'TUNNEL_TYPE_VXLAN', dns: { nameservers: [OUTSIDE_ADDR], search: [], options: [], domain: '' } });
+    await ctl.client.createNetwork({ name: 'red', ipv4Cidr: '198.19.0.0/16', tunnelType: 'TUNNEL_TYPE_GRE', dns: { nameservers: [DEAD_UPSTREAM], search: [], options: [], domain: 'red.example' } });
+    cluster = await startCluster({ hosts: ['ha', 'hb'], controller: ctl.target });
+
+    // The outside world: a namespace on the underlay with a DNS server for names Loom does not own.
+    outsideNs = `${cluster.underlay.netns.slice(0, -3)}-out`;
+    track({ kind: 'netns', name: outsideNs });
+    await run('ip', ['netns', 'add', outsideNs]);
+    const peer = `${cluster.underlay.tag}o`.slice(0, 15);
+    await run('ip', ['-n', cluster.underlay.netns, 'link', 'add', peer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outsideNs]);
+    await run('ip', ['-n', cluster.underlay.netns, 'link', 'set', peer, 'master', 'br-ul', 'up']);
+    await run('ip', ['-n', outsideNs, 'addr', 'add', `${OUTSIDE_ADDR}/24`, 'dev', 'eth0']);
+    await run('ip', ['-n', outsideNs, 'link', 'set', 'eth0', 'up']);
+    await run('ip', ['-n', outsideNs, 'link', 'set', 'lo', 'up']);
+    // Its answers cross the hosts' userspace datapath (br-phy): checksums must be complete.
+    await run('ip', ['netns', 'exec', outsideNs, 'ethtool', '-K', 'eth0', 'tx', 'off']);
+    dnsmasq = spawn('ip', [
+      'netns', 'exec', outsideNs, 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces',
+      `--listen-address=${OUTSIDE_ADDR}`, '--pid-file=', '--user=root', '--host-record=www.outside.test,203.0.113.7',
+    ], { stdio: 'ignore' });
+    track({ kind: 'pid', pid: dnsmasq.pid!, exe: 'ip' });
+
+    await attach('a1', 0, 'blue', { servers: [], searches: ['example.test'], options: ['ndots:1'] });
+    await attach('b1', 1, 'blue');
+    await attach('b2', 1, 'red');
+    // Red's upstream is down; this one brings its own (podman --dns).
+    await attach('a3', 0, 'red', { servers: [OUTSIDE_ADDR] });
+    await converge();
+  }, 60_000);
+
+  afterAll(async () => {
+    if (dnsmasq?.pid) {
+      dnsmasq.kill('SIGTERM');
+      untrack({ kind: 'pid', pid: dnsmasq.pid, exe: 'ip' });
+    }
+    await cluster?.stop();
+    await ctl?.stop();
+    if (outsideNs) {
+      await run('ip', ['netns', 'del', outsideNs]).catch(() => undefined);
+      untrack({ kind: 'netns', name: outsideNs });
+    }
+    for (const d of etcDirs) {
+      await run('rm', ['-rf', d]).catch(() => undefined);
+      untrack({ kind: 'dir', path: d });
+    }
+  });
+
+  it('gives the gateway as nameserver and the network domain as first search domain (CNI result)', () => {
+    const a1 = eps.a1!;
+    expect(a1.dns.nameservers).toEqual([a1.gw4, 'fd00:b::1']);
+    expect(a1.dns.search).toEqual(['blue.loom', 'example.test']);
+    expect(a1.dns.options).toEqual(['ndots:1']);
+    expect(eps.b2!.dns).toEqual({ nameservers: [eps.b2!.gw4], search: ['red.example'] }); // red's own domain
+  });
+
+  it('resolves a container on another host by name and name.domain: A, AAAA, PTR', async () => {
+    const b1 = eps.b1!;
+    const [bare, fqdn, aaaa, ptr] = await ask('a1', ['b1:A', 'b1.blue.loom:A', 'b1.blue.loom:AAAA', `${b1.ipv4.split('.').reverse().join('.')}.in-addr.arpa:PTR`]);
+    expect(bare).toMatchObject({ rcode: 'NOERROR', answers: [b1.ipv4] });
+    expect(fqdn).toMatchObject({ rcode: 'NOERROR', answers: [b1.ipv4] });
+    expect(aaaa).toMatchObject({ rcode: 'NOERROR', answers: [b1.ipv6] });
+    expect(ptr).toMatchObject({ rcode: 'NOERROR', answers: ['b1.blue.loom'] });
+  });
+
+  it('answers over IPv6 too (the gateway fd00:b::1)', async () => {
+    const out = await eps.a1!.c.exec(process.execPath, [QUERY, 'fd00:b::1', '4000', 'b1.blue.loom:A']);
+    expect(JSON.parse(out.trim())).toMatchObject({ rcode: 'NOERROR', answers: [eps.b1!.ipv4] });
+  });
+
+  it('connects to it by name through the resolv.conf of the CNI result (glibc, search domain)', async () => {
+    expect(await eps.a1!.c.exec('getent', ['ahostsv4', 'b1'])).toContain(eps.b1!.ipv4);
+    await eps.a1!.c.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', 'b1']);
+    await eps.a1!.c.exec('ping', ['-6', '-c', '1', '-W', '2', 'b1.blue.loom']);
+  });
+
+  it('a name of another network does not exist', async () => {
+    const [other, ptr] = await ask('a1', ['b2.red.example:A', `${eps.b2!.ipv4.split('.').reverse().join('.')}.in-addr.arpa:PTR`]);
+    expect(other).toMatchObject({ rcode: 'NXDOMAIN', answers: [] });
+    // Not answered from red's directory: forwarded upstream, which knows nothing of it.
+    expect(ptr!.answers).toEqual([]);
+  });
+
+  it("answers under a network's own domain (red.example) across hosts", async () => {
+    const [b2] = await ask('a3', ['b2.red.example:A']);
+    expect(b2).toMatchObject({ rcode: 'NOERROR', answers: [eps.b2!.ipv4] });
+  });
+
+  it('forwards names outside Loom to the upstream in the outside namespace', async () => {
+    const [www] = await ask('a1', ['www.outside.test:A']);
+    expect(www).toMatchObject({ rcode: 'NOERROR', answers: ['203.0.113.7'] });
+  });
+
+  it("uses a container's own servers (runtimeConfig dns.servers) over its network's", async () => {
+    const [www] = await ask('a3', ['www.outside.test:A']);
+    expect(www).toMatchObject({ rcode: 'NOERROR', answers: ['203.0.113.7'] });
+  });
+
+  it('answers SERVFAIL within the upstream timeout when the upstream is down', async () => {
+    const [www] = await ask('b2', ['www.outside.test:A'], 5000);
+    expect(www).toMatchObject({ rcode: 'SERVFAIL' });
+    expect(www!.ms).toBeLessThan(3000); // the forwarder's whole-query timeout is 2.5 s
+  });
+
+  it('keeps answering across an agent restart (the gap is measured)', async () => {
+    // While no agent runs, queries to the gateway go unanswered (the packet-in has no taker); the
+    // restarted agent answers once it has its first complete view. Most of the gap is the agent
+    // process starting (tsx compiles the source here; the release runs compiled JavaScript).
+    const agent = cluster.agents[0]!;
+    await agent.stop();
+    const stopped = performance.now();
+    let up = 0;
+    const started = agent.start().then(() => (up = performance.now()));
+    let answered: number;
+    try {
+      answered = await waitFor('a1 to resolve b1 again', async () => {
+        const [a] = await ask('a1', ['b1.blue.loom:A'], 300);
+        return a!.rcode === 'NOERROR' && a!.answers!.includes(eps.b1!.ipv4) ? performance.now() : undefined;
+      }, 60_000, 0);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nagent log tail:\n${agent.logs.slice(-3000)}`, { cause: err });
+    }
+    await started;
+    console.log(`DNS gap across an agent restart: ${Math.round(answered - stopped)} ms from stop to first answer; the agent served its local API after ${Math.round(up - stopped)} ms`);
+    // The restarted agent kept the container's own servers (OVSDB port record).
+    const [www] = await ask('a3', ['www.outside.test:A']);
+    expect(www).toMatchObject({ rcode: 'NOERROR', answers: ['203.0.113.7'] });
+  }, 90_000);
+
+  it('a deleted endpoint is NXDOMAIN on every host once wait returns', async () => {
+    const b1 = eps.b1!;
+    const conf = { cniVersion: '1.0.0', name: 'blue', type: 'loom', agentSocket: cluster.agents[1]!.socket };
+    expect((await runCni(cluster.cniBin, 'DEL', conf, cniEnv(b1.c, 'id-b1'))).code).toBe(0);
+    await converge();
+    const [gone] = await ask('a1', ['b1.blue.loom:A']);
+    expect(gone).toMatchObject({ rcode: 'NXDOMAIN' });
+  });
+});
