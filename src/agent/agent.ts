@@ -292,6 +292,11 @@ export class Agent {
     return this.session.connected;
   }
 
+  /** Local endpoints by OpenFlow port: their container and network (metrics label them so). */
+  endpointPorts(): Map<number, { container: string; network: string }> {
+    return new Map([...this.attacher.attachments.values()].map((a) => [a.ofport, { container: a.record.containerId, network: a.record.network }]));
+  }
+
   get endpointCount(): number {
     return this.attacher.attachments.size;
   }
