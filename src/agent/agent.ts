@@ -12,6 +12,7 @@ import { ControllerSession, type Clock, type SessionApi } from './controller-ses
 import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
 import type { NetworkState, PipelineState } from './pipeline/state.js';
+import { DatapathCounters, dropsByReason } from './datapath-counters.js';
 import type { AgentMetrics } from './metrics.js';
 import { isServiceError } from '../api/client.js';
 import * as grpc from '@grpc/grpc-js';
@@ -32,6 +33,8 @@ export class Agent {
   private readonly session: ControllerSession;
   private readonly attacher: Attacher;
   private readonly flows: FlowSync;
+  /** Flow-table counters (drops by reason, endpoint and tunnel traffic), read at most once a second. */
+  readonly datapath: DatapathCounters;
   /** Whether the flow table was reconciled with a complete view since start (or since OVS restarted). */
   private reconciled = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -51,6 +54,7 @@ export class Agent {
     clock?: Clock,
   ) {
     this.flows = new FlowSync(host.openflow);
+    this.datapath = new DatapathCounters(host.openflow, () => new Set(this.endpointPorts().keys()));
     this.controllerApi = controller.api;
     this.reclaimer = new EndpointReclaimer({
       connected: () => this.session.registered,
@@ -65,6 +69,7 @@ export class Agent {
       api: controller.api,
       watchApi: controller.watchApi,
       appliedRevision: () => this.appliedRevision,
+      drops: async () => dropsByReason((await this.datapath.read()).drops),
       onChange: (revision, ack) => {
         this.enqueue(async () => {
           await this.syncFlows();

@@ -121,6 +121,18 @@ export function summarize(flows: readonly DumpedFlow[], endpointPorts: ReadonlyS
   };
 }
 
+/** Drops summed by reason over tables (what a heartbeat carries to the controller). */
+export function dropsByReason(drops: readonly DropCount[]): Array<{ reason: string; packets: number; bytes: number }> {
+  const by = new Map<string, { reason: string; packets: number; bytes: number }>();
+  for (const d of drops) {
+    const c = by.get(d.reason) ?? { reason: d.reason, packets: 0, bytes: 0 };
+    c.packets += d.packets;
+    c.bytes += d.bytes;
+    by.set(d.reason, c);
+  }
+  return [...by.values()];
+}
+
 export interface CounterSource {
   dumpFlows(): Promise<DumpedFlow[]>;
 }

@@ -18,7 +18,7 @@ import { CONTROLLER_CHANNEL_OPTIONS } from './controller-session.js';
 import { startLocalApi } from './local-api.js';
 import { cniHandler } from '../cni/handler.js';
 import { createAgentMetrics } from './metrics.js';
-import { DatapathCounters, registerDatapathMetrics } from './datapath-counters.js';
+import { registerDatapathMetrics } from './datapath-counters.js';
 
 async function main(argv: string[]): Promise<number> {
   const config = daemonConfig('loom-agent', HELP, () => loadConfig(argv));
@@ -30,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const host = await prepareHost(config, log);
     const started = (agent = new Agent(config, host, controllerClients(config), log, metrics));
-    registerDatapathMetrics(metrics.registry, new DatapathCounters(host.openflow, () => new Set(started.endpointPorts().keys())), (ofport) => started.endpointPorts().get(ofport));
+    registerDatapathMetrics(metrics.registry, started.datapath, (ofport) => started.endpointPorts().get(ofport));
     await agent.start();
     servers.push(await startLocalApi(agent, cniHandler, config.socket, log, metrics));
     if (config.metricsListen) {

@@ -1,8 +1,10 @@
 // The agent's datapath counters on a simulated host: a container sends with a spoofed source
 // address, and the spoof guard's drop counter on /metrics moves by those packets.
 import { createServer } from 'node:net';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHost, startAgent, cniBinDir, runCni, cniEnv, type AgentProcess, type Container, type SimHost } from '../harness/index.js';
+import { startHost, startAgent, cniBinDir, runCni, cniEnv, waitFor, type AgentProcess, type Container, type SimHost } from '../harness/index.js';
+import { run } from '../harness/exec.js';
 import { startController, type TestController } from '../harness/controller.js';
 
 function freePort(): Promise<number> {
@@ -76,5 +78,19 @@ describe('datapath counters of the agent', () => {
     expect(sample(after, 'loom_agent_dropped_bytes_total', 'reason="spoof_guard",table="spoof_guard"')).toBeGreaterThanOrEqual(5 * 98);
     const sent = after.split('\n').find((l) => l.startsWith('loom_agent_endpoint_packets_total{') && l.includes('container="id-a"') && l.includes('direction="sent"'));
     expect(Number(sent?.split(' ').pop())).toBeGreaterThanOrEqual(3);
+  });
+
+  it('the host\'s heartbeats carry its drops to the controller, and loomctl status shows them', async () => {
+    const loomctl = async (...args: string[]) =>
+      (await run(process.execPath, ['--import', 'tsx', resolve(import.meta.dirname, '../../src/cli/loomctl.ts'), '--controller', ctl.target, ...args])).trim();
+    let spoofed = 0;
+    await waitFor('a heartbeat with the spoof guard drops', async () => {
+      const s = await ctl.client.getStatus();
+      spoofed = s.hosts.find((h) => h.name === 'dc')?.drops.find((d) => d.reason === 'spoof_guard')?.packets ?? 0;
+      return spoofed >= 5;
+    }, 10_000, 200);
+    const asJson = JSON.parse(await loomctl('status', '--output', 'json')) as { hosts: Array<{ name: string; drops: Array<{ reason: string; packets: number; bytes: number }> }> };
+    expect(asJson.hosts[0]!.drops.find((d) => d.reason === 'spoof_guard')!.packets).toBeGreaterThanOrEqual(5);
+    expect(await loomctl('status')).toMatch(/DROPPED[\s\S]*\bdc\b.*\d+: .*spoof_guard \d+/);
   });
 });
