@@ -13,6 +13,7 @@ import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
 import type { NetworkState, PipelineState } from './pipeline/state.js';
 import { DatapathCounters, dropsByReason } from './datapath-counters.js';
+import { flowFromEndpoint, traceOnHost, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
 import type { AgentMetrics } from './metrics.js';
 import { isServiceError } from '../api/client.js';
 import * as grpc from '@grpc/grpc-js';
@@ -300,6 +301,24 @@ export class Agent {
   /** Local endpoints by OpenFlow port: their container and network (metrics label them so). */
   endpointPorts(): Map<number, { container: string; network: string }> {
     return new Map([...this.attacher.attachments.values()].map((a) => [a.ofport, { container: a.record.containerId, network: a.record.network }]));
+  }
+
+  /** A simulated trace (ofproto/trace) of a packet from a local endpoint, read in Loom's terms. */
+  async trace(req: TraceFromEndpointRequest): Promise<HostTrace> {
+    const ifname = req.ifname ?? 'eth0';
+    const a = this.attacher.attachments.get(attachmentKey(req.containerId, ifname));
+    if (!a) throw new AgentError('not_found', `no endpoint of container ${req.containerId} (${ifname}) on this host`);
+    const state = this.pipelineState();
+    const net = state.networks.find((n) => n.endpoints.some((e) => e.ofport === a.ofport));
+    if (!net) throw new AgentError('unavailable', `endpoint ${req.containerId} is not in the pipeline yet (network ${a.record.network} unknown to this agent)`);
+    let flow: string;
+    try {
+      flow = flowFromEndpoint(req, { containerId: req.containerId, ifname, ofport: a.ofport, mac: a.record.mac, ipv4: a.record.ipv4 || undefined, ipv6: a.record.ipv6 || undefined, vni: net.vni });
+    } catch (err) {
+      throw new AgentError('invalid', (err as Error).message);
+    }
+    const ports = this.endpointPorts();
+    return traceOnHost(this.config.ovsRunDir, flow, { bridge: this.config.integrationBridge, tunnelPorts: state.tunnelPorts, endpoint: (p) => ports.get(p) });
   }
 
   get endpointCount(): number {

@@ -124,7 +124,7 @@ function l3(p: PacketSpec): string {
   if (v6 !== isV6(p.dst)) throw new Error(`source ${p.src} and destination ${p.dst} are of different address families`);
   const proto = p.proto === 'icmp' ? (v6 ? 'icmp6' : 'icmp') : v6 ? `${p.proto}6` : p.proto;
   const addrs = v6 ? `ipv6_src=${p.src},ipv6_dst=${p.dst}` : `nw_src=${p.src},nw_dst=${p.dst}`;
-  const l4 = p.proto === 'icmp' ? (v6 ? ',icmpv6_type=128' : ',icmp_type=8') : p.port !== undefined ? `,tp_dst=${p.port}` : '';
+  const l4 = p.proto === 'icmp' ? (v6 ? ',icmpv6_type=128' : ',icmp_type=8') : p.port !== undefined ? `,${p.proto}_dst=${p.port}` : '';
   return `${proto},${addrs},nw_ttl=64${l4}`;
 }
 
@@ -144,4 +144,34 @@ export function tunnelFlow(p: PacketSpec, via: { tunnelPort: number; vni: number
 export async function traceOnHost(rundir: string, flow: string, ctx: TraceContext): Promise<HostTrace> {
   const text = await unixctl(controlSocketPath(rundir), 'ofproto/trace', [ctx.bridge, flow]);
   return interpretTrace(parseOfprotoTrace(text), ctx);
+}
+
+/** A trace asked of this host's agent: from one of its endpoints to an address. */
+export interface TraceFromEndpointRequest {
+  containerId: string;
+  /** Default eth0. */
+  ifname?: string;
+  destination: string;
+  proto?: 'icmp' | 'tcp' | 'udp';
+  port?: number;
+  /** Source address to claim (default: the endpoint's own of the destination's family); another one shows the spoof guard. */
+  source?: string;
+}
+
+export interface TraceEndpoint {
+  containerId: string;
+  ifname: string;
+  ofport: number;
+  mac: string;
+  ipv4?: string;
+  ipv6?: string;
+  vni: number;
+}
+
+/** The flow of `req` from `ep`, or an Error naming what is missing. */
+export function flowFromEndpoint(req: TraceFromEndpointRequest, ep: TraceEndpoint): string {
+  const v6 = isV6(req.destination);
+  const src = req.source ?? (v6 ? ep.ipv6 : ep.ipv4);
+  if (!src) throw new Error(`endpoint ${ep.containerId} has no IPv${v6 ? 6 : 4} address to send to ${req.destination} from`);
+  return endpointFlow({ proto: req.proto ?? 'icmp', src, dst: req.destination, port: req.port }, ep);
 }

@@ -1,6 +1,7 @@
 // A simulated trace on one simulated host: Loom's own unixctl client asks the real ovs-vswitchd
 // (`ofproto/trace`) about packets of containers plumbed by the agent, and the verdicts are read in
 // Loom's terms.
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, startAgent, cniBinDir, runCni, cniEnv, type AgentProcess, type SimHost } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
@@ -73,5 +74,37 @@ describe('simulated trace on one host through the unixctl socket', () => {
     const t = await traceOnHost(host.dir, endpointFlow({ proto: 'icmp', src: ep.a!.ip, dst: ep.r!.ip }, ep.a!), ctx);
     expect(t.verdict).toMatchObject({ kind: 'dropped', reason: 'no_route', table: 'l3_forwarding' });
     expect(t.steps.at(-1)!.feature).toBe('base');
+  });
+
+  /** POST /v1/trace on the agent's local API. */
+  const askAgent = (body: object) =>
+    new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+      const req = http.request({ socketPath: agent.socket, path: '/v1/trace', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+
+  it('the agent traces from one of its endpoints by container id (local API POST /v1/trace)', async () => {
+    const ok = await askAgent({ containerId: 'id-a', destination: ep.b!.ip, proto: 'udp', port: 53 });
+    expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+    expect(ok.json.verdict).toMatchObject({ kind: 'delivered', container: 'id-b', network: 'blue' });
+    expect(String(ok.json.flow)).toContain(`udp,in_port=${ep.a!.ofport}`);
+    const spoofed = await askAgent({ containerId: 'id-a', destination: ep.b!.ip, source: '198.18.250.250' });
+    expect(spoofed.json.verdict).toMatchObject({ kind: 'dropped', reason: 'spoof_guard' });
+    const isolated = await askAgent({ containerId: 'id-a', destination: ep.r!.ip });
+    expect(isolated.json.verdict).toMatchObject({ kind: 'dropped', reason: 'no_route' });
+    const unknown = await askAgent({ containerId: 'id-nope', destination: ep.b!.ip });
+    expect(unknown.status).toBe(404);
+    expect(JSON.stringify(unknown.json)).toContain('no endpoint of container id-nope');
+    const noV6 = await askAgent({ containerId: 'id-a', destination: 'fd00::1' });
+    expect(noV6.status).toBe(400);
+    expect(JSON.stringify(noV6.json)).toContain('has no IPv6 address');
+    const bad = await askAgent({ containerId: 'id-a', destination: ep.b!.ip, proto: 'sctp' });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.json)).toContain('field \\"proto\\" must be icmp, tcp or udp');
   });
 });
