@@ -13,6 +13,8 @@ import { ControllerSession, type Clock, type SessionApi } from './controller-ses
 import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
 import type { NetworkState, PipelineState } from './pipeline/state.js';
+import { DatapathCounters, dropsByReason } from './datapath-counters.js';
+import { flowFromEndpoint, traceOnHost, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
 import type { AgentMetrics } from './metrics.js';
 import { isServiceError } from '../api/client.js';
 import * as grpc from '@grpc/grpc-js';
@@ -57,6 +59,8 @@ export class Agent {
   private readonly session: ControllerSession;
   private readonly attacher: Attacher;
   private readonly flows: FlowSync;
+  /** Flow-table counters (drops by reason, endpoint and tunnel traffic), read at most once a second. */
+  readonly datapath: DatapathCounters;
   /** Whether the flow table was reconciled with a complete view since start (or since OVS restarted). */
   private reconciled = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -86,6 +90,7 @@ export class Agent {
   ) {
     this.flows = new FlowSync(host.openflow);
     this.resolver = new DnsResolver(metrics?.dns, dnsUpstream);
+    this.datapath = new DatapathCounters(host.openflow, () => new Set(this.endpointPorts().keys()));
     this.controllerApi = controller.api;
     this.reclaimer = new EndpointReclaimer({
       connected: () => this.session.registered,
@@ -105,6 +110,7 @@ export class Agent {
       api: controller.api,
       watchApi: controller.watchApi,
       appliedRevision: () => this.appliedRevision,
+      drops: async () => dropsByReason((await this.datapath.read()).drops),
       onChange: (revision, ack) => {
         this.enqueue(async () => {
           await this.syncFlows();
@@ -430,6 +436,29 @@ export class Agent {
 
   get controllerConnected(): boolean {
     return this.session.connected;
+  }
+
+  /** Local endpoints by OpenFlow port: their container and network (metrics label them so). */
+  endpointPorts(): Map<number, { container: string; network: string }> {
+    return new Map([...this.attacher.attachments.values()].map((a) => [a.ofport, { container: a.record.containerId, network: a.record.network }]));
+  }
+
+  /** A simulated trace (ofproto/trace) of a packet from a local endpoint, read in Loom's terms. */
+  async trace(req: TraceFromEndpointRequest): Promise<HostTrace> {
+    const ifname = req.ifname ?? 'eth0';
+    const a = this.attacher.attachments.get(attachmentKey(req.containerId, ifname));
+    if (!a) throw new AgentError('not_found', `no endpoint of container ${req.containerId} (${ifname}) on this host`);
+    const state = this.pipelineState();
+    const net = state.networks.find((n) => n.endpoints.some((e) => e.ofport === a.ofport));
+    if (!net) throw new AgentError('unavailable', `endpoint ${req.containerId} is not in the pipeline yet (network ${a.record.network} unknown to this agent)`);
+    let flow: string;
+    try {
+      flow = flowFromEndpoint(req, { containerId: req.containerId, ifname, ofport: a.ofport, mac: a.record.mac, ipv4: a.record.ipv4 || undefined, ipv6: a.record.ipv6 || undefined, vni: net.vni });
+    } catch (err) {
+      throw new AgentError('invalid', (err as Error).message);
+    }
+    const ports = this.endpointPorts();
+    return traceOnHost(this.config.ovsRunDir, flow, { bridge: this.config.integrationBridge, tunnelPorts: state.tunnelPorts, endpoint: (p) => ports.get(p) });
   }
 
   get endpointCount(): number {

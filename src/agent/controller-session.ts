@@ -21,7 +21,7 @@ export interface WatchStream {
 /** The controller calls the session makes (LoomClient implements them). */
 export interface SessionApi {
   register(req: api.RegisterRequest, o?: CallOptions): Promise<api.RegisterResponse>;
-  heartbeat(name: string, appliedRevision: number, o?: CallOptions): Promise<unknown>;
+  heartbeat(name: string, appliedRevision: number, o?: CallOptions, drops?: api.DropCount[]): Promise<unknown>;
   watch(): WatchStream;
   close(): void;
 }
@@ -69,6 +69,8 @@ export interface SessionOptions {
   watchApi: (port: number) => SessionApi;
   /** The revision the agent applied last (heartbeats carry it). */
   appliedRevision: () => number;
+  /** The host's drops by reason, for heartbeats to carry (loomctl status shows them); a failed read sends none. */
+  drops?: () => Promise<api.DropCount[]>;
   /**
    * The view changed to `revision`; call `ack` once it is applied. Called in stream order; the
    * agent serialises the work itself.
@@ -145,7 +147,9 @@ export class ControllerSession {
       this.heartbeatTimer.unref?.();
     };
     const beat = (): void => {
-      this.o.api.heartbeat(this.o.registration.name, this.o.appliedRevision(), { timeoutMs: intervalMs }).then(
+      // Bounded: a switch slow to answer must never delay the heartbeat that keeps the host up.
+      const drops = this.o.drops ? within(this.o.drops(), Math.min(500, intervalMs / 4)) : Promise.resolve(undefined);
+      drops.then((d) => this.o.api.heartbeat(this.o.registration.name, this.o.appliedRevision(), { timeoutMs: intervalMs }, d)).then(
         () => {
           this.apiOkAt = this.clock.now();
           backoff.reset();
@@ -245,4 +249,15 @@ export class ControllerSession {
 export function describe(err: unknown): string {
   if (isServiceError(err)) return `${grpc.status[err.code] ?? err.code}: ${err.details}`;
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The value if it comes within `ms`, else (or on failure) undefined. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      () => (clearTimeout(t), resolve(undefined)),
+    );
+  });
 }

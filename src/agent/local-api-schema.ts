@@ -60,3 +60,13 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown, what: string):
   const field = issue.path.join('.');
   throw new AgentError('invalid', field ? `${what}: field "${field}" ${issue.message}` : `${what}: ${issue.message}`);
 }
+
+/** POST /v1/trace: a simulated trace from one of this host's endpoints. */
+export const traceRequest = z.strictObject({
+  containerId: required('the container ID of the source endpoint'),
+  ifname: ifname.optional(),
+  destination: required('the destination address').max(64),
+  proto: z.enum(['icmp', 'tcp', 'udp'], { error: 'must be icmp, tcp or udp' }).optional(),
+  port: z.number({ error: 'must be a number (tcp/udp destination port)' }).int().min(0).max(65535).optional(),
+  source: text('a source address to claim').max(64).optional(),
+});

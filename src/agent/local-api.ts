@@ -5,6 +5,7 @@
 //   POST /v1/detach  DetachRequest -> {}
 //   POST /v1/check   AttachRequest -> { problems: string[] }
 //   GET  /v1/status  -> the agent's status
+//   POST /v1/trace   { containerId, destination, [ifname, proto, port, source] } -> HostTrace (src/agent/trace.ts)
 // Errors: { error: { status, message } } with 400 invalid (a body that fails its schema in
 // local-api-schema.ts: the message names the field), 404 not_found, 409 conflict,
 // 503 unavailable, 500 internal.
@@ -14,7 +15,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { MAX_CNI_REQUEST_BYTES, type CniBackend, type CniHandler } from '../api/local.js';
 import { AgentError, type Agent } from './agent.js';
-import { attachRequest, cniRequest, detachRequest, parseBody } from './local-api-schema.js';
+import { attachRequest, cniRequest, detachRequest, parseBody, traceRequest } from './local-api-schema.js';
 import type { AgentMetrics } from './metrics.js';
 
 /** The plugin's request carries the network configuration, prevResult included: one limit for both. */
@@ -29,7 +30,7 @@ class BodyTooLarge extends AgentError {
 }
 
 /** What the local API needs of the agent. */
-export type LocalApiAgent = Pick<Agent, 'attach' | 'detach' | 'check' | 'ready' | 'attachmentsOf' | 'status'>;
+export type LocalApiAgent = Pick<Agent, 'attach' | 'detach' | 'check' | 'ready' | 'attachmentsOf' | 'status'> & Partial<Pick<Agent, 'trace'>>;
 
 export async function startLocalApi(agent: LocalApiAgent, cni: CniHandler, socketPath: string, log: Logger, metrics?: AgentMetrics): Promise<http.Server> {
   const backend: CniBackend = {
@@ -57,8 +58,11 @@ export async function startLocalApi(agent: LocalApiAgent, cni: CniHandler, socke
             return { problems: await agent.check(parseBody(attachRequest, body, 'check request')) };
           case 'GET /v1/status':
             return agent.status();
+          case 'POST /v1/trace':
+            if (!agent.trace) throw new AgentError('not_found', 'this agent does not trace');
+            return agent.trace(parseBody(traceRequest, body, 'trace request'));
           default:
-            throw new AgentError('not_found', `no such API: ${op} (try POST /v1/attach, /v1/detach, /v1/check, GET /v1/status)`);
+            throw new AgentError('not_found', `no such API: ${op} (try POST /v1/attach, /v1/detach, /v1/check, /v1/trace, GET /v1/status)`);
         }
       })
       .then(

@@ -19,6 +19,7 @@ import { startLocalApi } from './local-api.js';
 import { cniHandler } from '../cni/handler.js';
 import { createAgentMetrics } from './metrics.js';
 import { DEFAULT_UPSTREAM } from './dns/upstream.js';
+import { registerDatapathMetrics } from './datapath-counters.js';
 
 async function main(argv: string[]): Promise<number> {
   const config = daemonConfig('loom-agent', HELP, () => loadConfig(argv));
@@ -28,10 +29,12 @@ async function main(argv: string[]): Promise<number> {
   const metrics = createAgentMetrics(() => ({ endpoints: agent?.endpointCount ?? 0, connected: agent?.controllerConnected ?? false }));
   const servers: http.Server[] = [];
   try {
-    agent = new Agent(config, await prepareHost(config, log), controllerClients(config), log, metrics, undefined, {
+    const host = await prepareHost(config, log);
+    const started = (agent = new Agent(config, host, controllerClients(config), log, metrics, undefined, {
       ...DEFAULT_UPSTREAM,
       ...(config.hostNetns ? { netns: config.hostNetns } : {}),
-    });
+    }));
+    registerDatapathMetrics(metrics.registry, started.datapath, (ofport) => started.endpointPorts().get(ofport));
     await agent.start();
     servers.push(await startLocalApi(agent, cniHandler, config.socket, log, metrics));
     if (config.metricsListen) {

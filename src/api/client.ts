@@ -64,8 +64,8 @@ export class LoomClient {
   register(req: T.RegisterRequest, o?: CallOptions): Promise<T.RegisterResponse> {
     return this.call(methods.host.Register, req, o);
   }
-  heartbeat(name: string, appliedRevision = 0, o?: CallOptions): Promise<T.HeartbeatResponse> {
-    return this.call(methods.host.Heartbeat, { name, appliedRevision }, o);
+  heartbeat(name: string, appliedRevision = 0, o?: CallOptions, drops?: T.DropCount[]): Promise<T.HeartbeatResponse> {
+    return this.call(methods.host.Heartbeat, { name, appliedRevision, ...(drops?.length ? { drops } : {}) }, o);
   }
   listHosts(o?: CallOptions): Promise<T.ListHostsResponse> {
     return this.call(methods.host.ListHosts, {}, o);

@@ -158,6 +158,12 @@ export interface RegisterResponse {
 export interface HeartbeatRequest {
   name: string;
   appliedRevision?: number;
+  drops?: DropCount[];
+}
+export interface DropCount {
+  reason: string;
+  packets: number;
+  bytes: number;
 }
 export interface HeartbeatResponse {
   revision: number;
@@ -210,6 +216,7 @@ export interface HostStatus {
   networks: number;
   endpoints: number;
   agentVersion: string;
+  drops: DropCount[];
 }
 export interface GetStatusResponse {
   revision: number;

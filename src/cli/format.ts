@@ -19,3 +19,12 @@ export function ago(ms: number): string {
   if (ms < 7_200_000) return `${Math.round(ms / 60_000)}m ago`;
   return `${Math.round(ms / 3_600_000)}h ago`;
 }
+
+/** A host's drops in one cell: total packets, then the largest reasons ("7: spoof_guard 5, no_route 2"). */
+export function dropSummary(drops: ReadonlyArray<{ reason: string; packets: number }>): string {
+  const nonzero = drops.filter((d) => d.packets > 0).sort((a, b) => b.packets - a.packets || a.reason.localeCompare(b.reason));
+  if (nonzero.length === 0) return '0';
+  const total = nonzero.reduce((n, d) => n + d.packets, 0);
+  const shown = nonzero.slice(0, 3).map((d) => `${d.reason} ${d.packets}`).join(', ');
+  return `${total}: ${shown}${nonzero.length > 3 ? ', ...' : ''}`;
+}

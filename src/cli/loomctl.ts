@@ -7,7 +7,7 @@ import { isServiceError, LoomClient } from '../api/client.js';
 import { clientCredentials } from '../common/tls.js';
 import type { EgressMode, Network, PortMapping, TunnelType } from '../api/types.js';
 import { parseCommandLine, UsageError, type FlagValues } from './args.js';
-import { ago, json, table } from './format.js';
+import { ago, dropSummary, json, table } from './format.js';
 
 const HELP = `loomctl: inspect and change a Loom overlay through its controller.
 
@@ -30,7 +30,8 @@ Commands:
                               new VTEP: its agent, refused that, re-registers with it then
   endpoint list [--network NAME] [--host HOST]
   endpoint show NETWORK CONTAINER_ID
-  status                      hosts up/down, applied revision and lag per agent
+  status                      hosts up/down, applied revision and lag per agent, packets each host's
+                              flow table dropped (by reason: spoof_guard, no_route, ...)
   wait [--revision N]         block until every interested agent applied revision N
        [--timeout SECONDS]    (default: the current revision; timeout 60)
 
@@ -206,7 +207,7 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
         if (asJson) out(json(s));
         else {
           out(`revision ${s.revision}, hosts ${s.hosts.filter((h) => h.up).length} up / ${s.hosts.filter((h) => !h.up).length} down\n`);
-          out(table(['HOST', 'VTEP', 'STATE', 'WATCH', 'APPLIED', 'LAG', 'NETWORKS', 'ENDPOINTS', 'LAST SEEN'], s.hosts.map((h) => [h.name, h.vtep, h.up ? 'up' : 'down', h.connected ? 'connected' : '-', h.appliedRevision, h.lag, h.networks, h.endpoints, ago(h.lastSeenMsAgo)])));
+          out(table(['HOST', 'VTEP', 'STATE', 'WATCH', 'APPLIED', 'LAG', 'NETWORKS', 'ENDPOINTS', 'LAST SEEN', 'DROPPED'], s.hosts.map((h) => [h.name, h.vtep, h.up ? 'up' : 'down', h.connected ? 'connected' : '-', h.appliedRevision, h.lag, h.networks, h.endpoints, ago(h.lastSeenMsAgo), dropSummary(h.drops ?? [])])));
         }
         return 0;
       }

@@ -3,6 +3,7 @@
  * (acks, and revisions that did not concern the host). It answers `Wait` and `GetStatus`, feeds
  * the propagation histogram, and counts an ack as a sign of life.
  */
+import { HostDrops } from './host-drops.js';
 import type { HostStatus } from '../api/types.js';
 import type { Controller } from './controller.js';
 
@@ -35,6 +36,8 @@ export interface ConvergenceOptions {
 
 export class Convergence {
   private readonly hosts = new Map<string, HostEntry>();
+  /** Each host's drops, from its heartbeats. */
+  readonly drops = new HostDrops();
   private readonly commitTimes = new Map<number, number>();
   private waiters: Waiter[] = [];
   private connectedCount = 0;
@@ -159,6 +162,7 @@ export class Convergence {
           networks: state.networksOf(name).size,
           endpoints,
           agentVersion: h.rec.agentVersion,
+          drops: this.drops.of(name),
         };
       })
       .sort((a, b) => a.name.localeCompare(b.name));

@@ -4,6 +4,8 @@
  * status. Anything else thrown is logged and reported as INTERNAL; the process never dies on a
  * bad request.
  */
+import type { DropCount } from '../api/types.js';
+import { checkDrops } from './host-drops.js';
 import * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
@@ -76,7 +78,12 @@ export function apiHandlers(controller: Controller, convergence: Convergence, wa
       heartbeatIntervalMs: controller.opts.heartbeatIntervalMs,
       watchPort: watchPort(),
     }),
-    Heartbeat: async (r: { name: string }) => ({ revision: await controller.heartbeat(r.name) }),
+    Heartbeat: async (r: { name: string; drops?: DropCount[] }) => {
+      const drops = checkDrops(r.drops ?? []);
+      const revision = await controller.heartbeat(r.name);
+      convergence.drops.report(r.name, drops);
+      return { revision };
+    },
     ListHosts: () => ({ hosts: controller.listHosts(), revision: controller.revision() }),
     GetStatus: () => ({ revision: controller.revision(), hosts: convergence.status() }),
     Wait: async (r: { revision: number; timeoutMs: number }) => {

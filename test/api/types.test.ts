@@ -32,6 +32,7 @@ interface Messages {
   RegisterRequest: T.RegisterRequest;
   RegisterResponse: T.RegisterResponse;
   HeartbeatRequest: T.HeartbeatRequest;
+  DropCount: T.DropCount;
   HeartbeatResponse: T.HeartbeatResponse;
   ListHostsResponse: T.ListHostsResponse;
   WatchRequest: T.WatchRequest;
@@ -138,7 +139,8 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
   ListEndpointsResponse: { endpoints: 'Endpoint[]', revision: 'number' },
   RegisterRequest: { name: 'string', vtep: 'string', agentVersion: 'string', capabilities: 'string[]' },
   RegisterResponse: { host: 'Host', revision: 'number', heartbeatIntervalMs: 'number', watchPort: 'number' },
-  HeartbeatRequest: { name: 'string', appliedRevision: 'number' },
+  HeartbeatRequest: { name: 'string', appliedRevision: 'number', drops: 'DropCount[]' },
+  DropCount: { reason: 'string', packets: 'number', bytes: 'number' },
   HeartbeatResponse: { revision: 'number' },
   ListHostsResponse: { hosts: 'Host[]', revision: 'number' },
   WatchRequest: { kind: 'oneof', start: 'WatchStart', ack: 'WatchAck' },
@@ -166,6 +168,7 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     networks: 'number',
     endpoints: 'number',
     agentVersion: 'string',
+    drops: 'DropCount[]',
   },
   GetStatusResponse: { revision: 'number', hosts: 'HostStatus[]' },
   WaitRequest: { revision: 'number', timeoutMs: 'number' },
