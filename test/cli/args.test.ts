@@ -42,7 +42,13 @@ describe('loomctl command line', () => {
     const help = source.slice(source.indexOf('const HELP = `'), source.indexOf('`;', source.indexOf('const HELP = `')));
     for (const [command, { flags }] of Object.entries(COMMANDS)) {
       expect(help).toContain(`  ${command}`);
-      for (const flag of Object.keys(flags)) expect(help).toMatch(new RegExp(`^  ${command}.*(\\n {6,}.*)*--${flag}\\b`, 'm'));
+      // The command's lines: its own line and the ones indented under it.
+      const lines = help.split('\n');
+      const at = lines.findIndex((l) => l.startsWith(`  ${command}`));
+      let end = at + 1;
+      while (end < lines.length && /^ {6,}/.test(lines[end]!)) end++;
+      const block = lines.slice(at, end).join('\n');
+      for (const flag of Object.keys(flags)) expect(block, `${command} --${flag}`).toMatch(new RegExp(`--${flag}\\b`));
     }
     for (const flag of Object.keys(GLOBAL_FLAGS)) expect(help).toContain(`--${flag}`);
   });
