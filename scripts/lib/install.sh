@@ -2,7 +2,8 @@
 # gcc, g++, make, python3: npm ci builds native addons, and the CNI plugin is a small C program.
 APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl gcc g++ make libc6-dev python3)
 # The tests also roll Loom out with Ansible over SSH to simulated hosts.
-TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client)
+# etcd-server: the etcd store's integration tests run a real etcd (3.4) on loopback.
+TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client etcd-server)
 # bench:cni compares the loom plugin with the standard bridge plugin (host-local IPAM).
 BENCH_APT_PACKAGES=(containernetworking-plugins)
 
