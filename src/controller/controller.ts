@@ -53,7 +53,7 @@ const MAX_BATCH = 256;
 
 export class Controller {
   readonly state = new ClusterState();
-  readonly changes: ChangeLog;
+  changes: ChangeLog;
   /** True while a batch is applied in memory but not yet durable. */
   writing = false;
   private readonly queue: Queued[] = [];
@@ -78,10 +78,14 @@ export class Controller {
 
   /** Loads the state from the store (and the store's change log tail, for resumption). */
   static async open(store: Store, opts: ControllerOptions): Promise<Controller> {
-    const history = await store.changesSince(store.compactedRevision());
-    const log = new ChangeLog(store.compactedRevision(), Math.max(opts.changeLogSize, 1));
-    const c = new Controller(store, opts, log);
+    const c = new Controller(store, opts, new ChangeLog(0, 1));
     const n = await c.load();
+    // etcd may have compacted further than the store knew: it learns that from the first answer.
+    let history = await store.changesSince(store.compactedRevision());
+    history ??= await store.changesSince(store.compactedRevision());
+    // Without the store's history the log covers only what comes next.
+    const log = new ChangeLog(history ? store.compactedRevision() : store.revision(), Math.max(opts.changeLogSize, 1));
+    c.changes = log;
     for (const ch of history ?? []) log.append(ch.revision, [ch.key]);
     c.hearingSince = Date.now();
     opts.logger.info({ revision: store.revision(), keys: n, logFloor: log.floor }, 'state loaded');
@@ -167,7 +171,11 @@ export class Controller {
     this.writing = true;
     const opsList: StoreOp[][] = [];
     const answered: { q: Queued; value: unknown }[] = [];
-    let rev = this.store.revision();
+    // Mutations apply to memory at provisional revisions base+1, base+2, ... so each sees the ones
+    // before it; the store assigns the real ones when it commits (etcd's may skip numbers or be
+    // shared by mutations in one Txn), and the batch is restamped with them before anyone sees it.
+    const base = this.store.revision();
+    let rev = base;
     // Set when a mutation failed half-applied (a bug, not bad input): memory is rebuilt after the commit.
     let reload = false;
     for (const q of batch) {
@@ -193,10 +201,12 @@ export class Controller {
       }
       answered.push({ q, value });
     }
+    let revs: number[];
     try {
-      const revs = await this.store.commitBatch(opsList);
-      if (revs.length !== opsList.length || (revs.length > 0 && revs[revs.length - 1] !== rev)) {
-        throw new Error(`store assigned revisions ${revs[0]}..${revs[revs.length - 1]}, expected ..${rev}`);
+      revs = await this.store.commitBatch(opsList);
+      const ordered = revs.every((r, i) => (i === 0 ? r > base : r >= revs[i - 1]));
+      if (revs.length !== opsList.length || !ordered || (revs.length > 0 && revs[revs.length - 1] !== this.store.revision())) {
+        throw new Error(`store answered revisions [${revs.join(',')}] for ${opsList.length} commits after ${base}`);
       }
     } catch (err) {
       this.opts.logger.error({ err }, 'store commit failed; reloading state from the store');
@@ -208,17 +218,22 @@ export class Controller {
       return;
     }
     if (reload) await this.load();
+    else if (revs.some((r, i) => r !== base + 1 + i)) {
+      const real = (provisional: number): number => (provisional > base && provisional <= rev ? revs[provisional - base - 1] : provisional);
+      this.state.restamp(new Set(opsList.flatMap((ops) => ops.map((o) => o.key))), real);
+      for (const a of answered) a.value = restampReply(a.value, real);
+    }
     this.writing = false;
-    const first = rev - opsList.length + 1;
-    opsList.forEach((ops, i) => this.changes.append(first + i, ops.map((o) => o.key)));
-    if (opsList.length > 0 && Math.floor(rev / 1000) > Math.floor((first - 1) / 1000) && rev > this.opts.storeHistory) {
-      await this.store.compact(rev - this.opts.storeHistory).catch((err: unknown) => this.opts.logger.warn({ err }, 'change log compaction failed'));
+    opsList.forEach((ops, i) => this.changes.append(revs[i], ops.map((o) => o.key)));
+    const last = revs.length > 0 ? revs[revs.length - 1] : base;
+    if (opsList.length > 0 && Math.floor(last / 1000) > Math.floor(base / 1000) && last > this.opts.storeHistory) {
+      await this.store.compact(last - this.opts.storeHistory).catch((err: unknown) => this.opts.logger.warn({ err }, 'change log compaction failed'));
     }
     for (const a of answered) a.q.resolve(a.value);
     opsList.forEach((ops, i) => {
       for (const fn of this.listeners) {
         try {
-          fn(first + i, ops);
+          fn(revs[i], ops);
         } catch (err) {
           this.opts.logger.error({ err }, 'commit listener failed');
         }
@@ -429,4 +444,22 @@ export class Controller {
     }
     return out;
   }
+}
+
+/** Revision fields of API replies (Network, Endpoint, Host, deletions' `revision`). */
+const REVISION_FIELDS = new Set(['revision', 'createRevision', 'modRevision']);
+
+/**
+ * A reply computed at provisional revisions, with the store's real ones: a bare number is a
+ * revision (deletions answer one), and so is every revision field of an object, at any depth.
+ */
+function restampReply(value: unknown, real: (provisional: number) => number): unknown {
+  if (typeof value === 'number') return real(value);
+  if (Array.isArray(value)) return value.map((v) => (typeof v === 'number' ? v : restampReply(v, real)));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = typeof v === 'number' ? (REVISION_FIELDS.has(k) ? real(v) : v) : restampReply(v, real);
+  }
+  return out;
 }

@@ -28,7 +28,7 @@ export interface EtcdStoreOptions {
   /** Key prefix; ends with '/' so that a shared etcd keeps Loom apart (e.g. '/loom/'). */
   prefix: string;
   /** PEM files: CA to verify etcd, and a client certificate and key for mutual TLS. */
-  tls?: { ca: string; cert: string; key: string };
+  tls?: { ca: string; cert?: string; key?: string };
   /** etcd's --max-txn-ops (128 by default). */
   maxTxnOps?: number;
   /** Deadline of one RPC. */
@@ -74,7 +74,11 @@ export class EtcdStore implements Store {
           throw new StoreError(`cannot read the etcd ${what} ${file}: ${(err as Error).message}`);
         }
       };
-      credentials = { rootCertificate: read('CA', opts.tls.ca), certChain: read('client certificate', opts.tls.cert), privateKey: read('client key', opts.tls.key) };
+      credentials = {
+        rootCertificate: read('CA', opts.tls.ca),
+        certChain: opts.tls.cert ? read('client certificate', opts.tls.cert) : undefined,
+        privateKey: opts.tls.key ? read('client key', opts.tls.key) : undefined,
+      };
     }
     this.client = new Etcd3({ hosts: opts.endpoints, credentials, dialTimeout: opts.timeoutMs ?? 5000 });
     this.dataPrefix = Buffer.from(`${opts.prefix}kv/`);
