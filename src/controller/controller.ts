@@ -67,6 +67,8 @@ export class Controller {
    */
   private hearingSince = 0;
   private closed = false;
+  /** Set when the store could not be read back after a failed commit: reload before writing. */
+  private stale = false;
 
   private constructor(
     readonly store: Store,
@@ -169,6 +171,20 @@ export class Controller {
     const batch = this.queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
     this.writing = true;
+    if (this.stale) {
+      // Memory may hold a batch that never committed: nothing validates against it.
+      try {
+        await this.load();
+        this.stale = false;
+        this.opts.logger.info({ revision: this.store.revision() }, 'state reloaded from the store');
+      } catch (err) {
+        this.writing = false;
+        const refusal = new ApiError('UNAVAILABLE', `the controller cannot read its store: ${(err as Error).message}`);
+        for (const q of batch) q.reject(refusal);
+        this.scheduleBatch();
+        return;
+      }
+    }
     const opsList: StoreOp[][] = [];
     const answered: { q: Queued; value: unknown }[] = [];
     // Mutations apply to memory at provisional revisions base+1, base+2, ... so each sees the ones
@@ -210,7 +226,10 @@ export class Controller {
       }
     } catch (err) {
       this.opts.logger.error({ err }, 'store commit failed; reloading state from the store');
-      await this.load().catch((e: unknown) => this.opts.logger.fatal({ err: e }, 'reloading state failed'));
+      await this.load().catch((e: unknown) => {
+        this.stale = true;
+        this.opts.logger.error({ err: e }, 'reloading state failed; the next batch tries again');
+      });
       this.writing = false;
       const refusal = new ApiError('UNAVAILABLE', `the controller could not write its store: ${(err as Error).message}`);
       for (const a of answered) a.q.reject(refusal);

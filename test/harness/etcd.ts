@@ -64,50 +64,89 @@ export interface EtcdTls {
   key: string;
 }
 
+type ServerTlsFiles = EtcdTls & { serverCert: string; serverKey: string };
+
 /** With `tls`, etcd serves https with `tls.serverCert`/`serverKey` and requires client certificates. */
-export async function startEtcd(opts: { maxTxnOps?: number; tls?: EtcdTls & { serverCert: string; serverKey: string } } = {}): Promise<EtcdServer> {
+export async function startEtcd(opts: { maxTxnOps?: number; tls?: ServerTlsFiles } = {}): Promise<EtcdServer> {
+  return (await startEtcdCluster(1, opts))[0];
+}
+
+/** `size` members on loopback forming one cluster; resolves once every member is healthy. */
+export async function startEtcdCluster(size: number, opts: { maxTxnOps?: number; tls?: ServerTlsFiles } = {}): Promise<EtcdServer[]> {
   const dir = mkdtempSync(path.join(tmpdir(), 'loom-etcd-'));
-  const clientPort = await freePort();
-  const peerPort = await freePort();
-  const endpoint = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const args = [
-    '--name', 'm0', '--data-dir', path.join(dir, 'data'),
-    '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `m0=${peer}`, '--initial-cluster-state', 'new',
-    '--max-txn-ops', String(opts.maxTxnOps ?? 128),
-    ...(opts.tls ? ['--cert-file', opts.tls.serverCert, '--key-file', opts.tls.serverKey, '--client-cert-auth', '--trusted-ca-file', opts.tls.ca] : []),
-  ];
-  let child: ChildProcess;
+  const members = [];
+  for (let i = 0; i < size; i++) {
+    const endpoint = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${await freePort()}`;
+    members.push({ name: `m${i}`, endpoint, peer: `http://127.0.0.1:${await freePort()}` });
+  }
+  const initialCluster = members.map((m) => `${m.name}=${m.peer}`).join(',');
+  const servers = members.map((m) => {
+    const args = [
+      '--name', m.name, '--data-dir', path.join(dir, m.name),
+      '--listen-client-urls', m.endpoint, '--advertise-client-urls', m.endpoint,
+      '--listen-peer-urls', m.peer, '--initial-advertise-peer-urls', m.peer,
+      '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', path.basename(dir),
+      '--max-txn-ops', String(opts.maxTxnOps ?? 128),
+      // Loopback: elect in half a second, not etcd's WAN-friendly default of one.
+      '--heartbeat-interval', '50', '--election-timeout', '500',
+      ...(opts.tls ? ['--cert-file', opts.tls.serverCert, '--key-file', opts.tls.serverKey, '--client-cert-auth', '--trusted-ca-file', opts.tls.ca] : []),
+    ];
+    return member(m.endpoint, args, opts.tls);
+  });
+  try {
+    await Promise.all(servers.map((s) => s.restart()));
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.kill().catch(() => {})));
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  let stopped = 0;
+  for (const s of servers) {
+    const stop = s.stop.bind(s);
+    s.stop = async () => {
+      await stop();
+      if (++stopped === servers.length) rmSync(dir, { recursive: true, force: true });
+    };
+  }
+  return servers;
+}
+
+/** One member: (re)started by restart(), which waits until it is healthy. */
+function member(endpoint: string, args: string[], tls?: EtcdTls): EtcdServer {
+  let child: ChildProcess | null = null;
   let output = '';
-  const launch = async (): Promise<void> => {
-    output = '';
-    child = spawn('etcd', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
-    await healthy(endpoint, Date.now() + 20_000, child, () => output, opts.tls);
-  };
-  const exited = (): Promise<void> =>
-    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
-  await launch();
-  const server: EtcdServer = {
+  const alive = (): boolean => child !== null && child.exitCode === null && child.signalCode === null;
+  const exited = (): Promise<void> => (alive() ? new Promise((r) => child!.once('exit', () => r())) : Promise.resolve());
+  return {
     endpoint,
     get pid() {
-      return child.pid!;
+      return child?.pid ?? 0;
     },
     async kill() {
-      process.kill(child.pid!, 'SIGKILL');
+      if (alive()) process.kill(child!.pid!, 'SIGKILL');
       await exited();
     },
-    restart: launch,
+    async restart() {
+      output = '';
+      const c = spawn('etcd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = c;
+      const keep = (d: Buffer): void => {
+        output = (output + d.toString()).slice(-20_000);
+      };
+      c.stdout!.on('data', keep);
+      c.stderr!.on('data', keep);
+      await healthy(endpoint, Date.now() + 20_000, c, () => output, tls);
+    },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        process.kill(child.pid!, 'SIGTERM');
-        await exited();
-      }
-      rmSync(dir, { recursive: true, force: true });
+      if (alive()) process.kill(child!.pid!, 'SIGTERM');
+      await exited();
     },
   };
-  return server;
+}
+
+/** Whether this member is the raft leader (etcd's maintenance Status through its JSON gateway). */
+export async function isLeader(m: EtcdServer): Promise<boolean> {
+  const res = await fetch(`${m.endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(2000) });
+  const body = (await res.json()) as { header: { member_id: string }; leader: string };
+  return body.header.member_id === body.leader;
 }
