@@ -63,6 +63,14 @@ export const SETTINGS = settings({
   etcdCert: { parse: optionalText, default: '', arg: 'FILE', help: 'client certificate (PEM) for etcd\'s --client-cert-auth; needs --etcd-key' },
   etcdKey: { parse: optionalText, default: '', arg: 'FILE', help: 'the private key of --etcd-cert (PEM)' },
   etcdMaxTxnOps: { parse: int(2, 1_000_000), default: 128, arg: 'N', unit: 'ops', help: "etcd's --max-txn-ops: larger commits are split into Txns this big" },
+  etcdElectAs: {
+    parse: optionalText,
+    default: '',
+    defaultText: 'no election',
+    arg: 'ADDR',
+    help: 'run several controllers on one etcd prefix: elect a leader (only it writes; followers refuse writes naming it) and advertise this API address as ours',
+  },
+  etcdLeaseTtl: { parse: int(1, 3600), default: 3, arg: 'N', unit: 's', help: 'leader lease: a leader that stops renewing it loses leadership after this long' },
   dbPath: { parse: text(), default: '/var/lib/loom/controller.db', arg: 'PATH', aliases: ['db'], help: 'SQLite database file' },
   sync: { parse: oneOf(['full', 'normal'] as const), default: 'full', arg: 'full|normal', help: 'SQLite durability: full survives power loss, normal survives process crashes only' },
   hostDownAfterMs: { parse: int(100, 3_600_000), default: 15_000, arg: 'N', unit: 'ms', help: 'mark a host down after this long without a heartbeat; its routes are withdrawn' },
@@ -170,6 +178,9 @@ function checkEtcd(c: ControllerConfig): void {
   if (https.length !== 0 && https.length !== c.etcdEndpoints.length) throw new ConfigError('etcdEndpoints mixes http:// and https:// URLs');
   if (https.length > 0 && !c.etcdCa) throw new ConfigError('https:// etcd endpoints need etcdCa (--etcd-ca FILE) to verify the servers');
   if (https.length === 0 && (c.etcdCa || c.etcdCert || c.etcdKey)) throw new ConfigError('etcdCa, etcdCert and etcdKey apply to https:// endpoints only');
+  if (c.etcdElectAs && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(c.etcdElectAs)) {
+    throw new ConfigError(`etcdElectAs must be the API address other controllers and clients reach this one at, host:port; got ${JSON.stringify(c.etcdElectAs)}`);
+  }
   if (Boolean(c.etcdCert) !== Boolean(c.etcdKey)) throw new ConfigError('etcdCert and etcdKey go together');
   for (const k of ['etcdCa', 'etcdCert', 'etcdKey'] as const) {
     if (!c[k]) continue;

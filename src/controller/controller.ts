@@ -69,6 +69,8 @@ export class Controller {
   private closed = false;
   /** Set when the store could not be read back after a failed commit: reload before writing. */
   private stale = false;
+  /** The store's leadership term the memory was loaded for (0 without election). */
+  private term = 0;
 
   private constructor(
     readonly store: Store,
@@ -82,6 +84,7 @@ export class Controller {
   static async open(store: Store, opts: ControllerOptions): Promise<Controller> {
     const c = new Controller(store, opts, new ChangeLog(0, 1));
     const n = await c.load();
+    c.term = store.leadership?.()?.term ?? 0;
     // etcd may have compacted further than the store knew: it learns that from the first answer.
     let history = await store.changesSince(store.compactedRevision());
     history ??= await store.changesSince(store.compactedRevision());
@@ -147,8 +150,29 @@ export class Controller {
 
   // ---- the mutation queue
 
+  /** Null while this controller may write; else why not (a follower names the leader). */
+  notLeading(): string | null {
+    const l = this.store.leadership?.();
+    if (!l || l.term > 0) return null;
+    return l.leader ? `this controller is a follower; send writes to the leader at ${l.leader}` : 'no controller leads yet; retry shortly';
+  }
+
+  /**
+   * On a new leadership term: others may have written meanwhile (reload before writing), and
+   * hosts could not count on this controller before (host liveness counts from now).
+   */
+  private followTerm(): void {
+    const term = this.store.leadership?.()?.term ?? 0;
+    if (term === this.term) return;
+    this.term = term;
+    this.stale = true;
+    this.hearingSince = Date.now();
+  }
+
   private mutate<T>(m: Mutation<T>): Promise<T> {
     if (this.closed) return Promise.reject(new ApiError('UNAVAILABLE', 'the controller is shutting down'));
+    const follower = this.notLeading();
+    if (follower) return Promise.reject(new ApiError('UNAVAILABLE', follower));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run: m, resolve: resolve as (v: unknown) => void, reject });
       this.scheduleBatch();
@@ -171,6 +195,7 @@ export class Controller {
     const batch = this.queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
     this.writing = true;
+    this.followTerm();
     if (this.stale) {
       // Memory may hold a batch that never committed: nothing validates against it.
       try {
@@ -378,6 +403,8 @@ export class Controller {
    */
   async checkLiveness(now = Date.now()): Promise<string[]> {
     const down: string[] = [];
+    this.followTerm();
+    if (this.notLeading()) return down;
     for (const [name, h] of this.state.hosts) {
       const since = Math.max(this.lastSeen.get(name) ?? 0, this.hearingSince);
       if (h.rec.up && now - since > this.opts.hostDownAfterMs) down.push(name);

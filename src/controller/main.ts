@@ -34,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
         prefix: config.etcdPrefix,
         tls: config.etcdCa ? { ca: config.etcdCa, cert: config.etcdCert, key: config.etcdKey } : undefined,
         maxTxnOps: config.etcdMaxTxnOps,
+        election: config.etcdElectAs ? { address: config.etcdElectAs, ttlSeconds: config.etcdLeaseTtl } : undefined,
       });
     } else {
       if (config.dbPath !== ':memory:') mkdirSync(path.dirname(config.dbPath), { recursive: true });

@@ -44,6 +44,8 @@ describe('controller config', () => {
     expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'https://a:2379', '--etcd-ca', '/nonexistent/ca.pem'])).toThrow(/etcdCa \/nonexistent\/ca.pem: ENOENT/);
     expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'https://a:2379', '--etcd-ca', '/etc/hostname', '--etcd-cert', '/etc/hostname'])).toThrow(/etcdCert and etcdKey go together/);
     expect(HELP).toContain('--etcd-endpoints URLS');
+    expect(loadConfig(['--store', 'etcd', '--etcd-endpoints', 'http://a:1', '--etcd-elect-as', '10.0.0.1:7400'])).toMatchObject({ etcdElectAs: '10.0.0.1:7400', etcdLeaseTtl: 3 });
+    expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'http://a:1', '--etcd-elect-as', 'me'])).toThrow(/etcdElectAs must be the API address/);
   });
 
   it("puts the Watch server beside the API: 'auto' takes the API host, port 7403 (0 stays 0)", () => {

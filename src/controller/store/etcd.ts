@@ -18,9 +18,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Etcd3, type ICompare, type IRequestOp, type IWatchResponse } from 'etcd3';
-import type { CommitResult, KeyValue, Store, StoreChange, StoreOp } from './types.js';
-import { StoreError } from './types.js';
+import { Etcd3, type ICompare, type IRequestOp, type IWatchResponse, type Lease } from 'etcd3';
+import type { CommitResult, KeyValue, Leadership, Store, StoreChange, StoreOp } from './types.js';
+import { NotLeaderError, StoreError } from './types.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs, e.g. ['https://10.0.0.1:2379']. */
@@ -35,6 +35,12 @@ export interface EtcdStoreOptions {
   timeoutMs?: number;
   /** Keys per Range page while loading. */
   pageSize?: number;
+  /**
+   * Leader election among controllers sharing the prefix: the store commits only while it holds
+   * `<prefix>leader` under its lease, and every commit Txn compares that key's create_revision,
+   * so a deposed leader's commit fails even while it still believes it leads.
+   */
+  election?: { address: string; ttlSeconds: number };
 }
 
 /** The first key after every key starting with `prefix` (etcd's range_end for a prefix). */
@@ -59,9 +65,15 @@ export class EtcdStore implements Store {
   private readonly maxTxnOps: number;
   private readonly timeoutMs: number;
   private readonly pageSize: number;
+  private readonly leaderKey: Buffer;
   private rev = 0;
   private compacted = 0;
   private storeId = '';
+  /** create_revision of our leader key while we lead (the fencing token), else 0. */
+  private term = 0;
+  private leaderAddress = '';
+  private lease: Lease | null = null;
+  private closed = false;
 
   private constructor(private readonly opts: EtcdStoreOptions) {
     if (!opts.prefix.endsWith('/')) throw new StoreError(`etcd prefix ${JSON.stringify(opts.prefix)} must end with '/'`);
@@ -84,6 +96,7 @@ export class EtcdStore implements Store {
     this.dataPrefix = Buffer.from(`${opts.prefix}kv/`);
     this.revKey = Buffer.from(`${opts.prefix}meta/rev`);
     this.idKey = Buffer.from(`${opts.prefix}meta/id`);
+    this.leaderKey = Buffer.from(`${opts.prefix}leader`);
     this.maxTxnOps = opts.maxTxnOps ?? 128;
     if (this.maxTxnOps < 2) throw new StoreError('maxTxnOps must be at least 2');
     this.timeoutMs = opts.timeoutMs ?? 5000;
@@ -95,6 +108,7 @@ export class EtcdStore implements Store {
     const s = new EtcdStore(opts);
     try {
       await s.init();
+      if (opts.election) await s.campaignOnce();
     } catch (err) {
       await s.close();
       throw err instanceof StoreError ? err : new StoreError(`cannot open etcd store ${opts.endpoints.join(',')} prefix ${opts.prefix}: ${(err as Error).message}`);
@@ -137,6 +151,57 @@ export class EtcdStore implements Store {
 
   id(): string {
     return this.storeId;
+  }
+
+  leadership(): Leadership | null {
+    if (!this.opts.election) return null;
+    return { term: this.term, leader: this.term > 0 ? this.opts.election.address : this.leaderAddress };
+  }
+
+  /**
+   * One round of the election: take the leader key under a fresh lease if nobody holds it, else
+   * learn who does and campaign again when that key goes away (its lease expired or was revoked).
+   */
+  private async campaignOnce(): Promise<void> {
+    const election = this.opts.election!;
+    if (!this.lease) {
+      const lease = this.client.lease(election.ttlSeconds);
+      this.lease = lease;
+      lease.on('lost', () => {
+        // Keepalives failed past the TTL: the key is gone or going; stop writing now.
+        this.term = 0;
+        this.lease = null;
+        this.retryCampaign();
+      });
+    }
+    const id = await this.lease.grant();
+    const res = await this.client.kv.txn(
+      {
+        compare: [{ key: this.leaderKey, target: 'Create', result: 'Equal', create_revision: 0 }],
+        success: [{ request_put: { key: this.leaderKey, value: Buffer.from(election.address), lease: id } }],
+        failure: [{ request_range: { key: this.leaderKey } }],
+      },
+      this.deadline(),
+    );
+    if (res.succeeded) {
+      this.term = Number(res.header.revision);
+      this.leaderAddress = election.address;
+      return;
+    }
+    const holder = res.responses[0].response_range.kvs[0];
+    this.leaderAddress = holder ? holder.value.toString() : '';
+    const watcher = await this.client.watch().key(this.leaderKey.toString()).startRevision(String(Number(res.header.revision) + 1)).create();
+    const again = (): void => {
+      void watcher.cancel();
+      this.retryCampaign();
+    };
+    watcher.once('delete', again);
+    watcher.once('error', again);
+  }
+
+  private retryCampaign(): void {
+    if (this.closed) return;
+    this.campaignOnce().catch(() => setTimeout(() => this.retryCampaign(), 500).unref());
   }
 
   revision(): number {
@@ -236,14 +301,25 @@ export class EtcdStore implements Store {
       return op.type === 'put' ? { request_put: { key, value: Buffer.from(JSON.stringify(op.value)) } } : { request_delete_range: { key } };
     });
     requests.push({ request_put: { key: this.revKey, value: Buffer.from(String(expected)) } });
-    const fence: ICompare = { key: this.revKey, target: 'Mod', result: 'Equal', mod_revision: expected };
+    const fence: ICompare[] = [{ key: this.revKey, target: 'Mod', result: 'Equal', mod_revision: expected }];
+    if (this.opts.election) {
+      if (this.term === 0) throw new NotLeaderError(this.leaderAddress);
+      fence.push({ key: this.leaderKey, target: 'Create', result: 'Equal', create_revision: this.term });
+    }
     let res;
     try {
-      res = await this.client.kv.txn({ compare: [fence], success: requests, failure: [] }, this.deadline());
+      res = await this.client.kv.txn({ compare: fence, success: requests, failure: [{ request_range: { key: this.leaderKey } }] }, this.deadline());
     } catch (err) {
       throw new StoreError(`etcd commit after revision ${expected} failed: ${(err as Error).message}`);
     }
     if (!res.succeeded) {
+      const holder = res.responses[0]?.response_range.kvs[0];
+      if (this.opts.election && Number(holder?.create_revision ?? 0) !== this.term) {
+        // Deposed: another controller (or nobody) holds the leader key now.
+        this.term = 0;
+        this.leaderAddress = holder ? holder.value.toString() : '';
+        throw new NotLeaderError(this.leaderAddress);
+      }
       throw new StoreError(`etcd commit refused: ${this.revKey.toString()} moved past revision ${expected} (another writer on prefix ${this.opts.prefix}?)`);
     }
     this.rev = Number(res.header.revision);
@@ -313,6 +389,10 @@ export class EtcdStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    // Resign at once rather than make the others wait out the lease.
+    if (this.lease) await this.lease.revoke().catch(() => {});
+    this.term = 0;
     this.client.close();
   }
 }

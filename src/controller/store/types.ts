@@ -57,10 +57,27 @@ export interface Store {
   compact(upTo: number): Promise<void>;
   /** Revision up to which the log was compacted (changes after it are all kept). */
   compactedRevision(): number;
+  /**
+   * Leader election (etcd with several controllers): term > 0 while this store may commit (the
+   * fencing token), else 0 with the leader's address ('' if none is known); null without election.
+   */
+  leadership?(): Leadership | null;
   close(): Promise<void>;
+}
+
+export interface Leadership {
+  term: number;
+  leader: string;
 }
 
 /** Raised when a store cannot be opened or written; the message says which file and why. */
 export class StoreError extends Error {
   override readonly name = 'StoreError';
+}
+
+/** A commit on a controller that does not lead (or no longer does). */
+export class NotLeaderError extends StoreError {
+  constructor(readonly leader: string) {
+    super(leader ? `this controller is not the leader; send writes to ${leader}` : 'this controller is not the leader and no leader is elected yet; retry');
+  }
 }
