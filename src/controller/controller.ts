@@ -69,6 +69,8 @@ export class Controller {
   private closed = false;
   /** Set when the store could not be read back after a failed commit: reload before writing. */
   private stale = false;
+  /** Every change up to this revision is in the change log. */
+  private loggedRevision = 0;
   /** The store's leadership term the memory was loaded for (0 without election). */
   private term = 0;
 
@@ -92,6 +94,7 @@ export class Controller {
     const log = new ChangeLog(history ? store.compactedRevision() : store.revision(), Math.max(opts.changeLogSize, 1));
     c.changes = log;
     for (const ch of history ?? []) log.append(ch.revision, [ch.key]);
+    c.loggedRevision = store.revision();
     c.hearingSince = Date.now();
     opts.logger.info({ revision: store.revision(), keys: n, logFloor: log.floor }, 'state loaded');
     return c;
@@ -101,6 +104,19 @@ export class Controller {
     const all = await this.store.loadAll();
     this.state.load(all);
     return all.length;
+  }
+
+  /**
+   * Reloads memory from the store, and the change log with what the store committed since the
+   * revision memory was at (another leader's writes, or a batch that committed in part), so
+   * Watch deltas miss nothing; without that history agents get snapshots from here on.
+   */
+  private async reload(): Promise<void> {
+    await this.load();
+    const missed = await this.store.changesSince(this.loggedRevision).catch(() => null);
+    if (missed) for (const ch of missed) this.changes.append(ch.revision, [ch.key]);
+    else this.changes = new ChangeLog(this.store.revision(), Math.max(this.opts.changeLogSize, 1));
+    this.loggedRevision = this.store.revision();
   }
 
   /**
@@ -199,7 +215,7 @@ export class Controller {
     if (this.stale) {
       // Memory may hold a batch that never committed: nothing validates against it.
       try {
-        await this.load();
+        await this.reload();
         this.stale = false;
         this.opts.logger.info({ revision: this.store.revision() }, 'state reloaded from the store');
       } catch (err) {
@@ -251,7 +267,7 @@ export class Controller {
       }
     } catch (err) {
       this.opts.logger.error({ err }, 'store commit failed; reloading state from the store');
-      await this.load().catch((e: unknown) => {
+      await this.reload().catch((e: unknown) => {
         this.stale = true;
         this.opts.logger.error({ err: e }, 'reloading state failed; the next batch tries again');
       });
@@ -261,7 +277,7 @@ export class Controller {
       this.scheduleBatch();
       return;
     }
-    if (reload) await this.load();
+    if (reload) await this.load(); // the batch committed: its changes are logged below
     else if (revs.some((r, i) => r !== base + 1 + i)) {
       const real = (provisional: number): number => (provisional > base && provisional <= rev ? revs[provisional - base - 1] : provisional);
       this.state.restamp(new Set(opsList.flatMap((ops) => ops.map((o) => o.key))), real);
@@ -269,6 +285,7 @@ export class Controller {
     }
     this.writing = false;
     opsList.forEach((ops, i) => this.changes.append(revs[i], ops.map((o) => o.key)));
+    this.loggedRevision = this.store.revision();
     const last = revs.length > 0 ? revs[revs.length - 1] : base;
     if (opsList.length > 0 && Math.floor(last / 1000) > Math.floor(base / 1000) && last > this.opts.storeHistory) {
       await this.store.compact(last - this.opts.storeHistory).catch((err: unknown) => this.opts.logger.warn({ err }, 'change log compaction failed'));

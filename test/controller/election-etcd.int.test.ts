@@ -7,7 +7,7 @@ import { EtcdStore } from '../../src/controller/store/etcd.js';
 import { LoomClient } from '../../src/api/client.js';
 import { startDaemon } from '../harness/controller-daemon.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { startController } from './helpers.js';
+import { SimAgent, startController } from './helpers.js';
 
 let etcd: EtcdServer;
 beforeAll(async () => {
@@ -96,6 +96,35 @@ describe('controllers elected on etcd', () => {
       c2.close();
       await d1.kill9();
       await d2.kill9();
+    }
+  });
+
+  it("a follower's Watch streams carry the old leader's writes once it takes over", async () => {
+    const prefix = `/loom-${randomUUID()}/`;
+    const open = (address: string, ttlSeconds: number): Promise<EtcdStore> => EtcdStore.open({ endpoints: [etcd.endpoint], prefix, election: { address, ttlSeconds } });
+    const storeA = await open('10.0.0.1:7400', 30);
+    const a = await startController({ store: storeA });
+    await a.client.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/16' });
+    await a.client.register({ name: 'h1', vtep: '192.0.2.1' });
+    await a.client.createEndpoint({ network: 'blue', host: 'h1', containerId: 'c0' });
+    const storeB = await open('10.0.0.2:7400', 2);
+    const b = await startController({ store: storeB });
+    const agent = new SimAgent(b.target, 'h1', '192.0.2.1');
+    try {
+      agent.watch();
+      await agent.until(() => agent.view.networks.get('blue')?.endpoints.has('c0') === true);
+      await a.client.createEndpoint({ network: 'blue', host: 'h1', containerId: 'c1' }); // B does not follow yet
+      const admin = new Etcd3({ hosts: etcd.endpoint });
+      await admin.leaseClient.leaseRevoke({ ID: (await admin.get(`${prefix}leader`).exec()).kvs[0].lease });
+      admin.close();
+      await until(() => (storeB.leadership()?.term ?? 0) > 0, 'B to lead');
+      const c2 = await b.client.createEndpoint({ network: 'blue', host: 'h1', containerId: 'c2' });
+      await agent.untilRevision(c2.modRevision);
+      expect([...agent.view.networks.get('blue')!.endpoints.keys()].sort()).toEqual(['c0', 'c1', 'c2']);
+    } finally {
+      agent.close();
+      await a.stop();
+      await b.stop();
     }
   });
 });
