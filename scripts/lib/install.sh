@@ -5,7 +5,8 @@
 APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl gcc g++ make libc6-dev python3 nftables util-linux)
 # The tests also roll Loom out with Ansible over SSH to simulated hosts.
 # dnsmasq-base: the "outside" upstream DNS server of test/e2e/dns.int.test.ts.
-TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client dnsmasq-base)
+# etcd-server: the etcd store's integration tests run a real etcd (3.4) on loopback.
+TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client dnsmasq-base etcd-server)
 # bench:cni compares the loom plugin with the standard bridge plugin (host-local IPAM).
 # bench:dns compares Loom's resolver with dnsmasq under dnsperf.
 BENCH_APT_PACKAGES=(containernetworking-plugins dnsperf dnsmasq-base)

@@ -1,4 +1,5 @@
 /** loom-controller configuration: one settings table gives the type, defaults, flags, --help and checks. */
+import { readFileSync } from 'node:fs';
 import type { LevelWithSilent } from 'pino';
 import { BadValue, bool, ConfigError, defaultsOf, hostPort, int, joinHostPort, loadSettings, oneOf, optionalText, settings, settingsHelp, splitHostPort, text, type ConfigOf } from '../common/config.js';
 import { LOG_LEVELS } from '../common/logging.js';
@@ -22,6 +23,20 @@ function agentPattern(value: unknown): string {
   return value;
 }
 
+/** Comma-separated etcd client URLs, http(s)://host:port each. */
+function etcdEndpoints(value: unknown): string[] {
+  const list = typeof value === 'string' ? value.split(',').map((u) => u.trim()).filter(Boolean) : Array.isArray(value) ? value : null;
+  const url = /^https?:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+  if (!list || !list.every((u) => typeof u === 'string' && url.test(u))) throw new BadValue('must be a comma-separated list like https://10.0.0.1:2379,https://10.0.0.2:2379');
+  return list as string[];
+}
+
+/** An etcd key prefix: starts and ends with '/'. */
+function etcdPrefix(value: unknown): string {
+  if (typeof value !== 'string' || !/^\/([\x21-\x7e]*\/)?$/.test(value)) throw new BadValue("must start and end with '/', printable ASCII, like /loom/");
+  return value;
+}
+
 export const SETTINGS = settings({
   listen: {
     parse: address,
@@ -36,6 +51,26 @@ export const SETTINGS = settings({
     help: "the dedicated Watch server agents stream updates from; 'auto': the host of --listen, port 7403 (0 if --listen's port is 0); '' = none (agents then watch on the API port, slower)",
   },
   metricsListen: { parse: hostPort(true), default: '127.0.0.1:7401', arg: 'ADDR', help: "HTTP /metrics and /healthz, host:port; '' = off" },
+  store: {
+    parse: oneOf(['sqlite', 'etcd'] as const),
+    default: 'sqlite',
+    arg: 'sqlite|etcd',
+    help: 'where the state lives: sqlite (one controller, --db-path) or etcd (--etcd-endpoints; the store for controllers that must survive the loss of a machine)',
+  },
+  etcdEndpoints: { parse: etcdEndpoints, default: [] as string[], defaultText: 'none', arg: 'URLS', help: 'etcd client URLs, comma-separated (https:// needs --etcd-ca)' },
+  etcdPrefix: { parse: etcdPrefix, default: '/loom/', arg: 'PREFIX', help: "keys live under this prefix, so one etcd can serve several clusters; starts and ends with '/'" },
+  etcdCa: { parse: optionalText, default: '', arg: 'FILE', help: 'CA (PEM) that signed the etcd servers\' certificates; required for https:// endpoints' },
+  etcdCert: { parse: optionalText, default: '', arg: 'FILE', help: 'client certificate (PEM) for etcd\'s --client-cert-auth; needs --etcd-key' },
+  etcdKey: { parse: optionalText, default: '', arg: 'FILE', help: 'the private key of --etcd-cert (PEM)' },
+  etcdMaxTxnOps: { parse: int(2, 1_000_000), default: 128, arg: 'N', unit: 'ops', help: "etcd's --max-txn-ops: larger commits are split into Txns this big" },
+  etcdElectAs: {
+    parse: optionalText,
+    default: '',
+    defaultText: 'no election',
+    arg: 'ADDR',
+    help: 'run several controllers on one etcd prefix: elect a leader (only it writes; followers refuse writes naming it) and advertise this API address as ours',
+  },
+  etcdLeaseTtl: { parse: int(1, 3600), default: 3, arg: 'N', unit: 's', help: 'leader lease: a leader that stops renewing it loses leadership after this long' },
   dbPath: { parse: text(), default: '/var/lib/loom/controller.db', arg: 'PATH', aliases: ['db'], help: 'SQLite database file' },
   sync: { parse: oneOf(['full', 'normal'] as const), default: 'full', arg: 'full|normal', help: 'SQLite durability: full survives power loss, normal survives process crashes only' },
   hostDownAfterMs: { parse: int(100, 3_600_000), default: 15_000, arg: 'N', unit: 'ms', help: 'mark a host down after this long without a heartbeat; its routes are withdrawn' },
@@ -123,6 +158,7 @@ function checkControllerConfig(c: ControllerConfig): ControllerConfig {
     throw new ConfigError(`heartbeatIntervalMs (${c.heartbeatIntervalMs}) must be smaller than hostDownAfterMs (${c.hostDownAfterMs})`);
   }
   serverCredentials(controllerTls(c));
+  checkEtcd(c);
   const api = splitHostPort(c.listen);
   const resolved = c.watchListen === 'auto' ? { ...c, watchListen: joinHostPort(api.host, api.port === 0 ? 0 : 7403) } : c;
   const exposed = exposedWithoutAuth(resolved);
@@ -133,6 +169,27 @@ function checkControllerConfig(c: ControllerConfig): ControllerConfig {
     );
   }
   return resolved;
+}
+
+function checkEtcd(c: ControllerConfig): void {
+  if (c.store !== 'etcd') return;
+  if (c.etcdEndpoints.length === 0) throw new ConfigError('store etcd needs etcdEndpoints (--etcd-endpoints https://10.0.0.1:2379,...)');
+  const https = c.etcdEndpoints.filter((u) => u.startsWith('https://'));
+  if (https.length !== 0 && https.length !== c.etcdEndpoints.length) throw new ConfigError('etcdEndpoints mixes http:// and https:// URLs');
+  if (https.length > 0 && !c.etcdCa) throw new ConfigError('https:// etcd endpoints need etcdCa (--etcd-ca FILE) to verify the servers');
+  if (https.length === 0 && (c.etcdCa || c.etcdCert || c.etcdKey)) throw new ConfigError('etcdCa, etcdCert and etcdKey apply to https:// endpoints only');
+  if (c.etcdElectAs && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(c.etcdElectAs)) {
+    throw new ConfigError(`etcdElectAs must be the API address other controllers and clients reach this one at, host:port; got ${JSON.stringify(c.etcdElectAs)}`);
+  }
+  if (Boolean(c.etcdCert) !== Boolean(c.etcdKey)) throw new ConfigError('etcdCert and etcdKey go together');
+  for (const k of ['etcdCa', 'etcdCert', 'etcdKey'] as const) {
+    if (!c[k]) continue;
+    try {
+      readFileSync(c[k]);
+    } catch (err) {
+      throw new ConfigError(`${k} ${c[k]}: ${(err as Error).message}`);
+    }
+  }
 }
 
 /** Callers have no identity without mutual TLS (a client CA): roles cannot apply. */

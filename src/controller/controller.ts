@@ -62,7 +62,7 @@ function dedupe(a: StoreOp[], b: StoreOp[]): StoreOp[] {
 
 export class Controller {
   readonly state = new ClusterState();
-  readonly changes: ChangeLog;
+  changes: ChangeLog;
   /** True while a batch is applied in memory but not yet durable. */
   writing = false;
   private readonly queue: Queued[] = [];
@@ -76,6 +76,12 @@ export class Controller {
    */
   private hearingSince = 0;
   private closed = false;
+  /** Set when the store could not be read back after a failed commit: reload before writing. */
+  private stale = false;
+  /** Every change up to this revision is in the change log. */
+  private loggedRevision = 0;
+  /** The store's leadership term the memory was loaded for (0 without election). */
+  private term = 0;
 
   private constructor(
     readonly store: Store,
@@ -87,11 +93,17 @@ export class Controller {
 
   /** Loads the state from the store (and the store's change log tail, for resumption). */
   static async open(store: Store, opts: ControllerOptions): Promise<Controller> {
-    const history = await store.changesSince(store.compactedRevision());
-    const log = new ChangeLog(store.compactedRevision(), Math.max(opts.changeLogSize, 1));
-    const c = new Controller(store, opts, log);
+    const c = new Controller(store, opts, new ChangeLog(0, 1));
     const n = await c.load();
+    c.term = store.leadership?.()?.term ?? 0;
+    // etcd may have compacted further than the store knew: it learns that from the first answer.
+    let history = await store.changesSince(store.compactedRevision());
+    history ??= await store.changesSince(store.compactedRevision());
+    // Without the store's history the log covers only what comes next.
+    const log = new ChangeLog(history ? store.compactedRevision() : store.revision(), Math.max(opts.changeLogSize, 1));
+    c.changes = log;
     for (const ch of history ?? []) log.append(ch.revision, [ch.key]);
+    c.loggedRevision = store.revision();
     c.hearingSince = Date.now();
     opts.logger.info({ revision: store.revision(), keys: n, logFloor: log.floor }, 'state loaded');
     return c;
@@ -101,6 +113,19 @@ export class Controller {
     const all = await this.store.loadAll();
     this.state.load(all);
     return all.length;
+  }
+
+  /**
+   * Reloads memory from the store, and the change log with what the store committed since the
+   * revision memory was at (another leader's writes, or a batch that committed in part), so
+   * Watch deltas miss nothing; without that history agents get snapshots from here on.
+   */
+  private async reload(): Promise<void> {
+    await this.load();
+    const missed = await this.store.changesSince(this.loggedRevision).catch(() => null);
+    if (missed) for (const ch of missed) this.changes.append(ch.revision, [ch.key]);
+    else this.changes = new ChangeLog(this.store.revision(), Math.max(this.opts.changeLogSize, 1));
+    this.loggedRevision = this.store.revision();
   }
 
   /**
@@ -150,8 +175,29 @@ export class Controller {
 
   // ---- the mutation queue
 
+  /** Null while this controller may write; else why not (a follower names the leader). */
+  notLeading(): string | null {
+    const l = this.store.leadership?.();
+    if (!l || l.term > 0) return null;
+    return l.leader ? `this controller is a follower; send writes to the leader at ${l.leader}` : 'no controller leads yet; retry shortly';
+  }
+
+  /**
+   * On a new leadership term: others may have written meanwhile (reload before writing), and
+   * hosts could not count on this controller before (host liveness counts from now).
+   */
+  private followTerm(): void {
+    const term = this.store.leadership?.()?.term ?? 0;
+    if (term === this.term) return;
+    this.term = term;
+    this.stale = true;
+    this.hearingSince = Date.now();
+  }
+
   private mutate<T>(m: Mutation<T>): Promise<T> {
     if (this.closed) return Promise.reject(new ApiError('UNAVAILABLE', 'the controller is shutting down'));
+    const follower = this.notLeading();
+    if (follower) return Promise.reject(new ApiError('UNAVAILABLE', follower));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run: m, resolve: resolve as (v: unknown) => void, reject });
       this.scheduleBatch();
@@ -174,9 +220,28 @@ export class Controller {
     const batch = this.queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
     this.writing = true;
+    this.followTerm();
+    if (this.stale) {
+      // Memory may hold a batch that never committed: nothing validates against it.
+      try {
+        await this.reload();
+        this.stale = false;
+        this.opts.logger.info({ revision: this.store.revision() }, 'state reloaded from the store');
+      } catch (err) {
+        this.writing = false;
+        const refusal = new ApiError('UNAVAILABLE', `the controller cannot read its store: ${(err as Error).message}`);
+        for (const q of batch) q.reject(refusal);
+        this.scheduleBatch();
+        return;
+      }
+    }
     const opsList: StoreOp[][] = [];
     const answered: { q: Queued; value: unknown }[] = [];
-    let rev = this.store.revision();
+    // Mutations apply to memory at provisional revisions base+1, base+2, ... so each sees the ones
+    // before it; the store assigns the real ones when it commits (etcd's may skip numbers or be
+    // shared by mutations in one Txn), and the batch is restamped with them before anyone sees it.
+    const base = this.store.revision();
+    let rev = base;
     // Set when a mutation failed half-applied (a bug, not bad input): memory is rebuilt after the commit.
     let reload = false;
     for (const q of batch) {
@@ -202,32 +267,43 @@ export class Controller {
       }
       answered.push({ q, value });
     }
+    let revs: number[];
     try {
-      const revs = await this.store.commitBatch(opsList);
-      if (revs.length !== opsList.length || (revs.length > 0 && revs[revs.length - 1] !== rev)) {
-        throw new Error(`store assigned revisions ${revs[0]}..${revs[revs.length - 1]}, expected ..${rev}`);
+      revs = await this.store.commitBatch(opsList);
+      const ordered = revs.every((r, i) => (i === 0 ? r > base : r >= revs[i - 1]));
+      if (revs.length !== opsList.length || !ordered || (revs.length > 0 && revs[revs.length - 1] !== this.store.revision())) {
+        throw new Error(`store answered revisions [${revs.join(',')}] for ${opsList.length} commits after ${base}`);
       }
     } catch (err) {
       this.opts.logger.error({ err }, 'store commit failed; reloading state from the store');
-      await this.load().catch((e: unknown) => this.opts.logger.fatal({ err: e }, 'reloading state failed'));
+      await this.reload().catch((e: unknown) => {
+        this.stale = true;
+        this.opts.logger.error({ err: e }, 'reloading state failed; the next batch tries again');
+      });
       this.writing = false;
       const refusal = new ApiError('UNAVAILABLE', `the controller could not write its store: ${(err as Error).message}`);
       for (const a of answered) a.q.reject(refusal);
       this.scheduleBatch();
       return;
     }
-    if (reload) await this.load();
+    if (reload) await this.load(); // the batch committed: its changes are logged below
+    else if (revs.some((r, i) => r !== base + 1 + i)) {
+      const real = (provisional: number): number => (provisional > base && provisional <= rev ? revs[provisional - base - 1] : provisional);
+      this.state.restamp(new Set(opsList.flatMap((ops) => ops.map((o) => o.key))), real);
+      for (const a of answered) a.value = restampReply(a.value, real);
+    }
     this.writing = false;
-    const first = rev - opsList.length + 1;
-    opsList.forEach((ops, i) => this.changes.append(first + i, ops.map((o) => o.key)));
-    if (opsList.length > 0 && Math.floor(rev / 1000) > Math.floor((first - 1) / 1000) && rev > this.opts.storeHistory) {
-      await this.store.compact(rev - this.opts.storeHistory).catch((err: unknown) => this.opts.logger.warn({ err }, 'change log compaction failed'));
+    opsList.forEach((ops, i) => this.changes.append(revs[i], ops.map((o) => o.key)));
+    this.loggedRevision = this.store.revision();
+    const last = revs.length > 0 ? revs[revs.length - 1] : base;
+    if (opsList.length > 0 && Math.floor(last / 1000) > Math.floor(base / 1000) && last > this.opts.storeHistory) {
+      await this.store.compact(last - this.opts.storeHistory).catch((err: unknown) => this.opts.logger.warn({ err }, 'change log compaction failed'));
     }
     for (const a of answered) a.q.resolve(a.value);
     opsList.forEach((ops, i) => {
       for (const fn of this.listeners) {
         try {
-          fn(first + i, ops);
+          fn(revs[i], ops);
         } catch (err) {
           this.opts.logger.error({ err }, 'commit listener failed');
         }
@@ -353,6 +429,8 @@ export class Controller {
    */
   async checkLiveness(now = Date.now()): Promise<string[]> {
     const down: string[] = [];
+    this.followTerm();
+    if (this.notLeading()) return down;
     for (const [name, h] of this.state.hosts) {
       const since = Math.max(this.lastSeen.get(name) ?? 0, this.hearingSince);
       if (h.rec.up && now - since > this.opts.hostDownAfterMs) down.push(name);
@@ -479,4 +557,22 @@ export class Controller {
     }
     return out;
   }
+}
+
+/** Revision fields of API replies (Network, Endpoint, Host, deletions' `revision`). */
+const REVISION_FIELDS = new Set(['revision', 'createRevision', 'modRevision']);
+
+/**
+ * A reply computed at provisional revisions, with the store's real ones: a bare number is a
+ * revision (deletions answer one), and so is every revision field of an object, at any depth.
+ */
+function restampReply(value: unknown, real: (provisional: number) => number): unknown {
+  if (typeof value === 'number') return real(value);
+  if (Array.isArray(value)) return value.map((v) => (typeof v === 'number' ? v : restampReply(v, real)));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = typeof v === 'number' ? (REVISION_FIELDS.has(k) ? real(v) : v) : restampReply(v, real);
+  }
+  return out;
 }

@@ -16,7 +16,8 @@ import { createMetrics } from './metrics.js';
 import { Convergence } from './convergence.js';
 import { apiHandlers, createGrpcServer, listen } from './server.js';
 import { SqliteStore } from './store/sqlite.js';
-import { StoreError } from './store/types.js';
+import { EtcdStore } from './store/etcd.js';
+import { StoreError, type Store } from './store/types.js';
 import { WatchHub } from './watch.js';
 import { createWatchServer } from './watch-server.js';
 import type { GrpcStreamServer } from '../http2/grpc-server.js';
@@ -25,10 +26,20 @@ async function main(argv: string[]): Promise<number> {
   const config = daemonConfig('loom-controller', HELP, () => loadConfig(argv));
   if (typeof config === 'number') return config;
   const logger = createLogger({ name: 'loom-controller', level: config.logLevel });
-  let store: SqliteStore;
+  let store: Store;
   try {
-    if (config.dbPath !== ':memory:') mkdirSync(path.dirname(config.dbPath), { recursive: true });
-    store = new SqliteStore({ path: config.dbPath, sync: config.sync });
+    if (config.store === 'etcd') {
+      store = await EtcdStore.open({
+        endpoints: config.etcdEndpoints,
+        prefix: config.etcdPrefix,
+        tls: config.etcdCa ? { ca: config.etcdCa, cert: config.etcdCert, key: config.etcdKey } : undefined,
+        maxTxnOps: config.etcdMaxTxnOps,
+        election: config.etcdElectAs ? { address: config.etcdElectAs, ttlSeconds: config.etcdLeaseTtl } : undefined,
+      });
+    } else {
+      if (config.dbPath !== ':memory:') mkdirSync(path.dirname(config.dbPath), { recursive: true });
+      store = new SqliteStore({ path: config.dbPath, sync: config.sync });
+    }
   } catch (err) {
     process.stderr.write(`loom-controller: ${err instanceof StoreError ? err.message : (err as Error).message}\n`);
     return 2;
@@ -96,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
   controller.start();
   const tls = config.tlsCert ? (config.tlsClientCa ? 'mutual' : 'server') : 'off';
   logger.info(
-    { grpcPort, watchPort, httpPort, listen: config.listen, watchListen: config.watchListen, tls, db: config.dbPath, sync: config.sync, revision: controller.revision() },
+    { grpcPort, watchPort, httpPort, listen: config.listen, watchListen: config.watchListen, tls, store: config.store, ...(config.store === 'etcd' ? { etcd: config.etcdEndpoints, prefix: config.etcdPrefix, storeId: store.id() } : { db: config.dbPath, sync: config.sync }), revision: controller.revision() },
     'loom-controller ready',
   );
   const exposed = exposedWithoutAuth(config);

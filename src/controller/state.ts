@@ -126,14 +126,30 @@ export class ClusterState {
   }
 
   private createRevisionOf(key: string): number {
+    return this.entryOf(key)?.createRevision ?? 0;
+  }
+
+  /** The live entry of a store key, if any. */
+  private entryOf(key: string): Entry<unknown> | undefined {
     const { kind, name, rest } = parseKey(key);
-    if (kind === 'networks') return this.networks.get(name)?.entry.createRevision ?? 0;
-    if (kind === 'hosts') return this.hosts.get(name)?.createRevision ?? 0;
+    if (kind === 'networks') return this.networks.get(name)?.entry;
+    if (kind === 'hosts') return this.hosts.get(name);
     const net = this.networks.get(name);
-    if (!net) return 0;
-    if (kind === 'endpoints') return net.endpoints.get(rest)?.createRevision ?? 0;
-    if (kind === 'blocks') return net.blocks.get(rest)?.createRevision ?? 0;
-    return net.exceptions.get(rest)?.createRevision ?? 0;
+    if (!net) return undefined;
+    if (kind === 'endpoints') return net.endpoints.get(rest);
+    if (kind === 'blocks') return net.blocks.get(rest);
+    return net.exceptions.get(rest);
+  }
+
+  /**
+   * Rewrites the revisions of these keys' live entries through `real` (provisional revisions a
+   * batch was applied at -> those the store committed it at); values and indexes stay.
+   */
+  restamp(keys: Iterable<string>, real: (provisional: number) => number): void {
+    for (const key of keys) {
+      const e = this.entryOf(key);
+      if (e) this.apply(key, e.rec, real(e.createRevision), real(e.modRevision));
+    }
   }
 
   /** Applies one store key change (value null = deleted). */

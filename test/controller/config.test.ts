@@ -30,6 +30,24 @@ describe('controller config', () => {
     expect(() => loadConfig(argv)).toThrow(msg);
   });
 
+  it('selects the etcd store: endpoints, prefix, TLS files checked at start', () => {
+    expect(loadConfig(['--store', 'etcd', '--etcd-endpoints', 'http://127.0.0.1:2379, http://127.0.0.2:2379', '--etcd-prefix', '/prod/loom/'])).toMatchObject({
+      store: 'etcd', etcdEndpoints: ['http://127.0.0.1:2379', 'http://127.0.0.2:2379'], etcdPrefix: '/prod/loom/', etcdMaxTxnOps: 128,
+    });
+    expect(loadConfig([])).toMatchObject({ store: 'sqlite', etcdEndpoints: [] });
+    expect(() => loadConfig(['--store', 'etcd'])).toThrow(/store etcd needs etcdEndpoints/);
+    expect(() => loadConfig(['--store', 'zookeeper'])).toThrow(/store must be one of sqlite, etcd/);
+    expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', '10.0.0.1:2379'])).toThrow(/etcdEndpoints must be a comma-separated list like https:/);
+    expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'http://a:1', '--etcd-prefix', 'loom'])).toThrow(/etcdPrefix must start and end with '\/'/);
+    expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'https://a:2379'])).toThrow(/https:\/\/ etcd endpoints need etcdCa/);
+    expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'http://a:1,https://b:2'])).toThrow(/mixes http/);
+    expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'https://a:2379', '--etcd-ca', '/nonexistent/ca.pem'])).toThrow(/etcdCa \/nonexistent\/ca.pem: ENOENT/);
+    expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'https://a:2379', '--etcd-ca', '/etc/hostname', '--etcd-cert', '/etc/hostname'])).toThrow(/etcdCert and etcdKey go together/);
+    expect(HELP).toContain('--etcd-endpoints URLS');
+    expect(loadConfig(['--store', 'etcd', '--etcd-endpoints', 'http://a:1', '--etcd-elect-as', '10.0.0.1:7400'])).toMatchObject({ etcdElectAs: '10.0.0.1:7400', etcdLeaseTtl: 3 });
+    expect(() => loadConfig(['--store', 'etcd', '--etcd-endpoints', 'http://a:1', '--etcd-elect-as', 'me'])).toThrow(/etcdElectAs must be the API address/);
+  });
+
   it("puts the Watch server beside the API: 'auto' takes the API host, port 7403 (0 stays 0)", () => {
     expect(loadConfig(['--listen', '10.0.0.1:7400', '--insecure-listen-any'])).toMatchObject({ watchListen: '10.0.0.1:7403' });
     expect(loadConfig(['--listen', '127.0.0.1:0'])).toMatchObject({ watchListen: '127.0.0.1:0' });

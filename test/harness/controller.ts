@@ -7,6 +7,7 @@ import { Convergence } from '../../src/controller/convergence.js';
 import { apiHandlers, createGrpcServer, listen } from '../../src/controller/server.js';
 import { createWatchServer } from '../../src/controller/watch-server.js';
 import { SqliteStore } from '../../src/controller/store/sqlite.js';
+import type { Store } from '../../src/controller/store/types.js';
 import { WatchHub } from '../../src/controller/watch.js';
 
 export interface TestController {
@@ -24,10 +25,10 @@ export interface TestController {
 }
 
 export async function startController(
-  opts: Partial<ControllerOptions> & { dbPath?: string; maxMessageBytes?: number; quietMs?: number; coalesceMs?: number; ackTimeoutMs?: number } = {},
+  opts: Partial<ControllerOptions> & { dbPath?: string; store?: Store; maxMessageBytes?: number; quietMs?: number; coalesceMs?: number; ackTimeoutMs?: number } = {},
 ): Promise<TestController> {
   const logger = silentLogger();
-  const store = new SqliteStore({ path: opts.dbPath ?? ':memory:' });
+  const store = opts.store ?? new SqliteStore({ path: opts.dbPath ?? ':memory:' });
   const controller = await Controller.open(store, {
     hostDownAfterMs: 60_000,
     heartbeatIntervalMs: 1000,

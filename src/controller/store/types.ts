@@ -1,8 +1,9 @@
 /**
- * The controller's durable store: a revisioned key-value space shaped like etcd's, so an etcd
- * backend can implement it directly. Every commit applies its operations atomically at ONE new
- * global revision (etcd: a Txn bumps the revision once; our `modRevision` is etcd's
- * mod_revision, `createRevision` its create_revision). Values are JSON.
+ * The controller's durable store: a revisioned key-value space shaped like etcd's (sqlite.ts,
+ * etcd.ts). Every commit applies its operations atomically at ONE new revision (etcd: a Txn
+ * bumps the revision once; our `modRevision` is etcd's mod_revision, `createRevision` its
+ * create_revision). Revisions increase but need not be consecutive: the store, not the caller,
+ * assigns them (etcd's are global to a cluster other clients write to). Values are JSON.
  */
 
 /** A live key. */
@@ -35,14 +36,16 @@ export interface Store {
   /** All live keys with their metadata (at startup: the controller keeps state in memory). */
   loadAll(): Promise<KeyValue[]>;
   /**
-   * Applies `ops` atomically at revision()+1 and makes them durable before resolving.
-   * Callers serialize commits (the controller runs one batch at a time).
+   * Applies `ops` atomically at a new revision (> revision()) and makes them durable before
+   * resolving. Callers serialize commits (the controller runs one batch at a time).
    */
   commit(ops: StoreOp[]): Promise<CommitResult>;
   /**
-   * Group commit: each non-empty element gets its own revision (revision()+1, +2, ...), all made
-   * durable together (one fsync). Resolves with the revisions, in order. All or nothing for
-   * SQLite; an etcd backend may run them as consecutive Txns.
+   * Group commit: each non-empty element is applied atomically, in order, and resolves to the
+   * revision it got: increasing, or equal for elements the store committed together (etcd packs
+   * several into one Txn). Afterwards revision() is the last of them. SQLite: one transaction,
+   * consecutive revisions, all or nothing. etcd: consecutive Txns; a failure may leave a prefix
+   * of the batch committed (the caller reloads).
    */
   commitBatch(batch: StoreOp[][]): Promise<number[]>;
   /**
@@ -54,10 +57,27 @@ export interface Store {
   compact(upTo: number): Promise<void>;
   /** Revision up to which the log was compacted (changes after it are all kept). */
   compactedRevision(): number;
+  /**
+   * Leader election (etcd with several controllers): term > 0 while this store may commit (the
+   * fencing token), else 0 with the leader's address ('' if none is known); null without election.
+   */
+  leadership?(): Leadership | null;
   close(): Promise<void>;
+}
+
+export interface Leadership {
+  term: number;
+  leader: string;
 }
 
 /** Raised when a store cannot be opened or written; the message says which file and why. */
 export class StoreError extends Error {
   override readonly name = 'StoreError';
+}
+
+/** A commit on a controller that does not lead (or no longer does). */
+export class NotLeaderError extends StoreError {
+  constructor(readonly leader: string) {
+    super(leader ? `this controller is not the leader; send writes to ${leader}` : 'this controller is not the leader and no leader is elected yet; retry');
+  }
 }
