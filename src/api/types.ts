@@ -8,6 +8,10 @@
 
 export type TunnelType = 'TUNNEL_TYPE_UNSPECIFIED' | 'TUNNEL_TYPE_VXLAN' | 'TUNNEL_TYPE_GRE';
 export type RouteKind = 'ROUTE_KIND_UNSPECIFIED' | 'ROUTE_KIND_BLOCK' | 'ROUTE_KIND_EXCEPTION';
+/** UNSPECIFIED reads as OPEN (and on update: unchanged). ISOLATED = Docker's icc=false. */
+export type Isolation = 'ISOLATION_UNSPECIFIED' | 'ISOLATION_OPEN' | 'ISOLATION_ISOLATED';
+/** UNSPECIFIED: any protocol. ICMP means ICMPv6 for IPv6. */
+export type Protocol = 'PROTOCOL_UNSPECIFIED' | 'PROTOCOL_TCP' | 'PROTOCOL_UDP' | 'PROTOCOL_ICMP';
 
 export interface DnsConfig {
   nameservers: string[];
@@ -28,6 +32,7 @@ export interface Network {
   ipv6BlockPrefix: number;
   createRevision: number;
   modRevision: number;
+  isolation: Isolation;
 }
 
 export interface Host {
@@ -52,6 +57,7 @@ export interface EndpointInfo {
   mac: string;
   ipv4: string;
   ipv6: string;
+  labels: Record<string, string>;
 }
 
 /** What a runtime needs for one endpoint: the directory entry plus its interface settings. */
@@ -105,6 +111,7 @@ export interface CreateEndpointRequest {
   ipv4?: string;
   ipv6?: string;
   mac?: string;
+  labels?: Record<string, string>;
 }
 export interface EndpointKeyRequest {
   network: string;
@@ -157,13 +164,15 @@ export type WatchRequest = { kind?: 'start'; start: WatchStart; ack?: undefined 
 
 /** One event of a view change; exactly one member is set (`kind` names it once decoded). */
 export interface WatchEvent {
-  kind?: 'network' | 'networkRemoved' | 'route' | 'routeRemoved' | 'endpoint' | 'endpointRemoved';
+  kind?: 'network' | 'networkRemoved' | 'route' | 'routeRemoved' | 'endpoint' | 'endpointRemoved' | 'policy' | 'policyRemoved';
   network?: Network;
   networkRemoved?: string;
   route?: Route;
   routeRemoved?: RouteRef;
   endpoint?: EndpointInfo;
   endpointRemoved?: EndpointRef;
+  policy?: Policy;
+  policyRemoved?: PolicyRef;
 }
 
 export interface WatchResponse {
@@ -200,5 +209,61 @@ export interface WaitResponse {
   revision: number;
   pendingHosts: string[];
 }
+export interface UpdateNetworkRequest {
+  name: string;
+  isolation?: Isolation;
+}
+
+/** Endpoints by name, or by carrying every label of `labels`; `cidrs` for sources only. */
+export interface PolicyPeer {
+  endpoints: string[];
+  labels: Record<string, string>;
+  cidrs: string[];
+}
+/** Ports first..last; last 0 means just first. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+/** An allow rule of an isolated network. */
+export interface Policy {
+  network: string;
+  name: string;
+  from: PolicyPeer | null;
+  to: PolicyPeer | null;
+  protocol: Protocol;
+  ports: PortRange[];
+  createRevision: number;
+  modRevision: number;
+}
+export interface PolicyRef {
+  network: string;
+  name: string;
+}
+export interface CreatePolicyRequest {
+  policy: Partial<Policy>;
+}
+export interface ListPoliciesRequest {
+  network?: string;
+}
+export interface ListPoliciesResponse {
+  policies: Policy[];
+  revision: number;
+}
+export interface ExplainPolicyRequest {
+  network?: string;
+  from: string;
+  to: string;
+  protocol?: Protocol;
+  port?: number;
+}
+export interface ExplainPolicyResponse {
+  network: string;
+  isolation: Isolation;
+  allowed: boolean;
+  policies: string[];
+  reason: string;
+}
+
 /** Requests without fields. */
 export type Empty = Record<string, never>;

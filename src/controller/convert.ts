@@ -1,7 +1,7 @@
 /** Records -> API messages. */
 import { dnsName } from '../common/endpoint-name.js';
-import type { Endpoint, EndpointInfo, Host, Network, RouteEntry, TunnelType } from '../api/types.js';
-import type { EndpointRecord, HostRecord } from './model.js';
+import type { Endpoint, EndpointInfo, Host, Network, Policy, Protocol, RouteEntry, TunnelType } from '../api/types.js';
+import type { EndpointRecord, HostRecord, PolicyRecord, ProtocolKind } from './model.js';
 import type { Entry, NetworkState } from './state.js';
 
 const TUNNEL: Record<string, TunnelType> = { vxlan: 'TUNNEL_TYPE_VXLAN', gre: 'TUNNEL_TYPE_GRE' };
@@ -21,6 +21,23 @@ export function toNetwork(net: NetworkState): Network {
     ipv6BlockPrefix: rec.ipv6BlockPrefix,
     createRevision,
     modRevision,
+    isolation: rec.isolation === 'isolated' ? 'ISOLATION_ISOLATED' : 'ISOLATION_OPEN',
+  };
+}
+
+const PROTOCOL: Record<ProtocolKind, Protocol> = { any: 'PROTOCOL_UNSPECIFIED', tcp: 'PROTOCOL_TCP', udp: 'PROTOCOL_UDP', icmp: 'PROTOCOL_ICMP' };
+
+export function toPolicy(e: Entry<PolicyRecord>): Policy {
+  const { rec } = e;
+  return {
+    network: rec.network,
+    name: rec.name,
+    from: { endpoints: rec.from.endpoints, labels: rec.from.labels, cidrs: rec.from.cidrs },
+    to: { endpoints: rec.to.endpoints, labels: rec.to.labels, cidrs: rec.to.cidrs },
+    protocol: PROTOCOL[rec.protocol],
+    ports: rec.ports.map((p) => ({ first: p.first, last: p.last })),
+    createRevision: e.createRevision,
+    modRevision: e.modRevision,
   };
 }
 
@@ -30,7 +47,7 @@ export function toHost(h: Entry<HostRecord>): Host {
 }
 
 export function toEndpointInfo(rec: EndpointRecord): EndpointInfo {
-  return { network: rec.network, containerId: rec.containerId, name: rec.name, host: rec.host, mac: rec.mac, ipv4: rec.ipv4, ipv6: rec.ipv6 };
+  return { network: rec.network, containerId: rec.containerId, name: rec.name, host: rec.host, mac: rec.mac, ipv4: rec.ipv4, ipv6: rec.ipv6, labels: rec.labels ?? {} };
 }
 
 /** The full endpoint reply: everything a runtime needs to plumb the interface. */
@@ -58,5 +75,6 @@ export function toEndpoint(net: NetworkState, e: Entry<EndpointRecord>): Endpoin
     vni: n.vni,
     createRevision: e.createRevision,
     modRevision: e.modRevision,
+    labels: rec.labels ?? {},
   };
 }

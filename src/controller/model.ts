@@ -23,6 +23,28 @@ export interface NetworkRecord {
   dns: DnsRecord;
   ipv4BlockPrefix: number;
   ipv6BlockPrefix: number;
+  /** Absent in records written before policy existed: open. */
+  isolation?: IsolationKind;
+}
+
+export type IsolationKind = 'open' | 'isolated';
+export type ProtocolKind = 'any' | 'tcp' | 'udp' | 'icmp';
+
+/** Who a rule names: endpoint names, a label selector (every pair must match), source CIDRs. */
+export interface PeerRecord {
+  endpoints: string[];
+  labels: Record<string, string>;
+  cidrs: string[]; // canonical
+}
+
+/** An allow rule of a network (see Policy in types.proto). */
+export interface PolicyRecord {
+  network: string;
+  name: string;
+  from: PeerRecord;
+  to: PeerRecord;
+  protocol: ProtocolKind;
+  ports: { first: number; last: number }[]; // last >= first
 }
 
 export interface HostRecord {
@@ -56,6 +78,8 @@ export interface EndpointRecord {
   mac: string;
   ipv4: string; // bare, canonical
   ipv6: string; // '' when none
+  /** Absent in records written before labels existed. */
+  labels?: Record<string, string>;
 }
 
 export const keys = {
@@ -64,9 +88,10 @@ export const keys = {
   block: (network: string, cidr: string) => `blocks/${network}/${cidr}`,
   exception: (network: string, address: string) => `exceptions/${network}/${address}`,
   endpoint: (network: string, containerId: string) => `endpoints/${network}/${containerId}`,
+  policy: (network: string, name: string) => `policies/${network}/${name}`,
 };
 
-export type KeyKind = 'networks' | 'hosts' | 'blocks' | 'exceptions' | 'endpoints';
+export type KeyKind = 'networks' | 'hosts' | 'blocks' | 'exceptions' | 'endpoints' | 'policies';
 
 /** Splits a key into kind, first segment (network or name) and the rest. */
 export function parseKey(key: string): { kind: KeyKind; name: string; rest: string } {
