@@ -141,6 +141,7 @@ export class Attacher {
         ...(req.ipv4 ? { ipv4: req.ipv4 } : {}),
         ...(req.ipv6 ? { ipv6: req.ipv6 } : {}),
         ...(req.mac ? { mac: req.mac } : {}),
+        ...(req.labels && Object.keys(req.labels).length > 0 ? { labels: req.labels } : {}),
       });
       created = true;
     } catch (err) {

@@ -27,6 +27,10 @@ export const attachRequest: z.ZodType<AttachRequest> = z.strictObject({
   ipv4: text('a static IPv4 address').optional(),
   ipv6: text('a static IPv6 address').optional(),
   mac: text('a static MAC address').optional(),
+  labels: z
+    .record(z.string().max(320, 'label keys are at most 320 characters'), z.string().max(63, 'label values are at most 63 characters'))
+    .refine((o) => Object.keys(o).length <= 64, 'at most 64 labels')
+    .optional(),
 });
 
 export const detachRequest: z.ZodType<DetachRequest> = z.strictObject({

@@ -12,6 +12,8 @@ export interface AttachRequest {
   ipv4?: string;
   ipv6?: string;
   mac?: string;
+  /** Endpoint labels, for policy selectors (the controller validates them). */
+  labels?: Record<string, string>;
 }
 
 export interface AttachResult {

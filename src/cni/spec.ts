@@ -59,6 +59,8 @@ export interface NetConf {
   prevResult?: unknown;
   /** GC (CNI 1.1): the attachments the runtime still has, from "cni.dev/valid-attachments". */
   validAttachments?: Array<{ containerID: string; ifname: string }>;
+  /** Labels every endpoint attached with this configuration carries (policy selectors). */
+  labels?: Record<string, string>;
 }
 
 const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
@@ -127,7 +129,29 @@ export function parseConfig(stdin: string): NetConf {
     agentSocket: str('agentSocket', false) || DEFAULT_AGENT_SOCKET,
     ...(c.prevResult !== undefined ? { prevResult: c.prevResult } : {}),
     ...(c['cni.dev/valid-attachments'] !== undefined ? { validAttachments: validAttachments(c['cni.dev/valid-attachments']) } : {}),
+    ...(c.labels !== undefined ? { labels: confLabels(c.labels) } : {}),
   };
+}
+
+function confLabels(v: unknown): Record<string, string> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+    throw new CniError(CniCode.InvalidConfig, 'network configuration: "labels" must be an object of strings, like {"app": "web"}');
+  }
+  return v as Record<string, string>;
+}
+
+/**
+ * An endpoint's labels: the configuration's `labels`, then CNI_ARGS `LABELS=k=v,k2=v2` (a
+ * runtime's per-container labels) over them. The controller checks their syntax.
+ */
+export function endpointLabels(conf: Pick<NetConf, 'labels'>, args: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = { ...(conf.labels ?? {}) };
+  for (const pair of (args.LABELS ?? '').split(',').filter(Boolean)) {
+    const i = pair.indexOf('=');
+    if (i <= 0) throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS LABELS entry "${pair}" is not key=value`);
+    out[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return out;
 }
 
 function validAttachments(v: unknown): Array<{ containerID: string; ifname: string }> {

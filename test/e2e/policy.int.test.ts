@@ -19,10 +19,10 @@ describe('policy: isolation and allow rules, on one host and across hosts', () =
   let nextPort = 7000;
   const listeners: Promise<unknown>[] = [];
 
-  const attach = async (name: string, host: number) => {
+  const conf = (host: number) => ({ cniVersion: '1.0.0', name: 'iso', type: 'loom', agentSocket: cluster.agents[host]!.socket });
+  const attach = async (name: string, host: number, labels?: string) => {
     const c = await cluster.hosts[host]!.addContainer(name, { empty: true });
-    const conf = { cniVersion: '1.0.0', name: 'iso', type: 'loom', agentSocket: cluster.agents[host]!.socket };
-    const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, `id-${name}`, `K8S_POD_NAME=${name}`));
+    const r = await runCni(cluster.cniBin, 'ADD', conf(host), cniEnv(c, `id-${name}`, `K8S_POD_NAME=${name}${labels ? `;LABELS=${labels}` : ''}`));
     expect(r.code, r.stdout).toBe(0);
     const res = r.json as { ips: Array<{ address: string }> };
     eps[name] = { c, ipv4: res.ips[0]!.address.split('/')[0]!, ipv6: res.ips[1]!.address.split('/')[0]! };
@@ -122,6 +122,27 @@ describe('policy: isolation and allow rules, on one host and across hosts', () =
     await converge();
     expect(await connects('b1', 'a2', false, 6005)).toBe(true);
     expect(await Promise.all([connects('b1', 'a2', true, 6006), connects('a1', 'a2', false, 6007), connects('b1', 'a2', false, 6011)])).toEqual([false, false, false]);
+  });
+
+  it('follows labels: endpoints that come with the label are allowed, and their addresses leave with them', async () => {
+    await ctl.client.createPolicy({
+      network: 'iso',
+      name: 'clients-to-b1',
+      from: { endpoints: [], labels: { role: 'client' }, cidrs: [] },
+      to: { endpoints: ['b1'], labels: {}, cidrs: [] },
+      protocol: 'PROTOCOL_TCP',
+      ports: [{ first: 5100, last: 0 }],
+    });
+    await attach('a3', 0, 'role=client,tier=x');
+    await converge();
+    expect(await connects('a3', 'b1', false, 5100)).toBe(true);
+    expect(await connects('a3', 'b1', true, 5100)).toBe(true);
+    expect(await connects('a1', 'b1', false, 5100)).toBe(false);
+    const a3 = eps.a3!;
+    expect((await runCni(cluster.cniBin, 'DEL', conf(0), cniEnv(a3.c, 'id-a3'))).code).toBe(0);
+    await attach('a4', 0); // no label; it may well get a3's old address
+    await converge();
+    expect(await Promise.all([connects('a4', 'b1', false, 5100), connects('a4', 'b1', true, 5100)])).toEqual([false, false]);
   });
 
   it('denies new connections once a removed rule is applied everywhere (Wait returns)', async () => {
