@@ -11,6 +11,8 @@ import { AgentError, Attacher, attachmentKey, tunnelKind, type EndpointApi } fro
 import { ControllerSession, type Clock, type SessionApi } from './controller-session.js';
 import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
+import { FEATURE_MASK, Feature, Table } from './pipeline/fields.js';
+import { policyPacketCounts, type PolicyPacketCount } from './pipeline/policy.js';
 import type { DirectoryEntry, NetworkPolicyState, NetworkState, PipelineState, PolicyRule } from './pipeline/state.js';
 import type { NetworkViewState } from '../api/view-state.js';
 import type { AgentMetrics } from './metrics.js';
@@ -209,6 +211,15 @@ export class Agent {
     return next;
   }
 
+  /**
+   * Packets counted by the installed network policy flows, per network and rule (allowed) or
+   * per network (denied by default), read from the switch's flow statistics.
+   */
+  async policyPacketCounts(): Promise<PolicyPacketCount[]> {
+    const flows = await this.host.openflow.dumpFlows({ table: Table.Policy, cookie: BigInt(Feature.NetworkPolicy) << 40n, cookieMask: FEATURE_MASK });
+    return policyPacketCounts(this.pipelineState(), flows);
+  }
+
   /** The pipeline's input: the controller's view for this host plus the local attachments. */
   pipelineState(): PipelineState {
     const view = this.session.view;
@@ -348,5 +359,5 @@ function policyState(net: api.Network, view: NetworkViewState | undefined, attac
       protocol: protocols[p.protocol],
       ports: p.ports.map((r) => ({ first: r.first, last: Math.max(r.first, r.last) })),
     }));
-  return { isolated: true, directory, rules };
+  return { network: net.name, isolated: true, directory, rules };
 }

@@ -132,7 +132,8 @@ export function networkPolicyFlows(generation: number, net: NetworkState, tunnel
   if (!policy?.isolated) return { flows: [], rules: [] };
   const vni = matchVni(net.vni);
   const zone = ctZone(net.vni);
-  const base = cookie(generation, Feature.NetworkPolicy, DENY_OBJECT | BigInt(net.vni));
+  const base = cookie(generation, Feature.NetworkPolicy, net.vni);
+  const denyCookie = cookie(generation, Feature.NetworkPolicy, DENY_OBJECT | BigInt(net.vni));
   const pass = (priority: number, match: MatchField[], actions: Action[] = []): Flow => ({
     table: Table.Policy,
     priority,
@@ -155,7 +156,7 @@ export function networkPolicyFlows(generation: number, net: NetworkState, tunnel
     // ct needs the IP family in the match (OVS refuses it otherwise), hence one flow per family.
     ...ipFamilies([NEW, { field: 'reg', index: OutPortReg.index, value: tunnelPort }]).map((m) => pass(PolicyPriority.Egress, m, [commit])),
     // Isolated: what no rule allows is dropped (counted by this flow's statistics).
-    { table: Table.Policy, priority: PolicyPriority.Deny, cookie: base, match: [vni, ctState('+trk')], instructions: [] },
+    { table: Table.Policy, priority: PolicyPriority.Deny, cookie: denyCookie, match: [vni, ctState('+trk')], instructions: [] },
   ];
   // Clause flows with the same match are one flow with several conjunction actions.
   const clauseFlows = new Map<string, { match: MatchField[]; actions: Action[] }>();
@@ -197,4 +198,33 @@ export function networkPolicyFlows(generation: number, net: NetworkState, tunnel
     flows.push({ table: Table.Policy, priority: PolicyPriority.Rule, cookie: base, match: f.match, instructions: [{ type: 'apply_actions', actions: f.actions }] });
   }
   return { flows, rules: compiled };
+}
+
+export interface PolicyPacketCount {
+  network: string;
+  /** The rule that allowed the packets; '' for the network's default deny. */
+  policy: string;
+  verdict: 'allowed' | 'denied';
+  packets: number;
+}
+
+/**
+ * Flow statistics of network policy flows as counts: allow flows carry their rule's conjunction
+ * id in the cookie, the default-deny flow DENY_OBJECT | VNI. Other policy flows are not counted.
+ */
+export function policyPacketCounts(state: PipelineState, flows: readonly { cookie: bigint; packetCount: bigint }[]): PolicyPacketCount[] {
+  const byObject = new Map<bigint, PolicyPacketCount>();
+  for (const net of state.networks) {
+    if (!net.policy?.isolated) continue;
+    byObject.set(DENY_OBJECT | BigInt(net.vni), { network: net.policy.network, policy: '', verdict: 'denied', packets: 0 });
+    for (const [name, id] of conjunctionIds(net.vni, net.policy.rules)) {
+      byObject.set(BigInt(id), { network: net.policy.network, policy: name, verdict: 'allowed', packets: 0 });
+    }
+  }
+  for (const f of flows) {
+    if (((f.cookie >> 40n) & 0xffn) !== BigInt(Feature.NetworkPolicy)) continue;
+    const row = byObject.get(f.cookie & 0xff_ffff_ffffn);
+    if (row) row.packets += Number(f.packetCount);
+  }
+  return [...byObject.values()];
 }

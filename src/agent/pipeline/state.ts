@@ -40,6 +40,8 @@ export interface PolicyRule {
 
 /** Policy input of an isolated network (absent or isolated=false: everything passes). */
 export interface NetworkPolicyState {
+  /** The network's name (metrics and logs). */
+  network: string;
   isolated: boolean;
   directory: DirectoryEntry[];
   rules: PolicyRule[];

@@ -20,7 +20,7 @@ function network(directory: DirectoryEntry[], rules: PolicyRule[], isolated = tr
     gateway4: '198.18.0.1',
     endpoints: directory.filter((d) => d.ofport !== undefined).map((d) => ({ id: d.name, ofport: d.ofport!, mac: '02:42:00:00:00:01', ipv4: d.ipv4, ipv6: d.ipv6 })),
     remote: [],
-    policy: { isolated, directory, rules },
+    policy: { network: 'iso', isolated, directory, rules },
   };
 }
 
@@ -132,5 +132,26 @@ describe('network policy compilation', () => {
     const d = diffFlows(before, buildPipeline(state(rules.slice(0, 1))));
     expect(d.remove.length).toBeGreaterThan(0);
     for (const f of [...d.remove, ...d.upsert]) expect(cookieFeature(f.cookie)).toBe(Feature.NetworkPolicy);
+  });
+});
+
+describe('policy packet counts', () => {
+  it('reads allowed packets per rule and denied packets per network from flow statistics', async () => {
+    const { policyPacketCounts } = await import('../../../src/agent/pipeline/policy.js');
+    const rule: PolicyRule = { name: 'ssh', from: peer(['r1']), to: peer(['l1']), protocol: 'tcp', ports: [{ first: 22, last: 22 }] };
+    const state: PipelineState = { generation: 3, tunnelPorts: { vxlan: TUNNEL, gre: 11 }, networks: [network([local(1), remote(1)], [rule])] };
+    const flows = buildPipeline(state).map((f) => ({ cookie: f.cookie, packetCount: 0n }));
+    const id = conjunctionIds(100, [rule]).get('ssh')!;
+    // Both families' allow flows add up; the deny flow counts for the network; skeleton flows do not count.
+    for (const f of flows) {
+      const object = f.cookie & 0xff_ffff_ffffn;
+      if (object === BigInt(id)) f.packetCount = 5n;
+      else if (object === (1n << 39n) + 100n) f.packetCount = 7n;
+      else f.packetCount = 1000n;
+    }
+    expect(policyPacketCounts(state, flows)).toEqual([
+      { network: 'iso', policy: '', verdict: 'denied', packets: 7 },
+      { network: 'iso', policy: 'ssh', verdict: 'allowed', packets: 10 },
+    ]);
   });
 });
