@@ -145,6 +145,35 @@ describe('policy: isolation and allow rules, on one host and across hosts', () =
     expect(await Promise.all([connects('a4', 'b1', false, 5100), connects('a4', 'b1', true, 5100)])).toEqual([false, false]);
   });
 
+  it('keeps allowed traffic and denied traffic as they are through an agent restart (0 packets lost)', async () => {
+    await ctl.client.createPolicy({
+      network: 'iso',
+      name: 'ping-a1-b1',
+      from: { endpoints: ['a1'], labels: {}, cidrs: [] },
+      to: { endpoints: ['b1'], labels: {}, cidrs: [] },
+      protocol: 'PROTOCOL_ICMP',
+      ports: [],
+    });
+    await converge();
+    expect(await pings('a1', 'b1', false)).toBe(true);
+    // Allowed: a1 -> b1 (replies pass as +est). Denied: b1 -> a1. Both run through restarts of
+    // the agents on both hosts (the destination's, which enforces, and the source's).
+    const allowed = eps.a1!.c.exec('ping', ['-q', '-i', '0.01', '-c', '1500', '-W', '1', eps.b1!.ipv4]).catch((e: Error) => e.message);
+    const denied = eps.b1!.c.exec('ping', ['-q', '-i', '0.05', '-c', '300', '-W', '1', eps.a1!.ipv4]).catch((e: Error) => e.message);
+    let allowedDone = false;
+    void allowed.then(() => (allowedDone = true));
+    for (const [i, agent] of [cluster.agents[1]!, cluster.agents[0]!].entries()) {
+      await agent.stop();
+      await agent.start();
+      // The destination's agent (which enforces) restarted while the allowed ping still ran.
+      if (i === 0) expect(allowedDone).toBe(false);
+    }
+    await converge();
+    const [a, d] = await Promise.all([allowed, denied]);
+    expect(a).toMatch(/1500 packets transmitted, 1500 received, 0% packet loss/);
+    expect(d).toMatch(/300 packets transmitted, 0 received/);
+  });
+
   it('denies new connections once a removed rule is applied everywhere (Wait returns)', async () => {
     expect(await connects('a1', 'b1', true, 5001)).toBe(true);
     const { revision } = await ctl.client.deletePolicy('iso', 'link.a1.b1.tcp5001');
