@@ -12,9 +12,12 @@ import { AgentError, Attacher, attachmentKey, tunnelKind, type EndpointApi } fro
 import { ControllerSession, type Clock, type SessionApi } from './controller-session.js';
 import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
-import type { NetworkState, PipelineState } from './pipeline/state.js';
 import { DatapathCounters, dropsByReason } from './datapath-counters.js';
 import { flowFromEndpoint, traceOnHost, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
+import { FEATURE_MASK, Feature, Table } from './pipeline/fields.js';
+import { policyPacketCounts, type PolicyPacketCount } from './pipeline/policy.js';
+import type { DirectoryEntry, NetworkPolicyState, NetworkState, PipelineState, PolicyRule } from './pipeline/state.js';
+import type { NetworkViewState } from '../api/view-state.js';
 import type { AgentMetrics } from './metrics.js';
 import { isServiceError } from '../api/client.js';
 import * as grpc from '@grpc/grpc-js';
@@ -287,6 +290,15 @@ export class Agent {
     return { networks: [asker.record.network, ...networks.filter((n) => n !== asker.record.network)], upstreams };
   }
 
+  /**
+   * Packets counted by the installed network policy flows, per network and rule (allowed) or
+   * per network (denied by default), read from the switch's flow statistics.
+   */
+  async policyPacketCounts(): Promise<PolicyPacketCount[]> {
+    const flows = await this.host.openflow.dumpFlows({ table: Table.Policy, cookie: BigInt(Feature.NetworkPolicy) << 40n, cookieMask: FEATURE_MASK });
+    return policyPacketCounts(this.pipelineState(), flows);
+  }
+
   /** The pipeline's input: the controller's view for this host plus the local attachments. */
   pipelineState(): PipelineState {
     const view = this.session.view;
@@ -296,7 +308,9 @@ export class Agent {
     for (const [name, net] of networks) {
       const routes = view.networks.get(name)?.routes;
       const own = this.hostGatewayOf(name);
+      const policy = policyState(net, view.networks.get(name), this.attacher.attachments.values());
       states.push({
+        ...(policy ? { policy } : {}),
         ipv4Cidr: net.ipv4Cidr,
         ...(net.ipv6Cidr ? { ipv6Cidr: net.ipv6Cidr } : {}),
         ...(own?.ipv4 ? { hostAddress4: own.ipv4 } : {}),
@@ -487,4 +501,32 @@ export class Agent {
     this.host.ports.close();
     await this.host.netlink.close();
   }
+}
+
+/**
+ * An isolated network's policy input: its rules and its endpoint directory, local endpoints
+ * carrying their OpenFlow port. Until the directory names a local endpoint, no rule selects it:
+ * an isolated network fails closed.
+ */
+function policyState(net: api.Network, view: NetworkViewState | undefined, attachments: Iterable<{ record: { network: string; containerId: string }; ofport: number }>): NetworkPolicyState | undefined {
+  if (net.isolation !== 'ISOLATION_ISOLATED') return undefined;
+  const ofports = new Map<string, number>();
+  for (const a of attachments) if (a.record.network === net.name) ofports.set(a.record.containerId, a.ofport);
+  const directory: DirectoryEntry[] = [...(view?.endpoints.values() ?? [])].map((e) => {
+    const ofport = ofports.get(e.containerId);
+    return { name: e.name, labels: e.labels ?? {}, ...(e.ipv4 ? { ipv4: e.ipv4 } : {}), ...(e.ipv6 ? { ipv6: e.ipv6 } : {}), ...(ofport !== undefined ? { ofport } : {}) };
+  });
+  const protocols = { PROTOCOL_UNSPECIFIED: 'any', PROTOCOL_TCP: 'tcp', PROTOCOL_UDP: 'udp', PROTOCOL_ICMP: 'icmp' } as const;
+  const empty = { endpoints: [], labels: {}, cidrs: [] };
+  // A protocol this agent does not know (a newer controller) allows nothing rather than everything.
+  const rules: PolicyRule[] = [...(view?.policies.values() ?? [])]
+    .filter((p) => p.protocol in protocols)
+    .map((p) => ({
+      name: p.name,
+      from: p.from ?? empty,
+      to: p.to ?? empty,
+      protocol: protocols[p.protocol],
+      ports: p.ports.map((r) => ({ first: r.first, last: Math.max(r.first, r.last) })),
+    }));
+  return { network: net.name, isolated: true, directory, rules };
 }

@@ -144,6 +144,7 @@ export class Attacher {
         ...(req.ipv6 ? { ipv6: req.ipv6 } : {}),
         ...(req.mac ? { mac: req.mac } : {}),
         ...(req.ports?.length ? { ports: req.ports } : {}),
+        ...(req.labels && Object.keys(req.labels).length > 0 ? { labels: req.labels } : {}),
       });
       created = true;
     } catch (err) {

@@ -26,7 +26,10 @@ async function main(argv: string[]): Promise<number> {
   if (typeof config === 'number') return config;
   const log = createLogger({ name: 'loom-agent', level: config.logLevel });
   let agent: Agent | undefined;
-  const metrics = createAgentMetrics(() => ({ endpoints: agent?.endpointCount ?? 0, connected: agent?.controllerConnected ?? false }));
+  const metrics = createAgentMetrics(
+    () => ({ endpoints: agent?.endpointCount ?? 0, connected: agent?.controllerConnected ?? false }),
+    async () => (agent ? agent.policyPacketCounts() : []),
+  );
   const servers: http.Server[] = [];
   try {
     const host = await prepareHost(config, log);

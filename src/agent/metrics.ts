@@ -20,7 +20,10 @@ export interface AgentMetrics {
   dnsResponder: DnsResponderMetrics;
 }
 
-export function createAgentMetrics(status: () => { endpoints: number; connected: boolean }): AgentMetrics {
+/** Packets counted by network policy flows (see pipeline/policy.ts). */
+export type PolicyCounts = () => Promise<{ network: string; policy: string; verdict: string; packets: number }[]>;
+
+export function createAgentMetrics(status: () => { endpoints: number; connected: boolean }, policyCounts?: PolicyCounts): AgentMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'loom_agent_' });
   const registers = [registry];
@@ -59,6 +62,19 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
     labelNames: ['source'] as const,
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5],
     registers,
+  });
+  new client.Gauge({
+    name: 'loom_agent_policy_packets',
+    help: 'Packets of isolated networks counted by the installed policy flows: allowed (policy = the rule that allowed the new connection) or denied (policy = "", the default). Counts restart when a flow is replaced (agent restart).',
+    labelNames: ['network', 'policy', 'verdict'] as const,
+    registers,
+    async collect() {
+      this.reset();
+      if (!policyCounts) return;
+      // A switch that does not answer leaves the series out rather than failing the scrape.
+      const rows = await policyCounts().catch(() => []);
+      for (const r of rows) this.set({ network: r.network, policy: r.policy, verdict: r.verdict }, r.packets);
+    },
   });
   return {
     registry,

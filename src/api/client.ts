@@ -49,6 +49,24 @@ export class LoomClient {
   deleteNetwork(name: string, o?: CallOptions): Promise<T.DeleteResponse> {
     return this.call(methods.network.DeleteNetwork, { name }, o);
   }
+  updateNetwork(req: T.UpdateNetworkRequest, o?: CallOptions): Promise<T.Network> {
+    return this.call(methods.network.UpdateNetwork, req, o);
+  }
+  createPolicy(policy: T.CreatePolicyRequest['policy'], o?: CallOptions): Promise<T.Policy> {
+    return this.call(methods.policy.CreatePolicy, { policy }, o);
+  }
+  getPolicy(network: string, name: string, o?: CallOptions): Promise<T.Policy> {
+    return this.call(methods.policy.GetPolicy, { network, name }, o);
+  }
+  listPolicies(filter: T.ListPoliciesRequest = {}, o?: CallOptions): Promise<T.ListPoliciesResponse> {
+    return this.call(methods.policy.ListPolicies, filter, o);
+  }
+  deletePolicy(network: string, name: string, o?: CallOptions): Promise<T.DeleteResponse> {
+    return this.call(methods.policy.DeletePolicy, { network, name }, o);
+  }
+  explainPolicy(req: T.ExplainPolicyRequest, o?: CallOptions): Promise<T.ExplainPolicyResponse> {
+    return this.call(methods.policy.ExplainPolicy, req, o);
+  }
   createEndpoint(req: T.CreateEndpointRequest, o?: CallOptions): Promise<T.Endpoint> {
     return this.call(methods.endpoint.CreateEndpoint, req, o);
   }

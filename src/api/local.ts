@@ -13,6 +13,8 @@ export interface AttachRequest {
   ipv4?: string;
   ipv6?: string;
   mac?: string;
+  /** Endpoint labels, for policy selectors (the controller validates them). */
+  labels?: Record<string, string>;
   /** Published ports (CNI portMappings). */
   ports?: PortMapping[];
   /** The container's own DNS settings (CNI runtimeConfig `dns`, podman --dns, --dns-search, --dns-option). */

@@ -82,6 +82,14 @@ export const methods = {
     GetNetwork: unary('NetworkService', 'GetNetwork', nameReq, codecs.network),
     ListNetworks: unary('NetworkService', 'ListNetworks', empty, codec<T.ListNetworksResponse>('ListNetworksResponse')),
     DeleteNetwork: unary('NetworkService', 'DeleteNetwork', codec<T.NameRequest>('DeleteNetworkRequest'), deleteRes),
+    UpdateNetwork: unary('NetworkService', 'UpdateNetwork', codec<T.UpdateNetworkRequest>('UpdateNetworkRequest'), codecs.network),
+  },
+  policy: {
+    CreatePolicy: unary('PolicyService', 'CreatePolicy', codec<T.CreatePolicyRequest>('CreatePolicyRequest'), codec<T.Policy>('Policy')),
+    GetPolicy: unary('PolicyService', 'GetPolicy', codec<T.PolicyRef>('PolicyRef'), codec<T.Policy>('Policy')),
+    ListPolicies: unary('PolicyService', 'ListPolicies', codec<T.ListPoliciesRequest>('ListPoliciesRequest'), codec<T.ListPoliciesResponse>('ListPoliciesResponse')),
+    DeletePolicy: unary('PolicyService', 'DeletePolicy', codec<T.PolicyRef>('PolicyRef'), deleteRes),
+    ExplainPolicy: unary('PolicyService', 'ExplainPolicy', codec<T.ExplainPolicyRequest>('ExplainPolicyRequest'), codec<T.ExplainPolicyResponse>('ExplainPolicyResponse')),
   },
   endpoint: {
     CreateEndpoint: unary('EndpointService', 'CreateEndpoint', codec<T.CreateEndpointRequest>('CreateEndpointRequest'), codecs.endpoint),

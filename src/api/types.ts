@@ -13,6 +13,10 @@ export const GATEWAY_PORT_CAPABILITY = 'gateway-port';
 
 export type EgressMode = 'EGRESS_MODE_UNSPECIFIED' | 'EGRESS_MODE_NAT' | 'EGRESS_MODE_OFF';
 export type RouteKind = 'ROUTE_KIND_UNSPECIFIED' | 'ROUTE_KIND_BLOCK' | 'ROUTE_KIND_EXCEPTION';
+/** UNSPECIFIED reads as OPEN (and on update: unchanged). ISOLATED = Docker's icc=false. */
+export type Isolation = 'ISOLATION_UNSPECIFIED' | 'ISOLATION_OPEN' | 'ISOLATION_ISOLATED';
+/** UNSPECIFIED: any protocol. ICMP means ICMPv6 for IPv6. */
+export type Protocol = 'PROTOCOL_UNSPECIFIED' | 'PROTOCOL_TCP' | 'PROTOCOL_UDP' | 'PROTOCOL_ICMP';
 
 export interface DnsConfig {
   nameservers: string[];
@@ -38,6 +42,7 @@ export interface Network {
   egress: EgressMode;
   ipv6Routed: boolean;
   inboundSources: string[];
+  isolation: Isolation;
 }
 
 /** A port published on the host: hostIp:hostPort/protocol -> containerPort. */
@@ -75,6 +80,7 @@ export interface EndpointInfo {
   /** The address of a host's gateway port, not a container. */
   hostGateway: boolean;
   ports: PortMapping[];
+  labels: Record<string, string>;
 }
 
 /** What a runtime needs for one endpoint: the directory entry plus its interface settings. */
@@ -129,6 +135,7 @@ export interface CreateEndpointRequest {
   ipv6?: string;
   mac?: string;
   ports?: PortMapping[];
+  labels?: Record<string, string>;
 }
 export interface EndpointKeyRequest {
   network: string;
@@ -187,13 +194,15 @@ export type WatchRequest = { kind?: 'start'; start: WatchStart; ack?: undefined 
 
 /** One event of a view change; exactly one member is set (`kind` names it once decoded). */
 export interface WatchEvent {
-  kind?: 'network' | 'networkRemoved' | 'route' | 'routeRemoved' | 'endpoint' | 'endpointRemoved';
+  kind?: 'network' | 'networkRemoved' | 'route' | 'routeRemoved' | 'endpoint' | 'endpointRemoved' | 'policy' | 'policyRemoved';
   network?: Network;
   networkRemoved?: string;
   route?: Route;
   routeRemoved?: RouteRef;
   endpoint?: EndpointInfo;
   endpointRemoved?: EndpointRef;
+  policy?: Policy;
+  policyRemoved?: PolicyRef;
 }
 
 export interface WatchResponse {
@@ -231,5 +240,61 @@ export interface WaitResponse {
   revision: number;
   pendingHosts: string[];
 }
+export interface UpdateNetworkRequest {
+  name: string;
+  isolation?: Isolation;
+}
+
+/** Endpoints by name, or by carrying every label of `labels`; `cidrs` for sources only. */
+export interface PolicyPeer {
+  endpoints: string[];
+  labels: Record<string, string>;
+  cidrs: string[];
+}
+/** Ports first..last; last 0 means just first. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+/** An allow rule of an isolated network. */
+export interface Policy {
+  network: string;
+  name: string;
+  from: PolicyPeer | null;
+  to: PolicyPeer | null;
+  protocol: Protocol;
+  ports: PortRange[];
+  createRevision: number;
+  modRevision: number;
+}
+export interface PolicyRef {
+  network: string;
+  name: string;
+}
+export interface CreatePolicyRequest {
+  policy: Partial<Policy>;
+}
+export interface ListPoliciesRequest {
+  network?: string;
+}
+export interface ListPoliciesResponse {
+  policies: Policy[];
+  revision: number;
+}
+export interface ExplainPolicyRequest {
+  network?: string;
+  from: string;
+  to: string;
+  protocol?: Protocol;
+  port?: number;
+}
+export interface ExplainPolicyResponse {
+  network: string;
+  isolation: Isolation;
+  allowed: boolean;
+  policies: string[];
+  reason: string;
+}
+
 /** Requests without fields. */
 export type Empty = Record<string, never>;

@@ -3,12 +3,13 @@
  * partial chunks applied atomically, idempotent upserts/removals). Used by tests and the
  * benchmark; the agent can use it as is.
  */
-import type { EndpointInfo, Network, Route, WatchEvent, WatchResponse } from './types.js';
+import type { EndpointInfo, Network, Policy, Route, WatchEvent, WatchResponse } from './types.js';
 
 export interface NetworkViewState {
   network: Network;
   routes: Map<string, Route>; // by prefix
   endpoints: Map<string, EndpointInfo>; // by container id
+  policies: Map<string, Policy>; // by name
 }
 
 export class ViewState {
@@ -40,7 +41,7 @@ export class ViewState {
     if (ev.network) {
       const cur = this.networks.get(ev.network.name);
       if (cur) cur.network = ev.network;
-      else this.networks.set(ev.network.name, { network: ev.network, routes: new Map(), endpoints: new Map() });
+      else this.networks.set(ev.network.name, { network: ev.network, routes: new Map(), endpoints: new Map(), policies: new Map() });
     } else if (ev.networkRemoved) {
       this.networks.delete(ev.networkRemoved);
     } else if (ev.route) {
@@ -51,17 +52,23 @@ export class ViewState {
       this.networks.get(ev.endpoint.network)?.endpoints.set(ev.endpoint.containerId, ev.endpoint);
     } else if (ev.endpointRemoved) {
       this.networks.get(ev.endpointRemoved.network)?.endpoints.delete(ev.endpointRemoved.containerId);
+    } else if (ev.policy) {
+      this.networks.get(ev.policy.network)?.policies.set(ev.policy.name, ev.policy);
+    } else if (ev.policyRemoved) {
+      this.networks.get(ev.policyRemoved.network)?.policies.delete(ev.policyRemoved.name);
     }
   }
 
   /** A plain, order-independent form (sorted) for comparisons. */
-  toJSON(): { network: Network; routes: Route[]; endpoints: EndpointInfo[] }[] {
+  toJSON(): { network: Network; routes: Route[]; endpoints: EndpointInfo[]; policies?: Policy[] }[] {
     return [...this.networks.values()]
       .sort((a, b) => a.network.name.localeCompare(b.network.name))
       .map((n) => ({
         network: n.network,
         routes: [...n.routes.values()].sort((a, b) => a.prefix.localeCompare(b.prefix)),
         endpoints: [...n.endpoints.values()].sort((a, b) => a.containerId.localeCompare(b.containerId)),
+        // Only when there are some, so views without policy compare as they always did.
+        ...(n.policies.size > 0 ? { policies: [...n.policies.values()].sort((a, b) => a.name.localeCompare(b.name)) } : {}),
       }));
   }
 }

@@ -5,8 +5,9 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { isServiceError, LoomClient } from '../api/client.js';
 import { clientCredentials } from '../common/tls.js';
-import type { EgressMode, Network, PortMapping, TunnelType } from '../api/types.js';
+import type { EgressMode, Isolation, Network, Policy, PortMapping, TunnelType } from '../api/types.js';
 import { parseCommandLine, UsageError, type FlagValues } from './args.js';
+import { linkPolicy, parsePorts, parsePortSpec, peer, protocolOf } from './policy-args.js';
 import { ago, dropSummary, json, table } from './format.js';
 
 const HELP = `loomctl: inspect and change a Loom overlay through its controller.
@@ -17,11 +18,14 @@ Commands:
   network create NAME --ipv4 CIDR [--ipv6 CIDR] [--vni N] [--tunnel vxlan|gre] [--mtu N]
                  [--gateway IP]... [--dns-server IP]... [--dns-search DOMAIN]...
                  [--dns-domain DOMAIN (endpoints' names; default NAME.loom)]
-                 [--block-prefix N] [--ipv6-block-prefix N]
+                 [--block-prefix N] [--ipv6-block-prefix N] [--isolation open|isolated]
                  [--egress nat|off]      containers reach the outside through their host,
                                          source translated to its address      [nat]
                  [--ipv6-routed]         IPv6 leaves untranslated (the range is routed to the hosts)
                  [--inbound-source CIDR]...  only these sources reach published ports  [any]
+  network update NAME --isolation open|isolated
+                              isolated = Docker's --icc=false: endpoints reach each other only
+                              where a policy allows it (and the replies come back)
   network list
   network show NAME
   network delete NAME
@@ -30,6 +34,19 @@ Commands:
                               new VTEP: its agent, refused that, re-registers with it then
   endpoint list [--network NAME] [--host HOST]
   endpoint show NETWORK CONTAINER_ID
+  policy create NAME --network NET [--from-endpoint NAME]... [--from-label K=V]...
+                [--from-cidr CIDR]... [--to-endpoint NAME]... [--to-label K=V]...
+                [--protocol tcp|udp|icmp|any] [--port N|N-M[/tcp|udp]]...
+                              allow new connections from -> to (labels: all must match);
+                              creating an existing NAME replaces it in one step
+  policy list [--network NET]
+  policy show NETWORK NAME
+  policy delete NETWORK NAME  new connections it allowed are refused once 'wait' returns;
+                              established ones keep flowing (see docs/architecture.md)
+  policy explain FROM TO [PORT[/tcp|udp]] [--network NET] [--protocol P]
+                              which policies let endpoint FROM open connections to TO
+  link CLIENT SERVER --port N[/tcp|udp]... [--network NET] [--name NAME]
+                              Docker's --link: CLIENT may open SERVER's exposed port(s)
   status                      hosts up/down, applied revision and lag per agent, packets each host's
                               flow table dropped (by reason: spoof_guard, no_route, ...)
   wait [--revision N]         block until every interested agent applied revision N
@@ -76,9 +93,38 @@ export function portsText(ports: readonly PortMapping[]): string {
 
 function networkRows(nets: Network[]): string {
   return table(
-    ['NAME', 'VNI', 'IPV4', 'IPV6', 'TUNNEL', 'MTU', 'GATEWAYS', 'EGRESS'],
-    nets.map((n) => [n.name, n.vni, n.ipv4Cidr, n.ipv6Cidr || '-', n.tunnelType.replace('TUNNEL_TYPE_', '').toLowerCase(), n.mtu, n.gateways.join(','), egressText(n)]),
+    ['NAME', 'VNI', 'IPV4', 'IPV6', 'TUNNEL', 'MTU', 'GATEWAYS', 'EGRESS', 'ISOLATION'],
+    nets.map((n) => [n.name, n.vni, n.ipv4Cidr, n.ipv6Cidr || '-', n.tunnelType.replace('TUNNEL_TYPE_', '').toLowerCase(), n.mtu, n.gateways.join(','), egressText(n), isolationText(n.isolation)]),
   );
+}
+
+function isolationText(i: Isolation): string {
+  return i === 'ISOLATION_ISOLATED' ? 'isolated' : 'open';
+}
+
+function isolationFlag(v: FlagValues): Isolation {
+  const s = v.isolation as string | undefined;
+  if (s === undefined) return 'ISOLATION_UNSPECIFIED';
+  if (s === 'open') return 'ISOLATION_OPEN';
+  if (s === 'isolated') return 'ISOLATION_ISOLATED';
+  throw new UsageError(`--isolation must be open or isolated, got "${s}"`);
+}
+
+function peerText(p: Policy['from']): string {
+  if (!p) return '-';
+  const parts = [...p.endpoints, ...Object.entries(p.labels).map(([k, v]) => `${k}=${v}`), ...p.cidrs];
+  return parts.join(',') || '-';
+}
+
+function serviceText(p: Policy): string {
+  const proto = p.protocol.replace('PROTOCOL_', '').toLowerCase();
+  if (p.protocol === 'PROTOCOL_UNSPECIFIED') return 'any';
+  if (p.ports.length === 0) return proto;
+  return p.ports.map((r) => `${r.last > r.first ? `${r.first}-${r.last}` : r.first}/${proto}`).join(',');
+}
+
+function policyRows(ps: Policy[]): string {
+  return table(['NETWORK', 'NAME', 'FROM', 'TO', 'SERVICE', 'REVISION'], ps.map((p) => [p.network, p.name, peerText(p.from), peerText(p.to), serviceText(p), p.modRevision]));
 }
 
 async function run(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
@@ -125,8 +171,69 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
           egress: egressFlag(v.egress as string | undefined),
           ipv6Routed: v['ipv6-routed'] === true,
           inboundSources: (v['inbound-source'] as string[] | undefined) ?? [],
+          isolation: isolationFlag(v),
         });
         out(asJson ? json(n) : networkRows([n]));
+        return 0;
+      }
+      case 'network update': {
+        const isolation = isolationFlag(v);
+        if (isolation === 'ISOLATION_UNSPECIFIED') throw new UsageError('network update needs --isolation open|isolated');
+        const n = await client.updateNetwork({ name: need('network NAME', rest[0]), isolation });
+        out(asJson ? json(n) : networkRows([n]));
+        return 0;
+      }
+      case 'policy create': {
+        const strings = (name: string) => (v[name] as string[] | undefined) ?? [];
+        const { protocol, ports } = parsePorts(strings('port'), v.protocol as string | undefined);
+        const p = await client.createPolicy({
+          network: need('--network NET', v.network as string | undefined),
+          name: need('policy NAME', rest[0]),
+          from: peer(strings('from-endpoint'), strings('from-label'), strings('from-cidr')),
+          to: peer(strings('to-endpoint'), strings('to-label')),
+          protocol,
+          ports,
+        });
+        out(asJson ? json(p) : policyRows([p]));
+        return 0;
+      }
+      case 'policy list': {
+        const r = await client.listPolicies({ network: v.network as string | undefined });
+        out(asJson ? json(r.policies) : policyRows(r.policies));
+        return 0;
+      }
+      case 'policy show': {
+        const p = await client.getPolicy(need('NETWORK', rest[0]), need('policy NAME', rest[1]));
+        out(asJson ? json(p) : policyRows([p]));
+        return 0;
+      }
+      case 'policy delete': {
+        const network = need('NETWORK', rest[0]);
+        const name = need('policy NAME', rest[1]);
+        const r = await client.deletePolicy(network, name);
+        out(asJson ? json({ deleted: name, network, revision: r.revision }) : `policy ${name} of network ${network} deleted (revision ${r.revision}; 'loomctl wait' returns once every host enforces it)\n`);
+        return 0;
+      }
+      case 'policy explain': {
+        const spec = rest[2] ? parsePortSpec(rest[2]) : undefined;
+        if (spec && spec.range.last) throw new UsageError('explain takes one port, not a range');
+        const protocol = v.protocol !== undefined ? protocolOf(v.protocol as string) : (spec?.protocol ?? 'PROTOCOL_UNSPECIFIED');
+        const r = await client.explainPolicy({ network: v.network as string | undefined, from: need('FROM endpoint', rest[0]), to: need('TO endpoint', rest[1]), protocol, port: spec?.range.first ?? 0 });
+        out(asJson ? json(r) : `${r.allowed ? 'allowed' : 'denied'}: ${r.reason}\n`);
+        return r.allowed ? 0 : 1;
+      }
+      case 'link': {
+        const clientName = need('CLIENT endpoint', rest[0]);
+        const serverName = need('SERVER endpoint', rest[1]);
+        let network = v.network as string | undefined;
+        if (!network) {
+          const eps = (await client.listEndpoints()).endpoints;
+          const nets = [...new Set(eps.filter((e) => e.name === clientName).map((e) => e.network))].filter((n) => eps.some((e) => e.network === n && e.name === serverName));
+          if (nets.length !== 1) throw new UsageError(nets.length === 0 ? `no network has both ${clientName} and ${serverName}; give --network` : `${clientName} and ${serverName} share networks ${nets.join(', ')}; give --network`);
+          network = nets[0]!;
+        }
+        const p = await client.createPolicy(linkPolicy(network, clientName, serverName, (v.port as string[] | undefined) ?? [], v.name as string | undefined));
+        out(asJson ? json(p) : `${clientName} may open ${serviceText(p)} on ${serverName} (policy ${p.name} of network ${network}, revision ${p.modRevision})\n`);
         return 0;
       }
       case 'network list': {

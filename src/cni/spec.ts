@@ -65,6 +65,8 @@ export interface NetConf {
   portMappings: PortMapping[];
   /** The `dns` capability: runtimeConfig.dns (podman --dns, --dns-search, --dns-option). */
   dns?: { servers?: string[]; searches?: string[]; options?: string[] };
+  /** Labels every endpoint attached with this configuration carries (policy selectors). */
+  labels?: Record<string, string>;
 }
 
 const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
@@ -135,6 +137,7 @@ export function parseConfig(stdin: string): NetConf {
     ...(c['cni.dev/valid-attachments'] !== undefined ? { validAttachments: validAttachments(c['cni.dev/valid-attachments']) } : {}),
     portMappings: portMappings((c.runtimeConfig as Record<string, unknown> | undefined)?.portMappings),
     ...runtimeDns(c.runtimeConfig),
+    ...(c.labels !== undefined ? { labels: confLabels(c.labels) } : {}),
   };
 }
 
@@ -182,6 +185,27 @@ function runtimeDns(runtimeConfig: unknown): { dns?: NonNullable<NetConf['dns']>
     if (v.length) out[k] = v as string[];
   }
   return Object.keys(out).length ? { dns: out } : {};
+}
+
+function confLabels(v: unknown): Record<string, string> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+    throw new CniError(CniCode.InvalidConfig, 'network configuration: "labels" must be an object of strings, like {"app": "web"}');
+  }
+  return v as Record<string, string>;
+}
+
+/**
+ * An endpoint's labels: the configuration's `labels`, then CNI_ARGS `LABELS=k=v,k2=v2` (a
+ * runtime's per-container labels) over them. The controller checks their syntax.
+ */
+export function endpointLabels(conf: Pick<NetConf, 'labels'>, args: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = { ...(conf.labels ?? {}) };
+  for (const pair of (args.LABELS ?? '').split(',').filter(Boolean)) {
+    const i = pair.indexOf('=');
+    if (i <= 0) throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS LABELS entry "${pair}" is not key=value`);
+    out[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return out;
 }
 
 function validAttachments(v: unknown): Array<{ containerID: string; ifname: string }> {

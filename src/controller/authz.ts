@@ -43,9 +43,19 @@ export interface AuthzLookup {
 }
 
 /** Unary methods anyone with a role may call: they change nothing. */
-const READS = new Set(['GetNetwork', 'ListNetworks', 'GetEndpoint', 'ListEndpoints', 'ListHosts', 'GetStatus', 'Wait']);
-/** Methods that change state; each is logged with its caller. */
-export const MUTATIONS = new Set(['CreateNetwork', 'DeleteNetwork', 'CreateEndpoint', 'DeleteEndpoint', 'Register', 'Heartbeat']);
+const READS = new Set(['GetNetwork', 'ListNetworks', 'GetEndpoint', 'ListEndpoints', 'ListHosts', 'GetStatus', 'Wait', 'GetPolicy', 'ListPolicies', 'ExplainPolicy']);
+/** Methods that change state; each is logged with its caller. Policy and network changes are operator-only. */
+export const MUTATIONS = new Set([
+  'CreateNetwork',
+  'DeleteNetwork',
+  'UpdateNetwork',
+  'CreateEndpoint',
+  'DeleteEndpoint',
+  'Register',
+  'Heartbeat',
+  'CreatePolicy',
+  'DeletePolicy',
+]);
 
 /** One subject attribute: node:tls gives a string, or an array when the certificate repeats it. */
 function attribute(value: string | string[] | undefined): string[] {

@@ -12,9 +12,22 @@
  */
 import type { Logger } from 'pino';
 import { macFromIpv4 } from '../common/ip.js';
-import { GATEWAY_PORT_CAPABILITY, type CreateEndpointRequest, type Endpoint, type Host, type Network, type RegisterRequest } from '../api/types.js';
+import {
+  GATEWAY_PORT_CAPABILITY,
+  type CreateEndpointRequest,
+  type CreatePolicyRequest,
+  type Endpoint,
+  type ExplainPolicyRequest,
+  type ExplainPolicyResponse,
+  type Host,
+  type Network,
+  type Policy,
+  type RegisterRequest,
+  type UpdateNetworkRequest,
+} from '../api/types.js';
 import { ChangeLog } from './changelog.js';
-import { toEndpoint, toHost, toNetwork } from './convert.js';
+import { toEndpoint, toHost, toNetwork, toPolicy } from './convert.js';
+import { checkLabels, explain, isolationOf, validatePolicy } from './policy.js';
 import { alreadyExists, ApiError, failedPrecondition, invalid, notFound } from './errors.js';
 import { allocateAddress, releaseOps } from './ipam.js';
 import { hostGatewayId, keys, type EndpointRecord, type HostRecord } from './model.js';
@@ -316,7 +329,8 @@ export class Controller {
 
   createNetwork(spec: Partial<Network> | null | undefined): Promise<Network> {
     return this.mutate(() => {
-      const rec = validateNetwork(spec, this.state);
+      const isolation = isolationOf(spec?.isolation, `network ${spec?.name ?? ''}`);
+      const rec = { ...validateNetwork(spec, this.state), ...(isolation === 'isolated' ? { isolation } : {}) };
       return {
         ops: [{ type: 'put', key: keys.network(rec.name), value: rec }],
         reply: () => {
@@ -344,6 +358,7 @@ export class Controller {
       const ops: StoreOp[] = [];
       for (const cidr of net.blocks.keys()) ops.push({ type: 'delete', key: keys.block(name, cidr) });
       for (const a of net.exceptions.keys()) ops.push({ type: 'delete', key: keys.exception(name, a) });
+      for (const p of net.policies.keys()) ops.push({ type: 'delete', key: keys.policy(name, p) });
       ops.push({ type: 'delete', key: keys.network(name) });
       return {
         ops,
@@ -353,6 +368,68 @@ export class Controller {
         },
       };
     });
+  }
+
+  /** Changes a network's isolation; an unchanged value commits nothing. */
+  updateNetwork(req: UpdateNetworkRequest): Promise<Network> {
+    return this.mutate(() => {
+      const net = this.mustNetwork(req.name);
+      const old = net.entry.rec;
+      const isolation = isolationOf(req.isolation, `network ${req.name}`) ?? old.isolation ?? 'open';
+      const changed = isolation !== (old.isolation ?? 'open');
+      return {
+        ops: changed ? [{ type: 'put', key: keys.network(old.name), value: { ...old, isolation } }] : [],
+        reply: () => {
+          if (changed) this.opts.logger.info({ network: old.name, isolation }, 'network isolation changed');
+          return toNetwork(this.mustNetwork(old.name));
+        },
+      };
+    });
+  }
+
+  // ---- policies
+
+  /** Creates a rule, or replaces the one of that name (so a change is one atomic step). */
+  createPolicy(spec: CreatePolicyRequest['policy'] | null | undefined): Promise<Policy> {
+    return this.mutate(() => {
+      const rec = validatePolicy(spec, this.state);
+      return {
+        ops: [{ type: 'put', key: keys.policy(rec.network, rec.name), value: rec }],
+        reply: () => {
+          this.opts.logger.info({ network: rec.network, policy: rec.name }, 'policy written');
+          return toPolicy(this.mustNetwork(rec.network).policies.get(rec.name)!);
+        },
+      };
+    });
+  }
+
+  getPolicy(network: string, name: string): Policy {
+    const p = this.mustNetwork(network).policies.get(name);
+    if (!p) throw notFound(`network ${network} has no policy ${name || '""'}`);
+    return toPolicy(p);
+  }
+
+  listPolicies(network?: string): Policy[] {
+    const nets = network ? [this.mustNetwork(network)] : [...this.state.networks.values()];
+    return nets.flatMap((n) => [...n.policies.values()].map(toPolicy)).sort((a, b) => (a.network + '/' + a.name < b.network + '/' + b.name ? -1 : 1));
+  }
+
+  deletePolicy(network: string, name: string): Promise<number> {
+    return this.mutate(() => {
+      const net = this.mustNetwork(network);
+      if (!net.policies.has(name)) throw notFound(`network ${network} has no policy ${name || '""'}`);
+      return {
+        ops: [{ type: 'delete', key: keys.policy(network, name) }],
+        reply: (revision) => {
+          this.opts.logger.info({ network, policy: name, revision }, 'policy deleted');
+          return revision;
+        },
+      };
+    });
+  }
+
+  explainPolicy(req: ExplainPolicyRequest): ExplainPolicyResponse {
+    return explain(this.state, req);
   }
 
   private mustNetwork(name: string) {
@@ -474,7 +551,9 @@ export class Controller {
       const mac = givenMac ?? macFromIpv4(a4.value);
       const macHolder = net.macs.get(mac);
       if (macHolder !== undefined) throw alreadyExists(`MAC ${mac} is already used by container ${macHolder} on network ${req.network}`);
+      const labels = checkLabels(`endpoint ${name}`, req.labels);
       const rec: EndpointRecord = { network: req.network, containerId: id, name, host: req.host, mac, ipv4: a4.address, ipv6: a6?.address ?? '' };
+      if (Object.keys(labels).length > 0) rec.labels = labels;
       if (checked.ports.length > 0) rec.ports = checked.ports;
       const ops: StoreOp[] = [...a4.ops, ...(a6?.ops ?? []), { type: 'put', key: keys.endpoint(req.network, id), value: rec }];
       ops.push(...this.hostGatewayOps(net, req.host, [a4.value, ...(a6 ? [a6.value] : [])], ops));

@@ -1,7 +1,7 @@
 /** Records -> API messages. */
 import { dnsName } from '../common/endpoint-name.js';
-import type { Endpoint, EndpointInfo, Host, Network, RouteEntry, TunnelType } from '../api/types.js';
-import type { EndpointRecord, HostRecord } from './model.js';
+import type { Endpoint, EndpointInfo, Host, Network, Policy, Protocol, RouteEntry, TunnelType } from '../api/types.js';
+import type { EndpointRecord, HostRecord, PolicyRecord, ProtocolKind } from './model.js';
 import type { Entry, NetworkState } from './state.js';
 
 const TUNNEL: Record<string, TunnelType> = { vxlan: 'TUNNEL_TYPE_VXLAN', gre: 'TUNNEL_TYPE_GRE' };
@@ -24,6 +24,23 @@ export function toNetwork(net: NetworkState): Network {
     egress: rec.egress === 'off' ? 'EGRESS_MODE_OFF' : 'EGRESS_MODE_NAT',
     ipv6Routed: rec.ipv6Routed ?? false,
     inboundSources: rec.inboundSources ?? [],
+    isolation: rec.isolation === 'isolated' ? 'ISOLATION_ISOLATED' : 'ISOLATION_OPEN',
+  };
+}
+
+const PROTOCOL: Record<ProtocolKind, Protocol> = { any: 'PROTOCOL_UNSPECIFIED', tcp: 'PROTOCOL_TCP', udp: 'PROTOCOL_UDP', icmp: 'PROTOCOL_ICMP' };
+
+export function toPolicy(e: Entry<PolicyRecord>): Policy {
+  const { rec } = e;
+  return {
+    network: rec.network,
+    name: rec.name,
+    from: { endpoints: rec.from.endpoints, labels: rec.from.labels, cidrs: rec.from.cidrs },
+    to: { endpoints: rec.to.endpoints, labels: rec.to.labels, cidrs: rec.to.cidrs },
+    protocol: PROTOCOL[rec.protocol],
+    ports: rec.ports.map((p) => ({ first: p.first, last: p.last })),
+    createRevision: e.createRevision,
+    modRevision: e.modRevision,
   };
 }
 
@@ -43,6 +60,7 @@ export function toEndpointInfo(rec: EndpointRecord): EndpointInfo {
     ipv6: rec.ipv6,
     hostGateway: rec.hostGateway ?? false,
     ports: rec.ports ?? [],
+    labels: rec.labels ?? {},
   };
 }
 
@@ -73,5 +91,6 @@ export function toEndpoint(net: NetworkState, e: Entry<EndpointRecord>): Endpoin
     modRevision: e.modRevision,
     hostGateway: rec.hostGateway ?? false,
     ports: rec.ports ?? [],
+    labels: rec.labels ?? {},
   };
 }

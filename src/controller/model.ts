@@ -29,6 +29,28 @@ export interface NetworkRecord {
   egress?: 'nat' | 'off';
   ipv6Routed?: boolean;
   inboundSources?: string[];
+  /** Absent in records written before policy existed: open. */
+  isolation?: IsolationKind;
+}
+
+export type IsolationKind = 'open' | 'isolated';
+export type ProtocolKind = 'any' | 'tcp' | 'udp' | 'icmp';
+
+/** Who a rule names: endpoint names, a label selector (every pair must match), source CIDRs. */
+export interface PeerRecord {
+  endpoints: string[];
+  labels: Record<string, string>;
+  cidrs: string[]; // canonical
+}
+
+/** An allow rule of a network (see Policy in types.proto). */
+export interface PolicyRecord {
+  network: string;
+  name: string;
+  from: PeerRecord;
+  to: PeerRecord;
+  protocol: ProtocolKind;
+  ports: { first: number; last: number }[]; // last >= first
 }
 
 export interface HostRecord {
@@ -65,6 +87,8 @@ export interface EndpointRecord {
   /** The host's gateway-port address in this network (allocated with its first endpoint). */
   hostGateway?: boolean;
   ports?: PortMappingRecord[];
+  /** Absent in records written before labels existed. */
+  labels?: Record<string, string>;
 }
 
 export interface PortMappingRecord {
@@ -83,9 +107,10 @@ export const keys = {
   block: (network: string, cidr: string) => `blocks/${network}/${cidr}`,
   exception: (network: string, address: string) => `exceptions/${network}/${address}`,
   endpoint: (network: string, containerId: string) => `endpoints/${network}/${containerId}`,
+  policy: (network: string, name: string) => `policies/${network}/${name}`,
 };
 
-export type KeyKind = 'networks' | 'hosts' | 'blocks' | 'exceptions' | 'endpoints';
+export type KeyKind = 'networks' | 'hosts' | 'blocks' | 'exceptions' | 'endpoints' | 'policies';
 
 /** Splits a key into kind, first segment (network or name) and the rest. */
 export function parseKey(key: string): { kind: KeyKind; name: string; rest: string } {

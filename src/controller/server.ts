@@ -10,7 +10,16 @@ import * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import { methods, watchServerMethod } from '../api/proto.js';
-import type { CreateEndpointRequest, CreateNetworkRequest, RegisterRequest, WatchRequest } from '../api/types.js';
+import type {
+  CreateEndpointRequest,
+  CreateNetworkRequest,
+  CreatePolicyRequest,
+  ExplainPolicyRequest,
+  PolicyRef,
+  RegisterRequest,
+  UpdateNetworkRequest,
+  WatchRequest,
+} from '../api/types.js';
 import type { Controller } from './controller.js';
 import type { Convergence } from './convergence.js';
 import { logCaller, MUTATIONS, type Authorizer, type Caller } from './authz.js';
@@ -49,6 +58,10 @@ export function grpcCaller(authorizer: Authorizer | undefined, call: { getAuthCo
 function mutationTarget(method: string, req: unknown): Record<string, unknown> {
   const r = (req ?? {}) as Record<string, unknown>;
   if (method === 'CreateNetwork') return { network: (r.network as { name?: string } | null)?.name };
+  if (method === 'CreatePolicy') {
+    const p = r.policy as { network?: string; name?: string } | null;
+    return { network: p?.network, policy: p?.name };
+  }
   const out: Record<string, unknown> = {};
   for (const k of ['name', 'network', 'host', 'containerId', 'vtep']) if (typeof r[k] === 'string' && r[k]) out[k] = r[k];
   return out;
@@ -58,7 +71,13 @@ function mutationTarget(method: string, req: unknown): Record<string, unknown> {
 export type Handler = (req: never) => unknown;
 
 /** The unary methods by name (as in the proto), Watch excluded. */
-export const UNARY_METHODS = [...Object.keys(methods.network), ...Object.keys(methods.endpoint), ...Object.keys(methods.host), ...Object.keys(methods.status)];
+export const UNARY_METHODS = [
+  ...Object.keys(methods.network),
+  ...Object.keys(methods.endpoint),
+  ...Object.keys(methods.host),
+  ...Object.keys(methods.status),
+  ...Object.keys(methods.policy),
+];
 
 export type ApiHandlers = Record<string, Handler>;
 
@@ -69,6 +88,12 @@ export function apiHandlers(controller: Controller, convergence: Convergence, wa
     GetNetwork: (r: { name: string }) => controller.getNetwork(r.name),
     ListNetworks: () => ({ networks: controller.listNetworks(), revision: controller.revision() }),
     DeleteNetwork: async (r: { name: string }) => ({ revision: await controller.deleteNetwork(r.name) }),
+    UpdateNetwork: (r: UpdateNetworkRequest) => controller.updateNetwork(r),
+    CreatePolicy: (r: CreatePolicyRequest) => controller.createPolicy(r.policy),
+    GetPolicy: (r: PolicyRef) => controller.getPolicy(r.network, r.name),
+    ListPolicies: (r: { network: string }) => ({ policies: controller.listPolicies(r.network || undefined), revision: controller.revision() }),
+    DeletePolicy: async (r: PolicyRef) => ({ revision: await controller.deletePolicy(r.network, r.name) }),
+    ExplainPolicy: (r: ExplainPolicyRequest) => controller.explainPolicy(r),
     CreateEndpoint: (r: CreateEndpointRequest) => controller.createEndpoint(r),
     GetEndpoint: (r: { network: string; containerId: string }) => controller.getEndpoint(r.network, r.containerId),
     ListEndpoints: (r: { network: string; host: string }) => ({ endpoints: controller.listEndpoints(r), revision: controller.revision() }),
@@ -163,6 +188,7 @@ export function createGrpcServer(api: ApiHandlers, hub: WatchHub, opts: ServerOp
     Watch: (call: grpc.ServerDuplexStream<WatchRequest, Buffer>) => watch(call),
   });
   server.addService(methods.status as unknown as grpc.ServiceDefinition, bind(Object.keys(methods.status)));
+  server.addService(methods.policy as unknown as grpc.ServiceDefinition, bind(Object.keys(methods.policy)));
 
   function watch(call: grpc.ServerDuplexStream<WatchRequest, Buffer>): void {
     const caller = grpcCaller(opts.authorizer, call);

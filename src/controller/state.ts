@@ -12,6 +12,7 @@ import {
   type ExceptionRecord,
   type HostRecord,
   type NetworkRecord,
+  type PolicyRecord,
 } from './model.js';
 
 /** A record with its store revisions. */
@@ -43,6 +44,7 @@ export interface NetworkState {
   readonly endpoints: Map<string, Entry<EndpointRecord>>; // by container id
   readonly names: Map<string, string>; // endpoint name -> container id
   readonly macs: Map<string, string>; // mac -> container id
+  readonly policies: Map<string, Entry<PolicyRecord>>; // by name
   /** Per host: endpoint count, block cidrs, exception addresses. */
   readonly hostEndpoints: Map<string, number>;
   readonly hostBlocks: Map<string, Set<string>>;
@@ -106,7 +108,7 @@ export class ClusterState {
   load(all: KeyValue[]): void {
     this.clear();
     // Parents first: networks and hosts before what lives in them.
-    const order = ['networks/', 'hosts/', 'blocks/', 'exceptions/', 'endpoints/'];
+    const order = ['networks/', 'hosts/', 'blocks/', 'exceptions/', 'endpoints/', 'policies/'];
     const rank = (k: string): number => order.findIndex((p) => k.startsWith(p));
     for (const kv of [...all].sort((a, b) => rank(a.key) - rank(b.key))) this.apply(kv.key, kv.value, kv.createRevision, kv.modRevision);
   }
@@ -138,6 +140,7 @@ export class ClusterState {
     if (!net) return undefined;
     if (kind === 'endpoints') return net.endpoints.get(rest);
     if (kind === 'blocks') return net.blocks.get(rest);
+    if (kind === 'policies') return net.policies.get(rest);
     return net.exceptions.get(rest);
   }
 
@@ -168,6 +171,13 @@ export class ClusterState {
         return this.applyException(name, rest, value as ExceptionRecord | null, createRevision, modRevision);
       case 'endpoints':
         return this.applyEndpoint(name, rest, value as EndpointRecord | null, createRevision, modRevision);
+      case 'policies': {
+        const net = this.networks.get(name);
+        if (!net) return;
+        if (value === null) net.policies.delete(rest);
+        else net.policies.set(rest, { rec: value as PolicyRecord, createRevision, modRevision });
+        return;
+      }
       default:
         throw new Error(`unknown store key ${key}`);
     }
@@ -193,6 +203,7 @@ export class ClusterState {
       endpoints: new Map(),
       names: new Map(),
       macs: new Map(),
+      policies: new Map(),
       hostEndpoints: new Map(),
       hostBlocks: new Map(),
       hostExceptions: new Map(),

@@ -8,6 +8,7 @@
 import type { Route, WatchEvent } from '../api/types.js';
 import { parseKey, type EndpointRecord, type HostRecord } from './model.js';
 import { blockRoute, exceptionRoute } from './routes.js';
+import { toPolicy } from './convert.js';
 import type { ClusterState, Entry, NetworkState } from './state.js';
 
 /**
@@ -37,6 +38,7 @@ function* fullNetwork<T>(state: ClusterState, net: NetworkState, viewer: string,
     if (r !== null) yield r;
   }
   for (const e of net.endpoints.values()) yield enc.endpoint(e.rec);
+  for (const p of net.policies.values()) yield enc.event({ policy: toPolicy(p) });
 }
 
 function* blockEvent<T>(state: ClusterState, net: NetworkState, cidr: string, viewer: string, enc: EventEncoder<T>): Generator<T> {
@@ -118,6 +120,13 @@ export function* viewEvents<T>(
       case 'endpoints': {
         const e = net.endpoints.get(rest);
         yield e ? enc.endpoint(e.rec) : enc.event({ endpointRemoved: { network: name, containerId: rest } });
+        break;
+      }
+      case 'policies': {
+        // Every host of the network gets its rules: an endpoint's labels, and so who a rule
+        // names, can change on any host at any time.
+        const p = net.policies.get(rest);
+        yield enc.event(p ? { policy: toPolicy(p) } : { policyRemoved: { network: name, name: rest } });
         break;
       }
     }

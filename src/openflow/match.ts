@@ -71,10 +71,10 @@ const FIELD_LIST: FieldDef[] = [
   def('ip_proto', 'uint', h(OXM, 10, 1), h(NX0, 6, 1), false, 'NXM_OF_IP_PROTO', 'nw_proto'),
   def('ipv4_src', 'ipv4', h(OXM, 11, 4), h(NX0, 7, 4), true, 'NXM_OF_IP_SRC', 'ip_src'),
   def('ipv4_dst', 'ipv4', h(OXM, 12, 4), h(NX0, 8, 4), true, 'NXM_OF_IP_DST', 'ip_dst'),
-  def('tcp_src', 'uint', h(OXM, 13, 2), h(NX0, 9, 2), false, 'NXM_OF_TCP_SRC', 'tcp_src'),
-  def('tcp_dst', 'uint', h(OXM, 14, 2), h(NX0, 10, 2), false, 'NXM_OF_TCP_DST', 'tcp_dst'),
-  def('udp_src', 'uint', h(OXM, 15, 2), h(NX0, 11, 2), false, 'NXM_OF_UDP_SRC', 'udp_src'),
-  def('udp_dst', 'uint', h(OXM, 16, 2), h(NX0, 12, 2), false, 'NXM_OF_UDP_DST', 'udp_dst'),
+  def('tcp_src', 'uint', h(OXM, 13, 2), h(NX0, 9, 2), true, 'NXM_OF_TCP_SRC', 'tcp_src'),
+  def('tcp_dst', 'uint', h(OXM, 14, 2), h(NX0, 10, 2), true, 'NXM_OF_TCP_DST', 'tcp_dst'),
+  def('udp_src', 'uint', h(OXM, 15, 2), h(NX0, 11, 2), true, 'NXM_OF_UDP_SRC', 'udp_src'),
+  def('udp_dst', 'uint', h(OXM, 16, 2), h(NX0, 12, 2), true, 'NXM_OF_UDP_DST', 'udp_dst'),
   def('icmpv4_type', 'uint', h(OXM, 19, 1), h(NX0, 13, 1), false, 'NXM_OF_ICMP_TYPE', 'icmp_type'),
   def('icmpv4_code', 'uint', h(OXM, 20, 1), h(NX0, 14, 1), false, 'NXM_OF_ICMP_CODE', 'icmp_code'),
   def('arp_op', 'uint', h(OXM, 21, 2), h(NX0, 15, 2), false, 'NXM_OF_ARP_OP', 'arp_op'),
@@ -95,6 +95,7 @@ const FIELD_LIST: FieldDef[] = [
   def('ct_state', 'uint', h(NX1, 105, 4), null, true, 'NXM_NX_CT_STATE', 'ct_state'),
   def('ct_zone', 'uint', h(NX1, 106, 2), null, false, 'NXM_NX_CT_ZONE', 'ct_zone'),
   def('ct_mark', 'uint', h(NX1, 107, 4), null, true, 'NXM_NX_CT_MARK', 'ct_mark'),
+  def('conj_id', 'uint', h(NX1, 37, 4), null, false, 'NXM_NX_CONJ_ID', 'conj_id'),
 ];
 for (let i = 0; i < 16; i++) {
   FIELD_LIST.push({

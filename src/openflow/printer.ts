@@ -120,6 +120,8 @@ export function formatMatch(match: Match, priority?: number): string {
   const out: string[] = [];
   if (priority !== undefined && priority !== OFP_DEFAULT_PRIORITY) out.push(`priority=${priority}`);
 
+  const conj = get('conj_id');
+  if (conj) out.push(`conj_id=${conj.value}`);
   const ct = get('ct_state');
   if (ct) out.push(`ct_state=${ctStateText(ct.value, ct.mask)}`);
   const zone = get('ct_zone');
@@ -219,10 +221,13 @@ export function formatMatch(match: Match, priority?: number): string {
     if (tll) out.push(`nd_tll=${ethMasked(tll.value, tll.mask)}`);
   } else {
     const tp = proto === IP_PROTO.UDP ? ['udp_src', 'udp_dst'] as const : ['tcp_src', 'tcp_dst'] as const;
+    // As OVS's format_be16_masked(): decimal when exact, hex value/mask otherwise.
+    const port = (f: { value: number; mask?: number }): string =>
+      f.mask === undefined || f.mask === 0xffff ? String(f.value) : `0x${f.value.toString(16)}/0x${f.mask.toString(16)}`;
     const a = get(tp[0]);
-    if (a) out.push(`tp_src=${a.value}`);
+    if (a) out.push(`tp_src=${port(a)}`);
     const b = get(tp[1]);
-    if (b) out.push(`tp_dst=${b.value}`);
+    if (b) out.push(`tp_dst=${port(b)}`);
   }
   for (const f of match) {
     if (f.field === 'raw') {

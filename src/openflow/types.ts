@@ -24,7 +24,8 @@ export type MatchField =
   | { field: 'ip_proto'; value: number }
   | { field: 'ipv4_src' | 'ipv4_dst'; value: Ipv4Address; mask?: Ipv4Address }
   | { field: 'ipv6_src' | 'ipv6_dst'; value: Ipv6Address; mask?: Ipv6Address }
-  | { field: 'tcp_src' | 'tcp_dst' | 'udp_src' | 'udp_dst'; value: number }
+  /** A mask (OVS extension to OXM) matches port ranges in aligned blocks. */
+  | { field: 'tcp_src' | 'tcp_dst' | 'udp_src' | 'udp_dst'; value: number; mask?: number }
   | { field: 'icmpv4_type' | 'icmpv4_code' | 'icmpv6_type' | 'icmpv6_code'; value: number }
   | { field: 'arp_op'; value: number }
   | { field: 'arp_spa' | 'arp_tpa'; value: Ipv4Address; mask?: Ipv4Address }
@@ -41,6 +42,8 @@ export type MatchField =
   | { field: 'ct_state'; value: number; mask?: number }
   | { field: 'ct_zone'; value: number }
   | { field: 'ct_mark'; value: number; mask?: number }
+  /** Nicira NXM_NX_CONJ_ID: matches packets that satisfied every clause of `conjunction(id, ...)`. */
+  | { field: 'conj_id'; value: number }
   /**
    * Any other OXM/NXM entry, kept as raw bytes so flows read back from a switch survive a decode.
    * `header` is the 32-bit OXM header (class, field, hasmask, length).

@@ -44,11 +44,23 @@ interface Messages {
   GetStatusResponse: T.GetStatusResponse;
   WaitRequest: T.WaitRequest;
   WaitResponse: T.WaitResponse;
+  UpdateNetworkRequest: T.UpdateNetworkRequest;
+  PolicyPeer: T.PolicyPeer;
+  PortRange: T.PortRange;
+  Policy: T.Policy;
+  PolicyRef: T.PolicyRef;
+  CreatePolicyRequest: T.CreatePolicyRequest;
+  ListPoliciesRequest: T.ListPoliciesRequest;
+  ListPoliciesResponse: T.ListPoliciesResponse;
+  ExplainPolicyRequest: T.ExplainPolicyRequest;
+  ExplainPolicyResponse: T.ExplainPolicyResponse;
 }
 interface Enums {
   TunnelType: T.TunnelType;
   RouteKind: T.RouteKind;
   EgressMode: T.EgressMode;
+  Isolation: T.Isolation;
+  Protocol: T.Protocol;
 }
 
 /** Proto messages that types.ts names differently (one TS type serves several requests). */
@@ -67,7 +79,11 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type NameIn<X, Table> = Extract<{ [N in keyof Table]: Same<X, Table[N]> extends true ? N : Same<Required<X>, Table[N]> extends true ? N : never }[keyof Table], string>;
 type Kind<X> = [X] extends [readonly (infer E)[]]
   ? `${Kind<E>}[]`
-  : [NameIn<X, Enums>] extends [never]
+  : [X] extends [Record<string, string>]
+    ? string extends keyof X
+      ? 'map<string,string>'
+      : 'a record that is not a map'
+    : [NameIn<X, Enums>] extends [never]
     ? [X] extends [string]
       ? string extends X
         ? 'string'
@@ -102,11 +118,23 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     egress: 'enum EgressMode',
     ipv6Routed: 'boolean',
     inboundSources: 'string[]',
+    isolation: 'enum Isolation',
   },
   PortMapping: { hostPort: 'number', containerPort: 'number', protocol: 'string', hostIp: 'string' },
   Host: { name: 'string', vtep: 'string', agentVersion: 'string', capabilities: 'string[]', up: 'boolean', modRevision: 'number' },
   RouteEntry: { destination: 'string', gateway: 'string' },
-  EndpointInfo: { network: 'string', containerId: 'string', name: 'string', host: 'string', mac: 'string', ipv4: 'string', ipv6: 'string', hostGateway: 'boolean', ports: 'PortMapping[]' },
+  EndpointInfo: {
+    network: 'string',
+    containerId: 'string',
+    name: 'string',
+    host: 'string',
+    mac: 'string',
+    ipv4: 'string',
+    ipv6: 'string',
+    labels: 'map<string,string>',
+    hostGateway: 'boolean',
+    ports: 'PortMapping[]',
+  },
   Endpoint: {
     network: 'string',
     containerId: 'string',
@@ -125,6 +153,7 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     modRevision: 'number',
     hostGateway: 'boolean',
     ports: 'PortMapping[]',
+    labels: 'map<string,string>',
   },
   Route: { network: 'string', prefix: 'string', host: 'string', vtep: 'string', kind: 'enum RouteKind' },
   RouteRef: { network: 'string', prefix: 'string' },
@@ -133,7 +162,17 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
   NameRequest: { name: 'string' },
   ListNetworksResponse: { networks: 'Network[]', revision: 'number' },
   DeleteResponse: { revision: 'number' },
-  CreateEndpointRequest: { network: 'string', host: 'string', containerId: 'string', name: 'string', ipv4: 'string', ipv6: 'string', mac: 'string', ports: 'PortMapping[]' },
+  CreateEndpointRequest: {
+    network: 'string',
+    host: 'string',
+    containerId: 'string',
+    name: 'string',
+    ipv4: 'string',
+    ipv6: 'string',
+    mac: 'string',
+    labels: 'map<string,string>',
+    ports: 'PortMapping[]',
+  },
   EndpointKeyRequest: { network: 'string', containerId: 'string' },
   ListEndpointsRequest: { network: 'string', host: 'string' },
   ListEndpointsResponse: { endpoints: 'Endpoint[]', revision: 'number' },
@@ -154,6 +193,8 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     routeRemoved: 'RouteRef',
     endpoint: 'EndpointInfo',
     endpointRemoved: 'EndpointRef',
+    policy: 'Policy',
+    policyRemoved: 'PolicyRef',
   },
   WatchResponse: { revision: 'number', reset: 'boolean', partial: 'boolean', events: 'WatchEvent[]', storeId: 'string' },
   HostStatus: {
@@ -173,16 +214,39 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
   GetStatusResponse: { revision: 'number', hosts: 'HostStatus[]' },
   WaitRequest: { revision: 'number', timeoutMs: 'number' },
   WaitResponse: { converged: 'boolean', revision: 'number', pendingHosts: 'string[]' },
+  UpdateNetworkRequest: { name: 'string', isolation: 'enum Isolation' },
+  PolicyPeer: { endpoints: 'string[]', labels: 'map<string,string>', cidrs: 'string[]' },
+  PortRange: { first: 'number', last: 'number' },
+  Policy: {
+    network: 'string',
+    name: 'string',
+    from: 'PolicyPeer',
+    to: 'PolicyPeer',
+    protocol: 'enum Protocol',
+    ports: 'PortRange[]',
+    createRevision: 'number',
+    modRevision: 'number',
+  },
+  PolicyRef: { network: 'string', name: 'string' },
+  CreatePolicyRequest: { policy: 'Policy' },
+  ListPoliciesRequest: { network: 'string' },
+  ListPoliciesResponse: { policies: 'Policy[]', revision: 'number' },
+  ExplainPolicyRequest: { network: 'string', from: 'string', to: 'string', protocol: 'enum Protocol', port: 'number' },
+  ExplainPolicyResponse: { network: 'string', isolation: 'enum Isolation', allowed: 'boolean', policies: 'string[]', reason: 'string' },
 };
 
 const TS_ENUMS = {
   TunnelType: ['TUNNEL_TYPE_UNSPECIFIED', 'TUNNEL_TYPE_VXLAN', 'TUNNEL_TYPE_GRE'],
   RouteKind: ['ROUTE_KIND_UNSPECIFIED', 'ROUTE_KIND_BLOCK', 'ROUTE_KIND_EXCEPTION'],
   EgressMode: ['EGRESS_MODE_UNSPECIFIED', 'EGRESS_MODE_NAT', 'EGRESS_MODE_OFF'],
+  Isolation: ['ISOLATION_UNSPECIFIED', 'ISOLATION_OPEN', 'ISOLATION_ISOLATED'],
+  Protocol: ['PROTOCOL_UNSPECIFIED', 'PROTOCOL_TCP', 'PROTOCOL_UDP', 'PROTOCOL_ICMP'],
 } as const;
 expectTypeOf<(typeof TS_ENUMS.TunnelType)[number]>().toEqualTypeOf<T.TunnelType>();
 expectTypeOf<(typeof TS_ENUMS.RouteKind)[number]>().toEqualTypeOf<T.RouteKind>();
 expectTypeOf<(typeof TS_ENUMS.EgressMode)[number]>().toEqualTypeOf<T.EgressMode>();
+expectTypeOf<(typeof TS_ENUMS.Isolation)[number]>().toEqualTypeOf<T.Isolation>();
+expectTypeOf<(typeof TS_ENUMS.Protocol)[number]>().toEqualTypeOf<T.Protocol>();
 expectTypeOf<keyof typeof TS_ENUMS>().toEqualTypeOf<keyof Enums>();
 expectTypeOf<T.Empty>().toEqualTypeOf<Record<string, never>>();
 
@@ -201,6 +265,10 @@ function protoShape(type: protobuf.Type): Record<string, string> {
   const shape: Record<string, string> = {};
   for (const f of type.fieldsArray) {
     const r = f.resolvedType;
+    if (f instanceof protobuf.MapField) {
+      shape[f.name] = `map<${f.keyType},${SCALARS[f.type] ?? f.type}>`;
+      continue;
+    }
     const kind = r instanceof protobuf.Enum ? `enum ${r.name}` : r instanceof protobuf.Type ? tsName(r.name) : SCALARS[f.type];
     shape[f.name] = `${kind ?? `unmapped proto type ${f.type}`}${f.repeated ? '[]' : ''}`;
   }
@@ -238,6 +306,7 @@ describe('types.ts against proto/loom/v1', () => {
       if (base === 'string') one = `${field}-text`;
       else if (base === 'number') one = 7;
       else if (base === 'boolean') one = true;
+      else if (base === 'map<string,string>') one = { [`${field}-key`]: 'value' };
       else if (base === 'oneof') one = type.oneofs[field]!.fieldsArray[0]!.name;
       else if (base.startsWith('enum ')) one = TS_ENUMS[base.slice(5) as keyof typeof TS_ENUMS].at(-1);
       else one = depth > 3 ? {} : sample(base, depth + 1);

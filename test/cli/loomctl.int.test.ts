@@ -45,7 +45,7 @@ describe('loomctl against a running controller', () => {
   it('creates, lists and shows networks, in table and JSON', async () => {
     const created = await loomctl('network', 'create', 'blue', '--ipv4', '10.1.0.0/16', '--ipv6', 'fd00:1::/64', '--tunnel', 'gre', '--dns-server', '10.1.0.2', '--dns-search', 'corp.example', '--dns-domain', 'Blue.Example.');
     expect(created).toMatchObject({ code: 0, stderr: '' });
-    expect(created.stdout).toMatch(/^NAME\s+VNI\s+IPV4\s+IPV6\s+TUNNEL\s+MTU\s+GATEWAYS\s+EGRESS\nblue\s+1\s+10\.1\.0\.0\/16\s+fd00:1::\/64\s+gre\s+1458\s+10\.1\.0\.1,fd00:1::1\s+nat\n$/);
+    expect(created.stdout).toMatch(/^NAME\s+VNI\s+IPV4\s+IPV6\s+TUNNEL\s+MTU\s+GATEWAYS\s+EGRESS\s+ISOLATION\nblue\s+1\s+10\.1\.0\.0\/16\s+fd00:1::\/64\s+gre\s+1458\s+10\.1\.0\.1,fd00:1::1\s+nat\s+open\n$/);
     const list = await loomctl('network', 'list', '-o', 'json');
     expect(list.code).toBe(0);
     const nets = JSON.parse(list.stdout) as { name: string; vni: number; dns: { search: string[]; domain: string } }[];
@@ -65,6 +65,28 @@ describe('loomctl against a running controller', () => {
     const show = await loomctl('endpoint', 'show', 'blue', 'abc123');
     expect(show.stdout).toContain(`ipv4       ${ep.ipv4}`);
     expect(show.stdout).toMatch(/routes\s+0\.0\.0\.0\/0 via 10\.1\.0\.1, ::\/0 via fd00:1::1/);
+  });
+
+  it('isolates a network, links two endpoints, explains and deletes the rule', async () => {
+    const c = new LoomClient(d.target);
+    await c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'db1', name: 'db' });
+    c.close();
+    expect((await loomctl('network', 'update', 'blue', '--isolation', 'isolated')).stdout).toMatch(/blue\s.*isolated\n$/);
+    expect(await loomctl('policy', 'explain', 'web', 'db', '5432')).toMatchObject({ code: 1, stdout: 'denied: network blue is isolated and no policy allows web -> db tcp/5432: new connections are dropped\n' });
+    const linked = await loomctl('link', 'web', 'db', '--port', '5432');
+    expect(linked).toMatchObject({ code: 0, stderr: '' });
+    expect(linked.stdout).toMatch(/^web may open 5432\/tcp on db \(policy link\.web\.db\.tcp5432 of network blue, revision \d+\)\n$/);
+    const explained = await loomctl('policy', 'explain', 'web', 'db', '5432', '-o', 'json');
+    expect(JSON.parse(explained.stdout)).toMatchObject({ allowed: true, policies: ['link.web.db.tcp5432'] });
+    expect((await loomctl('policy', 'explain', 'db', 'web', '5432')).code).toBe(1);
+    const created = await loomctl('policy', 'create', 'from-lan', '--network', 'blue', '--from-cidr', '10.1.0.0/16', '--to-endpoint', 'web', '--port', '80-89');
+    expect(created.stdout).toMatch(/blue\s+from-lan\s+10\.1\.0\.0\/16\s+web\s+80-89\/tcp/);
+    expect((await loomctl('policy', 'list', '--network', 'blue')).stdout.split('\n').filter(Boolean)).toHaveLength(3);
+    const bad = await loomctl('policy', 'create', 'x', '--network', 'blue', '--to-endpoint', 'web');
+    expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining('INVALID_ARGUMENT: policy x: from names nothing') });
+    expect((await loomctl('policy', 'delete', 'blue', 'link.web.db.tcp5432')).stdout).toMatch(/^policy link\.web\.db\.tcp5432 of network blue deleted/);
+    expect((await loomctl('policy', 'show', 'blue', 'link.web.db.tcp5432')).code).toBe(1);
+    await loomctl('network', 'update', 'blue', '--isolation', 'open');
   });
 
   it('shows status per agent and waits for convergence', async () => {

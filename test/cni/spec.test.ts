@@ -116,3 +116,15 @@ describe('CNI result', () => {
     expect(new CniError(7, 'bad', 'why').toJSON('1.0.0')).toEqual({ cniVersion: '1.0.0', code: 7, msg: 'bad', details: 'why' });
   });
 });
+
+describe('endpoint labels from the CNI', () => {
+  it('takes the conflist labels, then CNI_ARGS LABELS over them', async () => {
+    const { endpointLabels } = await import('../../src/cni/spec.js');
+    const conf = parseConfig(JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'loom', labels: { app: 'web', tier: 'front' } }));
+    expect(conf.labels).toEqual({ app: 'web', tier: 'front' });
+    expect(endpointLabels(conf, parseArgs('K8S_POD_NAME=x;LABELS=tier=back,role=db'))).toEqual({ app: 'web', tier: 'back', role: 'db' });
+    expect(endpointLabels({}, {})).toEqual({});
+    expect(() => endpointLabels({}, { LABELS: 'app' })).toThrow('CNI_ARGS LABELS entry "app" is not key=value');
+    expect(() => parseConfig(JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'loom', labels: ['app'] }))).toThrow('"labels" must be an object of strings');
+  });
+});

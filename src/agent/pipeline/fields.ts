@@ -77,6 +77,8 @@ export const Feature = {
   HostPath: 7,
   /** UDP to a network's gateway on port 53, to the agent's resolver: dns.ts. */
   Dns: 8,
+  /** Network policy (isolation, allow rules): object = conjunction id of a rule, or DENY_OBJECT | VNI. */
+  NetworkPolicy: 9,
 } as const;
 export type FeatureId = (typeof Feature)[keyof typeof Feature];
 
@@ -84,7 +86,7 @@ export const GENERATION_MASK = 0xffff_0000_0000_0000n;
 export const FEATURE_MASK = 0x0000_ff00_0000_0000n;
 export const OBJECT_MASK = 0x0000_00ff_ffff_ffffn;
 
-export function cookie(generation: number, feature: FeatureId, object = 0): bigint {
+export function cookie(generation: number, feature: FeatureId, object: number | bigint = 0): bigint {
   if (generation < 0 || generation > 0xffff) throw new RangeError(`generation ${generation} out of 16 bits`);
   return (BigInt(generation) << 48n) | (BigInt(feature) << 40n) | (BigInt(object) & OBJECT_MASK);
 }
@@ -100,4 +102,16 @@ export function cookieFeature(c: bigint): number {
 /** The gateway's MAC in a network: locally administered, 02:4c (Loom) then the 24-bit VNI. */
 export function gatewayMac(vni: number): string {
   return bytesToMac(Uint8Array.of(0x02, 0x4c, 0x00, (vni >> 16) & 0xff, (vni >> 8) & 0xff, vni & 0xff));
+}
+
+/** Cookie object of an isolated network's default-deny flow: bit 39 set, then the VNI. */
+export const DENY_OBJECT = 1n << 39n;
+
+/**
+ * Conntrack zone of a network: its VNI's low 16 bits (zones are 16 bits wide, VNIs 24). Two
+ * networks on one host share a zone only when their VNIs agree in those bits; their connections
+ * then still differ unless their address ranges overlap too. Zone 0 (the default zone) is avoided.
+ */
+export function ctZone(vni: number): number {
+  return vni & 0xffff || 0xffff;
 }

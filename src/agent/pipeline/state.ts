@@ -1,6 +1,7 @@
 // What the pipeline is computed from: the agent's view of one host, already resolved to OpenFlow
 // port numbers. Plain data, so the pipeline is a pure function that unit tests can call.
 import type { Instruction, Match } from '../../openflow/types.js';
+import type { PeerSpec } from '../../api/policy.js';
 
 export type TunnelKind = 'vxlan' | 'gre';
 
@@ -19,7 +20,36 @@ export interface RemoteRoute {
   vtep: string;
 }
 
+/** An endpoint of the network on any host, as policy rules name it. */
+export interface DirectoryEntry {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  ipv4?: string;
+  ipv6?: string;
+  /** Set when the endpoint is attached on this host. */
+  ofport?: number;
+}
+
+export interface PolicyRule {
+  name: string;
+  from: PeerSpec;
+  to: PeerSpec;
+  protocol: 'any' | 'tcp' | 'udp' | 'icmp';
+  ports: { first: number; last: number }[];
+}
+
+/** Policy input of an isolated network (absent or isolated=false: everything passes). */
+export interface NetworkPolicyState {
+  /** The network's name (metrics and logs). */
+  network: string;
+  isolated: boolean;
+  directory: DirectoryEntry[];
+  rules: PolicyRule[];
+}
+
 export interface NetworkState {
+  /** Isolation and allow rules; absent = open. */
+  policy?: NetworkPolicyState;
   vni: number;
   tunnel: TunnelKind;
   gateway4?: string;

@@ -5,9 +5,9 @@ import type { EndpointInfo, Network } from '../../../src/api/types.js';
 
 const network = (name: string, dns: Network['dns'] = null): Network => ({
   name, vni: 100, ipv4Cidr: '198.18.0.0/16', ipv6Cidr: '', tunnelType: 'TUNNEL_TYPE_VXLAN', mtu: 1450, gateways: ['198.18.0.1'], dns,
-  ipv4BlockPrefix: 26, ipv6BlockPrefix: 120, createRevision: 1, modRevision: 1, egress: 'EGRESS_MODE_NAT', ipv6Routed: false, inboundSources: [],
+  ipv4BlockPrefix: 26, ipv6BlockPrefix: 120, createRevision: 1, modRevision: 1, egress: 'EGRESS_MODE_NAT', ipv6Routed: false, inboundSources: [], isolation: 'ISOLATION_OPEN',
 });
-const ep = (net: string, name: string, ipv4: string, ipv6 = ''): EndpointInfo => ({ network: net, containerId: `id-${name}`, name, host: 'h', mac: '02:42:00:00:00:01', ipv4, ipv6, hostGateway: false, ports: [] });
+const ep = (net: string, name: string, ipv4: string, ipv6 = ''): EndpointInfo => ({ network: net, containerId: `id-${name}`, name, host: 'h', mac: '02:42:00:00:00:01', ipv4, ipv6, hostGateway: false, ports: [], labels: {} });
 
 describe('DNS names from the view', () => {
   it("answers each endpoint's DNS name (from its runtime name), bare and under <network>.loom, on any host", () => {
