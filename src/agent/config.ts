@@ -76,6 +76,18 @@ export const SETTINGS = settings({
     aliases: ['datapath'],
     help: 'OVS datapath type; netdev is the userspace datapath and implies --tx-checksum-off',
   },
+  netdevPortType: {
+    parse: oneOf(['af_packet', 'afxdp', 'afxdp-nonpmd'] as const),
+    default: 'af_packet',
+    arg: 'af_packet|afxdp|afxdp-nonpmd',
+    help: "netdev only: how OVS reads the underlay interface and container ports; af_packet (sockets, works everywhere), afxdp (AF_XDP polled by PMD threads: set other_config:pmd-cpu-mask), afxdp-nonpmd (AF_XDP polled by the main thread); a port AF_XDP cannot attach to falls back to af_packet with a warning",
+  },
+  afxdpMode: {
+    parse: oneOf(['best-effort', 'native-with-zerocopy', 'native', 'generic'] as const),
+    default: 'best-effort',
+    arg: 'MODE',
+    help: "XDP mode of AF_XDP ports (options:xdp-mode): best-effort tries native-with-zerocopy, native, then generic",
+  },
   ovsdb: { parse: text(/^(unix:.+|tcp:.+:\d+)$/, 'unix:PATH or tcp:HOST:PORT'), default: 'unix:/var/run/openvswitch/db.sock', arg: 'REMOTE', help: 'OVSDB remote' },
   ovsRunDir: { parse: text(), default: '/var/run/openvswitch', arg: 'DIR', aliases: ['ovs-rundir'], help: "directory of ovs-vswitchd's <bridge>.mgmt OpenFlow sockets" },
   hostNetns: { parse: path, default: '', defaultText: "the agent's own", arg: 'PATH', help: 'network namespace (file) holding the OVS ports; only for simulated hosts' },
@@ -129,6 +141,9 @@ export function loadConfig(argv: string[]): AgentConfig | 'help' {
 function checkAgentConfig(c: AgentConfig): AgentConfig {
   if (c.underlayInterface && !c.underlayBridge) throw new ConfigError('underlayInterface needs underlayBridge (the bridge to add it to)');
   if (c.underlayBridge === c.integrationBridge) throw new ConfigError(`underlayBridge must differ from integrationBridge (${c.integrationBridge})`);
+  if (c.netdevPortType !== 'af_packet' && c.datapathType !== 'netdev') {
+    throw new ConfigError(`netdevPortType ${c.netdevPortType} needs datapathType netdev (the kernel datapath reads its ports in the kernel)`);
+  }
   clientCredentials(agentTls(c));
   return { ...c, txChecksumOff: c.txChecksumOff || c.datapathType === 'netdev' };
 }

@@ -8,7 +8,7 @@ import { OpenFlowClient } from '../openflow/client.js';
 import { Netlink } from '../netlink/index.js';
 import type { AgentConfig } from './config.js';
 import { ContainerPlumber } from './plumbing.js';
-import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
+import { AF_PACKET, addEndpointPort, ensureBridgeLayout, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
 import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
 import type { BackoffOptions } from '../common/backoff.js';
@@ -34,6 +34,7 @@ export class OvsPorts implements EndpointPorts {
     private readonly remote: string,
     private readonly bridge: string,
     private readonly log: Logger,
+    private readonly io: PortIo = AF_PACKET,
   ) {}
 
   /** The OVSDB connection, reopened if ovsdb-server went away since the last call. */
@@ -47,7 +48,7 @@ export class OvsPorts implements EndpointPorts {
   }
 
   async add(name: string, record: EndpointPortRecord): Promise<number> {
-    return addEndpointPort(await this.ovs(), this.bridge, name, record);
+    return addEndpointPort(await this.ovs(), this.bridge, name, record, this.io, this.log);
   }
 
   async remove(name: string): Promise<void> {
@@ -78,13 +79,13 @@ export interface HostParts {
 export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostParts> {
   const ovsdb = await OvsdbClient.connect(c.ovsdb);
   const vswitch = new Vswitch(ovsdb);
+  const io: PortIo = c.datapathType === 'netdev' ? { type: c.netdevPortType, xdpMode: c.afxdpMode } : AF_PACKET;
   try {
-    const tunnelPorts = await ensureBridgeLayout(vswitch, {
-      bridge: c.integrationBridge,
-      datapathType: c.datapathType,
-      underlayBridge: c.underlayBridge,
-      underlayInterface: c.underlayInterface,
-    });
+    const tunnelPorts = await ensureBridgeLayout(
+      vswitch,
+      { bridge: c.integrationBridge, datapathType: c.datapathType, underlayBridge: c.underlayBridge, underlayInterface: c.underlayInterface, underlayIo: io },
+      log,
+    );
     const generation = await nextGeneration(vswitch, c.integrationBridge);
     const openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`, {
       backoffMinMs: OPENFLOW_RETRY.minMs,
@@ -94,9 +95,9 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       await openflow.close();
       throw err;
     });
-    if (c.datapathType === 'netdev') warnSmallSocketBuffers(log);
+    if (c.datapathType === 'netdev' && io.type === 'af_packet') warnSmallSocketBuffers(log);
     return {
-      ports: new OvsPorts(ovsdb, vswitch, c.ovsdb, c.integrationBridge, log),
+      ports: new OvsPorts(ovsdb, vswitch, c.ovsdb, c.integrationBridge, log, io),
       openflow,
       netlink,
       plumber: new ContainerPlumber(netlink),
