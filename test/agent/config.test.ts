@@ -12,6 +12,11 @@ describe('agent configuration', () => {
     expect(loadConfig(base)).toMatchObject({ datapathType: 'system', txChecksumOff: false });
   });
 
+  it('reads ports through AF_PACKET unless told afxdp, on the userspace datapath only', () => {
+    expect(loadConfig(base)).toMatchObject({ netdevPortType: 'af_packet', afxdpMode: 'best-effort' });
+    expect(loadConfig([...base, '--datapath', 'netdev', '--netdev-port-type', 'afxdp', '--afxdp-mode', 'native'])).toMatchObject({ netdevPortType: 'afxdp', afxdpMode: 'native' });
+  });
+
   it('sweeps for stale endpoints every 30 s by default; 0 turns the periodic sweep off', () => {
     expect(loadConfig(base)).toMatchObject({ endpointSweepIntervalMs: 30_000 });
     expect(loadConfig([...base, '--endpoint-sweep-interval-ms', '0'])).toMatchObject({ endpointSweepIntervalMs: 0 });
@@ -27,6 +32,9 @@ describe('agent configuration', () => {
     [['--host-name', 'node1'], /vtep/],
     [['--host-name', 'node1', '--vtep', 'fd00::1'], /IPv4/],
     [[...base, '--datapath', 'dpdk'], /datapathType must be one of system, netdev/],
+    [[...base, '--netdev-port-type', 'afxdp'], /netdevPortType afxdp needs datapathType netdev/],
+    [[...base, '--datapath', 'netdev', '--netdev-port-type', 'dpdk'], /netdevPortType must be one of af_packet, afxdp, afxdp-nonpmd/],
+    [[...base, '--datapath', 'netdev', '--afxdp-mode', 'fast'], /afxdpMode must be one of best-effort/],
     [[...base, '--underlay-mtu', '500'], /underlayMtu must be an integer between 1280/],
     [[...base, '--controller', 'nowhere'], /controller must look like/],
     [[...base, '--ovsdb', 'ftp://x'], /ovsdb must be unix:PATH or tcp:HOST:PORT/],
