@@ -141,6 +141,11 @@ export function loadConfig(argv: string[]): AgentConfig | 'help' {
 function checkAgentConfig(c: AgentConfig): AgentConfig {
   if (c.underlayInterface && !c.underlayBridge) throw new ConfigError('underlayInterface needs underlayBridge (the bridge to add it to)');
   if (c.underlayBridge === c.integrationBridge) throw new ConfigError(`underlayBridge must differ from integrationBridge (${c.integrationBridge})`);
+  // On the kernel datapath the kernel routes tunnel packets from the host's own address: an OVS
+  // bridge taking the underlay interface would cut the host off its network.
+  if (c.underlayBridge && c.datapathType !== 'netdev') {
+    throw new ConfigError('underlayBridge is for datapathType netdev only: on the kernel datapath the VTEP address stays on the host interface');
+  }
   if (c.netdevPortType !== 'af_packet' && c.datapathType !== 'netdev') {
     throw new ConfigError(`netdevPortType ${c.netdevPortType} needs datapathType netdev (the kernel datapath reads its ports in the kernel)`);
   }

@@ -33,6 +33,7 @@ describe('agent configuration', () => {
     [['--host-name', 'node1', '--vtep', 'fd00::1'], /IPv4/],
     [[...base, '--datapath', 'dpdk'], /datapathType must be one of system, netdev/],
     [[...base, '--netdev-port-type', 'afxdp'], /netdevPortType afxdp needs datapathType netdev/],
+    [[...base, '--underlay-bridge', 'br-phy'], /underlayBridge is for datapathType netdev only/],
     [[...base, '--datapath', 'netdev', '--netdev-port-type', 'dpdk'], /netdevPortType must be one of af_packet, afxdp, afxdp-nonpmd/],
     [[...base, '--datapath', 'netdev', '--afxdp-mode', 'fast'], /afxdpMode must be one of best-effort/],
     [[...base, '--underlay-mtu', '500'], /underlayMtu must be an integer between 1280/],
