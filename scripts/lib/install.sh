@@ -3,8 +3,9 @@
 APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-ping procps netcat-openbsd openssl gcc g++ make libc6-dev python3)
 # The tests also roll Loom out with Ansible over SSH to simulated hosts.
 TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client)
-# bench:cni compares the loom plugin with the standard bridge plugin (host-local IPAM).
-BENCH_APT_PACKAGES=(containernetworking-plugins)
+# bench:cni compares the loom plugin with the standard bridge plugin (host-local IPAM);
+# bench:dataplane measures with iperf3 and profiles ovs-vswitchd with perf (BENCH_PERF=1).
+BENCH_APT_PACKAGES=(containernetworking-plugins iperf3 linux-perf)
 
 # install_debian_packages [extra packages...]: installs what is missing, nothing else.
 install_debian_packages() {
