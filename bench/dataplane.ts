@@ -83,8 +83,9 @@ interface Variant {
 // pmd-maxsleep (OVS 3.1): an idle PMD thread sleeps up to 50 us instead of spinning, so two hosts'
 // PMD threads and the iperf3 processes can share 2 cores.
 const PMD_SLEEP = { 'pmd-maxsleep': '50' };
+const AF_PACKET_ARGS = ['--netdev-port-type', 'af_packet'];
 const VARIANTS: Variant[] = [
-  { name: 'baseline', agentArgs: [], otherConfig: () => ({}), underlayMtu: 1500 },
+  { name: 'baseline', agentArgs: AF_PACKET_ARGS, otherConfig: () => ({}), underlayMtu: 1500 },
   {
     name: 'afxdp-pmd-split',
     agentArgs: ['--netdev-port-type', 'afxdp'],
@@ -98,8 +99,8 @@ const VARIANTS: Variant[] = [
     underlayMtu: 1500,
   },
   { name: 'afxdp-nonpmd', agentArgs: ['--netdev-port-type', 'afxdp-nonpmd'], otherConfig: () => ({}), underlayMtu: 1500 },
-  { name: 'userspace-tso', agentArgs: [], otherConfig: () => ({ 'userspace-tso-enable': 'true' }), underlayMtu: 1500 },
-  { name: 'jumbo-9000', agentArgs: [], otherConfig: () => ({}), underlayMtu: 9000 },
+  { name: 'userspace-tso', agentArgs: AF_PACKET_ARGS, otherConfig: () => ({ 'userspace-tso-enable': 'true' }), underlayMtu: 1500 },
+  { name: 'jumbo-9000', agentArgs: AF_PACKET_ARGS, otherConfig: () => ({}), underlayMtu: 9000 },
   {
     name: 'afxdp-jumbo-9000',
     agentArgs: ['--netdev-port-type', 'afxdp'],

@@ -77,10 +77,10 @@ export const SETTINGS = settings({
     help: 'OVS datapath type; netdev is the userspace datapath and implies --tx-checksum-off',
   },
   netdevPortType: {
-    parse: oneOf(['af_packet', 'afxdp', 'afxdp-nonpmd'] as const),
-    default: 'af_packet',
-    arg: 'af_packet|afxdp|afxdp-nonpmd',
-    help: "netdev only: how OVS reads the underlay interface and container ports; af_packet (sockets, works everywhere), afxdp (AF_XDP polled by PMD threads: set other_config:pmd-cpu-mask), afxdp-nonpmd (AF_XDP polled by the main thread); a port AF_XDP cannot attach to falls back to af_packet with a warning",
+    parse: oneOf(['auto', 'af_packet', 'afxdp', 'afxdp-nonpmd'] as const),
+    default: 'auto',
+    arg: 'auto|af_packet|afxdp|afxdp-nonpmd',
+    help: "netdev only: how OVS reads the underlay interface and container ports; af_packet (sockets, works everywhere), afxdp (AF_XDP polled by PMD threads), afxdp-nonpmd (AF_XDP polled by the main thread); auto = afxdp where OVS has it and the operator gave PMD threads cores (Open_vSwitch other_config:pmd-cpu-mask), else af_packet; a port AF_XDP cannot attach to falls back to af_packet with a warning",
   },
   afxdpMode: {
     parse: oneOf(['best-effort', 'native-with-zerocopy', 'native', 'generic'] as const),
@@ -146,7 +146,7 @@ function checkAgentConfig(c: AgentConfig): AgentConfig {
   if (c.underlayBridge && c.datapathType !== 'netdev') {
     throw new ConfigError('underlayBridge is for datapathType netdev only: on the kernel datapath the VTEP address stays on the host interface');
   }
-  if (c.netdevPortType !== 'af_packet' && c.datapathType !== 'netdev') {
+  if (c.netdevPortType !== 'af_packet' && c.netdevPortType !== 'auto' && c.datapathType !== 'netdev') {
     throw new ConfigError(`netdevPortType ${c.netdevPortType} needs datapathType netdev (the kernel datapath reads its ports in the kernel)`);
   }
   clientCredentials(agentTls(c));

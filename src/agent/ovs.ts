@@ -21,6 +21,22 @@ export interface PortIo {
 
 export const AF_PACKET: PortIo = { type: 'af_packet', xdpMode: 'best-effort' };
 
+/** What `auto` picks from the switch's own facts: AF_XDP only with PMD cores the operator set aside. */
+export function autoPortIoType(ifaceTypes: readonly string[], otherConfig: ReadonlyMap<string, string>): 'af_packet' | 'afxdp' {
+  return ifaceTypes.includes('afxdp') && (otherConfig.get('pmd-cpu-mask') ?? '') !== '' ? 'afxdp' : 'af_packet';
+}
+
+/** Open_vSwitch iface_types and other_config, as `autoPortIoType` needs them. */
+export async function readSwitchFacts(vs: Vswitch): Promise<{ ifaceTypes: string[]; otherConfig: Map<string, string> }> {
+  const [{ rows }] = await vs.client.transact('Open_vSwitch', [{ op: 'select', table: 'Open_vSwitch', where: [], columns: ['iface_types', 'other_config'] }]);
+  const row = rows[0] ?? {};
+  const types = row.iface_types;
+  const ifaceTypes = types instanceof OvsSet ? types.values.map(String) : typeof types === 'string' ? [types] : [];
+  const otherConfig = new Map<string, string>();
+  if (row.other_config instanceof OvsMap) for (const [k, v] of row.other_config.entries) otherConfig.set(String(k), String(v));
+  return { ifaceTypes, otherConfig };
+}
+
 /**
  * Ensures a port of an existing Linux interface read the way `io` says. An AF_XDP port OVS cannot
  * attach (driver, MTU, XDP mode, an OVS built without it) is set back to AF_PACKET, with a warning.

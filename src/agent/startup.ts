@@ -8,7 +8,7 @@ import { OpenFlowClient } from '../openflow/client.js';
 import { Netlink } from '../netlink/index.js';
 import type { AgentConfig } from './config.js';
 import { ContainerPlumber } from './plumbing.js';
-import { AF_PACKET, addEndpointPort, ensureBridgeLayout, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
+import { AF_PACKET, addEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
 import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
 import type { BackoffOptions } from '../common/backoff.js';
@@ -79,8 +79,8 @@ export interface HostParts {
 export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostParts> {
   const ovsdb = await OvsdbClient.connect(c.ovsdb);
   const vswitch = new Vswitch(ovsdb);
-  const io: PortIo = c.datapathType === 'netdev' ? { type: c.netdevPortType, xdpMode: c.afxdpMode } : AF_PACKET;
   try {
+    const io = c.datapathType === 'netdev' ? await choosePortIo(vswitch, c, log) : AF_PACKET;
     const tunnelPorts = await ensureBridgeLayout(
       vswitch,
       { bridge: c.integrationBridge, datapathType: c.datapathType, underlayBridge: c.underlayBridge, underlayInterface: c.underlayInterface, underlayIo: io },
@@ -108,6 +108,19 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
     ovsdb.close();
     throw err;
   }
+}
+
+/** The configured port I/O, or for `auto` what the switch offers (logged either way). */
+async function choosePortIo(vs: Vswitch, c: AgentConfig, log: Logger): Promise<PortIo> {
+  if (c.netdevPortType !== 'auto') {
+    log.info({ portType: c.netdevPortType, xdpMode: c.afxdpMode }, `userspace datapath ports read through ${c.netdevPortType}`);
+    return { type: c.netdevPortType, xdpMode: c.afxdpMode };
+  }
+  const { ifaceTypes, otherConfig } = await readSwitchFacts(vs);
+  const type = autoPortIoType(ifaceTypes, otherConfig);
+  const why = type === 'afxdp' ? 'OVS has afxdp and other_config:pmd-cpu-mask gives PMD threads cores' : !ifaceTypes.includes('afxdp') ? 'ovs-vswitchd lists no afxdp interface type (built without it, or not running yet)' : 'no other_config:pmd-cpu-mask: AF_XDP would busy-poll a core no one set aside';
+  log.info({ portType: type, xdpMode: c.afxdpMode, netdevPortType: 'auto' }, `userspace datapath ports read through ${type}: ${why}`);
+  return { type, xdpMode: c.afxdpMode };
 }
 
 /**

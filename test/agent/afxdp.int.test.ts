@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, runCni, cniEnv, tcpTransfer, type Cluster } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
 
-async function portType(cluster: Cluster, host: number, name: string): Promise<string> {
+async function interfaceType(cluster: Cluster, host: number, name: string): Promise<string> {
   return (await cluster.hosts[host]!.vsctl('get', 'Interface', name, 'type')).trim().replace(/"/g, '');
 }
 
@@ -19,9 +19,10 @@ async function attach(cluster: Cluster, host: number, name: string) {
 }
 
 describe.each([
-  { mode: 'best-effort', expected: 'afxdp' },
-  { mode: 'native-with-zerocopy', expected: '' },
-])('agent with --netdev-port-type afxdp --afxdp-mode $mode', ({ mode, expected }) => {
+  // auto takes AF_XDP once the operator gave PMD threads cores.
+  { portType: 'auto', mode: 'best-effort', pmdCpuMask: '0x1', expected: 'afxdp' },
+  { portType: 'afxdp', mode: 'native-with-zerocopy', pmdCpuMask: '', expected: '' },
+])('agent with --netdev-port-type $portType --afxdp-mode $mode', ({ portType, mode, pmdCpuMask, expected }) => {
   let ctl: TestController;
   let cluster: Cluster;
 
@@ -31,8 +32,10 @@ describe.each([
     cluster = await startCluster({
       hosts: ['xa', 'xb'],
       controller: ctl.target,
-      agentArgs: ['--netdev-port-type', 'afxdp', '--afxdp-mode', mode],
-      prepareHost: (h) => h.vsctl('set', 'Open_vSwitch', '.', 'other_config:pmd-maxsleep=50').then(() => undefined),
+      agentArgs: ['--netdev-port-type', portType, '--afxdp-mode', mode],
+      prepareHost: async (h) => {
+        await h.vsctl('set', 'Open_vSwitch', '.', 'other_config:pmd-maxsleep=50', ...(pmdCpuMask ? [`other_config:pmd-cpu-mask=${pmdCpuMask}`] : []));
+      },
     });
   });
 
@@ -45,8 +48,9 @@ describe.each([
     const a = await attach(cluster, 0, 'ca');
     const b = await attach(cluster, 1, 'cb');
     for (const [host, port] of [[0, 'ul0'], [1, 'ul0'], [0, a.port], [1, b.port]] as const) {
-      expect(await portType(cluster, host, port), `${port} on host ${host}`).toBe(expected);
+      expect(await interfaceType(cluster, host, port), `${port} on host ${host}`).toBe(expected);
     }
+    if (portType === 'auto') expect(cluster.agents[0]!.logs).toContain('ports read through afxdp: OVS has afxdp and other_config:pmd-cpu-mask');
     const fallbacks = cluster.agents[0]!.logs.split('\n').filter((l) => l.includes('AF_XDP could not attach'));
     if (expected) expect(fallbacks).toEqual([]);
     else {

@@ -12,8 +12,9 @@ describe('agent configuration', () => {
     expect(loadConfig(base)).toMatchObject({ datapathType: 'system', txChecksumOff: false });
   });
 
-  it('reads ports through AF_PACKET unless told afxdp, on the userspace datapath only', () => {
-    expect(loadConfig(base)).toMatchObject({ netdevPortType: 'af_packet', afxdpMode: 'best-effort' });
+  it('picks the port I/O itself unless told, and takes afxdp on the userspace datapath only', () => {
+    expect(loadConfig(base)).toMatchObject({ netdevPortType: 'auto', afxdpMode: 'best-effort' });
+    expect(loadConfig([...base, '--netdev-port-type', 'af_packet'])).toMatchObject({ netdevPortType: 'af_packet' });
     expect(loadConfig([...base, '--datapath', 'netdev', '--netdev-port-type', 'afxdp', '--afxdp-mode', 'native'])).toMatchObject({ netdevPortType: 'afxdp', afxdpMode: 'native' });
   });
 
@@ -34,7 +35,7 @@ describe('agent configuration', () => {
     [[...base, '--datapath', 'dpdk'], /datapathType must be one of system, netdev/],
     [[...base, '--netdev-port-type', 'afxdp'], /netdevPortType afxdp needs datapathType netdev/],
     [[...base, '--underlay-bridge', 'br-phy'], /underlayBridge is for datapathType netdev only/],
-    [[...base, '--datapath', 'netdev', '--netdev-port-type', 'dpdk'], /netdevPortType must be one of af_packet, afxdp, afxdp-nonpmd/],
+    [[...base, '--datapath', 'netdev', '--netdev-port-type', 'dpdk'], /netdevPortType must be one of auto, af_packet, afxdp, afxdp-nonpmd/],
     [[...base, '--datapath', 'netdev', '--afxdp-mode', 'fast'], /afxdpMode must be one of best-effort/],
     [[...base, '--underlay-mtu', '500'], /underlayMtu must be an integer between 1280/],
     [[...base, '--controller', 'nowhere'], /controller must look like/],
