@@ -230,22 +230,21 @@ async function startFlannel(): Promise<FlannelSetup> {
   }
 }
 
-/** perf profile of the baseline's ovs-vswitchd on host A while one round runs (BENCH_PERF=1). */
-async function profiled<T>(pid: number | undefined, work: () => Promise<T>): Promise<T> {
+/** perf profile of an ovs-vswitchd while one round runs (BENCH_PERF=1): where its CPU time goes. */
+async function profiled<T>(path: string, pid: number | undefined, work: () => Promise<T>): Promise<T> {
   if (!process.env.BENCH_PERF || pid === undefined || !existsSync('/usr/bin/perf')) return work();
   const file = join(mkdtempSync(join(tmpdir(), 'loom-perf-')), 'perf.data');
   const perf = run('perf', ['record', '-q', '-g', '-F', '997', '-p', String(pid), '-o', file, '--', 'sleep', String(SECONDS)]).catch((e: Error) => e.message);
   const result = await work();
   await perf;
-  const report = await run('perf', ['report', '-i', file, '--stdio', '--no-children', '--sort', 'dso,symbol', '-g', 'none', '--percent-limit', '1.5']).catch((e: Error) => e.message);
-  console.log(`perf profile of ovs-vswitchd (baseline, host A) during one round, ${file}:`);
-  console.log(
-    report
-      .split('\n')
-      .filter((l) => l.trim() && !l.startsWith('#'))
-      .slice(0, 40)
-      .join('\n'),
-  );
+  const report = async (sort: string, limit: string) => {
+    const out = await run('perf', ['report', '-i', file, '--stdio', '-n', '--no-children', '--sort', sort, '-g', 'none', '--percent-limit', limit]).catch((e: Error) => e.message);
+    return out.split('\n').filter((l) => l.trim() && !l.startsWith('#')).slice(0, 30).join('\n');
+  };
+  // Samples at 997 Hz over the round: their count says how much of a core ovs-vswitchd had.
+  console.log(`perf profile of ovs-vswitchd on host A during ${path} (${SECONDS} s at 997 Hz), ${file}:`);
+  console.log(await report('dso', '0.5'));
+  console.log(await report('dso,symbol', '1.5'));
   return result;
 }
 
@@ -269,7 +268,10 @@ async function main(): Promise<void> {
   try {
     for (const v of variants) looms.push(await startLoom(v));
     flannel = await startFlannel();
-    const baselinePid = looms[0]!.cluster.hosts[0]!.vswitchdPid;
+    // BENCH_PERF=1 profiles host A's ovs-vswitchd in the baseline and the declared configuration.
+    const profiledPids = new Map<string, number | undefined>(
+      looms.filter((l) => l.variant.name === 'baseline' || l.variant.name === FAST).map((l) => [`loom vxlan ${l.variant.name}`, l.cluster.hosts[0]!.vswitchdPid]),
+    );
 
     // Rounds interleave every path so a burst of other load on this machine hits all alike.
     const paths: Array<[string, Runner, Runner, string]> = [
@@ -284,7 +286,8 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const [name, server, client, address] of paths) {
         const measure = () => iperf(server, client, address);
-        const m = round === 1 && name === 'loom vxlan baseline' ? await profiled(baselinePid, measure) : await measure();
+        const profile = round === 1 ? profiledPids.get(name) : undefined;
+        const m = profile ? await profiled(name, profile, measure) : await measure();
         runs.get(name)!.push(m);
         console.log(`  round ${round}/${ROUNDS} ${name}: ${m.gbps.toFixed(2)} Gbit/s, ${m.retransmits} retransmits`);
       }
