@@ -103,6 +103,13 @@ const VARIANTS: Variant[] = [
     otherConfig: () => ({ 'pmd-cpu-mask': '0x2', ...PMD_SLEEP }),
     underlayMtu: 1500,
   },
+  {
+    // Busy polling, no naps: the PMD threads' core is all theirs.
+    name: 'afxdp-pmd-shared-spin',
+    agentArgs: ['--netdev-port-type', 'afxdp'],
+    otherConfig: () => ({ 'pmd-cpu-mask': '0x2' }),
+    underlayMtu: 1500,
+  },
   { name: 'afxdp-nonpmd', agentArgs: ['--netdev-port-type', 'afxdp-nonpmd'], otherConfig: () => ({}), underlayMtu: 1500 },
   { name: 'userspace-tso', agentArgs: AF_PACKET_ARGS, otherConfig: () => ({ 'userspace-tso-enable': 'true' }), underlayMtu: 1500 },
   { name: 'jumbo-9000', agentArgs: AF_PACKET_ARGS, otherConfig: () => ({}), underlayMtu: 9000 },
