@@ -37,12 +37,18 @@ export async function readSwitchFacts(vs: Vswitch): Promise<{ ifaceTypes: string
   return { ifaceTypes, otherConfig };
 }
 
+/** Port mark: AF_XDP failed on this port with this type and mode; do not try again at every start. */
+export const PORT_IO_FALLBACK_KEY = 'loom-port-io-fallback';
+
 /**
  * Ensures a port of an existing Linux interface read the way `io` says. An AF_XDP port OVS cannot
- * attach (driver, MTU, XDP mode, an OVS built without it) is set back to AF_PACKET, with a warning.
+ * attach (driver, MTU, XDP mode, an OVS built without it) is set back to AF_PACKET, with a warning,
+ * and marked so a restarted agent leaves it on AF_PACKET rather than flap it (the underlay!).
  */
 export async function ensureDevicePort(vs: Vswitch, bridge: string, spec: PortSpec, io: PortIo, log: Logger): Promise<InterfaceStatus | undefined> {
-  if (io.type !== 'af_packet') {
+  const attempt = `${io.type}/${io.xdpMode}`;
+  const failedBefore = io.type !== 'af_packet' && (await vs.findPorts({ [PORT_IO_FALLBACK_KEY]: attempt })).some((p) => p.name === spec.name);
+  if (io.type !== 'af_packet' && !failedBefore) {
     const result = await vs.ensurePort(bridge, { ...spec, type: io.type, options: { 'xdp-mode': io.xdpMode } }, { wait: true });
     const status = result.interfaces.get(spec.name);
     if (status && !status.error && status.ofport !== undefined && status.ofport >= 0) return status;
@@ -51,7 +57,8 @@ export async function ensureDevicePort(vs: Vswitch, bridge: string, spec: PortSp
       `AF_XDP could not attach to ${spec.name}; falling back to AF_PACKET for this port (see ovs-vswitchd.log)`,
     );
   }
-  const result = await vs.ensurePort(bridge, { ...spec, type: 'system', options: {} }, { wait: true });
+  const externalIds = io.type === 'af_packet' ? spec.externalIds : { ...spec.externalIds, [PORT_IO_FALLBACK_KEY]: attempt };
+  const result = await vs.ensurePort(bridge, { ...spec, type: 'system', options: {}, externalIds }, { wait: true });
   return result.interfaces.get(spec.name);
 }
 

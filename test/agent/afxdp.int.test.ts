@@ -57,6 +57,14 @@ describe.each([
       expect(fallbacks.map((l) => (JSON.parse(l) as { interface: string }).interface).sort()).toEqual([a.port, 'ul0'].sort());
       expect(JSON.parse(fallbacks[0]!)).toMatchObject({ level: 40, portType: 'afxdp', xdpMode: 'native-with-zerocopy' });
     }
+    if (!expected) {
+      // A restarted agent leaves a port that fell back alone: no new attempt, the underlay does not flap.
+      expect(await cluster.hosts[0]!.vsctl('get', 'Port', 'ul0', 'external_ids:loom-port-io-fallback')).toContain('afxdp/native-with-zerocopy');
+      await cluster.agents[0]!.stop();
+      await cluster.agents[0]!.start();
+      expect(cluster.agents[0]!.logs.split('\n').filter((l) => l.includes('AF_XDP could not attach'))).toHaveLength(fallbacks.length);
+      expect(await interfaceType(cluster, 0, 'ul0')).toBe('');
+    }
     // TCP with a checksum of what arrived: AF_XDP moves frames, the endpoints must still agree.
     await a.c.exec('ping', ['-c', '1', '-W', '5', b.ipv4]);
     const t = await tcpTransfer(a.c, b.c, b.ipv4, 2_000_000);
