@@ -9,7 +9,8 @@ APT_PACKAGES=(openvswitch-switch openvswitch-common iproute2 ethtool iputils-pin
 TEST_APT_PACKAGES=(ansible ansible-lint openssh-server openssh-client dnsmasq-base etcd-server)
 # bench:cni compares the loom plugin with the standard bridge plugin (host-local IPAM).
 # bench:dns compares Loom's resolver with dnsmasq under dnsperf.
-BENCH_APT_PACKAGES=(containernetworking-plugins dnsperf dnsmasq-base)
+# bench:dataplane and bench:egress measure with iperf3; bench:dataplane profiles ovs-vswitchd with perf (BENCH_PERF=1).
+BENCH_APT_PACKAGES=(containernetworking-plugins dnsperf dnsmasq-base iperf3 linux-perf)
 
 # install_debian_packages [extra packages...]: installs what is missing, nothing else.
 install_debian_packages() {

@@ -76,6 +76,18 @@ export const SETTINGS = settings({
     aliases: ['datapath'],
     help: 'OVS datapath type; netdev is the userspace datapath and implies --tx-checksum-off',
   },
+  netdevPortType: {
+    parse: oneOf(['auto', 'af_packet', 'afxdp', 'afxdp-nonpmd'] as const),
+    default: 'auto',
+    arg: 'auto|af_packet|afxdp|afxdp-nonpmd',
+    help: "netdev only: how OVS reads the underlay interface and container ports; af_packet (sockets, works everywhere), afxdp (AF_XDP polled by PMD threads), afxdp-nonpmd (AF_XDP polled by the main thread); auto = afxdp where OVS has it and the operator gave PMD threads cores (Open_vSwitch other_config:pmd-cpu-mask), else af_packet; a port AF_XDP cannot attach to falls back to af_packet with a warning",
+  },
+  afxdpMode: {
+    parse: oneOf(['best-effort', 'native-with-zerocopy', 'native', 'generic'] as const),
+    default: 'best-effort',
+    arg: 'MODE',
+    help: "XDP mode of AF_XDP ports (options:xdp-mode): best-effort tries native-with-zerocopy, native, then generic",
+  },
   ovsdb: { parse: text(/^(unix:.+|tcp:.+:\d+)$/, 'unix:PATH or tcp:HOST:PORT'), default: 'unix:/var/run/openvswitch/db.sock', arg: 'REMOTE', help: 'OVSDB remote' },
   ovsRunDir: { parse: text(), default: '/var/run/openvswitch', arg: 'DIR', aliases: ['ovs-rundir'], help: "directory of ovs-vswitchd's <bridge>.mgmt OpenFlow sockets" },
   hostNetns: { parse: path, default: '', defaultText: "the agent's own", arg: 'PATH', help: 'network namespace (file) holding the OVS ports; only for simulated hosts' },
@@ -142,6 +154,14 @@ export function loadConfig(argv: string[]): AgentConfig | 'help' {
 function checkAgentConfig(c: AgentConfig): AgentConfig {
   if (c.underlayInterface && !c.underlayBridge) throw new ConfigError('underlayInterface needs underlayBridge (the bridge to add it to)');
   if (c.underlayBridge === c.integrationBridge) throw new ConfigError(`underlayBridge must differ from integrationBridge (${c.integrationBridge})`);
+  // On the kernel datapath the kernel routes tunnel packets from the host's own address: an OVS
+  // bridge taking the underlay interface would cut the host off its network.
+  if (c.underlayBridge && c.datapathType !== 'netdev') {
+    throw new ConfigError('underlayBridge is for datapathType netdev only: on the kernel datapath the VTEP address stays on the host interface');
+  }
+  if (c.netdevPortType !== 'af_packet' && c.netdevPortType !== 'auto' && c.datapathType !== 'netdev') {
+    throw new ConfigError(`netdevPortType ${c.netdevPortType} needs datapathType netdev (the kernel datapath reads its ports in the kernel)`);
+  }
   clientCredentials(agentTls(c));
   return { ...c, txChecksumOff: c.txChecksumOff || c.datapathType === 'netdev' };
 }

@@ -2,7 +2,8 @@
 // port per tunnel type, and one port per attached endpoint. Everything the agent creates carries
 // `loom-owner=agent` in external_ids; it never touches a port without that mark.
 import { OvsMap, OvsSet } from '../ovsdb/values.js';
-import type { Vswitch } from '../ovsdb/vswitch.js';
+import type { Logger } from 'pino';
+import type { InterfaceStatus, PortSpec, Vswitch } from '../ovsdb/vswitch.js';
 import type { TunnelKind } from './pipeline/state.js';
 
 export const OWNER = { 'loom-owner': 'agent' } as const;
@@ -11,24 +12,78 @@ export const OWNER = { 'loom-owner': 'agent' } as const;
 export const TUNNEL_OFPORTS: Record<TunnelKind, number> = { vxlan: 65001, gre: 65002 };
 export const TUNNEL_PORT_NAMES: Record<TunnelKind, string> = { vxlan: 'loom-vxlan', gre: 'loom-gre' };
 
+/** How the userspace datapath reads a port: a socket (AF_PACKET) or AF_XDP (see docs/performance.md). */
+export interface PortIo {
+  type: 'af_packet' | 'afxdp' | 'afxdp-nonpmd';
+  /** options:xdp-mode of AF_XDP ports. */
+  xdpMode: string;
+}
+
+export const AF_PACKET: PortIo = { type: 'af_packet', xdpMode: 'best-effort' };
+
+/** What `auto` picks from the switch's own facts: AF_XDP only with PMD cores the operator set aside. */
+export function autoPortIoType(ifaceTypes: readonly string[], otherConfig: ReadonlyMap<string, string>): 'af_packet' | 'afxdp' {
+  return ifaceTypes.includes('afxdp') && (otherConfig.get('pmd-cpu-mask') ?? '') !== '' ? 'afxdp' : 'af_packet';
+}
+
+/** Open_vSwitch iface_types and other_config, as `autoPortIoType` needs them. */
+export async function readSwitchFacts(vs: Vswitch): Promise<{ ifaceTypes: string[]; otherConfig: Map<string, string> }> {
+  const [{ rows }] = await vs.client.transact('Open_vSwitch', [{ op: 'select', table: 'Open_vSwitch', where: [], columns: ['iface_types', 'other_config'] }]);
+  const row = rows[0] ?? {};
+  const types = row.iface_types;
+  const ifaceTypes = types instanceof OvsSet ? types.values.map(String) : typeof types === 'string' ? [types] : [];
+  const otherConfig = new Map<string, string>();
+  if (row.other_config instanceof OvsMap) for (const [k, v] of row.other_config.entries) otherConfig.set(String(k), String(v));
+  return { ifaceTypes, otherConfig };
+}
+
+/** Port mark: AF_XDP failed on this port with this type and mode; do not try again at every start. */
+export const PORT_IO_FALLBACK_KEY = 'loom-port-io-fallback';
+
+/**
+ * Ensures a port of an existing Linux interface read the way `io` says. An AF_XDP port OVS cannot
+ * attach (driver, MTU, XDP mode, an OVS built without it) is set back to AF_PACKET, with a warning,
+ * and marked so a restarted agent leaves it on AF_PACKET rather than flap it (the underlay!).
+ */
+export async function ensureDevicePort(vs: Vswitch, bridge: string, spec: PortSpec, io: PortIo, log: Logger): Promise<InterfaceStatus | undefined> {
+  const attempt = `${io.type}/${io.xdpMode}`;
+  const failedBefore = io.type !== 'af_packet' && (await vs.findPorts({ [PORT_IO_FALLBACK_KEY]: attempt })).some((p) => p.name === spec.name);
+  if (io.type !== 'af_packet' && !failedBefore) {
+    const result = await vs.ensurePort(bridge, { ...spec, type: io.type, options: { 'xdp-mode': io.xdpMode } }, { wait: true });
+    const status = result.interfaces.get(spec.name);
+    if (status && !status.error && status.ofport !== undefined && status.ofport >= 0) return status;
+    log.warn(
+      { interface: spec.name, bridge, portType: io.type, xdpMode: io.xdpMode, ovsError: status?.error ?? 'no OpenFlow port number' },
+      `AF_XDP could not attach to ${spec.name}; falling back to AF_PACKET for this port (see ovs-vswitchd.log)`,
+    );
+  }
+  const externalIds = io.type === 'af_packet' ? spec.externalIds : { ...spec.externalIds, [PORT_IO_FALLBACK_KEY]: attempt };
+  const result = await vs.ensurePort(bridge, { ...spec, type: 'system', options: {}, externalIds }, { wait: true });
+  return result.interfaces.get(spec.name);
+}
+
 export interface BridgeLayout {
   bridge: string;
   datapathType: string;
+  /** How the underlay interface is read (netdev only). */
+  underlayIo?: PortIo;
   /** The userspace datapath's underlay bridge and the interface it owns ('' = none). */
   underlayBridge?: string;
   underlayInterface?: string;
 }
 
 /** The bridge that carries tunnel traffic on the userspace datapath: a plain learning switch. */
-async function ensureUnderlayBridge(vs: Vswitch, layout: BridgeLayout): Promise<void> {
+async function ensureUnderlayBridge(vs: Vswitch, layout: BridgeLayout, log: Logger): Promise<void> {
   if (!layout.underlayBridge) return;
   await vs.ensureBridge({ name: layout.underlayBridge, datapathType: layout.datapathType, failMode: 'standalone', externalIds: { ...OWNER } });
-  if (layout.underlayInterface) await vs.ensurePort(layout.underlayBridge, { name: layout.underlayInterface, externalIds: { ...OWNER } }, { wait: true });
+  if (!layout.underlayInterface) return;
+  const status = await ensureDevicePort(vs, layout.underlayBridge, { name: layout.underlayInterface, externalIds: { ...OWNER } }, layout.underlayIo ?? AF_PACKET, log);
+  if (status?.error) throw new Error(`underlay interface ${layout.underlayInterface} failed in ovs-vswitchd: ${status.error}`);
 }
 
 /** Creates or repairs the integration bridge and its tunnel ports; returns the tunnel ofports. */
-export async function ensureBridgeLayout(vs: Vswitch, layout: BridgeLayout): Promise<Record<TunnelKind, number>> {
-  await ensureUnderlayBridge(vs, layout);
+export async function ensureBridgeLayout(vs: Vswitch, layout: BridgeLayout, log: Logger): Promise<Record<TunnelKind, number>> {
+  await ensureUnderlayBridge(vs, layout, log);
   await vs.ensureBridge({
     name: layout.bridge,
     datapathType: layout.datapathType,
@@ -89,11 +144,10 @@ const KEYS: Record<keyof EndpointPortRecord, string> = {
 };
 
 /** Adds the endpoint's host-side interface to the bridge and returns its OpenFlow port. */
-export async function addEndpointPort(vs: Vswitch, bridge: string, name: string, rec: EndpointPortRecord): Promise<number> {
+export async function addEndpointPort(vs: Vswitch, bridge: string, name: string, rec: EndpointPortRecord, io: PortIo, log: Logger): Promise<number> {
   const ids: Record<string, string> = { ...OWNER };
   for (const [k, key] of Object.entries(KEYS)) ids[key] = rec[k as keyof EndpointPortRecord];
-  const result = await vs.ensurePort(bridge, { name, externalIds: ids }, { wait: true });
-  const status = result.interfaces.get(name);
+  const status = await ensureDevicePort(vs, bridge, { name, externalIds: ids }, io, log);
   if (status?.error) throw new Error(`port ${name} failed in ovs-vswitchd: ${status.error}`);
   if (status?.ofport === undefined || status.ofport < 0) throw new Error(`port ${name} got no OpenFlow port number`);
   return status.ofport;

@@ -8,7 +8,7 @@ import { OpenFlowClient } from '../openflow/client.js';
 import { Netlink } from '../netlink/index.js';
 import type { AgentConfig } from './config.js';
 import { ContainerPlumber } from './plumbing.js';
-import { addEndpointPort, ensureBridgeLayout, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
+import { AF_PACKET, addEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
 import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
 import { ensureGatewayPort, GatewayPortHost } from './gateway-port.js';
@@ -36,6 +36,7 @@ export class OvsPorts implements EndpointPorts {
     private readonly remote: string,
     private readonly bridge: string,
     private readonly log: Logger,
+    private readonly io: PortIo = AF_PACKET,
   ) {}
 
   /** The OVSDB connection, reopened if ovsdb-server went away since the last call. */
@@ -49,7 +50,7 @@ export class OvsPorts implements EndpointPorts {
   }
 
   async add(name: string, record: EndpointPortRecord): Promise<number> {
-    return addEndpointPort(await this.ovs(), this.bridge, name, record);
+    return addEndpointPort(await this.ovs(), this.bridge, name, record, this.io, this.log);
   }
 
   async remove(name: string): Promise<void> {
@@ -84,12 +85,12 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
   const ovsdb = await OvsdbClient.connect(c.ovsdb);
   const vswitch = new Vswitch(ovsdb);
   try {
-    const tunnelPorts = await ensureBridgeLayout(vswitch, {
-      bridge: c.integrationBridge,
-      datapathType: c.datapathType,
-      underlayBridge: c.underlayBridge,
-      underlayInterface: c.underlayInterface,
-    });
+    const io = c.datapathType === 'netdev' ? await choosePortIo(vswitch, c, log) : AF_PACKET;
+    const tunnelPorts = await ensureBridgeLayout(
+      vswitch,
+      { bridge: c.integrationBridge, datapathType: c.datapathType, underlayBridge: c.underlayBridge, underlayInterface: c.underlayInterface, underlayIo: io },
+      log,
+    );
     const gatewayOfport = c.gatewayPort ? await ensureGatewayPort(vswitch, c.integrationBridge, c.gatewayPort) : undefined;
     const generation = await nextGeneration(vswitch, c.integrationBridge);
     const openflow = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.integrationBridge}.mgmt`, {
@@ -100,9 +101,9 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       await openflow.close();
       throw err;
     });
-    if (c.datapathType === 'netdev') warnSmallSocketBuffers(log);
+    if (c.datapathType === 'netdev' && io.type === 'af_packet') warnSmallSocketBuffers(log);
     return {
-      ports: new OvsPorts(ovsdb, vswitch, c.ovsdb, c.integrationBridge, log),
+      ports: new OvsPorts(ovsdb, vswitch, c.ovsdb, c.integrationBridge, log, io),
       openflow,
       netlink,
       plumber: new ContainerPlumber(netlink),
@@ -116,6 +117,19 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
     ovsdb.close();
     throw err;
   }
+}
+
+/** The configured port I/O, or for `auto` what the switch offers (logged either way). */
+async function choosePortIo(vs: Vswitch, c: AgentConfig, log: Logger): Promise<PortIo> {
+  if (c.netdevPortType !== 'auto') {
+    log.info({ portType: c.netdevPortType, xdpMode: c.afxdpMode }, `userspace datapath ports read through ${c.netdevPortType}`);
+    return { type: c.netdevPortType, xdpMode: c.afxdpMode };
+  }
+  const { ifaceTypes, otherConfig } = await readSwitchFacts(vs);
+  const type = autoPortIoType(ifaceTypes, otherConfig);
+  const why = type === 'afxdp' ? 'OVS has afxdp and other_config:pmd-cpu-mask gives PMD threads cores' : !ifaceTypes.includes('afxdp') ? 'ovs-vswitchd lists no afxdp interface type (built without it, or not running yet)' : 'no other_config:pmd-cpu-mask: AF_XDP would busy-poll a core no one set aside';
+  log.info({ portType: type, xdpMode: c.afxdpMode, netdevPortType: 'auto' }, `userspace datapath ports read through ${type}: ${why}`);
+  return { type, xdpMode: c.afxdpMode };
 }
 
 /**

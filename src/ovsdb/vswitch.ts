@@ -27,7 +27,7 @@ export interface BridgeSpec {
   externalIds?: Record<string, string>;
 }
 
-export type InterfaceType = 'internal' | 'system' | 'vxlan' | 'gre' | 'geneve' | 'patch';
+export type InterfaceType = 'internal' | 'system' | 'vxlan' | 'gre' | 'geneve' | 'patch' | 'afxdp' | 'afxdp-nonpmd';
 
 /** A port with one interface of the same name. */
 export interface PortSpec {

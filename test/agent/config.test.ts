@@ -12,6 +12,12 @@ describe('agent configuration', () => {
     expect(loadConfig(base)).toMatchObject({ datapathType: 'system', txChecksumOff: false });
   });
 
+  it('picks the port I/O itself unless told, and takes afxdp on the userspace datapath only', () => {
+    expect(loadConfig(base)).toMatchObject({ netdevPortType: 'auto', afxdpMode: 'best-effort' });
+    expect(loadConfig([...base, '--netdev-port-type', 'af_packet'])).toMatchObject({ netdevPortType: 'af_packet' });
+    expect(loadConfig([...base, '--datapath', 'netdev', '--netdev-port-type', 'afxdp', '--afxdp-mode', 'native'])).toMatchObject({ netdevPortType: 'afxdp', afxdpMode: 'native' });
+  });
+
   it('sweeps for stale endpoints every 30 s by default; 0 turns the periodic sweep off', () => {
     expect(loadConfig(base)).toMatchObject({ endpointSweepIntervalMs: 30_000 });
     expect(loadConfig([...base, '--endpoint-sweep-interval-ms', '0'])).toMatchObject({ endpointSweepIntervalMs: 0 });
@@ -33,6 +39,10 @@ describe('agent configuration', () => {
     [['--host-name', 'node1'], /vtep/],
     [['--host-name', 'node1', '--vtep', 'fd00::1'], /IPv4/],
     [[...base, '--datapath', 'dpdk'], /datapathType must be one of system, netdev/],
+    [[...base, '--netdev-port-type', 'afxdp'], /netdevPortType afxdp needs datapathType netdev/],
+    [[...base, '--underlay-bridge', 'br-phy'], /underlayBridge is for datapathType netdev only/],
+    [[...base, '--datapath', 'netdev', '--netdev-port-type', 'dpdk'], /netdevPortType must be one of auto, af_packet, afxdp, afxdp-nonpmd/],
+    [[...base, '--datapath', 'netdev', '--afxdp-mode', 'fast'], /afxdpMode must be one of best-effort/],
     [[...base, '--underlay-mtu', '500'], /underlayMtu must be an integer between 1280/],
     [[...base, '--controller', 'nowhere'], /controller must look like/],
     [[...base, '--ovsdb', 'ftp://x'], /ovsdb must be unix:PATH or tcp:HOST:PORT/],

@@ -15,7 +15,18 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(opts: { hosts: string[]; controller: string; underlayMtu?: number; built?: boolean }): Promise<Cluster> {
+export interface ClusterOptions {
+  hosts: string[];
+  controller: string;
+  underlayMtu?: number;
+  built?: boolean;
+  /** More loom-agent flags for every host. */
+  agentArgs?: string[];
+  /** Runs on each host once its OVS is up, before its agent starts (e.g. Open_vSwitch other_config). */
+  prepareHost?: (host: SimHost, index: number) => Promise<void>;
+}
+
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const underlay = await createUnderlay({ mtu: opts.underlayMtu ?? 1500 });
   const hosts: SimHost[] = [];
   const agents: AgentProcess[] = [];
@@ -29,6 +40,7 @@ export async function startCluster(opts: { hosts: string[]; controller: string; 
     for (const [i, name] of opts.hosts.entries()) {
       const host = await startHost({ name });
       hosts.push(host);
+      await opts.prepareHost?.(host, i);
       vteps[name] = `192.0.2.${i + 1}`;
       await underlay.connect(host, `${vteps[name]}/24`, { ovsBridge: 'br-phy', mtu: opts.underlayMtu ?? 1500 });
     }
@@ -40,7 +52,7 @@ export async function startCluster(opts: { hosts: string[]; controller: string; 
           vtep: vteps[host.name]!,
           underlayMtu: opts.underlayMtu ?? 1500,
           built: opts.built ?? false,
-          extraArgs: ['--underlay-bridge', 'br-phy', '--underlay-interface', 'ul0'],
+          extraArgs: ['--underlay-bridge', 'br-phy', '--underlay-interface', 'ul0', ...(opts.agentArgs ?? [])],
         }),
       );
     }

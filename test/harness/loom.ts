@@ -34,6 +34,15 @@ function agentAnswers(socketPath: string): Promise<boolean> {
   });
 }
 
+/**
+ * LOOM_TEST_NETDEV_PORT_TYPE=afxdp runs every test agent with that port type, to run the suites
+ * with the faster datapath configuration (hosts then let idle PMD threads sleep, see host.ts).
+ */
+export function testPortTypeArgs(): string[] {
+  const type = process.env.LOOM_TEST_NETDEV_PORT_TYPE;
+  return type ? ['--netdev-port-type', type] : [];
+}
+
 export class AgentProcess {
   private proc?: ChildProcess;
   private out = '';
@@ -69,6 +78,7 @@ export class AgentProcess {
       '--underlay-mtu', String(this.opts.underlayMtu ?? 1500),
       '--metrics-listen', '',
       '--log-level', this.opts.logLevel ?? 'debug',
+      ...testPortTypeArgs(),
       ...(this.opts.extraArgs ?? []),
     ];
     const [cmd, args] = this.opts.built
