@@ -4,6 +4,7 @@
 // sent back to the port it came from as a packet-out, with the gateway as its source. Everything a
 // container controls is bounded: queries per second per port, queries in flight per port and in
 // all, the answer's size (cut with TC set, as a UDP server does).
+import { MAX_UDP_ANSWER, truncateAnswer } from './dns/resolver.js';
 import type { Logger } from 'pino';
 import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv4ToBytes, ipv6ToBytes, macToBytes } from '../common/ip.js';
 import type { PacketIo } from './nd-responder.js';
@@ -14,8 +15,6 @@ import type { DnsResolver, DnsScope } from './dns/resolver.js';
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
 const UDP = 17;
-/** RFC 1035's 512 octets plus EDNS headroom, as src/agent/dns/server.ts answers over UDP. */
-export const MAX_UDP_ANSWER = 1232;
 
 export interface UdpDatagram {
   family: 4 | 6;
@@ -141,25 +140,6 @@ function finish(sum: number): number {
   return ~sum & 0xffff;
 }
 
-/** Header and question only, TC set: the client may retry over TCP. */
-export function truncateAnswer(answer: Buffer): Buffer {
-  let end = 12;
-  const qd = answer.readUInt16BE(4);
-  for (let i = 0; i < qd && end < answer.length; i++) {
-    while (end < answer.length && answer[end] !== 0) {
-      if ((answer[end]! & 0xc0) === 0xc0) {
-        end += 1;
-        break;
-      }
-      end += answer[end]! + 1;
-    }
-    end += 1 + 4;
-  }
-  const out = Buffer.from(answer.subarray(0, Math.min(end, answer.length)));
-  out.writeUInt16BE(out.readUInt16BE(2) | 0x0200, 2);
-  out.fill(0, 6, 12);
-  return out;
-}
 
 export interface DnsResponderLimits {
   /** Sustained queries per second one port may ask (token bucket). */

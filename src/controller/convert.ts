@@ -74,11 +74,7 @@ export function toEndpoint(net: NetworkState, e: Entry<EndpointRecord>): Endpoin
   if (gw4) routes.push({ destination: '0.0.0.0/0', gateway: gw4 });
   if (gw6 && rec.ipv6) routes.push({ destination: '::/0', gateway: gw6 });
   return {
-    network: rec.network,
-    containerId: rec.containerId,
-    name: rec.name,
-    host: rec.host,
-    mac: rec.mac,
+    ...toEndpointInfo(rec),
     ipv4: `${rec.ipv4}/${net.v4.cidr.prefix}`,
     ipv6: rec.ipv6 && net.v6 ? `${rec.ipv6}/${net.v6.cidr.prefix}` : '',
     gateways: rec.ipv6 ? [gw4, gw6].filter(Boolean) : [gw4].filter(Boolean),
@@ -89,8 +85,5 @@ export function toEndpoint(net: NetworkState, e: Entry<EndpointRecord>): Endpoin
     vni: n.vni,
     createRevision: e.createRevision,
     modRevision: e.modRevision,
-    hostGateway: rec.hostGateway ?? false,
-    ports: rec.ports ?? [],
-    labels: rec.labels ?? {},
   };
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import * as dnsPacket from 'dns-packet';
-import { buildUdpReply, DnsResponder, MAX_UDP_ANSWER, parseUdpFrame, truncateAnswer, udpChecksum, type DnsResponderLimits } from '../../src/agent/dns-responder.js';
+import { buildUdpReply, DnsResponder, parseUdpFrame, udpChecksum, type DnsResponderLimits } from '../../src/agent/dns-responder.js';
+import { MAX_UDP_ANSWER, truncateAnswer } from '../../src/agent/dns/resolver.js';
 import { DnsResolver } from '../../src/agent/dns/resolver.js';
 import { DnsDirectory } from '../../src/agent/dns/directory.js';
 import { ipv4ToBytes, ipv6ToBytes, macToBytes } from '../../src/common/ip.js';

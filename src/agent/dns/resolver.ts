@@ -131,3 +131,26 @@ function rcodeName(msg: Buffer): string {
   const code = msg.length >= 4 ? msg[3]! & 0x0f : 2;
   return RCODE_NAMES[code] ?? `RCODE${code}`;
 }
+
+/** The largest answer sent over UDP (DNS flag day 2020: 1232 bytes, no fragmentation); larger ones are truncated. */
+export const MAX_UDP_ANSWER = 1232;
+
+/** Header and question only, TC set: the client may retry over TCP. */
+export function truncateAnswer(answer: Buffer): Buffer {
+  let end = 12;
+  const qd = answer.readUInt16BE(4);
+  for (let i = 0; i < qd && end < answer.length; i++) {
+    while (end < answer.length && answer[end] !== 0) {
+      if ((answer[end]! & 0xc0) === 0xc0) {
+        end += 1;
+        break;
+      }
+      end += answer[end]! + 1;
+    }
+    end += 1 + 4;
+  }
+  const out = Buffer.from(answer.subarray(0, Math.min(end, answer.length)));
+  out.writeUInt16BE(out.readUInt16BE(2) | 0x0200, 2);
+  out.fill(0, 6, 12);
+  return out;
+}

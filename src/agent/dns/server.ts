@@ -4,7 +4,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { DnsResolver, DnsScope } from './resolver.js';
+import { MAX_UDP_ANSWER, truncateAnswer, type DnsResolver, type DnsScope } from './resolver.js';
 
 export interface DnsServerOptions {
   host: string;
@@ -17,9 +17,6 @@ export interface DnsServerOptions {
   maxTcpConnections?: number;
   tcpIdleMs?: number;
 }
-
-/** A UDP answer larger than this is cut to the header and question with TC set (RFC 1035 512 + EDNS headroom). */
-const MAX_UDP_ANSWER = 1232;
 
 export class DnsServer {
   private udp: dgram.Socket | undefined;
@@ -83,7 +80,7 @@ export class DnsServer {
     pending
       ?.then((answer) => {
         if (!answer) return;
-        this.udp?.send(answer.length > MAX_UDP_ANSWER ? truncate(answer) : answer, rinfo.port, rinfo.address);
+        this.udp?.send(answer.length > MAX_UDP_ANSWER ? truncateAnswer(answer) : answer, rinfo.port, rinfo.address);
       })
       .catch((err: unknown) => this.log.warn({ err }, 'answering a DNS query failed'));
   }
@@ -123,25 +120,4 @@ export class DnsServer {
       new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
     ]);
   }
-}
-
-/** Header and question only, TC set: the client retries over TCP. */
-function truncate(answer: Buffer): Buffer {
-  let end = 12;
-  const qd = answer.readUInt16BE(4);
-  for (let i = 0; i < qd && end < answer.length; i++) {
-    while (end < answer.length && answer[end] !== 0) {
-      if ((answer[end]! & 0xc0) === 0xc0) {
-        end += 1;
-        break;
-      }
-      end += answer[end]! + 1;
-    }
-    end += 1 + 4; // terminating zero (or pointer's second byte) + QTYPE + QCLASS
-  }
-  const out = Buffer.from(answer.subarray(0, Math.min(end, answer.length)));
-  out.writeUInt16BE(out.readUInt16BE(2) | 0x0200, 2);
-  out.writeUInt16BE(qd, 4);
-  out.fill(0, 6, 12);
-  return out;
 }
