@@ -133,7 +133,7 @@ describe('loomctl against a running controller', () => {
   });
   it('shows a network\'s egress mode and host addresses, and an endpoint\'s published ports', async () => {
     const created = await loomctl('network', 'create', 'red', '--ipv4', '10.9.0.0/24', '--egress', 'off', '--inbound-source', '10.10.10.10');
-    expect(created.stdout).toMatch(/red\s+\d+\s+10\.9\.0\.0\/24\s+-\s+vxlan\s+1450\s+10\.9\.0\.1\s+off\n$/);
+    expect(created.stdout).toMatch(/red\s+\d+\s+10\.9\.0\.0\/24\s+-\s+vxlan\s+1450\s+10\.9\.0\.1\s+off\s+open\n$/);
     const c = new LoomClient(d.target);
     await c.register({ name: 'h3', vtep: '192.0.2.3', capabilities: ['gateway-port'] });
     await c.createEndpoint({ network: 'red', host: 'h3', containerId: 'web1', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIp: '' }, { hostPort: 53, containerPort: 53, protocol: 'udp', hostIp: '127.0.0.1' }] });
