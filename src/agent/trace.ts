@@ -8,6 +8,7 @@ import { controlSocketPath, unixctl } from '../ovsdb/unixctl.js';
 import { Feature, cookieFeature, gatewayMac } from './pipeline/fields.js';
 import { dropReason, featureName, tableName } from './datapath-counters.js';
 import type { TunnelKind } from './pipeline/state.js';
+import { GATEWAY_OFPORT } from './gateway-port.js';
 
 export interface TraceStepView {
   table: number;
@@ -25,6 +26,7 @@ export type Verdict =
   | { kind: 'gateway_answered'; protocol: 'arp' | 'nd'; explanation: string }
   | { kind: 'tunnel'; tunnel: TunnelKind; vni: number; remoteVtep: string; explanation: string }
   | { kind: 'delivered'; ofport: number; container?: string; network?: string; explanation: string }
+  | { kind: 'to_host'; ofport: number; explanation: string }
   | { kind: 'other'; explanation: string };
 
 export interface HostTrace {
@@ -97,6 +99,13 @@ function verdictOf(steps: OfprotoTrace['steps'], ctx: TraceContext): Verdict {
       const key = all.map((a) => /^set_field:0x([0-9a-f]+)->tun_id$/.exec(a)?.[1]).filter(Boolean).at(-1);
       const vni = key === undefined ? Number.NaN : hex(key);
       return { kind: 'tunnel', tunnel, vni, remoteVtep: vtep ?? '', explanation: `into the ${tunnel} tunnel with VNI ${vni} to VTEP ${vtep ?? '?'}` };
+    }
+    if (port === GATEWAY_OFPORT) {
+      return {
+        kind: 'to_host',
+        ofport: port,
+        explanation: "to the host's own stack through the gateway port: an outside address leaves by egress NAT; the host never forwards between Loom networks (table inet loom)",
+      };
     }
     const ep = ctx.endpoint(port);
     return {

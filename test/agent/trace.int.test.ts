@@ -70,10 +70,10 @@ describe('simulated trace on one host through the unixctl socket', () => {
     expect(t.verdict).toMatchObject({ kind: 'dropped', reason: 'spoof_guard', table: 'spoof_guard' });
   });
 
-  it('another network\'s endpoint on the same host is not routed (isolation by VNI)', async () => {
+  it('another network\'s endpoint on the same host is not routed on the bridge: it goes to the host, which never forwards between Loom networks', async () => {
     const t = await traceOnHost(host.dir, endpointFlow({ proto: 'icmp', src: ep.a!.ip, dst: ep.r!.ip }, ep.a!), ctx);
-    expect(t.verdict).toMatchObject({ kind: 'dropped', reason: 'no_route', table: 'l3_forwarding' });
-    expect(t.steps.at(-1)!.feature).toBe('base');
+    expect(t.verdict).toMatchObject({ kind: 'to_host' });
+    expect(t.verdict.explanation).toMatch(/never forwards between Loom networks/);
   });
 
   /** POST /v1/trace on the agent's local API. */
@@ -96,7 +96,7 @@ describe('simulated trace on one host through the unixctl socket', () => {
     const spoofed = await askAgent({ containerId: 'id-a', destination: ep.b!.ip, source: '198.18.250.250' });
     expect(spoofed.json.verdict).toMatchObject({ kind: 'dropped', reason: 'spoof_guard' });
     const isolated = await askAgent({ containerId: 'id-a', destination: ep.r!.ip });
-    expect(isolated.json.verdict).toMatchObject({ kind: 'dropped', reason: 'no_route' });
+    expect(isolated.json.verdict).toMatchObject({ kind: 'to_host' });
     const unknown = await askAgent({ containerId: 'id-nope', destination: ep.b!.ip });
     expect(unknown.status).toBe(404);
     expect(JSON.stringify(unknown.json)).toContain('no endpoint of container id-nope');
