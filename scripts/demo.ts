@@ -75,7 +75,13 @@ async function up(): Promise<void> {
     const conf = { cniVersion: '1.0.0', name: network, type: 'loom', agentSocket: cluster.agents[hostIndex]!.socket };
     const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, `demo-${name}`, `K8S_POD_NAME=${name}`));
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} failed: ${r.stdout}`);
-    const ips = (r.json as { ips: Array<{ address: string }> }).ips.map((i) => i.address.split('/')[0]!);
+    const result = r.json as { ips: Array<{ address: string }>; dns?: { nameservers?: string[]; search?: string[] } };
+    const ips = result.ips.map((i) => i.address.split('/')[0]!);
+    // What podman does with the result's dns: the container's resolv.conf (`ip netns exec` mounts it).
+    const etc = `/etc/netns/${c.netns}`;
+    mkdirSync(etc, { recursive: true });
+    const dns = result.dns ?? {};
+    writeFileSync(join(etc, 'resolv.conf'), [...(dns.nameservers ?? []).map((n) => `nameserver ${n}`), ...(dns.search?.length ? [`search ${dns.search.join(' ')}`] : [])].join('\n') + '\n');
     containers.set(name, { c, network, ipv4: ips[0]!, ipv6: ips[1] ?? '' });
     state.containers.push({ name, host: host.name, network, netns: c.netns, ipv4: ips[0]!, ipv6: ips[1] ?? '' });
     save();
@@ -110,11 +116,18 @@ async function up(): Promise<void> {
   };
   const rows = await Promise.all(names.map((from) => Promise.all(names.map((to) => cell(from, to)))));
   rows.forEach((cells, i) => console.log(`  ${names[i]!.padEnd(7)}${cells.map((c) => c.padStart(11)).join('')}`));
+  console.log('\nNames (web1 asks its gateway, answered by the agent on its own host from the endpoint directory)');
+  const web1 = containers.get('web1')!.c;
+  for (const name of ['web2', 'web3.blue.loom', 'db2']) {
+    const out = (await web1.exec('getent', ['ahostsv4', name]).catch(() => '')).split('\n')[0]?.split(/\s+/)[0];
+    console.log(`  ${name.padEnd(16)} ${out || 'not found (another network\'s names do not exist for web1)'}`);
+  }
   client.close();
   console.log(`
 The topology keeps running. Try:
   ip netns exec ${state.containers[0]!.netns} ping ${state.containers[1]!.ipv6}      # enter web1 (on host1), ping web2 over IPv6
   ip netns exec ${state.containers[0]!.netns} bash                              # a shell inside web1
+  ip netns exec ${state.containers[0]!.netns} getent hosts web3                  # names across hosts
   bin/loomctl status                                                     # hosts, applied revisions, lag
   bin/loomctl endpoint list --output json
   OVS_RUNDIR=${cluster.hosts[0]!.dir} ovs-ofctl -O OpenFlow13 dump-flows br-int   # host1's pipeline
@@ -145,7 +158,10 @@ async function down(): Promise<void> {
   await waitFor('demo processes to stop', () => state.pids.every((p) => !alive(p.pid)), 15_000, 100).catch(() => {
     for (const p of state.pids) if (alive(p.pid)) process.kill(p.pid, 'SIGKILL');
   });
-  for (const ns of [...state.namespaces].reverse()) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+  for (const ns of [...state.namespaces].reverse()) {
+    await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  }
   rmSync(DEMO_DIR, { recursive: true, force: true });
   console.log(`Removed the demo: ${state.pids.length} processes, ${state.namespaces.length} namespaces.`);
 }
