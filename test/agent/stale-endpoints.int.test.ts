@@ -1,9 +1,8 @@
 // Endpoints whose container vanished behind the agent's back: an agent started after the
 // container's namespace was deleted removes the endpoint from the controller and its port from
 // OVS, and so does the periodic sweep while the agent runs. Real OVS, controller, agent and CNI.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHost, startAgent, cniBinDir, runCni, cniEnv, waitFor, type AgentProcess, type Container, type SimHost } from '../harness/index.js';
+import { startHost, startAgent, cniBinDir, runCni, cniEnv, waitFor, freeLoopbackPort, type AgentProcess, type Container, type SimHost } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
 
 /** How long reclaiming may take: at start, after the agent serves its API; by the sweep, after the namespace is gone. */
@@ -11,16 +10,6 @@ const AT_START_WITHIN_MS = 5_000;
 const SWEEP_INTERVAL_MS = 300;
 const BY_SWEEP_WITHIN_MS = SWEEP_INTERVAL_MS + 5_000;
 
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 describe('stale endpoints', () => {
   let ctl: TestController;

@@ -233,7 +233,8 @@ export class SimHost {
   }
 }
 
-async function freeLoopbackPort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
