@@ -32,7 +32,7 @@ import { DEFAULT_UPSTREAM, type UpstreamOptions } from './dns/upstream.js';
 import { directoryOf, readHostResolvers, type NetworkNames } from './dns/names.js';
 import { DnsResponder } from './dns-responder.js';
 
-export { AgentError, hostIfname, TUNNEL_OVERHEAD } from './attacher.js';
+export { AgentError } from './attacher.js';
 export const AGENT_VERSION = '0.1.0';
 
 /** The controller's clients: the API port (also used for endpoints) and a factory for the Watch port. */

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { isServiceError, type CallOptions } from '../api/client.js';
 import type * as api from '../api/types.js';
+import { TUNNEL_OVERHEAD } from '../api/types.js';
 import type { AttachRequest, AttachResult, DetachRequest, LocalApiStatus } from '../api/local.js';
 import type { ContainerInterface } from './plumbing.js';
 import type { EndpointPortRecord } from './ovs.js';
@@ -14,9 +15,6 @@ import { tryParseIp } from '../common/ip.js';
 import { networkDomain } from './dns/names.js';
 import type { TunnelKind } from './pipeline/state.js';
 import type { AgentMetrics } from './metrics.js';
-
-/** Bytes the tunnel headers take from the underlay MTU (outer IPv4). */
-export const TUNNEL_OVERHEAD: Record<TunnelKind, number> = { vxlan: 50, gre: 42 };
 
 /** A failure the local API reports with a status and a message for the operator. */
 export class AgentError extends Error {

@@ -298,3 +298,6 @@ export interface ExplainPolicyResponse {
 
 /** Requests without fields. */
 export type Empty = Record<string, never>;
+
+/** Bytes the tunnel headers take from the underlay MTU (outer IPv4): VXLAN 50, GRE 42. */
+export const TUNNEL_OVERHEAD: Readonly<Record<'vxlan' | 'gre', number>> = { vxlan: 50, gre: 42 };

@@ -15,15 +15,13 @@ import {
   type Cidr,
 } from '../common/ip.js';
 import { endpointNameProblem } from '../common/endpoint-name.js';
-import type { CreateEndpointRequest, Network, PortMapping, RegisterRequest } from '../api/types.js';
+import { TUNNEL_OVERHEAD, type CreateEndpointRequest, type Network, type PortMapping, type RegisterRequest } from '../api/types.js';
 import { reservedNetworkOverlap, vtepAddressProblem } from '../common/reserved.js';
 import { alreadyExists, invalid } from './errors.js';
 import type { DnsRecord, NetworkRecord, PortMappingRecord, TunnelKind } from './model.js';
 import type { ClusterState } from './state.js';
 
 export const VNI_MAX = 16_777_215;
-/** Encapsulation overhead on an IPv4 underlay with a 1500-byte MTU. */
-export const TUNNEL_OVERHEAD: Record<TunnelKind, number> = { vxlan: 50, gre: 42 };
 export const DEFAULT_BLOCK_PREFIX = { 4: 26, 6: 120 } as const;
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
