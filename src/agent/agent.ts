@@ -13,8 +13,12 @@ import { ControllerSession, type Clock, type SessionApi } from './controller-ses
 import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
 import { DatapathCounters, dropsByReason } from './datapath-counters.js';
-import { flowFromEndpoint, traceOnHost, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
-import { FEATURE_MASK, Feature, Table } from './pipeline/fields.js';
+import { flowFromEndpoint, toTraceHostResult, traceOnHost, tunnelFlow, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
+import { LiveTraceBusy, LiveTracer, type LiveSpec } from './live-trace.js';
+import { conjunctionIds } from './pipeline/policy.js';
+import { GATEWAY_OFPORT } from './gateway-port.js';
+import { TRACE_CAPABILITY } from '../api/types.js';
+import { FEATURE_MASK, Feature, OBJECT_MASK, Table } from './pipeline/fields.js';
 import { policyPacketCounts, type PolicyPacketCount } from './pipeline/policy.js';
 import type { DirectoryEntry, NetworkPolicyState, NetworkState, PipelineState, PolicyRule } from './pipeline/state.js';
 import type { NetworkViewState } from '../api/view-state.js';
@@ -33,6 +37,12 @@ import { directoryOf, readHostResolvers, type NetworkNames } from './dns/names.j
 import { DnsResponder } from './dns-responder.js';
 
 export { AgentError } from './attacher.js';
+/** Traces the controller may have this agent run at once (each asks ovs-vswitchd once). */
+const MAX_AGENT_TRACES = 4;
+
+function protoOf(p: string | undefined): 'icmp' | 'tcp' | 'udp' {
+  return p === 'tcp' || p === 'udp' ? p : 'icmp';
+}
 export const AGENT_VERSION = '0.1.0';
 
 /** The controller's clients: the API port (also used for endpoints) and a factory for the Watch port. */
@@ -81,6 +91,10 @@ export class Agent {
   private hostResolvers: string[] = [];
   /** Whether the directory was built from a complete view since start. */
   private dnsReady = false;
+  /** Live traces (loomctl trace --live): one at a time. */
+  private readonly live: LiveTracer;
+  /** Simulated traces the controller asked for that are running. */
+  private tracesInFlight = 0;
 
   constructor(
     readonly config: AgentConfig,
@@ -107,7 +121,7 @@ export class Agent {
         name: config.hostName,
         vtep: config.vtep,
         agentVersion: AGENT_VERSION,
-        capabilities: ['vxlan', 'gre', 'ipv6', ...(host.gateway ? [GATEWAY_PORT_CAPABILITY] : [])],
+        capabilities: ['vxlan', 'gre', 'ipv6', TRACE_CAPABILITY, ...(host.gateway ? [GATEWAY_PORT_CAPABILITY] : [])],
       },
       controller: config.controller,
       api: controller.api,
@@ -124,9 +138,14 @@ export class Agent {
           ack();
         }).catch((err) => this.log.error({ err, revision }, 'applying a view change failed'));
       },
+      onTrace: (req) => this.answerTrace(req),
       log,
       ...(clock ? { clock } : {}),
     });
+    this.live = new LiveTracer(host.openflow, () => host.generation, () => ({
+      tunnels: Object.values(host.tunnelPorts),
+      gateway: this.gatewayPort ? GATEWAY_OFPORT : undefined,
+    }));
     this.attacher = new Attacher(
       { hostName: config.hostName, controller: config.controller, underlayMtu: config.underlayMtu, txChecksumOff: config.txChecksumOff },
       controller.api,
@@ -473,6 +492,100 @@ export class Agent {
     }
     const ports = this.endpointPorts();
     return traceOnHost(this.config.ovsRunDir, flow, { bridge: this.config.integrationBridge, tunnelPorts: state.tunnelPorts, endpoint: (p) => ports.get(p) });
+  }
+
+  /**
+   * A trace the controller asks for on the Watch stream: from a local endpoint (role source), or
+   * as the packet arrives from a tunnel (role destination); with `live`, a step of a live trace.
+   * Never rejects: failures are replies with an error.
+   */
+  async answerTrace(req: api.AgentTraceRequest): Promise<api.AgentTraceReply> {
+    const id = req.id;
+    if (this.tracesInFlight >= MAX_AGENT_TRACES) return { id, error: `this agent is already running ${this.tracesInFlight} traces`, errorKind: 'busy' };
+    this.tracesInFlight++;
+    try {
+      if (req.live?.phase) return { id, live: await this.liveStep(req) };
+      const role = req.role === 'destination' ? 'destination' : 'source';
+      const t = role === 'source' ? await this.traceFromEndpointOf(req) : await this.traceArriving(req);
+      return { id, result: toTraceHostResult(this.config.hostName, role, t, this.policyRuleOf(t, req.network)) };
+    } catch (err) {
+      const errorKind = err instanceof LiveTraceBusy ? 'busy' : err instanceof AgentError ? err.status : 'unavailable';
+      return { id, error: (err as Error).message, errorKind };
+    } finally {
+      this.tracesInFlight--;
+    }
+  }
+
+  /** The local attachment of `containerId` in `network` (any interface). */
+  private attachmentOf(network: string, containerId: string) {
+    const a = [...this.attacher.attachments.values()].find((x) => x.record.network === network && x.record.containerId === containerId);
+    if (!a) throw new AgentError('not_found', `no endpoint of container ${containerId} in network ${network} on host ${this.config.hostName}`);
+    return a;
+  }
+
+  private traceFromEndpointOf(req: api.AgentTraceRequest): Promise<HostTrace> {
+    const a = this.attachmentOf(req.network, req.containerId ?? '');
+    return this.trace({
+      containerId: a.record.containerId,
+      ifname: a.record.ifname,
+      destination: req.destination,
+      proto: protoOf(req.protocol),
+      ...(req.port ? { port: req.port } : {}),
+      ...(req.source ? { source: req.source } : {}),
+    });
+  }
+
+  private traceArriving(req: api.AgentTraceRequest): Promise<HostTrace> {
+    const state = this.pipelineState();
+    const tunnel = req.tunnel === 'gre' ? 'gre' : 'vxlan';
+    if (!req.source || !req.remoteVtep || !req.vni) throw new AgentError('invalid', 'a destination trace needs the source address, the sending VTEP and the VNI');
+    const flow = tunnelFlow(
+      { proto: protoOf(req.protocol), src: req.source, dst: req.destination, ...(req.port ? { port: req.port } : {}) },
+      { tunnelPort: state.tunnelPorts[tunnel], vni: req.vni, srcVtep: req.remoteVtep, dstVtep: this.config.vtep },
+    );
+    const ports = this.endpointPorts();
+    return traceOnHost(this.config.ovsRunDir, flow, { bridge: this.config.integrationBridge, tunnelPorts: state.tunnelPorts, endpoint: (p) => ports.get(p) });
+  }
+
+  /** The allow rule whose flow (cookie object = its conjunction id) the trace passed, if any. */
+  private policyRuleOf(t: HostTrace, network: string): string {
+    const net = this.pipelineState().networks.find((n) => n.policy?.network === network);
+    if (!net?.policy) return '';
+    const byId = new Map([...conjunctionIds(net.vni, net.policy.rules)].map(([name, cid]) => [BigInt(cid), name]));
+    for (const s of t.steps) {
+      if (s.table !== Table.Policy || !s.cookie) continue;
+      const c = BigInt(s.cookie);
+      if (((c & FEATURE_MASK) >> 40n) !== BigInt(Feature.NetworkPolicy)) continue;
+      const name = byId.get(c & OBJECT_MASK);
+      if (name) return name;
+    }
+    return '';
+  }
+
+  /** One step of a live trace: arm the observation flows, inject and observe, or collect. */
+  private async liveStep(req: api.AgentTraceRequest): Promise<api.TraceLiveHost> {
+    const step = req.live!;
+    if (!Number.isInteger(step.dscp) || step.dscp < 1 || step.dscp > 63) throw new AgentError('invalid', `DSCP ${step.dscp} is not a DSCP value`);
+    const spec: LiveSpec = {
+      dscp: step.dscp,
+      source: req.source ?? '',
+      destination: req.destination,
+      protocol: protoOf(req.protocol),
+      port: req.port ?? 0,
+      windowMs: Math.min(Math.max(step.windowMs || 2000, 100), 10_000),
+    };
+    const host = this.config.hostName;
+    if (step.phase === 'arm') {
+      await this.live.arm(spec);
+      return { host, seen: false, outcome: 'armed', ofport: 0 };
+    }
+    if (step.phase === 'collect') return { host, ...(await this.live.collect(spec)) };
+    if (step.phase !== 'inject') throw new AgentError('invalid', `unknown live trace phase "${step.phase}"`);
+    const a = this.attachmentOf(req.network, req.containerId ?? '');
+    const net = this.pipelineState().networks.find((n) => n.endpoints.some((e) => e.ofport === a.ofport));
+    if (!net) throw new AgentError('unavailable', `endpoint ${a.record.containerId} is not in the pipeline yet`);
+    if (!spec.source) spec.source = (spec.destination.includes(':') ? a.record.ipv6 : a.record.ipv4) ?? '';
+    return { host, ...(await this.live.inject(spec, { ofport: a.ofport, mac: a.record.mac, vni: net.vni })) };
   }
 
   get endpointCount(): number {

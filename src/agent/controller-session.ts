@@ -76,6 +76,8 @@ export interface SessionOptions {
    * agent serialises the work itself.
    */
   onChange: (revision: number, ack: () => void) => void;
+  /** A trace the controller asks for on the stream (not a view change); the reply goes back on it. Must not reject. */
+  onTrace?: (req: api.AgentTraceRequest) => Promise<api.AgentTraceReply>;
   log: Logger;
   clock?: Clock;
 }
@@ -198,6 +200,14 @@ export class ControllerSession {
       received = true;
       this.connected = true;
       this.watchBackoff.reset();
+      if (msg.traceRequest) {
+        const req = msg.traceRequest;
+        const onTrace = this.o.onTrace ?? (async () => ({ id: req.id, error: 'this agent does not trace', errorKind: 'unavailable' }));
+        void onTrace(req).then((traceReply) => {
+          if (!stream.destroyed) stream.write({ traceReply });
+        });
+        return;
+      }
       let changed: boolean;
       try {
         changed = this.view.apply(msg);

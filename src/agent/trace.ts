@@ -9,6 +9,7 @@ import { Feature, cookieFeature, gatewayMac } from './pipeline/fields.js';
 import { dropReason, featureName, tableName } from './datapath-counters.js';
 import type { TunnelKind } from './pipeline/state.js';
 import { GATEWAY_OFPORT } from './gateway-port.js';
+import type { TraceHostResult } from '../api/types.js';
 
 export interface TraceStepView {
   table: number;
@@ -183,4 +184,37 @@ export function flowFromEndpoint(req: TraceFromEndpointRequest, ep: TraceEndpoin
   const src = req.source ?? (v6 ? ep.ipv6 : ep.ipv4);
   if (!src) throw new Error(`endpoint ${ep.containerId} has no IPv${v6 ? 6 : 4} address to send to ${req.destination} from`);
   return endpointFlow({ proto: req.proto ?? 'icmp', src, dst: req.destination, port: req.port }, ep);
+}
+
+/** A host's trace as the controller's API carries it; `policy` names the rule whose allow flow matched, if one did. */
+export function toTraceHostResult(host: string, role: string, t: HostTrace, policy = ''): TraceHostResult {
+  const v = t.verdict;
+  return {
+    host,
+    role,
+    flow: t.flow,
+    steps: t.steps.map((s) => ({
+      table: s.table,
+      tableName: s.tableName,
+      feature: s.feature,
+      priority: s.priority ?? 0,
+      cookie: s.cookie ?? '',
+      match: s.match ?? '',
+      actions: s.actions,
+    })),
+    verdict: {
+      kind: v.kind,
+      reason: v.kind === 'dropped' ? v.reason : '',
+      table: v.kind === 'dropped' ? v.table : '',
+      explanation: v.explanation,
+      tunnel: v.kind === 'tunnel' ? v.tunnel : '',
+      vni: v.kind === 'tunnel' && Number.isFinite(v.vni) ? v.vni : 0,
+      remoteVtep: v.kind === 'tunnel' ? v.remoteVtep : '',
+      ofport: v.kind === 'delivered' || v.kind === 'to_host' ? v.ofport : 0,
+      container: v.kind === 'delivered' ? (v.container ?? '') : '',
+      network: v.kind === 'delivered' ? (v.network ?? '') : '',
+      policy,
+    },
+    datapathActions: t.datapathActions ?? '',
+  };
 }

@@ -95,6 +95,10 @@ export class LoomClient {
   wait(revision: number, timeoutMs: number): Promise<T.WaitResponse> {
     return this.call(methods.status.Wait, { revision, timeoutMs }, { timeoutMs: timeoutMs + 10_000 });
   }
+  /** Traces a packet across hosts; the deadline leaves room for the controller asking two agents (and a live trace). */
+  trace(req: T.TraceRequest, o?: CallOptions): Promise<T.TraceResponse> {
+    return this.call(methods.status.Trace, req, { timeoutMs: o?.timeoutMs ?? 3 * (req.timeoutMs || 5000) + 15_000 });
+  }
   /** Opens a Watch stream; write `{ start: ... }` first, then `{ ack: ... }` after applying. */
   watch(): grpc.ClientDuplexStream<T.WatchRequest, T.WatchResponse> {
     return this.raw.makeBidiStreamRequest(watchMethod.path, watchMethod.requestSerialize, watchMethod.responseDeserialize);

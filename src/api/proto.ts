@@ -105,6 +105,7 @@ export const methods = {
   status: {
     GetStatus: unary('StatusService', 'GetStatus', codec<T.Empty>('GetStatusRequest'), codec<T.GetStatusResponse>('GetStatusResponse')),
     Wait: unary('StatusService', 'Wait', codec<T.WaitRequest>('WaitRequest'), codec<T.WaitResponse>('WaitResponse')),
+    Trace: unary('StatusService', 'Trace', codec<T.TraceRequest>('TraceRequest'), codec<T.TraceResponse>('TraceResponse')),
   },
 };
 

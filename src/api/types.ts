@@ -190,7 +190,10 @@ export interface WatchAck {
   revision: number;
 }
 /** First message on a Watch stream, or an acknowledgement (`kind` names which once decoded). */
-export type WatchRequest = { kind?: 'start'; start: WatchStart; ack?: undefined } | { kind?: 'ack'; ack: WatchAck; start?: undefined };
+export type WatchRequest =
+  | { kind?: 'start'; start: WatchStart; ack?: undefined; traceReply?: undefined }
+  | { kind?: 'ack'; ack: WatchAck; start?: undefined; traceReply?: undefined }
+  | { kind?: 'traceReply'; traceReply: AgentTraceReply; start?: undefined; ack?: undefined };
 
 /** One event of a view change; exactly one member is set (`kind` names it once decoded). */
 export interface WatchEvent {
@@ -211,6 +214,8 @@ export interface WatchResponse {
   partial: boolean;
   events: WatchEvent[];
   storeId: string;
+  /** Not a view change: a trace the controller asks of this agent (capability "trace"). */
+  traceRequest?: AgentTraceRequest | null;
 }
 
 export interface HostStatus {
@@ -301,3 +306,103 @@ export type Empty = Record<string, never>;
 
 /** Bytes the tunnel headers take from the underlay MTU (outer IPv4): VXLAN 50, GRE 42. */
 export const TUNNEL_OVERHEAD: Readonly<Record<'vxlan' | 'gre', number>> = { vxlan: 50, gre: 42 };
+
+/** Agents that answer WatchResponse.trace_request register this capability. */
+export const TRACE_CAPABILITY = 'trace';
+
+export interface TraceRequest {
+  from: string;
+  to: string;
+  protocol?: string;
+  port?: number;
+  sourceAddress?: string;
+  live?: boolean;
+  timeoutMs?: number;
+}
+export interface TraceStep {
+  table: number;
+  tableName: string;
+  feature: string;
+  priority: number;
+  cookie: string;
+  match: string;
+  actions: string[];
+}
+export interface TraceVerdict {
+  kind: string;
+  reason: string;
+  table: string;
+  explanation: string;
+  tunnel: string;
+  vni: number;
+  remoteVtep: string;
+  ofport: number;
+  container: string;
+  network: string;
+  policy: string;
+}
+export interface TraceHostResult {
+  host: string;
+  role: string;
+  flow: string;
+  steps: TraceStep[];
+  verdict: TraceVerdict | null;
+  datapathActions: string;
+}
+export interface TraceLiveHost {
+  host: string;
+  seen: boolean;
+  outcome: string;
+  ofport: number;
+}
+export interface TraceLiveResult {
+  injected: boolean;
+  hosts: TraceLiveHost[];
+  agrees: boolean;
+  summary: string;
+  dscp: number;
+}
+export interface TraceEndpointRef {
+  network: string;
+  name: string;
+  containerId: string;
+  host: string;
+  address: string;
+}
+export interface TraceResponse {
+  verdict: string;
+  explanation: string;
+  host: string;
+  table: string;
+  hosts: TraceHostResult[];
+  tunnel: TraceVerdict | null;
+  source: TraceEndpointRef | null;
+  destination: TraceEndpointRef | null;
+  live: TraceLiveResult | null;
+}
+export interface TraceLiveStep {
+  phase: string;
+  dscp: number;
+  windowMs: number;
+}
+export interface AgentTraceRequest {
+  id: number;
+  network: string;
+  role: string;
+  containerId?: string;
+  source?: string;
+  destination: string;
+  protocol?: string;
+  port?: number;
+  tunnel?: string;
+  vni?: number;
+  remoteVtep?: string;
+  live?: TraceLiveStep | null;
+}
+export interface AgentTraceReply {
+  id: number;
+  result?: TraceHostResult | null;
+  error?: string;
+  errorKind?: string;
+  live?: TraceLiveHost | null;
+}

@@ -72,6 +72,10 @@ export const COMMANDS: Record<string, { args: readonly string[]; flags: Record<s
   'endpoint show': { args: ['NETWORK', 'CONTAINER_ID'], flags: {} },
   status: { args: [], flags: {} },
   wait: { args: [], flags: { revision: { type: 'string' }, timeout: { type: 'string' } } },
+  trace: {
+    args: ['FROM', 'TO'],
+    flags: { proto: { type: 'string' }, port: { type: 'string' }, live: { type: 'boolean' }, 'source-address': { type: 'string' }, timeout: { type: 'string' } },
+  },
 };
 
 export type FlagValues = Record<string, string | string[] | boolean | undefined>;

@@ -1,4 +1,5 @@
 /** Output helpers for loomctl: aligned tables and JSON. */
+import type { TraceEndpointRef, TraceResponse } from '../api/types.js';
 
 /** Renders rows as space-aligned columns under upper-case headers. */
 export function table(headers: string[], rows: (string | number | boolean)[][]): string {
@@ -27,4 +28,29 @@ export function dropSummary(drops: ReadonlyArray<{ reason: string; packets: numb
   const total = nonzero.reduce((n, d) => n + d.packets, 0);
   const shown = nonzero.slice(0, 3).map((d) => `${d.reason} ${d.packets}`).join(', ');
   return `${total}: ${shown}${nonzero.length > 3 ? ', ...' : ''}`;
+}
+
+/** A cross-host trace for an operator: each host's tables, the tunnel hop, the verdict, the live result. */
+export function traceText(r: TraceResponse): string {
+  const end = (e: TraceEndpointRef | null) => (e ? (e.name ? `${e.network}/${e.name} (${e.address} on ${e.host})` : e.address) : '?');
+  const lines: string[] = [`trace ${end(r.source)} -> ${end(r.destination)}`, ''];
+  for (const h of r.hosts) {
+    lines.push(`host ${h.host} (${h.role}): ${h.flow}`);
+    if (h.steps.length) {
+      lines.push(
+        table(
+          ['TABLE', 'FEATURE', 'PRIORITY', 'ACTIONS'],
+          h.steps.map((s) => [`${s.table} ${s.tableName}`, s.feature, s.priority, s.actions.join(',') || 'drop']),
+        ).replace(/^/gm, '  ').trimEnd(),
+      );
+    }
+    if (h.verdict) lines.push(`  => ${h.verdict.explanation}`);
+    if (h.role === 'source' && r.tunnel) lines.push('', `tunnel: ${r.tunnel.tunnel}, VNI ${r.tunnel.vni}, to VTEP ${r.tunnel.remoteVtep}`);
+    lines.push('');
+  }
+  lines.push(`VERDICT: ${r.verdict}${r.host ? ` (host ${r.host}${r.table ? `, table ${r.table}` : ''})` : ''}`, `  ${r.explanation}`);
+  if (r.live) {
+    lines.push('', `LIVE (DSCP ${r.live.dscp}): ${r.live.injected ? 'injected' : 'not injected'}; ${r.live.agrees ? 'agrees with the simulated trace' : 'DISAGREES with the simulated trace'}`, `  ${r.live.summary}`);
+  }
+  return `${lines.join('\n')}\n`;
 }

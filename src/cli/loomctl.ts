@@ -8,7 +8,7 @@ import { clientCredentials } from '../common/tls.js';
 import type { EgressMode, Isolation, Network, Policy, PortMapping, TunnelType } from '../api/types.js';
 import { parseCommandLine, UsageError, type FlagValues } from './args.js';
 import { linkPolicy, parsePorts, parsePortSpec, peer, protocolOf } from './policy-args.js';
-import { ago, dropSummary, json, table } from './format.js';
+import { ago, dropSummary, json, table, traceText } from './format.js';
 
 const HELP = `loomctl: inspect and change a Loom overlay through its controller.
 
@@ -51,6 +51,18 @@ Commands:
                               flow table dropped (by reason: spoof_guard, no_route, ...)
   wait [--revision N]         block until every interested agent applied revision N
        [--timeout SECONDS]    (default: the current revision; timeout 60)
+  trace FROM TO [--proto tcp|udp|icmp] [--port N] [--source-address IP] [--live]
+        [--timeout SECONDS]   why a packet from endpoint FROM to TO passes or drops: the tables
+                              it visits on the source host, the tunnel (type, VNI, VTEPs), the
+                              tables on the destination host, and a verdict (spoof guard, no
+                              route because a host is down, isolation between networks, policy,
+                              delivered). FROM: NETWORK/NAME, a container id, or an endpoint's
+                              address; TO: the same or any address (IPv4 or IPv6). The agents
+                              run ovs-vswitchd's ofproto/trace. --source-address claims another
+                              source (shows the spoof guard). --live also injects a real packet
+                              marked with a reserved DSCP at FROM's port and reports where each
+                              host saw it leave, and whether that agrees with the simulation.
+                              Per host asked: --timeout (default 5 s). Operators only.
 
 Global flags:
   --controller ADDR           controller gRPC address (env LOOM_CONTROLLER)  [127.0.0.1:7400]
@@ -337,6 +349,26 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
           const shown = r.pendingHosts.slice(0, 5).join(', ') + (r.pendingHosts.length > 5 ? ', ...' : '');
           err(`waiting for revision ${revision}: ${r.pendingHosts.length} host(s) pending (${shown})\n`);
         }
+      }
+      case 'trace': {
+        const protocol = (v.proto as string | undefined) ?? 'icmp';
+        if (!['icmp', 'tcp', 'udp'].includes(protocol)) throw new UsageError(`--proto must be tcp, udp or icmp, got "${protocol}"`);
+        const port = int(v, 'port', 0);
+        if (port > 65535) throw new UsageError(`--port ${port} is not a port number`);
+        if (port && protocol === 'icmp') throw new UsageError('--port needs --proto tcp or udp');
+        const timeoutS = int(v, 'timeout', 5);
+        if (timeoutS < 1 || timeoutS > 30) throw new UsageError('--timeout must be 1-30 seconds');
+        const r = await client.trace({
+          from: need('FROM endpoint', rest[0]),
+          to: need('TO endpoint or address', rest[1]),
+          protocol,
+          port,
+          sourceAddress: (v['source-address'] as string | undefined) ?? '',
+          live: v.live === true,
+          timeoutMs: timeoutS * 1000,
+        });
+        out(asJson ? json(r) : traceText(r));
+        return 0;
       }
       default:
         throw new UsageError(`unknown command "${command}" (see loomctl --help)`);

@@ -60,7 +60,6 @@ async function main(argv: string[]): Promise<number> {
   const m = metrics;
   const onRequest = (method: string, code: string): void => m.requests.inc({ method, code });
   let watchPort = 0;
-  const api = apiHandlers(controller, convergence, () => watchPort);
   const hub = new WatchHub(controller, {
     maxMessageBytes: config.maxMessageBytes,
     coalesceMs: config.coalesceMs,
@@ -69,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
     logger,
     onProgress: (batch) => convergence.report(batch),
   });
+  const api = apiHandlers(controller, convergence, () => watchPort, hub.traces);
   const authorizer = new Authorizer(
     { mutualTls: mutualTls(config), operatorOrganization: config.operatorOrganization, agentIdentity: config.agentIdentity },
     {

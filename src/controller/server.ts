@@ -26,6 +26,9 @@ import { logCaller, MUTATIONS, type Authorizer, type Caller } from './authz.js';
 import { ApiError, type ApiErrorCode } from './errors.js';
 import type { WatchHub } from './watch.js';
 import { watchCall } from './watch-call.js';
+import type { TraceBroker } from './trace-broker.js';
+import { traceAcrossHosts, type TraceDeps, type TraceEndpoint } from './trace.js';
+import type { TraceRequest } from '../api/types.js';
 
 const STATUS: Record<ApiErrorCode, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
@@ -81,8 +84,33 @@ export const UNARY_METHODS = [
 
 export type ApiHandlers = Record<string, Handler>;
 
-/** The unary API. `watchPort`: where the dedicated Watch server listens (0: none), for Register. */
-export function apiHandlers(controller: Controller, convergence: Convergence, watchPort: () => number = () => 0): ApiHandlers {
+/** What a trace reads from the controller's state, and how it asks agents. */
+export function traceDeps(controller: Controller, traces: TraceBroker): TraceDeps {
+  const state = controller.state;
+  return {
+    *endpoints(): Iterable<TraceEndpoint> {
+      for (const [network, net] of state.networks) {
+        const { vni, tunnel } = net.entry.rec;
+        for (const e of net.endpoints.values()) {
+          const r = e.rec;
+          yield { network, name: r.name, containerId: r.containerId, host: r.host, ipv4: r.ipv4, ipv6: r.ipv6, vni, tunnel };
+        }
+      }
+    },
+    host: (name) => {
+      const h = state.hosts.get(name)?.rec;
+      return h && { vtep: h.vtep, up: h.up };
+    },
+    hostByVtep: (vtep) => [...state.hosts.values()].find((h) => h.rec.vtep === vtep)?.rec.name,
+    ask: (host, req, timeoutMs) => traces.ask(host, req, timeoutMs),
+  };
+}
+
+/**
+ * The unary API. `watchPort`: where the dedicated Watch server listens (0: none), for Register;
+ * `traces`: the Watch hub's trace broker (without it Trace answers UNAVAILABLE).
+ */
+export function apiHandlers(controller: Controller, convergence: Convergence, watchPort: () => number = () => 0, traces?: TraceBroker): ApiHandlers {
   const api = {
     CreateNetwork: (r: CreateNetworkRequest) => controller.createNetwork(r.network),
     GetNetwork: (r: { name: string }) => controller.getNetwork(r.name),
@@ -115,6 +143,10 @@ export function apiHandlers(controller: Controller, convergence: Convergence, wa
       const revision = r.revision || controller.revision();
       const converged = await convergence.wait(revision, Math.min(r.timeoutMs || 30_000, 3_600_000));
       return { converged, revision, pendingHosts: converged ? [] : convergence.pending(revision) };
+    },
+    Trace: (r: TraceRequest) => {
+      if (!traces) throw new ApiError('UNAVAILABLE', 'trace: this controller cannot reach agents');
+      return traceAcrossHosts(r, traceDeps(controller, traces));
     },
   } satisfies ApiHandlers;
   const missing = UNARY_METHODS.filter((m) => !(m in api));

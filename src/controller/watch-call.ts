@@ -68,8 +68,11 @@ export function watchCall(hub: WatchHub, t: WatchTransport, log: Logger, onStart
           opened.replaced?.sink.abort(`superseded by a newer Watch from host ${host}`);
         } else if (req.ack) {
           ack(req.ack.revision);
+        } else if (req.traceReply) {
+          if (!session) return end(Code.INVALID_ARGUMENT, 'Watch: trace reply before start');
+          hub.traceReply(session, req.traceReply);
         } else {
-          end(Code.INVALID_ARGUMENT, 'Watch: a request must be start or ack');
+          end(Code.INVALID_ARGUMENT, 'Watch: a request must be start, ack or trace_reply');
         }
       } catch (err) {
         log.error({ err }, 'watch request failed');

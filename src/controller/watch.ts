@@ -25,6 +25,9 @@ import type { Controller } from './controller.js';
 import type { HostProgress } from './convergence.js';
 import { endpointFrame, eventFrame, networkFrame, routeFrame, watchMessage } from './watch-encoding.js';
 import { viewerSpecificHosts, viewEvents, type EventEncoder } from './watch-events.js';
+import { TraceBroker } from './trace-broker.js';
+import { codecs } from '../api/proto.js';
+import { TRACE_CAPABILITY, type AgentTraceReply } from '../api/types.js';
 
 /** The writable side of one agent's stream (on either server). `done` runs once the bytes left. */
 export interface WatchSink {
@@ -118,11 +121,24 @@ export class WatchHub {
   private ackedReady = new Set<WatchSession>();
   private readyScheduled = false;
   private ackTimer: NodeJS.Timeout | undefined;
+  /** Traces asked of agents over their streams (loomctl trace). */
+  readonly traces: TraceBroker;
 
   constructor(
     private readonly controller: Controller,
     private readonly opts: WatchHubOptions,
   ) {
+    this.traces = new TraceBroker({
+      connected: (host) => this.sessions.has(host),
+      capable: (host) => this.controller.state.hosts.get(host)?.rec.capabilities.includes(TRACE_CAPABILITY) ?? false,
+      send: (host, req) => {
+        const s = this.sessions.get(host);
+        if (!s || s.closed) return false;
+        // Small and rare: outside the view's backpressure accounting; the agent reads it apart from view changes.
+        s.sink.write(codecs.watchResponse.encode({ revision: 0, reset: false, partial: false, events: [], storeId: '', traceRequest: req }), () => undefined);
+        return true;
+      },
+    });
     controller.onCommit(() => {
       this.shared = new Map();
       this.scheduleFlush();
@@ -157,11 +173,17 @@ export class WatchHub {
     return { session: s, replaced };
   }
 
+  /** A trace reply on the session's stream. */
+  traceReply(s: WatchSession, reply: AgentTraceReply): void {
+    if (!s.closed) this.traces.reply(s.host, reply);
+  }
+
   close(s: WatchSession): void {
     s.closed = true;
     s.iterator = null;
     if (this.sessions.get(s.host) === s) {
       this.sessions.delete(s.host);
+      this.traces.streamClosed(s.host);
       this.opts.logger.info({ host: s.host, acked: s.ackedRevision }, 'agent stopped watching');
       this.changed(s.host);
     }

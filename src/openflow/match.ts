@@ -68,6 +68,7 @@ const FIELD_LIST: FieldDef[] = [
   def('eth_src', 'mac', h(OXM, 4, 6), h(NX0, 2, 6), true, 'NXM_OF_ETH_SRC', 'eth_src'),
   def('eth_type', 'uint', h(OXM, 5, 2), h(NX0, 3, 2), false, 'NXM_OF_ETH_TYPE', 'eth_type'),
   def('vlan_vid', 'uint', h(OXM, 6, 2), null, true, 'OXM_OF_VLAN_VID', 'vlan_vid', 13),
+  def('ip_dscp', 'uint', h(OXM, 8, 1), null, false, 'OXM_OF_IP_DSCP', 'ip_dscp', 6),
   def('ip_proto', 'uint', h(OXM, 10, 1), h(NX0, 6, 1), false, 'NXM_OF_IP_PROTO', 'nw_proto'),
   def('ipv4_src', 'ipv4', h(OXM, 11, 4), h(NX0, 7, 4), true, 'NXM_OF_IP_SRC', 'ip_src'),
   def('ipv4_dst', 'ipv4', h(OXM, 12, 4), h(NX0, 8, 4), true, 'NXM_OF_IP_DST', 'ip_dst'),
@@ -341,6 +342,7 @@ export function decodeRef(header: number, ofs: number, nBits: number): FieldRef 
 // ---- whole match --------------------------------------------------------------------------------
 
 const RANK: Partial<Record<FieldName, number>> = {
+  ip_dscp: 1,
   ip_proto: 1,
   ipv4_src: 1,
   ipv4_dst: 1,
@@ -392,6 +394,7 @@ export function validateMatch(m: Match): void {
   const isIp = ethType === ETH_TYPE.IPV4 || ethType === ETH_TYPE.IPV6;
   for (const f of m) {
     switch (f.field) {
+      case 'ip_dscp':
       case 'ip_proto':
         need(f, isIp, 'eth_type=0x0800 or eth_type=0x86dd');
         break;

@@ -203,6 +203,8 @@ export function formatMatch(match: Match, priority?: number): string {
   } else if (!skipProto && proto !== undefined) {
     out.push(`nw_proto=${proto}`);
   }
+  const dscp = get('ip_dscp');
+  if (dscp) out.push(`nw_tos=${(dscp.value as number) << 2}`);
   if (ethType === ETH_TYPE.IPV4 && proto === IP_PROTO.ICMP) {
     const t = get('icmpv4_type');
     if (t) out.push(`icmp_type=${t.value}`);

@@ -22,6 +22,8 @@ export type MatchField =
   /** OXM vlan_vid: 12-bit VID | 0x1000 (OFPVID_PRESENT) for tagged frames. */
   | { field: 'vlan_vid'; value: number; mask?: number }
   | { field: 'ip_proto'; value: number }
+  /** OXM ip_dscp: the 6-bit DSCP (the IP TOS byte >> 2). */
+  | { field: 'ip_dscp'; value: number }
   | { field: 'ipv4_src' | 'ipv4_dst'; value: Ipv4Address; mask?: Ipv4Address }
   | { field: 'ipv6_src' | 'ipv6_dst'; value: Ipv6Address; mask?: Ipv6Address }
   /** A mask (OVS extension to OXM) matches port ranges in aligned blocks. */

@@ -54,6 +54,17 @@ interface Messages {
   ListPoliciesResponse: T.ListPoliciesResponse;
   ExplainPolicyRequest: T.ExplainPolicyRequest;
   ExplainPolicyResponse: T.ExplainPolicyResponse;
+  TraceRequest: T.TraceRequest;
+  TraceStep: T.TraceStep;
+  TraceVerdict: T.TraceVerdict;
+  TraceHostResult: T.TraceHostResult;
+  TraceLiveHost: T.TraceLiveHost;
+  TraceLiveResult: T.TraceLiveResult;
+  TraceEndpointRef: T.TraceEndpointRef;
+  TraceResponse: T.TraceResponse;
+  TraceLiveStep: T.TraceLiveStep;
+  AgentTraceRequest: T.AgentTraceRequest;
+  AgentTraceReply: T.AgentTraceReply;
 }
 interface Enums {
   TunnelType: T.TunnelType;
@@ -182,7 +193,7 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
   DropCount: { reason: 'string', packets: 'number', bytes: 'number' },
   HeartbeatResponse: { revision: 'number' },
   ListHostsResponse: { hosts: 'Host[]', revision: 'number' },
-  WatchRequest: { kind: 'oneof', start: 'WatchStart', ack: 'WatchAck' },
+  WatchRequest: { kind: 'oneof', start: 'WatchStart', ack: 'WatchAck', traceReply: 'AgentTraceReply' },
   WatchStart: { host: 'string', fromRevision: 'number', networks: 'string[]', storeId: 'string' },
   WatchAck: { revision: 'number' },
   WatchEvent: {
@@ -196,7 +207,7 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     policy: 'Policy',
     policyRemoved: 'PolicyRef',
   },
-  WatchResponse: { revision: 'number', reset: 'boolean', partial: 'boolean', events: 'WatchEvent[]', storeId: 'string' },
+  WatchResponse: { revision: 'number', reset: 'boolean', partial: 'boolean', events: 'WatchEvent[]', storeId: 'string', traceRequest: 'AgentTraceRequest' },
   HostStatus: {
     name: 'string',
     vtep: 'string',
@@ -233,6 +244,52 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
   ListPoliciesResponse: { policies: 'Policy[]', revision: 'number' },
   ExplainPolicyRequest: { network: 'string', from: 'string', to: 'string', protocol: 'enum Protocol', port: 'number' },
   ExplainPolicyResponse: { network: 'string', isolation: 'enum Isolation', allowed: 'boolean', policies: 'string[]', reason: 'string' },
+  TraceRequest: { from: 'string', to: 'string', protocol: 'string', port: 'number', sourceAddress: 'string', live: 'boolean', timeoutMs: 'number' },
+  TraceStep: { table: 'number', tableName: 'string', feature: 'string', priority: 'number', cookie: 'string', match: 'string', actions: 'string[]' },
+  TraceVerdict: {
+    kind: 'string',
+    reason: 'string',
+    table: 'string',
+    explanation: 'string',
+    tunnel: 'string',
+    vni: 'number',
+    remoteVtep: 'string',
+    ofport: 'number',
+    container: 'string',
+    network: 'string',
+    policy: 'string',
+  },
+  TraceHostResult: { host: 'string', role: 'string', flow: 'string', steps: 'TraceStep[]', verdict: 'TraceVerdict', datapathActions: 'string' },
+  TraceLiveHost: { host: 'string', seen: 'boolean', outcome: 'string', ofport: 'number' },
+  TraceLiveResult: { injected: 'boolean', hosts: 'TraceLiveHost[]', agrees: 'boolean', summary: 'string', dscp: 'number' },
+  TraceEndpointRef: { network: 'string', name: 'string', containerId: 'string', host: 'string', address: 'string' },
+  TraceResponse: {
+    verdict: 'string',
+    explanation: 'string',
+    host: 'string',
+    table: 'string',
+    hosts: 'TraceHostResult[]',
+    tunnel: 'TraceVerdict',
+    source: 'TraceEndpointRef',
+    destination: 'TraceEndpointRef',
+    live: 'TraceLiveResult',
+  },
+  TraceLiveStep: { phase: 'string', dscp: 'number', windowMs: 'number' },
+  AgentTraceRequest: {
+    id: 'number',
+    network: 'string',
+    role: 'string',
+    containerId: 'string',
+    source: 'string',
+    destination: 'string',
+    protocol: 'string',
+    port: 'number',
+    tunnel: 'string',
+    vni: 'number',
+    remoteVtep: 'string',
+    live: 'TraceLiveStep',
+  },
+  AgentTraceReply: { id: 'number', result: 'TraceHostResult', error: 'string', errorKind: 'string', live: 'TraceLiveHost' },
 };
 
 const TS_ENUMS = {

@@ -48,7 +48,7 @@ export async function startController(
     onProgress: (batch) => convergence.report(batch),
   });
   let watchPort = 0;
-  const server = createGrpcServer(apiHandlers(controller, convergence, () => watchPort), hub, { logger, maxReceiveBytes: 1 << 20 });
+  const server = createGrpcServer(apiHandlers(controller, convergence, () => watchPort, hub.traces), hub, { logger, maxReceiveBytes: 1 << 20 });
   const watchServer = createWatchServer(hub, { logger, maxReceiveBytes: 1 << 20, tls: { cert: '', key: '', clientCa: '' } });
   const port = await listen(server, '127.0.0.1:0');
   watchPort = await watchServer.listen('127.0.0.1', 0);

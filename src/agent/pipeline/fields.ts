@@ -79,6 +79,8 @@ export const Feature = {
   Dns: 8,
   /** Network policy (isolation, allow rules): object = conjunction id of a rule, or DENY_OBJECT | VNI. */
   NetworkPolicy: 9,
+  /** Short-lived observation flows of a live trace (live-trace.ts): object = DSCP << 8 | outcome. */
+  Trace: 10,
 } as const;
 export type FeatureId = (typeof Feature)[keyof typeof Feature];
 
