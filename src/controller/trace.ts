@@ -206,6 +206,15 @@ export function combine(t: Pick<TraceResponse, 'hosts' | 'tunnel' | 'destination
     return { verdict: 'dropped', host: srcHost, table: sv.table, explanation: `on host ${srcHost}: ${sv.explanation}` };
   }
   if (sv.kind === 'to_host' && otherNetwork) return isolatedNetworks(src, dst, srcHost, 'l3_forwarding');
+  if (sv.kind === 'to_host' && dst && dst.host !== srcHost) {
+    // No route to the destination's block: the endpoint's fallback (egress) takes it to the host, which never forwards it back into a Loom network.
+    const h = deps.host(dst.host);
+    const fallback = `so the packet falls to the host path of ${srcHost} (egress), which never forwards into a Loom network`;
+    if (h && !h.up) {
+      return { verdict: 'host_down', host: srcHost, table: 'l3_forwarding', explanation: `no route on host ${srcHost}: ${dstName} is on host ${dst.host}, which is down (no heartbeat), so its routes were withdrawn from every other host; ${fallback}` };
+    }
+    return { verdict: 'dropped', host: srcHost, table: 'l3_forwarding', explanation: `no route on host ${srcHost} to ${dstName} on host ${dst.host} (not applied yet? see loomctl status); ${fallback}` };
+  }
   if (sv.kind === 'tunnel') {
     const to = deps.hostByVtep(sv.remoteVtep);
     const hop = `from host ${srcHost} into the ${sv.tunnel} tunnel (VNI ${sv.vni}) to VTEP ${sv.remoteVtep}`;
