@@ -55,7 +55,7 @@ export function resolveEndpoint(spec: string, all: readonly TraceEndpoint[], pre
   if (address !== null) {
     const owners = all.filter((e) => e.ipv4 === address || e.ipv6 === address);
     const pick = owners.length > 1 ? owners.filter((e) => e.network === preferNetwork) : owners;
-    if (pick.length > 1) throw invalid(`trace: address ${address} belongs to endpoints of networks ${owners.map((o) => o.network).join(', ')}; name one as NETWORK/NAME`);
+    if (owners.length > 1 && pick.length !== 1) throw invalid(`trace: address ${address} belongs to endpoints of networks ${owners.map((o) => o.network).join(', ')}; name one as NETWORK/NAME`);
     return pick[0] ? { ep: pick[0], address } : { address };
   }
   const byId = all.filter((e) => e.containerId === what);
