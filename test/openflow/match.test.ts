@@ -132,11 +132,15 @@ describe('match: wire layout (OXM headers from openflow-1.3.h / nicira-ext.h)', 
   });
 
   it('keeps unknown OXM entries as raw bytes and re-encodes them unchanged', () => {
-    const ipDscp = Buffer.from('80001001' + '2e', 'hex'); // OXM_OF_IP_DSCP, not modelled
-    const { field, length } = decodeOxmEntry(ipDscp, 0);
+    const ipEcn = Buffer.from('80001201' + '02', 'hex'); // OXM_OF_IP_ECN, not modelled
+    const { field, length } = decodeOxmEntry(ipEcn, 0);
     expect(length).toBe(5);
-    expect(field).toEqual({ field: 'raw', header: 0x80001001, value: Buffer.from([0x2e]) });
-    expect(encodeOxmEntry(field)).toEqual(ipDscp);
+    expect(field).toEqual({ field: 'raw', header: 0x80001201, value: Buffer.from([0x02]) });
+    expect(encodeOxmEntry(field)).toEqual(ipEcn);
+    // OXM_OF_IP_DSCP is modelled (live traces mark packets with it).
+    const ipDscp = Buffer.from('80001001' + '2e', 'hex');
+    expect(decodeOxmEntry(ipDscp, 0).field).toEqual({ field: 'ip_dscp', value: 0x2e });
+    expect(encodeOxmEntry({ field: 'ip_dscp', value: 0x2e })).toEqual(ipDscp);
   });
 });
 

@@ -137,8 +137,9 @@ describe('pipeline', () => {
     const all = buildPipeline(s);
     for (const f of all) expect(cookieGeneration(f.cookie)).toBe(7);
     const features = new Set(all.map((f) => cookieFeature(f.cookie)));
-    // Network policy flows exist only on isolated networks (test/agent/pipeline/policy.test.ts).
-    expect([...features].sort()).toEqual(Object.values(Feature).filter((f) => f !== Feature.NetworkPolicy).sort());
+    // Network policy flows exist only on isolated networks (test/agent/pipeline/policy.test.ts);
+    // trace flows only while a live trace runs (live-trace.ts).
+    expect([...features].sort()).toEqual(Object.values(Feature).filter((f) => f !== Feature.NetworkPolicy && f !== Feature.Trace).sort());
     expect(cookie(0xffff, Feature.Policy, 5)).toBe(0xffff_0600_0000_0005n);
     expect(() => cookie(0x10000, Feature.Base)).toThrow(RangeError);
   });
