@@ -95,9 +95,13 @@ export class LoomClient {
   wait(revision: number, timeoutMs: number): Promise<T.WaitResponse> {
     return this.call(methods.status.Wait, { revision, timeoutMs }, { timeoutMs: timeoutMs + 10_000 });
   }
-  /** Traces a packet across hosts; the deadline leaves room for the controller asking two agents (and a live trace). */
+  /**
+   * Traces a packet across hosts. The deadline leaves room for the controller asking two agents,
+   * each within `timeoutMs` (five asks, two of them observing up to 3 s, with --live).
+   */
   trace(req: T.TraceRequest, o?: CallOptions): Promise<T.TraceResponse> {
-    return this.call(methods.status.Trace, req, { timeoutMs: o?.timeoutMs ?? 3 * (req.timeoutMs || 5000) + 15_000 });
+    const perHost = Math.min(req.timeoutMs || 5000, 30_000);
+    return this.call(methods.status.Trace, req, { timeoutMs: o?.timeoutMs ?? (req.live ? 5 * perHost + 6000 : 2 * perHost) + 10_000 });
   }
   /** Opens a Watch stream; write `{ start: ... }` first, then `{ ack: ... }` after applying. */
   watch(): grpc.ClientDuplexStream<T.WatchRequest, T.WatchResponse> {

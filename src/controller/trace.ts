@@ -202,7 +202,7 @@ export function combine(t: Pick<TraceResponse, 'hosts' | 'tunnel' | 'destination
       }
       return { verdict: 'dropped', host: srcHost, table: sv.table, explanation: `no route on host ${srcHost} to ${dstName} on host ${dst.host}: this host has not applied its route yet (see loomctl status)` };
     }
-    if (isPolicy(sv.reason)) return policyVerdict(sv, srcHost, dstName);
+    if (isPolicy(sv.reason)) return policyVerdict(sv, srcHost, dstName, src.network);
     return { verdict: 'dropped', host: srcHost, table: sv.table, explanation: `on host ${srcHost}: ${sv.explanation}` };
   }
   if (sv.kind === 'to_host' && otherNetwork) return isolatedNetworks(src, dst, srcHost, 'l3_forwarding');
@@ -231,7 +231,7 @@ export function combine(t: Pick<TraceResponse, 'hosts' | 'tunnel' | 'destination
     }
     if (dv.kind === 'dropped') {
       if (isPolicy(dv.reason)) {
-        const p = policyVerdict(dv, to, dstName);
+        const p = policyVerdict(dv, to, dstName, src.network);
         return { ...p, explanation: `forwarded ${hop} (host ${to}); ${p.explanation}` };
       }
       if (dv.reason === 'no_route' && dst && dst.host !== to) {
@@ -259,8 +259,8 @@ function isolatedNetworks(src: TraceEndpoint, dst: TraceEndpoint | undefined, ho
   };
 }
 
-function policyVerdict(v: TraceVerdict, host: string, dstName: string): Verdict {
-  return { verdict: 'dropped', host, table: v.table || 'policy', explanation: `dropped on host ${host} by the default deny of isolated network ${v.network || ''}: no policy rule allows this connection to ${dstName}`.replace('network  ', 'network ') };
+function policyVerdict(v: TraceVerdict, host: string, dstName: string, network: string): Verdict {
+  return { verdict: 'dropped', host, table: v.table || 'policy', explanation: `dropped on host ${host} by the default deny of isolated network ${network}: no policy rule allows this connection to ${dstName}` };
 }
 
 // ---- live

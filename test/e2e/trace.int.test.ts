@@ -105,6 +105,24 @@ describe('trace across hosts', () => {
     await waitFor('spoof_guard drops on ta to move', async () => (await dropsOf('ta', 'spoof_guard')) > before, 10_000, 100);
   });
 
+  it('policy: an isolated network denies by default at the destination host; an allow rule is named when it passes', async () => {
+    await attach('r2', 'red', 0);
+    await ctl.client.updateNetwork({ name: 'red', isolation: 'ISOLATION_ISOLATED' });
+    let { revision } = await ctl.client.getStatus();
+    expect((await ctl.client.wait(revision, 15_000)).converged).toBe(true);
+    const denied = await ctl.client.trace({ from: 'red/r2', to: 'red/r1', protocol: 'tcp', port: 8080 });
+    expect(denied.verdict, denied.explanation).toBe('dropped');
+    expect([denied.host, denied.table]).toEqual(['tb', 'policy']);
+    expect(denied.tunnel).toMatchObject({ tunnel: 'gre', vni: 5102 });
+    expect(denied.explanation).toMatch(/default deny of isolated network red: no policy rule allows this connection to endpoint red\/r1/);
+    await ctl.client.createPolicy({ network: 'red', name: 'r2-to-r1', from: { endpoints: ['r2'], labels: {}, cidrs: [] }, to: { endpoints: ['r1'], labels: {}, cidrs: [] }, protocol: 'PROTOCOL_TCP', ports: [{ first: 8080, last: 0 }] });
+    ({ revision } = await ctl.client.getStatus());
+    expect((await ctl.client.wait(revision, 15_000)).converged).toBe(true);
+    const allowed = await ctl.client.trace({ from: 'red/r2', to: 'red/r1', protocol: 'tcp', port: 8080 });
+    expect(allowed.verdict, allowed.explanation).toBe('delivered');
+    expect(allowed.explanation).toMatch(/allowed by policy rule r2-to-r1/);
+  });
+
   it('loomctl trace prints the verdict as text and as JSON; an unknown endpoint is NOT_FOUND', async () => {
     const cli = (...args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
