@@ -79,6 +79,9 @@ describe('trace across hosts', () => {
       { host: 'ta', seen: true, outcome: 'tunnel', ofport: 65001 },
       expect.objectContaining({ host: 'tb', seen: true, outcome: 'delivered' }),
     ]);
+    const v6 = await ctl.client.trace({ from: 'blue/a1', to: eps.b1!.ipv6, protocol: 'udp', port: 5353, live: true });
+    expect(v6.live, v6.live?.summary).toMatchObject({ injected: true, agrees: true });
+    expect(v6.live!.hosts.map((h) => [h.host, h.outcome])).toEqual([['ta', 'tunnel'], ['tb', 'delivered']]);
     // The observation flows are gone afterwards.
     for (const h of cluster.hosts) expect(await h.exec('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', 'br-int', 'table=50'])).not.toMatch(/nw_tos=/);
   });
@@ -138,6 +141,35 @@ describe('trace across hosts', () => {
     expect(JSON.parse(asJson.stdout)).toMatchObject({ verdict: 'isolated_networks', host: 'ta' });
     const missing = await ctl.client.trace({ from: 'blue/nope', to: 'blue/b1' }).catch((e: grpc.ServiceError) => e);
     expect(missing).toMatchObject({ code: grpc.status.NOT_FOUND, details: 'trace: no endpoint nope in network blue' });
+  });
+
+  it('a destination agent too old to trace (no "trace" capability) gets a clear verdict, with the source part', async () => {
+    await ctl.client.register({ name: 'old', vtep: '192.0.2.9', agentVersion: '0.0.9', capabilities: ['vxlan'] });
+    const watch = ctl.client.watch();
+    watch.on('error', () => undefined);
+    watch.on('data', () => undefined);
+    watch.write({ start: { host: 'old' } });
+    try {
+      await ctl.client.createEndpoint({ network: 'blue', host: 'old', containerId: 'id-o1', name: 'o1' });
+      const { revision } = await ctl.client.getStatus();
+      await waitFor('ta has the route to old', async () => ((await ctl.client.getStatus()).hosts.find((h) => h.name === 'ta')?.appliedRevision ?? 0) >= revision, 10_000, 50);
+      const t = await ctl.client.trace({ from: 'blue/a1', to: 'blue/o1' });
+      expect(t.verdict, t.explanation).toBe('agent_too_old');
+      expect(t.host).toBe('old');
+      expect(t.tunnel).toMatchObject({ remoteVtep: '192.0.2.9' });
+      expect(t.hosts.map((h) => h.host)).toEqual(['ta']);
+      expect(t.explanation).toMatch(/the agent of host old is too old to trace/);
+    } finally {
+      watch.cancel();
+    }
+  });
+
+  it('an endpoint the controller places on a host whose agent does not have it: "endpoint not on this host"', async () => {
+    await ctl.client.createEndpoint({ network: 'blue', host: 'ta', containerId: 'id-ghost', name: 'ghost' });
+    const t = await ctl.client.trace({ from: 'blue/ghost', to: 'blue/b1' });
+    expect(t.verdict, t.explanation).toBe('endpoint_not_on_host');
+    expect(t.host).toBe('ta');
+    expect(t.explanation).toMatch(/endpoint blue\/ghost \(container id-ghost\) is not on host ta/);
   });
 
   it('a host that is down: no route on the source host because tb is down; tracing from tb is UNAVAILABLE, not a hang', async () => {
