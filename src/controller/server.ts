@@ -146,7 +146,11 @@ export function apiHandlers(controller: Controller, convergence: Convergence, wa
     },
     Trace: (r: TraceRequest) => {
       if (!traces) throw new ApiError('UNAVAILABLE', 'trace: this controller cannot reach agents');
-      return traceAcrossHosts(r, traceDeps(controller, traces));
+      return traceAcrossHosts(r, traceDeps(controller, traces)).then((res) => {
+        // A read, but a live one injects a packet: every trace is logged with what it found.
+        controller.opts.logger.info({ method: 'Trace', from: r.from, to: r.to, protocol: r.protocol || 'icmp', port: r.port || undefined, live: r.live || undefined, verdict: res.verdict, host: res.host, liveAgrees: res.live?.agrees }, 'trace');
+        return res;
+      });
     },
   } satisfies ApiHandlers;
   const missing = UNARY_METHODS.filter((m) => !(m in api));

@@ -120,8 +120,8 @@ export async function traceAcrossHosts(req: TraceRequest, deps: TraceDeps): Prom
     live: null,
   };
   const packet = { network: src.network, source: srcAddress, destination: dstAddress, protocol, port };
-  const srcReq: Omit<AgentTraceRequest, 'id'> = { ...packet, role: 'source', containerId: src.containerId, ...(claimed ? {} : { source: '' }) };
-  if (claimed) srcReq.source = claimed;
+  // The source agent sends from its endpoint's own address unless another one is claimed.
+  const srcReq: Omit<AgentTraceRequest, 'id'> = { ...packet, role: 'source', containerId: src.containerId, source: claimed ?? '' };
 
   const srcHost = deps.host(src.host);
   if (!srcHost) throw new ApiError('FAILED_PRECONDITION', `trace: host ${src.host} of endpoint ${src.network}/${src.name} is not registered`);
