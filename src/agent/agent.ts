@@ -14,7 +14,7 @@ import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
 import { DatapathCounters, dropsByReason } from './datapath-counters.js';
 import { flowFromEndpoint, traceOnHost, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
-import { FEATURE_MASK, Feature, Table } from './pipeline/fields.js';
+import { DENIED_LOG_METER, FEATURE_MASK, Feature, Table } from './pipeline/fields.js';
 import { policyPacketCounts, type PolicyPacketCount } from './pipeline/policy.js';
 import type { DirectoryEntry, NetworkPolicyState, NetworkState, PipelineState, PolicyRule } from './pipeline/state.js';
 import type { NetworkViewState } from '../api/view-state.js';
@@ -24,13 +24,15 @@ import * as grpc from '@grpc/grpc-js';
 import { EndpointReclaimer, containerGoneReason, hostLinkNames, type StaleEndpoint } from './stale-endpoints.js';
 import { describe } from './controller-session.js';
 import { clearFlowRestoreWait, setFlowRestoreWait } from './ovs.js';
-import type { GatewayPortState } from './pipeline/state.js';
+import type { DeniedLogState, GatewayPortState } from './pipeline/state.js';
 import type { FirewallNetwork, PublishedPort } from './host-firewall.js';
 import type { GatewayNetwork } from './gateway-port.js';
 import { DnsResolver, type DnsScope } from './dns/resolver.js';
 import { DEFAULT_UPSTREAM, type UpstreamOptions } from './dns/upstream.js';
 import { directoryOf, readHostResolvers, type NetworkNames } from './dns/names.js';
 import { DnsResponder } from './dns-responder.js';
+import { logDeniedAttempts } from './denied-log.js';
+import { METER_FLAGS } from '../openflow/messages.js';
 
 export { AgentError } from './attacher.js';
 export const AGENT_VERSION = '0.1.0';
@@ -73,6 +75,8 @@ export class Agent {
   private readonly controllerApi: EndpointApi;
   private stopped = false;
   private gatewayPort: GatewayPortState | undefined;
+  /** --log-denied: default-deny flows send to the agent (through the meter, when the switch has one). */
+  private deniedLog: DeniedLogState | undefined;
   appliedRevision = 0;
   /** Answers containers' DNS queries (packet-ins of the Dns flows) from the view's endpoint directory. */
   readonly resolver: DnsResolver;
@@ -160,6 +164,8 @@ export class Agent {
         // Reprogram at once from what the agent knows (ports keep their ofports across a restart:
         // OVSDB holds them), then re-read the ports and fix what differs, if anything.
         this.enqueue(async () => {
+          // A restarted ovs-vswitchd has no meters either: the deny flows need theirs first.
+          await this.prepareDeniedLog();
           await this.syncFlows();
           await this.recoverEndpoints();
           if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
@@ -174,12 +180,41 @@ export class Agent {
     this.hostResolvers = readHostResolvers(this.config.resolvConf);
     this.dnsResponder = new DnsResponder(this.host.openflow, this.resolver, (inPort) => this.dnsScope(inPort), this.log, undefined, this.metrics?.dnsResponder);
     this.unsubscribe.push(() => this.dnsResponder?.stop());
+    if (this.config.logDenied) {
+      this.unsubscribe.push(
+        logDeniedAttempts(this.host.openflow, {
+          rate: this.config.logDeniedRate,
+          networkOf: (vni) => this.pipelineState().networks.find((n) => n.vni === vni)?.policy?.network,
+          log: this.log,
+          ...(this.metrics ? { lines: this.metrics.deniedLogLines } : {}),
+        }),
+      );
+      await this.prepareDeniedLog();
+    }
     await this.recoverEndpoints();
     if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
     this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, stale: this.reclaimer.pendingCount, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
     this.startEndpointSweep();
     // The controller may be away: forwarding goes on with the installed flows meanwhile.
     void this.session.start();
+  }
+
+  /**
+   * With --log-denied: the meter that bounds what the deny flows send to the agent (4x the line
+   * rate, so the agent still sees and counts what it suppresses). A switch without meters gets
+   * the flows unmetered (the agent's token bucket still bounds the lines), with a warning.
+   */
+  private async prepareDeniedLog(): Promise<void> {
+    if (!this.config.logDenied) return;
+    const rate = Math.max(20, 4 * this.config.logDeniedRate);
+    const meter = { flags: METER_FLAGS.pktps | METER_FLAGS.burst, meterId: DENIED_LOG_METER, bands: [{ rate, burstSize: rate }] };
+    try {
+      await this.host.openflow.meterMod({ command: 'add', ...meter }).catch(() => this.host.openflow.meterMod({ command: 'modify', ...meter }));
+      this.deniedLog = { meterId: DENIED_LOG_METER };
+    } catch (err) {
+      this.log.warn({ err }, 'the switch refused a meter: denied attempts reach the agent unmetered (log lines stay rate-limited)');
+      this.deniedLog = {};
+    }
   }
 
   /**
@@ -338,6 +373,7 @@ export class Agent {
       tunnelPorts: this.host.tunnelPorts,
       networks: states,
       ...(this.gatewayPort ? { gatewayPort: this.gatewayPort } : {}),
+      ...(this.deniedLog ? { deniedLog: this.deniedLog } : {}),
     };
   }
 
@@ -517,7 +553,7 @@ function policyState(net: api.Network, view: NetworkViewState | undefined, attac
     return { name: e.name, labels: e.labels ?? {}, ...(e.ipv4 ? { ipv4: e.ipv4 } : {}), ...(e.ipv6 ? { ipv6: e.ipv6 } : {}), ...(ofport !== undefined ? { ofport } : {}) };
   });
   const protocols = { PROTOCOL_UNSPECIFIED: 'any', PROTOCOL_TCP: 'tcp', PROTOCOL_UDP: 'udp', PROTOCOL_ICMP: 'icmp' } as const;
-  const empty = { endpoints: [], labels: {}, cidrs: [] };
+  const empty = { endpoints: [], labels: {}, cidrs: [], outside: false };
   // A protocol this agent does not know (a newer controller) allows nothing rather than everything.
   const rules: PolicyRule[] = [...(view?.policies.values() ?? [])]
     .filter((p) => p.protocol in protocols)

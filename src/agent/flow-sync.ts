@@ -3,6 +3,7 @@
 import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
 import { buildPipeline, diffFlows, flowKey, FlowTexts, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
+import { FlowReuse } from './pipeline/policy.js';
 
 export interface SyncResult {
   upserted: number;
@@ -19,6 +20,7 @@ export class FlowSync {
    */
   private installedFrom: string | undefined;
   private readonly texts = new FlowTexts();
+  private readonly reuse = new FlowReuse();
 
   constructor(private readonly client: OpenFlowClient) {}
 
@@ -35,7 +37,7 @@ export class FlowSync {
       match: f.match,
       instructions: f.instructions,
     }));
-    const desired = buildPipeline(state);
+    const desired = buildPipeline(state, this.reuse);
     return this.apply(diffFlows(current, desired, this.texts), desired, JSON.stringify(state));
   }
 
@@ -43,7 +45,7 @@ export class FlowSync {
   async update(state: PipelineState): Promise<SyncResult> {
     const from = JSON.stringify(state);
     if (from === this.installedFrom) return { upserted: 0, removed: 0 };
-    const desired = buildPipeline(state);
+    const desired = buildPipeline(state, this.reuse);
     return this.apply(diffFlows(this.installed, desired, this.texts), desired, from);
   }
 
