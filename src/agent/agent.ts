@@ -85,6 +85,8 @@ export class Agent {
   private hostResolvers: string[] = [];
   /** Whether the directory was built from a complete view since start. */
   private dnsReady = false;
+  /** The view's directoryVersion the DNS directory was built from. */
+  private dnsDirectoryVersion = -1;
 
   constructor(
     readonly config: AgentConfig,
@@ -301,6 +303,12 @@ export class Agent {
 
   /** The endpoint directory of every network in the view (all hosts' endpoints), for the resolver. */
   private rebuildDnsDirectory(): void {
+    // A change of rules or routes only (a policy change on a big network) leaves the names as they are.
+    if (this.dnsReady && this.dnsDirectoryVersion === this.session.view.directoryVersion) {
+      this.dnsResponder?.retain(new Set([...this.attacher.attachments.values()].map((a) => a.ofport)));
+      return;
+    }
+    this.dnsDirectoryVersion = this.session.view.directoryVersion;
     const networks: NetworkNames[] = [...this.session.view.networks.values()].map((n) => ({ network: n.network, endpoints: n.endpoints.values() }));
     this.resolver.setDirectory(directoryOf(networks));
     this.dnsReady = true;
