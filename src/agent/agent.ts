@@ -85,6 +85,8 @@ export class Agent {
   private hostResolvers: string[] = [];
   /** Whether the directory was built from a complete view since start. */
   private dnsReady = false;
+  /** Each isolated network's policy directory, kept while its endpoints and their ports stay the same. */
+  private readonly policyDirectories = new Map<string, { version: string; directory: DirectoryEntry[] }>();
   /** The view's directoryVersion the DNS directory was built from. */
   private dnsDirectoryVersion = -1;
 
@@ -351,7 +353,7 @@ export class Agent {
     for (const [name, net] of networks) {
       const routes = view.networks.get(name)?.routes;
       const own = this.hostGatewayOf(name);
-      const policy = policyState(net, view.networks.get(name), this.attacher.attachments.values());
+      const policy = policyState(net, view.networks.get(name), this.attacher.attachments.values(), this.policyDirectories, view.directoryVersion);
       states.push({
         ...(policy ? { policy } : {}),
         ipv4Cidr: net.ipv4Cidr,
@@ -442,8 +444,9 @@ export class Agent {
    */
   private async syncFlows(): Promise<void> {
     if (this.session.view.revision === 0 && !this.reconciled) return;
-    const state = this.pipelineState();
     const started = process.hrtime.bigint();
+    const state = this.pipelineState();
+    const stateMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
     const reconciling = !this.reconciled;
     const result = reconciling ? await this.flows.reconcile(state) : await this.flows.update(state);
     this.reconciled = true;
@@ -457,7 +460,7 @@ export class Agent {
       },
     );
     this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    if (result.upserted + result.removed > 0) this.log.debug({ ...result, revision: this.session.view.revision }, 'flows updated');
+    if (result.upserted + result.removed > 0) this.log.debug({ ...result, stateMs, revision: this.session.view.revision }, 'flows updated');
   }
 
   /** The pipeline is installed: a waiting ovs-vswitchd (flow-restore-wait) may handle packets again. */
@@ -552,14 +555,27 @@ export class Agent {
  * carrying their OpenFlow port. Until the directory names a local endpoint, no rule selects it:
  * an isolated network fails closed.
  */
-function policyState(net: api.Network, view: NetworkViewState | undefined, attachments: Iterable<{ record: { network: string; containerId: string }; ofport: number }>): NetworkPolicyState | undefined {
+function policyState(
+  net: api.Network,
+  view: NetworkViewState | undefined,
+  attachments: Iterable<{ record: { network: string; containerId: string }; ofport: number }>,
+  directories: Map<string, { version: string; directory: DirectoryEntry[] }>,
+  directoryVersion: number,
+): NetworkPolicyState | undefined {
   if (net.isolation !== 'ISOLATION_ISOLATED') return undefined;
   const ofports = new Map<string, number>();
   for (const a of attachments) if (a.record.network === net.name) ofports.set(a.record.containerId, a.ofport);
-  const directory: DirectoryEntry[] = [...(view?.endpoints.values() ?? [])].map((e) => {
-    const ofport = ofports.get(e.containerId);
-    return { name: e.name, labels: e.labels ?? {}, ...(e.ipv4 ? { ipv4: e.ipv4 } : {}), ...(e.ipv6 ? { ipv6: e.ipv6 } : {}), ...(ofport !== undefined ? { ofport } : {}) };
-  });
+  // The same array while no endpoint changed, so the compiler keeps what it resolved (FlowReuse).
+  const version = `${directoryVersion}/${[...ofports].join(',')}`;
+  let cached = directories.get(net.name);
+  if (cached?.version !== version) {
+    const directory: DirectoryEntry[] = [...(view?.endpoints.values() ?? [])].map((e) => {
+      const ofport = ofports.get(e.containerId);
+      return { name: e.name, labels: e.labels ?? {}, ...(e.ipv4 ? { ipv4: e.ipv4 } : {}), ...(e.ipv6 ? { ipv6: e.ipv6 } : {}), ...(ofport !== undefined ? { ofport } : {}) };
+    });
+    directories.set(net.name, (cached = { version, directory }));
+  }
+  const directory = cached.directory;
   const protocols = { PROTOCOL_UNSPECIFIED: 'any', PROTOCOL_TCP: 'tcp', PROTOCOL_UDP: 'udp', PROTOCOL_ICMP: 'icmp' } as const;
   const empty = { endpoints: [], labels: {}, cidrs: [], outside: false };
   // A protocol this agent does not know (a newer controller) allows nothing rather than everything.

@@ -170,18 +170,56 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   else m.set(k, [v]);
 }
 
+/** What a rule names on this host: local destination ports, source addresses and CIDRs, services. */
+interface ResolvedRule {
+  destinations: number[];
+  sources: string[];
+  services: { key: string; match: MatchField[] }[];
+}
+
+function resolveRule(index: DirectoryIndex, rule: PolicyRule): ResolvedRule {
+  const destinations = new Set<number>();
+  for (const e of index.select(rule.to)) if (e.ofport !== undefined) destinations.add(e.ofport);
+  const sources = new Set<string>(rule.from.cidrs);
+  for (const e of index.select(rule.from)) {
+    if (e.ipv4) sources.add(e.ipv4);
+    if (e.ipv6) sources.add(e.ipv6);
+  }
+  return { destinations: [...destinations], sources: [...sources], services: rule.protocol === 'any' ? [] : serviceMatches(rule) };
+}
+
 /**
- * Flow objects of the last build by an identity string that determines them: a build that wants
- * the same flow again gets the same object, which the diff (FlowTexts) recognises without
- * formatting it. Only flows of the last build are kept.
+ * What a build can take from the last one, so a change of one rule on a big network costs about
+ * that rule (bench:policy): flow objects by an identity string that determines them (a build that
+ * wants the same flow again gets the same object, which the diff's FlowTexts recognises without
+ * formatting it), and, while a network's directory is the same array as last time (the agent
+ * keeps it while no endpoint changed), each rule's resolved names by the rule's text. Only what
+ * the last build used is kept.
  */
 export class FlowReuse {
   private current = new Map<string, Flow>();
   private previous = new Map<string, Flow>();
+  private readonly resolved = new Map<number, { directory: readonly DirectoryEntry[]; index: DirectoryIndex; rules: Map<string, ResolvedRule> }>();
 
-  get(identity: string, make: () => Flow): Flow {
+  /** Resolves rules against `directory`, remembering results while the directory stays the same array. */
+  resolver(vni: number, directory: readonly DirectoryEntry[]): (rule: PolicyRule) => ResolvedRule {
+    let cache = this.resolved.get(vni);
+    if (cache?.directory !== directory) this.resolved.set(vni, (cache = { directory, index: new DirectoryIndex(directory), rules: new Map() }));
+    const { index, rules } = cache;
+    const used = new Map<string, ResolvedRule>();
+    cache.rules = used;
+    return (rule) => {
+      const key = JSON.stringify([rule.from, rule.to, rule.protocol, rule.ports]);
+      const r = rules.get(key) ?? used.get(key) ?? resolveRule(index, rule);
+      used.set(key, r);
+      return r;
+    };
+  }
+
+  /** The flow last built under `identity` if `same` accepts it (default: always), else a new one. */
+  get(identity: string, make: () => Flow, same?: (old: Flow) => boolean): Flow {
     let f = this.current.get(identity) ?? this.previous.get(identity);
-    if (!f) f = make();
+    if (!f || (same && !same(f))) f = make();
     this.current.set(identity, f);
     return f;
   }
@@ -234,12 +272,11 @@ export function networkPolicyFlows(generation: number, net: NetworkState, tunnel
   // What a clause flow matches besides the VNI and +new: a destination port, a source address,
   // entry by the gateway port, or a service; built once per flow, when it is new.
   type ClauseMatch = number | string | typeof OUTSIDE_CLAUSE | MatchField[];
-  const clauseFlows = new Map<string, { what: ClauseMatch; actions: Action[]; ids: string }>();
+  const clauseFlows = new Map<string, { what: ClauseMatch; actions: Conjunction[] }>();
   const addClause = (key: string, what: ClauseMatch, id: number, clause: number, nClauses: number): void => {
     let f = clauseFlows.get(key);
-    if (!f) clauseFlows.set(key, (f = { what, actions: [], ids: '' }));
+    if (!f) clauseFlows.set(key, (f = { what, actions: [] }));
     f.actions.push({ type: 'conjunction', id, clause, nClauses });
-    f.ids += `${id}.${clause}.${nClauses},`;
   };
   const clauseMatch = (what: ClauseMatch): MatchField[] => {
     if (typeof what === 'number') return [vni, NEW, { field: 'reg', index: OutPortReg.index, value: what }];
@@ -247,22 +284,15 @@ export function networkPolicyFlows(generation: number, net: NetworkState, tunnel
     if (typeof what === 'string') return [vni, NEW, ...ipMatch('src', what)];
     return [vni, NEW, ...what];
   };
-  const index = new DirectoryIndex(policy.directory);
+  const resolved = reuse.resolver(net.vni, policy.directory);
   const ids = conjunctionIds(net.vni, policy.rules);
   const compiled: CompiledPolicy['rules'] = [];
   const prefix = `${generation}/${net.vni}/${tunnelPort}/`;
   for (const rule of policy.rules) {
     const id = ids.get(rule.name)!;
-    const destinations = new Set<number>();
-    for (const e of index.select(rule.to)) if (e.ofport !== undefined) destinations.add(e.ofport);
-    const sources = new Set<string>(rule.from.cidrs);
-    for (const e of index.select(rule.from)) {
-      if (e.ipv4) sources.add(e.ipv4);
-      if (e.ipv6) sources.add(e.ipv6);
-    }
+    const { destinations, sources, services } = resolved(rule);
     const outside = rule.from.outside === true;
-    if (destinations.size === 0 || (sources.size === 0 && !outside)) continue;
-    const services = rule.protocol === 'any' ? [] : serviceMatches(rule);
+    if (destinations.length === 0 || (sources.length === 0 && !outside)) continue;
     const n = services.length > 0 ? 3 : 2;
     for (const port of destinations) addClause(`d${port}`, port, id, 1, n);
     for (const src of sources) addClause(src, src, id, 2, n);
@@ -281,16 +311,34 @@ export function networkPolicyFlows(generation: number, net: NetworkState, tunnel
         })),
       );
     }
-    compiled.push({ name: rule.name, id, clauses: [destinations.size, sources.size + (outside ? 1 : 0), ...(n === 3 ? [services.length] : [])] });
+    compiled.push({ name: rule.name, id, clauses: [destinations.length, sources.length + (outside ? 1 : 0), ...(n === 3 ? [services.length] : [])] });
   }
   for (const [key, f] of clauseFlows) {
     // The same clause with the same conjunctions as in the last build: the same flow object, so
     // the diff finds its text without formatting it again.
     flows.push(
-      reuse.get(`${prefix}${key}/${f.ids}`, () => ({ table: Table.Policy, priority: PolicyPriority.Rule, cookie: base, match: clauseMatch(f.what), instructions: [{ type: 'apply_actions', actions: f.actions }] })),
+      reuse.get(
+        `${prefix}${key}`,
+        () => ({ table: Table.Policy, priority: PolicyPriority.Rule, cookie: base, match: clauseMatch(f.what), instructions: [{ type: 'apply_actions', actions: f.actions }] }),
+        (old) => sameConjunctions(old, f.actions),
+      ),
     );
   }
   return { flows, rules: compiled };
+}
+
+type Conjunction = Extract<Action, { type: 'conjunction' }>;
+
+/** Whether a clause flow carries exactly these conjunction actions, in this order. */
+function sameConjunctions(flow: Flow, actions: readonly Conjunction[]): boolean {
+  const i = flow.instructions[0];
+  if (flow.instructions.length !== 1 || i?.type !== 'apply_actions' || i.actions.length !== actions.length) return false;
+  for (let k = 0; k < actions.length; k++) {
+    const a = i.actions[k]!;
+    const b = actions[k]!;
+    if (a.type !== 'conjunction' || a.id !== b.id || a.clause !== b.clause || a.nClauses !== b.nClauses) return false;
+  }
+  return true;
 }
 
 function toDeniedLog(d: DeniedLogState): Instruction[] {
