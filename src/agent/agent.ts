@@ -32,6 +32,7 @@ import { DEFAULT_UPSTREAM, type UpstreamOptions } from './dns/upstream.js';
 import { directoryOf, readHostResolvers, type NetworkNames } from './dns/names.js';
 import { DnsResponder } from './dns-responder.js';
 import { logDeniedAttempts } from './denied-log.js';
+import { controlSocketPath, unixctl } from '../ovsdb/unixctl.js';
 import { METER_FLAGS } from '../openflow/messages.js';
 
 export { AgentError } from './attacher.js';
@@ -451,6 +452,7 @@ export class Agent {
     const result = reconciling ? await this.flows.reconcile(state) : await this.flows.update(state);
     this.reconciled = true;
     if (reconciling) await this.releaseFlowRestoreWait();
+    if (result.upserted + result.removed > 0 && state.networks.some((n) => n.policy?.isolated)) await this.revalidated();
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
     await this.syncHost().then(
       () => this.metrics?.hostPathSyncs.inc({ result: 'ok' }),
@@ -461,6 +463,20 @@ export class Agent {
     );
     this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (result.upserted + result.removed > 0) this.log.debug({ ...result, stateMs, revision: this.session.view.revision }, 'flows updated');
+  }
+
+  /**
+   * Waits until ovs-vswitchd has revalidated its cached datapath flows against the new table:
+   * until then a new connection can still match a megaflow cached under a rule just removed (it
+   * wildcards the source port), for tens of ms on a loaded host (bench:policy saw it). Waiting
+   * before the ack keeps `loomctl wait` true: once it returns, removed rules are enforced.
+   */
+  private async revalidated(): Promise<void> {
+    try {
+      await unixctl(controlSocketPath(this.config.ovsRunDir), 'revalidator/wait', [], { timeoutMs: 2000 });
+    } catch (err) {
+      this.log.debug({ err }, 'revalidator/wait failed; cached datapath flows follow the table asynchronously');
+    }
   }
 
   /** The pipeline is installed: a waiting ovs-vswitchd (flow-restore-wait) may handle packets again. */

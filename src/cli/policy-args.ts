@@ -71,7 +71,7 @@ export function parseLabels(pairs: string[]): Record<string, string> {
 }
 
 export function peer(endpoints: string[] = [], labels: string[] = [], cidrs: string[] = [], outside = false): PolicyPeer {
-  return { endpoints, labels: parseLabels(labels), cidrs, outside };
+  return { endpoints, labels: parseLabels(labels), cidrs, ...(outside ? { outside } : {}) };
 }
 
 /** `--from outside`: the only source named by a word (the host path: published ports). */
