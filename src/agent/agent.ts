@@ -15,11 +15,10 @@ import { answerGatewaySolicitations } from './nd-responder.js';
 import { DatapathCounters, dropsByReason } from './datapath-counters.js';
 import { flowFromEndpoint, toTraceHostResult, traceOnHost, tunnelFlow, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
 import { LiveTraceBusy, LiveTracer, type LiveSpec } from './live-trace.js';
-import { conjunctionIds } from './pipeline/policy.js';
 import { GATEWAY_OFPORT } from './gateway-port.js';
 import { TRACE_CAPABILITY } from '../api/types.js';
-import { FEATURE_MASK, Feature, OBJECT_MASK, Table } from './pipeline/fields.js';
-import { policyPacketCounts, type PolicyPacketCount } from './pipeline/policy.js';
+import { DENIED_LOG_METER, FEATURE_MASK, Feature, OBJECT_MASK, Table } from './pipeline/fields.js';
+import { conjunctionIds, policyPacketCounts, type PolicyPacketCount } from './pipeline/policy.js';
 import type { DirectoryEntry, NetworkPolicyState, NetworkState, PipelineState, PolicyRule } from './pipeline/state.js';
 import type { NetworkViewState } from '../api/view-state.js';
 import type { AgentMetrics } from './metrics.js';
@@ -28,13 +27,16 @@ import * as grpc from '@grpc/grpc-js';
 import { EndpointReclaimer, containerGoneReason, hostLinkNames, type StaleEndpoint } from './stale-endpoints.js';
 import { describe } from './controller-session.js';
 import { clearFlowRestoreWait, setFlowRestoreWait } from './ovs.js';
-import type { GatewayPortState } from './pipeline/state.js';
+import type { DeniedLogState, GatewayPortState } from './pipeline/state.js';
 import type { FirewallNetwork, PublishedPort } from './host-firewall.js';
 import type { GatewayNetwork } from './gateway-port.js';
 import { DnsResolver, type DnsScope } from './dns/resolver.js';
 import { DEFAULT_UPSTREAM, type UpstreamOptions } from './dns/upstream.js';
 import { directoryOf, readHostResolvers, type NetworkNames } from './dns/names.js';
 import { DnsResponder } from './dns-responder.js';
+import { logDeniedAttempts } from './denied-log.js';
+import { controlSocketPath, unixctl } from '../ovsdb/unixctl.js';
+import { METER_FLAGS } from '../openflow/messages.js';
 
 export { AgentError } from './attacher.js';
 /** Traces the controller may have this agent run at once (each asks ovs-vswitchd once). */
@@ -83,6 +85,8 @@ export class Agent {
   private readonly controllerApi: EndpointApi;
   private stopped = false;
   private gatewayPort: GatewayPortState | undefined;
+  /** --log-denied: default-deny flows send to the agent (through the meter, when the switch has one). */
+  private deniedLog: DeniedLogState | undefined;
   appliedRevision = 0;
   /** Answers containers' DNS queries (packet-ins of the Dns flows) from the view's endpoint directory. */
   readonly resolver: DnsResolver;
@@ -95,6 +99,10 @@ export class Agent {
   private readonly live: LiveTracer;
   /** Simulated traces the controller asked for that are running. */
   private tracesInFlight = 0;
+  /** Each isolated network's policy directory, kept while its endpoints and their ports stay the same. */
+  private readonly policyDirectories = new Map<string, { version: string; directory: DirectoryEntry[] }>();
+  /** The view's directoryVersion the DNS directory was built from. */
+  private dnsDirectoryVersion = -1;
 
   constructor(
     readonly config: AgentConfig,
@@ -179,6 +187,8 @@ export class Agent {
         // Reprogram at once from what the agent knows (ports keep their ofports across a restart:
         // OVSDB holds them), then re-read the ports and fix what differs, if anything.
         this.enqueue(async () => {
+          // A restarted ovs-vswitchd has no meters either: the deny flows need theirs first.
+          await this.prepareDeniedLog();
           await this.syncFlows();
           await this.recoverEndpoints();
           if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
@@ -193,12 +203,41 @@ export class Agent {
     this.hostResolvers = readHostResolvers(this.config.resolvConf);
     this.dnsResponder = new DnsResponder(this.host.openflow, this.resolver, (inPort) => this.dnsScope(inPort), this.log, undefined, this.metrics?.dnsResponder);
     this.unsubscribe.push(() => this.dnsResponder?.stop());
+    if (this.config.logDenied) {
+      this.unsubscribe.push(
+        logDeniedAttempts(this.host.openflow, {
+          rate: this.config.logDeniedRate,
+          networkOf: (vni) => this.pipelineState().networks.find((n) => n.vni === vni)?.policy?.network,
+          log: this.log,
+          ...(this.metrics ? { lines: this.metrics.deniedLogLines } : {}),
+        }),
+      );
+      await this.prepareDeniedLog();
+    }
     await this.recoverEndpoints();
     if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
     this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, stale: this.reclaimer.pendingCount, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
     this.startEndpointSweep();
     // The controller may be away: forwarding goes on with the installed flows meanwhile.
     void this.session.start();
+  }
+
+  /**
+   * With --log-denied: the meter that bounds what the deny flows send to the agent (4x the line
+   * rate, so the agent still sees and counts what it suppresses). A switch without meters gets
+   * the flows unmetered (the agent's token bucket still bounds the lines), with a warning.
+   */
+  private async prepareDeniedLog(): Promise<void> {
+    if (!this.config.logDenied) return;
+    const rate = Math.max(20, 4 * this.config.logDeniedRate);
+    const meter = { flags: METER_FLAGS.pktps | METER_FLAGS.burst, meterId: DENIED_LOG_METER, bands: [{ rate, burstSize: rate }] };
+    try {
+      await this.host.openflow.meterMod({ command: 'add', ...meter }).catch(() => this.host.openflow.meterMod({ command: 'modify', ...meter }));
+      this.deniedLog = { meterId: DENIED_LOG_METER };
+    } catch (err) {
+      this.log.warn({ err }, 'the switch refused a meter: denied attempts reach the agent unmetered (log lines stay rate-limited)');
+      this.deniedLog = {};
+    }
   }
 
   /**
@@ -285,6 +324,12 @@ export class Agent {
 
   /** The endpoint directory of every network in the view (all hosts' endpoints), for the resolver. */
   private rebuildDnsDirectory(): void {
+    // A change of rules or routes only (a policy change on a big network) leaves the names as they are.
+    if (this.dnsReady && this.dnsDirectoryVersion === this.session.view.directoryVersion) {
+      this.dnsResponder?.retain(new Set([...this.attacher.attachments.values()].map((a) => a.ofport)));
+      return;
+    }
+    this.dnsDirectoryVersion = this.session.view.directoryVersion;
     const networks: NetworkNames[] = [...this.session.view.networks.values()].map((n) => ({ network: n.network, endpoints: n.endpoints.values() }));
     this.resolver.setDirectory(directoryOf(networks));
     this.dnsReady = true;
@@ -327,7 +372,7 @@ export class Agent {
     for (const [name, net] of networks) {
       const routes = view.networks.get(name)?.routes;
       const own = this.hostGatewayOf(name);
-      const policy = policyState(net, view.networks.get(name), this.attacher.attachments.values());
+      const policy = policyState(net, view.networks.get(name), this.attacher.attachments.values(), this.policyDirectories, view.directoryVersion);
       states.push({
         ...(policy ? { policy } : {}),
         ipv4Cidr: net.ipv4Cidr,
@@ -357,6 +402,7 @@ export class Agent {
       tunnelPorts: this.host.tunnelPorts,
       networks: states,
       ...(this.gatewayPort ? { gatewayPort: this.gatewayPort } : {}),
+      ...(this.deniedLog ? { deniedLog: this.deniedLog } : {}),
     };
   }
 
@@ -417,12 +463,14 @@ export class Agent {
    */
   private async syncFlows(): Promise<void> {
     if (this.session.view.revision === 0 && !this.reconciled) return;
-    const state = this.pipelineState();
     const started = process.hrtime.bigint();
+    const state = this.pipelineState();
+    const stateMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
     const reconciling = !this.reconciled;
     const result = reconciling ? await this.flows.reconcile(state) : await this.flows.update(state);
     this.reconciled = true;
     if (reconciling) await this.releaseFlowRestoreWait();
+    if (result.upserted + result.removed > 0 && state.networks.some((n) => n.policy?.isolated)) await this.revalidated();
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
     await this.syncHost().then(
       () => this.metrics?.hostPathSyncs.inc({ result: 'ok' }),
@@ -432,7 +480,21 @@ export class Agent {
       },
     );
     this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    if (result.upserted + result.removed > 0) this.log.debug({ ...result, revision: this.session.view.revision }, 'flows updated');
+    if (result.upserted + result.removed > 0) this.log.debug({ ...result, stateMs, revision: this.session.view.revision }, 'flows updated');
+  }
+
+  /**
+   * Waits until ovs-vswitchd has revalidated its cached datapath flows against the new table:
+   * until then a new connection can still match a megaflow cached under a rule just removed (it
+   * wildcards the source port), for tens of ms on a loaded host (bench:policy saw it). Waiting
+   * before the ack keeps `loomctl wait` true: once it returns, removed rules are enforced.
+   */
+  private async revalidated(): Promise<void> {
+    try {
+      await unixctl(controlSocketPath(this.config.ovsRunDir), 'revalidator/wait', [], { timeoutMs: 2000 });
+    } catch (err) {
+      this.log.debug({ err }, 'revalidator/wait failed; cached datapath flows follow the table asynchronously');
+    }
   }
 
   /** The pipeline is installed: a waiting ovs-vswitchd (flow-restore-wait) may handle packets again. */
@@ -621,16 +683,29 @@ export class Agent {
  * carrying their OpenFlow port. Until the directory names a local endpoint, no rule selects it:
  * an isolated network fails closed.
  */
-function policyState(net: api.Network, view: NetworkViewState | undefined, attachments: Iterable<{ record: { network: string; containerId: string }; ofport: number }>): NetworkPolicyState | undefined {
+function policyState(
+  net: api.Network,
+  view: NetworkViewState | undefined,
+  attachments: Iterable<{ record: { network: string; containerId: string }; ofport: number }>,
+  directories: Map<string, { version: string; directory: DirectoryEntry[] }>,
+  directoryVersion: number,
+): NetworkPolicyState | undefined {
   if (net.isolation !== 'ISOLATION_ISOLATED') return undefined;
   const ofports = new Map<string, number>();
   for (const a of attachments) if (a.record.network === net.name) ofports.set(a.record.containerId, a.ofport);
-  const directory: DirectoryEntry[] = [...(view?.endpoints.values() ?? [])].map((e) => {
-    const ofport = ofports.get(e.containerId);
-    return { name: e.name, labels: e.labels ?? {}, ...(e.ipv4 ? { ipv4: e.ipv4 } : {}), ...(e.ipv6 ? { ipv6: e.ipv6 } : {}), ...(ofport !== undefined ? { ofport } : {}) };
-  });
+  // The same array while no endpoint changed, so the compiler keeps what it resolved (FlowReuse).
+  const version = `${directoryVersion}/${[...ofports].join(',')}`;
+  let cached = directories.get(net.name);
+  if (cached?.version !== version) {
+    const directory: DirectoryEntry[] = [...(view?.endpoints.values() ?? [])].map((e) => {
+      const ofport = ofports.get(e.containerId);
+      return { name: e.name, labels: e.labels ?? {}, ...(e.ipv4 ? { ipv4: e.ipv4 } : {}), ...(e.ipv6 ? { ipv6: e.ipv6 } : {}), ...(ofport !== undefined ? { ofport } : {}) };
+    });
+    directories.set(net.name, (cached = { version, directory }));
+  }
+  const directory = cached.directory;
   const protocols = { PROTOCOL_UNSPECIFIED: 'any', PROTOCOL_TCP: 'tcp', PROTOCOL_UDP: 'udp', PROTOCOL_ICMP: 'icmp' } as const;
-  const empty = { endpoints: [], labels: {}, cidrs: [] };
+  const empty = { endpoints: [], labels: {}, cidrs: [], outside: false };
   // A protocol this agent does not know (a newer controller) allows nothing rather than everything.
   const rules: PolicyRule[] = [...(view?.policies.values() ?? [])]
     .filter((p) => p.protocol in protocols)

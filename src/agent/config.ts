@@ -100,6 +100,18 @@ export const SETTINGS = settings({
     arg: 'NAME',
     help: "OVS internal port to the host's own stack: the host reaches its containers, containers reach the outside (NAT), published ports; '' = none",
   },
+  logDenied: {
+    parse: bool,
+    default: false,
+    help: 'log connection attempts an isolated network drops (source, destination, protocol/port, network; rate-limited by --log-denied-rate)',
+  },
+  logDeniedRate: {
+    parse: int(1, 10_000),
+    default: 10,
+    arg: 'N',
+    unit: 'lines/s',
+    help: 'at most N denied-attempt lines a second (bursts of N); the rest are counted in loom_agent_policy_denied_log_lines_total{outcome="suppressed"}',
+  },
   nft: { parse: text(), default: 'nft', arg: 'PATH', help: 'nftables command for table inet loom' },
   tlsCa: { parse: optionalText, default: '', defaultText: 'plaintext', arg: 'FILE', help: "talk TLS to the controller, trusting this CA (PEM); '' = plaintext gRPC" },
   tlsCert: { parse: optionalText, default: '', arg: 'FILE', help: "this agent's client certificate (PEM), for a controller that requires mutual TLS" },

@@ -3,10 +3,13 @@
 import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
 import { buildPipeline, diffFlows, flowKey, FlowTexts, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
+import { FlowReuse } from './pipeline/policy.js';
 
 export interface SyncResult {
   upserted: number;
   removed: number;
+  /** Milliseconds spent building the pipeline, diffing it, and applying the bundle. */
+  ms?: { build: number; diff: number; bundle: number };
 }
 
 export class FlowSync {
@@ -19,6 +22,7 @@ export class FlowSync {
    */
   private installedFrom: string | undefined;
   private readonly texts = new FlowTexts();
+  private readonly reuse = new FlowReuse();
 
   constructor(private readonly client: OpenFlowClient) {}
 
@@ -35,16 +39,21 @@ export class FlowSync {
       match: f.match,
       instructions: f.instructions,
     }));
-    const desired = buildPipeline(state);
+    const desired = buildPipeline(state, this.reuse);
     return this.apply(diffFlows(current, desired, this.texts), desired, JSON.stringify(state));
   }
 
   /** Applies a new state as a difference against what this process installed last. */
   async update(state: PipelineState): Promise<SyncResult> {
+    const t0 = performance.now();
     const from = JSON.stringify(state);
     if (from === this.installedFrom) return { upserted: 0, removed: 0 };
-    const desired = buildPipeline(state);
-    return this.apply(diffFlows(this.installed, desired, this.texts), desired, from);
+    const desired = buildPipeline(state, this.reuse);
+    const t1 = performance.now();
+    const diff = diffFlows(this.installed, desired, this.texts);
+    const t2 = performance.now();
+    const result = await this.apply(diff, desired, from);
+    return { ...result, ms: { build: Math.round(t1 - t0), diff: Math.round(t2 - t1), bundle: Math.round(performance.now() - t2) } };
   }
 
   private async apply(diff: FlowDiff, desired: Flow[], from: string): Promise<SyncResult> {

@@ -14,6 +14,8 @@ export interface AgentMetrics {
   /** Host path: applying the gateway port or table inet loom, by result. */
   hostPathSyncs: client.Counter<'result'>;
   publishedPorts: client.Gauge;
+  /** --log-denied: lines about denied attempts, logged or suppressed by the rate limit. */
+  deniedLogLines: client.Counter<'outcome'>;
   /** The resolver's answers by rcode and source, and their latency. */
   dns: DnsMetrics;
   /** Containers' queries as they arrive, by outcome (answered, rate_limited, overloaded, ...). */
@@ -119,5 +121,11 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       registers,
     }),
     publishedPorts: new client.Gauge({ name: 'loom_agent_published_ports', help: 'Published ports (DNAT mappings) in table inet loom', registers }),
+    deniedLogLines: new client.Counter({
+      name: 'loom_agent_policy_denied_log_lines_total',
+      help: 'With --log-denied: denied connection attempts that reached the agent, by outcome: logged, or suppressed by --log-denied-rate',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
   };
 }

@@ -9,6 +9,8 @@ export interface PeerSpec {
   endpoints: readonly string[];
   labels: Readonly<Record<string, string>>;
   cidrs: readonly string[];
+  /** Sources only: what enters the network through a host's gateway port (the host path). */
+  outside?: boolean;
 }
 
 export interface NamedEndpoint {

@@ -250,11 +250,16 @@ export interface UpdateNetworkRequest {
   isolation?: Isolation;
 }
 
-/** Endpoints by name, or by carrying every label of `labels`; `cidrs` for sources only. */
+/**
+ * Endpoints by name, or by carrying every label of `labels`; `cidrs` for sources only; `outside`
+ * (sources only): what enters the network through a host's gateway port (published ports).
+ */
 export interface PolicyPeer {
   endpoints: string[];
   labels: Record<string, string>;
   cidrs: string[];
+  /** Absent = false (proto3 default). */
+  outside?: boolean;
 }
 /** Ports first..last; last 0 means just first. */
 export interface PortRange {

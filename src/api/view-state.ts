@@ -17,6 +17,8 @@ export class ViewState {
   /** Store the revision belongs to; pass it back with the revision when resuming. */
   storeId = '';
   readonly networks = new Map<string, NetworkViewState>();
+  /** Bumped by every change to networks or endpoints (not rules or routes): who is named what. */
+  directoryVersion = 0;
   private pending: WatchEvent[] = [];
   private pendingReset = false;
 
@@ -28,7 +30,10 @@ export class ViewState {
     }
     for (const ev of msg.events) this.pending.push(ev);
     if (msg.partial) return false;
-    if (this.pendingReset) this.networks.clear();
+    if (this.pendingReset) {
+      this.networks.clear();
+      this.directoryVersion++;
+    }
     for (const ev of this.pending) this.applyEvent(ev);
     this.pending = [];
     this.pendingReset = false;
@@ -38,6 +43,7 @@ export class ViewState {
   }
 
   private applyEvent(ev: WatchEvent): void {
+    if (ev.network || ev.networkRemoved || ev.endpoint || ev.endpointRemoved) this.directoryVersion++;
     if (ev.network) {
       const cur = this.networks.get(ev.network.name);
       if (cur) cur.network = ev.network;

@@ -52,6 +52,7 @@ export const COMMANDS: Record<string, { args: readonly string[]; flags: Record<s
       'from-endpoint': { type: 'string', multiple: true },
       'from-label': { type: 'string', multiple: true },
       'from-cidr': { type: 'string', multiple: true },
+      from: { type: 'string' },
       'to-endpoint': { type: 'string', multiple: true },
       'to-label': { type: 'string', multiple: true },
       protocol: { type: 'string' },

@@ -7,7 +7,7 @@ import { isServiceError, LoomClient } from '../api/client.js';
 import { clientCredentials } from '../common/tls.js';
 import type { EgressMode, Isolation, Network, Policy, PortMapping, TunnelType } from '../api/types.js';
 import { parseCommandLine, UsageError, type FlagValues } from './args.js';
-import { linkPolicy, parsePorts, parsePortSpec, peer, protocolOf } from './policy-args.js';
+import { fromWord, linkPolicy, parsePorts, parsePortSpec, peer, protocolOf } from './policy-args.js';
 import { ago, dropSummary, json, table, traceText } from './format.js';
 
 const HELP = `loomctl: inspect and change a Loom overlay through its controller.
@@ -35,16 +35,18 @@ Commands:
   endpoint list [--network NAME] [--host HOST]
   endpoint show NETWORK CONTAINER_ID
   policy create NAME --network NET [--from-endpoint NAME]... [--from-label K=V]...
-                [--from-cidr CIDR]... [--to-endpoint NAME]... [--to-label K=V]...
-                [--protocol tcp|udp|icmp|any] [--port N|N-M[/tcp|udp]]...
+                [--from-cidr CIDR]... [--from outside] [--to-endpoint NAME]...
+                [--to-label K=V]... [--protocol tcp|udp|icmp|any] [--port N|N-M[/tcp|udp]]...
                               allow new connections from -> to (labels: all must match);
-                              creating an existing NAME replaces it in one step
+                              --from outside: what enters through the host path (published
+                              ports, the host itself); creating an existing NAME replaces it
   policy list [--network NET]
   policy show NETWORK NAME
   policy delete NETWORK NAME  new connections it allowed are refused once 'wait' returns;
                               established ones keep flowing (see docs/architecture.md)
   policy explain FROM TO [PORT[/tcp|udp]] [--network NET] [--protocol P]
-                              which policies let endpoint FROM open connections to TO
+                              which policies let endpoint FROM (or 'outside') open
+                              connections to TO
   link CLIENT SERVER --port N[/tcp|udp]... [--network NET] [--name NAME]
                               Docker's --link: CLIENT may open SERVER's exposed port(s)
   status                      hosts up/down, applied revision and lag per agent, packets each host's
@@ -124,7 +126,7 @@ function isolationFlag(v: FlagValues): Isolation {
 
 function peerText(p: Policy['from']): string {
   if (!p) return '-';
-  const parts = [...p.endpoints, ...Object.entries(p.labels).map(([k, v]) => `${k}=${v}`), ...p.cidrs];
+  const parts = [...p.endpoints, ...Object.entries(p.labels).map(([k, v]) => `${k}=${v}`), ...p.cidrs, ...(p.outside ? ['outside'] : [])];
   return parts.join(',') || '-';
 }
 
@@ -201,7 +203,7 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
         const p = await client.createPolicy({
           network: need('--network NET', v.network as string | undefined),
           name: need('policy NAME', rest[0]),
-          from: peer(strings('from-endpoint'), strings('from-label'), strings('from-cidr')),
+          from: peer(strings('from-endpoint'), strings('from-label'), strings('from-cidr'), fromWord(v.from as string | undefined)),
           to: peer(strings('to-endpoint'), strings('to-label')),
           protocol,
           ports,
@@ -230,7 +232,7 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
         const spec = rest[2] ? parsePortSpec(rest[2]) : undefined;
         if (spec && spec.range.last) throw new UsageError('explain takes one port, not a range');
         const protocol = v.protocol !== undefined ? protocolOf(v.protocol as string) : (spec?.protocol ?? 'PROTOCOL_UNSPECIFIED');
-        const r = await client.explainPolicy({ network: v.network as string | undefined, from: need('FROM endpoint', rest[0]), to: need('TO endpoint', rest[1]), protocol, port: spec?.range.first ?? 0 });
+        const r = await client.explainPolicy({ network: v.network as string | undefined, from: need('FROM endpoint (or outside)', rest[0]), to: need('TO endpoint', rest[1]), protocol, port: spec?.range.first ?? 0 });
         out(asJson ? json(r) : `${r.allowed ? 'allowed' : 'denied'}: ${r.reason}\n`);
         return r.allowed ? 0 : 1;
       }

@@ -70,8 +70,15 @@ export function parseLabels(pairs: string[]): Record<string, string> {
   return out;
 }
 
-export function peer(endpoints: string[] = [], labels: string[] = [], cidrs: string[] = []): PolicyPeer {
-  return { endpoints, labels: parseLabels(labels), cidrs };
+export function peer(endpoints: string[] = [], labels: string[] = [], cidrs: string[] = [], outside = false): PolicyPeer {
+  return { endpoints, labels: parseLabels(labels), cidrs, ...(outside ? { outside } : {}) };
+}
+
+/** `--from outside`: the only source named by a word (the host path: published ports). */
+export function fromWord(word: string | undefined): boolean {
+  if (word === undefined) return false;
+  if (word !== 'outside') throw new UsageError(`--from "${word}": the only source word is "outside" (traffic entering through the host's gateway port); name endpoints with --from-endpoint, --from-label, --from-cidr`);
+  return true;
 }
 
 /**

@@ -35,8 +35,8 @@ export function toPolicy(e: Entry<PolicyRecord>): Policy {
   return {
     network: rec.network,
     name: rec.name,
-    from: { endpoints: rec.from.endpoints, labels: rec.from.labels, cidrs: rec.from.cidrs },
-    to: { endpoints: rec.to.endpoints, labels: rec.to.labels, cidrs: rec.to.cidrs },
+    from: { endpoints: rec.from.endpoints, labels: rec.from.labels, cidrs: rec.from.cidrs, outside: rec.from.outside ?? false },
+    to: { endpoints: rec.to.endpoints, labels: rec.to.labels, cidrs: rec.to.cidrs, outside: false },
     protocol: PROTOCOL[rec.protocol],
     ports: rec.ports.map((p) => ({ first: p.first, last: p.last })),
     createRevision: e.createRevision,

@@ -41,6 +41,8 @@ export interface PeerRecord {
   endpoints: string[];
   labels: Record<string, string>;
   cidrs: string[]; // canonical
+  /** Sources only: traffic entering through a host's gateway port. Absent in records older than it. */
+  outside?: boolean;
 }
 
 /** An allow rule of a network (see Policy in types.proto). */

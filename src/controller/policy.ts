@@ -63,10 +63,12 @@ function checkPeer(what: string, peer: Partial<PolicyPeer> | null | undefined, c
     if (c.includes('/') && tryParseCidr(c, true) === null) throw invalid(`${what}: CIDR "${c}" has host bits set; did you mean ${text}?`);
     if (!out.includes(text)) out.push(text);
   }
-  if (endpoints.length === 0 && Object.keys(labels).length === 0 && out.length === 0) {
-    throw invalid(`${what} names nothing: give endpoint names, labels${cidrsAllowed ? ' or CIDRs (0.0.0.0/0 and ::/0 for any source)' : ''}`);
+  const outside = peer?.outside === true;
+  if (!cidrsAllowed && outside) throw invalid(`${what}: outside names a source only (traffic entering through a host's gateway port)`);
+  if (endpoints.length === 0 && Object.keys(labels).length === 0 && out.length === 0 && !outside) {
+    throw invalid(`${what} names nothing: give endpoint names, labels${cidrsAllowed ? ', CIDRs (0.0.0.0/0 and ::/0 for any source) or outside' : ''}`);
   }
-  return { endpoints: endpoints.sort(), labels, cidrs: out };
+  return { endpoints: endpoints.sort(), labels, cidrs: out, ...(outside ? { outside: true } : {}) };
 }
 
 /** A create request as the record to store. */
@@ -102,12 +104,18 @@ function findByName(net: NetworkState, name: string): EndpointRecord | undefined
   return id === undefined ? undefined : net.endpoints.get(id)?.rec;
 }
 
+/** `explain`'s source for traffic entering through the host path (unless an endpoint has that name). */
+export const OUTSIDE = 'outside';
+
 /**
  * Whether `rule` lets `from` open connections to `to` with this protocol and port. Protocol
  * 'any' and port 0 ask "anything at all"; a protocol without a port asks "some port of it".
  */
-export function ruleAllows(rule: PolicyRecord, from: EndpointRecord, to: EndpointRecord, protocol: ProtocolKind, port: number): boolean {
-  const source = peerSelects(rule.from, { name: from.name, labels: from.labels }) || [from.ipv4, from.ipv6].some((a) => a && cidrsContain(rule.from, a));
+export function ruleAllows(rule: PolicyRecord, from: EndpointRecord | typeof OUTSIDE, to: EndpointRecord, protocol: ProtocolKind, port: number): boolean {
+  const source =
+    from === OUTSIDE
+      ? rule.from.outside === true
+      : peerSelects(rule.from, { name: from.name, labels: from.labels }) || [from.ipv4, from.ipv6].some((a) => a && cidrsContain(rule.from, a));
   if (!source || !peerSelects(rule.to, { name: to.name, labels: to.labels })) return false;
   if (rule.protocol === 'any' || (protocol === 'any' && port === 0)) return true;
   if (rule.protocol !== protocol) return false;
@@ -123,13 +131,15 @@ export function explain(state: ClusterState, req: ExplainPolicyRequest): Explain
     net = state.networks.get(req.network);
     if (!net) throw notFound(`network ${req.network} does not exist`);
   } else {
-    const both = [...state.networks.values()].filter((n) => n.names.has(req.from) && n.names.has(req.to));
+    const hasSource = (n: NetworkState) => n.names.has(req.from) || req.from === OUTSIDE;
+    const both = [...state.networks.values()].filter((n) => hasSource(n) && n.names.has(req.to));
     if (both.length === 0) throw notFound(`no network has both endpoints ${req.from} and ${req.to}`);
     if (both.length > 1) throw invalid(`endpoints ${req.from} and ${req.to} share networks ${both.map((n) => n.entry.rec.name).join(', ')}; name one`);
     net = both[0]!;
   }
   const netName = net.entry.rec.name;
-  const from = findByName(net, req.from);
+  // "outside" is the host path, unless the network has an endpoint of that name.
+  const from = findByName(net, req.from) ?? (req.from === OUTSIDE ? OUTSIDE : undefined);
   const to = findByName(net, req.to);
   if (!from) throw notFound(`network ${netName} has no endpoint named ${req.from}`);
   if (!to) throw notFound(`network ${netName} has no endpoint named ${req.to}`);
@@ -140,7 +150,11 @@ export function explain(state: ClusterState, req: ExplainPolicyRequest): Explain
   if (protocol === 'any' && port > 0) protocol = 'tcp';
   const what = `${req.from} -> ${req.to}${port ? ` ${protocol}/${port}` : protocol !== 'any' ? ` ${protocol}` : ''}`;
   if (net.entry.rec.isolation !== 'isolated') {
-    return { network: netName, isolation: 'ISOLATION_OPEN', allowed: true, policies: [], reason: `network ${netName} is open: every endpoint reaches every other (${what})` };
+    const reason =
+      from === OUTSIDE
+        ? `network ${netName} is open: its published ports are reachable from outside, limited only by its inbound sources (${what})`
+        : `network ${netName} is open: every endpoint reaches every other (${what})`;
+    return { network: netName, isolation: 'ISOLATION_OPEN', allowed: true, policies: [], reason };
   }
   const matching = [...net.policies.values()].filter((p) => ruleAllows(p.rec, from, to, protocol, port)).map((p) => p.rec);
   matching.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -154,7 +168,8 @@ export function explain(state: ClusterState, req: ExplainPolicyRequest): Explain
     policies,
     reason: allowed
       ? `${what} is allowed by ${services}; replies pass`
-      : `network ${netName} is isolated and no policy allows ${what}: new connections are dropped`,
+      : `network ${netName} is isolated and no policy allows ${what}: new connections are dropped` +
+        (from === OUTSIDE ? ' (a policy from a CIDR still admits outside sources whose address it contains)' : ''),
   };
 }
 

@@ -12,8 +12,8 @@ import { encodeActions } from './actions.js';
 import { formatFlow } from './printer.js';
 import {
   ByteWriter, OFPBF_ATOMIC, OFPBF_ORDERED, OFPTT_ALL, decodeFlowStatsBody, decodePortDescBody, encodeBundleCtrl,
-  encodeFlowStatsRequest, encodePacketOut, encodePortDescRequest, writeBundleAddFlowMod, writeFlowMod, writeGroupMod,
-  type BundleCtrl, type FlowMod, type FlowModCommand, type GroupModCommand, type GroupType, type PacketIn, type PortDesc,
+  encodeFlowStatsRequest, encodeMeterMod, encodePacketOut, encodePortDescRequest, writeBundleAddFlowMod, writeFlowMod, writeGroupMod,
+  type BundleCtrl, type FlowMod, type MeterMod, type FlowModCommand, type GroupModCommand, type GroupType, type PacketIn, type PortDesc,
 } from './messages.js';
 import type { Action, FlowDescription, Instruction, Match } from './types.js';
 
@@ -321,6 +321,14 @@ export class OpenFlowClient {
     });
     const errors = await this.connection.sendConfirmed(w.view(), xid, 1, this.timeoutMs);
     if (errors.length > 0) throw new OpenFlowError(errors[0], `group_mod ${g.command} group ${g.groupId}`);
+  }
+
+  /** Adds, modifies or deletes a meter (confirmed by a barrier). */
+  async meterMod(m: MeterMod): Promise<void> {
+    await this.ready();
+    const xid = this.connection.nextXid();
+    const errors = await this.connection.sendConfirmed(encodeMeterMod(xid, m), xid, 1, this.timeoutMs);
+    if (errors.length > 0) throw new OpenFlowError(errors[0], `meter_mod ${m.command} meter ${m.meterId}`);
   }
 
   /** Sends a packet through the given actions (in_port default CONTROLLER). */

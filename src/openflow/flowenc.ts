@@ -16,6 +16,7 @@ const MAX_CACHE = 65_536;
 
 // OpenFlow's fixed instruction execution order, in which OVS (and instructions.ts) encode them.
 const EXECUTION_ORDER: Record<Instruction['type'], number> = {
+  meter: -1,
   apply_actions: 0,
   clear_actions: 1,
   write_actions: 2,

@@ -33,6 +33,14 @@ export function encodeInstruction(i: Instruction): Buffer {
       actions.copy(b, 8);
       return b;
     }
+    case 'meter': {
+      if (!Number.isInteger(i.meterId) || i.meterId < 1 || i.meterId > 0xffff0000) throw new OpenFlowCodecError(`meter id must be 1..0xffff0000, got ${i.meterId}`);
+      const b = Buffer.alloc(8);
+      b.writeUInt16BE(OFPIT.METER, 0);
+      b.writeUInt16BE(8, 2);
+      b.writeUInt32BE(i.meterId, 4);
+      return b;
+    }
     case 'clear_actions': {
       const b = Buffer.alloc(8);
       b.writeUInt16BE(OFPIT.CLEAR_ACTIONS, 0);
@@ -48,6 +56,7 @@ export function encodeInstruction(i: Instruction): Buffer {
 
 /** Position of each instruction in OpenFlow's fixed execution order, which OVS also encodes in. */
 const ORDER: Record<Instruction['type'], number> = {
+  meter: -1,
   apply_actions: 0,
   clear_actions: 1,
   write_actions: 2,
@@ -88,6 +97,9 @@ export function decodeInstructions(buf: Buffer): Instruction[] {
         break;
       case OFPIT.CLEAR_ACTIONS:
         out.push({ type: 'clear_actions' });
+        break;
+      case OFPIT.METER:
+        out.push({ type: 'meter', meterId: b.readUInt32BE(4) });
         break;
       default:
         throw new OpenFlowCodecError(`unsupported instruction type ${type} at offset ${p}`);

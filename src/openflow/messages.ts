@@ -503,6 +503,52 @@ export function writeGroupMod(w: ByteWriter, xid: number, gm: GroupMod): void {
   w.endMessage(start);
 }
 
+// METER_MOD (OF1.3 7.3.4.4): one meter with drop bands.
+export const METER_MOD_COMMANDS = { add: 0, modify: 1, delete: 2 } as const;
+export type MeterModCommand = keyof typeof METER_MOD_COMMANDS;
+/** OFPMF_*: rates in packets per second, bands with a burst size. */
+export const METER_FLAGS = { kbps: 1, pktps: 2, burst: 4, stats: 8 } as const;
+
+export interface MeterMod {
+  command: MeterModCommand;
+  /** OR of METER_FLAGS. */
+  flags: number;
+  meterId: number;
+  /** Drop bands (OFPMBT_DROP): above `rate` (and `burstSize`) packets are dropped. */
+  bands: { rate: number; burstSize: number }[];
+}
+
+export function encodeMeterMod(xid: number, mm: MeterMod): Buffer {
+  return oneMessage((w) => {
+    const start = w.startMessage(OFPT.METER_MOD, xid);
+    const command = METER_MOD_COMMANDS[mm.command];
+    if (command === undefined) throw new TypeError(`unknown meter_mod command '${String(mm.command)}'`);
+    w.u16(command);
+    w.u16(mm.flags);
+    w.u32(mm.meterId);
+    for (const b of mm.bands) {
+      w.u16(1); // OFPMBT_DROP
+      w.u16(16);
+      w.u32(b.rate);
+      w.u32(b.burstSize);
+      w.zeros(4);
+    }
+    w.endMessage(start);
+  }, 64);
+}
+
+export function decodeMeterMod(buf: Buffer): MeterMod & { xid: number } {
+  const h = expect(buf, OFPT.METER_MOD, 16);
+  const command = (Object.keys(METER_MOD_COMMANDS) as MeterModCommand[])[buf.readUInt16BE(8)];
+  if (!command) throw new OpenFlowDecodeError(`meter_mod: bad command ${buf.readUInt16BE(8)}`);
+  const bands: MeterMod['bands'] = [];
+  for (let off = 16; off < h.length; off += 16) {
+    if (off + 16 > h.length || buf.readUInt16BE(off) !== 1 || buf.readUInt16BE(off + 2) !== 16) throw new OpenFlowDecodeError(`meter_mod: band at ${off} is not a 16-byte drop band`);
+    bands.push({ rate: buf.readUInt32BE(off + 4), burstSize: buf.readUInt32BE(off + 8) });
+  }
+  return { xid: h.xid, command, flags: buf.readUInt16BE(10), meterId: buf.readUInt32BE(12), bands };
+}
+
 export function encodeGroupMod(xid: number, gm: GroupMod): Buffer {
   return oneMessage((w) => writeGroupMod(w, xid, gm), 128);
 }

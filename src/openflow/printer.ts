@@ -433,13 +433,14 @@ export function formatActions(actions: Action[]): string {
 }
 
 /**
- * Instructions as OVS prints them after `actions=`: apply_actions' actions inline, then
+ * Instructions as OVS prints them after `actions=`: meter:N, apply_actions' actions inline, then
  * clear_actions, write_actions(...), write_metadata:..., goto_table:N (OVS's fixed order).
  */
 export function formatInstructions(list: Instruction[]): string {
   const parts: string[] = [];
   const of = <T extends Instruction['type']>(t: T): Extract<Instruction, { type: T }>[] =>
     list.filter((i): i is Extract<Instruction, { type: T }> => i.type === t);
+  for (const i of of('meter')) parts.push(`meter:${i.meterId}`);
   for (const i of of('apply_actions')) parts.push(...i.actions.map(formatAction));
   if (of('clear_actions').length) parts.push('clear_actions');
   for (const i of of('write_actions')) parts.push(`write_actions(${formatActions(i.actions)})`);

@@ -169,6 +169,8 @@ export type Instruction =
   | { type: 'apply_actions'; actions: Action[] }
   | { type: 'write_actions'; actions: Action[] }
   | { type: 'clear_actions' }
+  /** OF1.3 meter instruction: the packet first passes meter `meterId` (which may drop it). */
+  | { type: 'meter'; meterId: number }
   | { type: 'goto_table'; table: number }
   | { type: 'write_metadata'; metadata: bigint; mask: bigint };
 

@@ -46,7 +46,7 @@ describe('FlowSync', () => {
     expect(added.removed).toBe(0);
     expect(await sync.update(state(3))).toEqual({ upserted: 0, removed: 0 });
     const removed = await sync.update(state(2));
-    expect(removed).toEqual({ upserted: 0, removed: added.upserted });
+    expect(removed).toMatchObject({ upserted: 0, removed: added.upserted });
     expect(bundles).toHaveLength(3);
   });
 

@@ -226,7 +226,7 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
   WaitRequest: { revision: 'number', timeoutMs: 'number' },
   WaitResponse: { converged: 'boolean', revision: 'number', pendingHosts: 'string[]' },
   UpdateNetworkRequest: { name: 'string', isolation: 'enum Isolation' },
-  PolicyPeer: { endpoints: 'string[]', labels: 'map<string,string>', cidrs: 'string[]' },
+  PolicyPeer: { endpoints: 'string[]', labels: 'map<string,string>', cidrs: 'string[]', outside: 'boolean' },
   PortRange: { first: 'number', last: 'number' },
   Policy: {
     network: 'string',

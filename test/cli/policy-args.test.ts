@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine, UsageError } from '../../src/cli/args.js';
-import { linkPolicy, parseLabels, parsePorts, parsePortSpec } from '../../src/cli/policy-args.js';
+import { fromWord, linkPolicy, parseLabels, parsePorts, parsePortSpec, peer } from '../../src/cli/policy-args.js';
 
 describe('loomctl policy syntax', () => {
   it('reads ports, ranges and protocols', () => {
@@ -26,6 +26,15 @@ describe('loomctl policy syntax', () => {
   ])('refuses bad input %#', (fn, message) => {
     expect(fn).toThrow(UsageError);
     expect(fn).toThrow(message);
+  });
+
+  it('takes --from outside as the one source word, and says what else to use', () => {
+    expect(fromWord(undefined)).toBe(false);
+    expect(fromWord('outside')).toBe(true);
+    expect(() => fromWord('internet')).toThrow(UsageError);
+    expect(() => fromWord('internet')).toThrow(/the only source word is "outside"/);
+    expect(peer([], [], [], true)).toEqual({ endpoints: [], labels: {}, cidrs: [], outside: true });
+    expect(parseCommandLine(['policy', 'create', 'web', '--network', 'blue', '--from', 'outside', '--to-endpoint', 'web', '--port', '80']).flags.from).toBe('outside');
   });
 
   it('turns a link into a rule: the client may open exactly the server ports', () => {

@@ -73,7 +73,7 @@ describe('policy model and API', () => {
     [{ network: 'nope', name: 'x', from: peer(['a']), to: peer(['b']) }, 'NOT_FOUND network nope does not exist'],
     [{ network: 'blue', name: '', from: peer(['a']), to: peer(['b']) }, 'INVALID_ARGUMENT policy name: name is empty'],
     [{ network: 'blue', name: 'a/b', from: peer(['a']), to: peer(['b']) }, /policy name: name "a\/b" contains '\/'/],
-    [{ network: 'blue', name: 'x', from: peer(), to: peer(['b']) }, 'INVALID_ARGUMENT policy x: from names nothing: give endpoint names, labels or CIDRs (0.0.0.0/0 and ::/0 for any source)'],
+    [{ network: 'blue', name: 'x', from: peer(), to: peer(['b']) }, 'INVALID_ARGUMENT policy x: from names nothing: give endpoint names, labels, CIDRs (0.0.0.0/0 and ::/0 for any source) or outside'],
     [{ network: 'blue', name: 'x', from: peer(['a']), to: null }, 'INVALID_ARGUMENT policy x: to names nothing: give endpoint names, labels'],
     [{ network: 'blue', name: 'x', from: peer(['a']), to: peer([], {}, ['10.0.0.0/8']) }, /to: CIDRs name sources only/],
     [{ network: 'blue', name: 'x', from: peer([], {}, ['10.0.0.1/8']), to: peer(['b']) }, 'INVALID_ARGUMENT policy x: from: CIDR "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?'],
@@ -113,6 +113,20 @@ describe('policy model and API', () => {
     expect(await refused(() => c.explainPolicy({ from: 'client', to: 'ghost' }))).toBe('NOT_FOUND no network has both endpoints client and ghost');
     await c.updateNetwork({ name: 'blue', isolation: 'ISOLATION_OPEN' });
     expect(c.explainPolicy({ from: 'server', to: 'client', port: 9 })).toMatchObject({ allowed: true, isolation: 'ISOLATION_OPEN' });
+  });
+
+  it('takes outside as a source only, stores it, and explains it', async () => {
+    const c = await setup();
+    expect(await refused(c.createPolicy({ network: 'blue', name: 'bad', from: peer(['client']), to: { ...peer(), outside: true } }))).toMatch(/INVALID_ARGUMENT policy bad: to: outside names a source only/);
+    expect(c.explainPolicy({ from: 'outside', to: 'server', port: 80 })).toMatchObject({ allowed: false, reason: expect.stringMatching(/no policy allows outside -> server tcp\/80: new connections are dropped \(a policy from a CIDR/) });
+    const p = await c.createPolicy({ network: 'blue', name: 'web', from: { ...peer(), outside: true }, to: peer(['server']), protocol: 'PROTOCOL_TCP', ports: [{ first: 80, last: 0 }] });
+    expect(p.from).toEqual({ endpoints: [], labels: {}, cidrs: [], outside: true });
+    expect(c.explainPolicy({ from: 'outside', to: 'server', port: 80 })).toMatchObject({ allowed: true, policies: ['web'] });
+    expect(c.explainPolicy({ from: 'outside', to: 'server', port: 81 })).toMatchObject({ allowed: false });
+    // An endpoint-to-endpoint question is not answered by an outside rule.
+    expect(c.explainPolicy({ from: 'client', to: 'server', port: 80 })).toMatchObject({ allowed: false });
+    await c.updateNetwork({ name: 'blue', isolation: 'ISOLATION_OPEN' });
+    expect(c.explainPolicy({ from: 'outside', to: 'server', port: 9 })).toMatchObject({ allowed: true, reason: expect.stringMatching(/published ports are reachable from outside, limited only by its inbound sources/) });
   });
 
   it('sends rules to the hosts of their network on Watch, as snapshot and as deltas', async () => {

@@ -152,7 +152,7 @@ describe('instructions: encoding order', () => {
   });
 
   it('rejects unsupported instruction types by number', () => {
-    expect(() => decodeInstructions(hex('0006 0008 00000001'))).toThrow(/unsupported instruction type 6 at offset 0/);
+    expect(() => decodeInstructions(hex('0007 0008 00000001'))).toThrow(/unsupported instruction type 7 at offset 0/);
   });
 });
 

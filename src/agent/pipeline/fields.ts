@@ -106,6 +106,9 @@ export function gatewayMac(vni: number): string {
   return bytesToMac(Uint8Array.of(0x02, 0x4c, 0x00, (vni >> 16) & 0xff, (vni >> 8) & 0xff, vni & 0xff));
 }
 
+/** OpenFlow meter of the denied-attempts log (--log-denied): bounds the deny flows' packet-ins. */
+export const DENIED_LOG_METER = 1;
+
 /** Cookie object of an isolated network's default-deny flow: bit 39 set, then the VNI. */
 export const DENY_OBJECT = 1n << 39n;
 

@@ -7,7 +7,7 @@ import { Feature, Table, cookie } from './fields.js';
 import { connectivityFlows } from './connectivity.js';
 import { tunnelFlows } from './tunnels.js';
 import { arpNdFlows } from './arp-nd.js';
-import { policyFlows } from './policy.js';
+import { policyFlows, type FlowReuse } from './policy.js';
 import { hostPathFlows } from './host-path.js';
 import { dnsFlows } from './dns.js';
 
@@ -18,13 +18,14 @@ function tableMissFlows(generation: number): Flow[] {
     .map((table) => ({ table, priority: 0, cookie: cookie(generation, Feature.Base), match: [], instructions: [] }));
 }
 
-export function buildPipeline(state: PipelineState): Flow[] {
+/** `reuse` keeps policy flow objects between builds (FlowSync passes one; see FlowReuse). */
+export function buildPipeline(state: PipelineState, reuse?: FlowReuse): Flow[] {
   return [
     ...tableMissFlows(state.generation),
     ...connectivityFlows(state),
     ...tunnelFlows(state),
     ...arpNdFlows(state),
-    ...policyFlows(state),
+    ...policyFlows(state, reuse),
     ...hostPathFlows(state),
     ...dnsFlows(state),
   ];

@@ -78,6 +78,13 @@ export interface PipelineState {
   networks: NetworkState[];
   /** Absent: no host path (the pipeline is as before). */
   gatewayPort?: GatewayPortState;
+  /** Set (--log-denied): default-deny flows also send to the agent, through this meter if any. */
+  deniedLog?: DeniedLogState;
+}
+
+export interface DeniedLogState {
+  /** OpenFlow meter bounding packet-ins (absent: the switch has no meters; the agent still rate-limits lines). */
+  meterId?: number;
 }
 
 /** One flow the pipeline wants installed. */

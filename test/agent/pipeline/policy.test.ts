@@ -90,6 +90,22 @@ describe('network policy compilation', () => {
     ]);
   });
 
+  it('compiles an outside source to one clause flow on entry by the gateway port, whatever the address', () => {
+    const dir = [local(1), local(2)];
+    const rule: PolicyRule = { name: 'pub', from: { ...peer(), outside: true }, to: peer(['l2']), protocol: 'tcp', ports: [{ first: 80, last: 80 }] };
+    const { flows, rules } = networkPolicyFlows(1, network(dir, [rule]), TUNNEL);
+    const id = conjunctionIds(100, [rule]).get('pub')!;
+    expect(rules).toEqual([{ name: 'pub', id, clauses: [1, 1, 2] }]);
+    const sources = conjunctions(flows).filter((f) => actionsOf(f).some((a) => a.type === 'conjunction' && a.clause === 2));
+    expect(sources.map((f) => formatMatch(f.match))).toEqual(['ct_state=+new+trk,reg0=0x3/0xf,reg1=0x64/0xffffff']);
+    // Endpoint sources and outside together: both alternatives of the same clause.
+    const both: PolicyRule = { ...rule, from: { ...peer(['l1']), outside: true } };
+    expect(networkPolicyFlows(1, network(dir, [both]), TUNNEL).rules[0]!.clauses).toEqual([1, 3, 2]);
+    for (const f of flows) {
+      expect(() => encodeMatch(f.match)).not.toThrow();
+    }
+  });
+
   it('grows with rules plus the endpoints they name, not their product, and merges shared clauses', () => {
     const count = (locals: number, remotes: number, nRules: number): number => {
       const dir = [...Array.from({ length: locals }, (_, i) => local(i + 1, { role: 'server' })), ...Array.from({ length: remotes }, (_, i) => remote(i + 1, { role: 'client' }))];
