@@ -94,6 +94,20 @@ export class Convergence {
   }
 
   /**
+   * A heartbeat's applied revision, for a host whose Watch stream is not on this controller (it
+   * watches a follower): counts as its ack. A host streaming here is counted by its acks.
+   */
+  heard(host: string, applied: number): void {
+    let e = this.hosts.get(host);
+    if (e?.connected) return;
+    if (!e) this.hosts.set(host, (e = { acked: 0, applied: 0, connected: false }));
+    if (applied <= e.acked) return;
+    e.acked = applied;
+    e.applied = Math.max(e.applied, applied);
+    this.checkWaiters();
+  }
+
+  /**
    * Revision up to which the host's agent is known to be current. A host without a stream and
    * without networks has nothing to apply.
    */
