@@ -112,8 +112,14 @@ export class Controller {
     const n = await c.load();
     c.term = store.leadership?.()?.term ?? 0;
     // etcd may have compacted further than the store knew: it learns that from the first answer.
-    let history = await store.changesSince(store.compactedRevision());
-    history ??= await store.changesSince(store.compactedRevision());
+    // Without it (etcd compacted, or the member the watch went to is down) agents get snapshots.
+    const since = (): Promise<Awaited<ReturnType<Store['changesSince']>>> =>
+      store.changesSince(store.compactedRevision()).catch((err: unknown) => {
+        opts.logger.warn({ err }, 'reading the store\'s change history failed');
+        return null;
+      });
+    let history = await since();
+    history ??= await since();
     // Without the store's history the log covers only what comes next.
     const log = new ChangeLog(history ? store.compactedRevision() : store.revision(), Math.max(opts.changeLogSize, 1));
     c.changes = log;

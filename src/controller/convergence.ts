@@ -101,10 +101,30 @@ export class Convergence {
     let e = this.hosts.get(host);
     if (e?.connected) return;
     if (!e) this.hosts.set(host, (e = { acked: 0, applied: 0, connected: false }));
-    if (applied <= e.acked) return;
-    e.acked = applied;
-    e.applied = Math.max(e.applied, applied);
+    // Its stream sends nothing for revisions that do not concern it: current up to now if
+    // nothing it sees changed since what it applied.
+    const current = this.untouchedSince(host, applied) ? Math.max(applied, this.controller.revision()) : applied;
+    if (current <= e.acked) return;
+    e.acked = current;
+    e.applied = Math.max(e.applied, current);
     this.checkWaiters();
+  }
+
+  /** Whether no key in `host`'s view changed after `revision` (false when the change log does not reach back). */
+  private untouchedSince(host: string, revision: number): boolean {
+    const keys = this.controller.changes.keysSince(revision);
+    if (!keys) return false;
+    const state = this.controller.state;
+    const nets = state.networksOf(host);
+    for (const k of keys) {
+      const [kind, name] = k.split('/', 3);
+      if (kind === 'hosts') {
+        if (name === host || [...state.networksOf(name)].some((n) => nets.has(n))) return false;
+      } else if (nets.has(name)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**

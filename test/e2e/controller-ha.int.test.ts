@@ -86,7 +86,8 @@ describe('controllers on etcd: failover', () => {
 
   /**
    * Creates endpoints from 3 writers until `stop()`; answered ones are kept in `acked`. A create
-   * that failed may or may not have committed; none is retried under another id.
+   * that failed may or may not have committed; none is retried under another id. They go to a
+   * network of a host without an agent: the failover is what is measured, not flow churn.
    */
   const burst = () => {
     let stopped = false;
@@ -95,7 +96,7 @@ describe('controllers on etcd: failover', () => {
       while (!stopped) {
         const i = seq++;
         try {
-          acked.push(await client.createEndpoint({ network: 'blue', host: i % 2 ? 'ha-b' : 'ha-a', containerId: `burst${i}` }));
+          acked.push(await client.createEndpoint({ network: 'burst', host: 'ha-ghost', containerId: `burst${i}` }));
         } catch {
           refused++;
         }
@@ -113,15 +114,18 @@ describe('controllers on etcd: failover', () => {
 
   /** Every answered create is stored as answered; no IPv4 address twice; agents converge. */
   const checkState = async (): Promise<void> => {
-    const { endpoints } = await client.listEndpoints({ network: 'blue' });
+    const { endpoints } = await client.listEndpoints({ network: 'burst' });
     const byId = new Map(endpoints.map((e) => [e.containerId, e]));
     for (const e of acked) expect(byId.get(e.containerId)?.ipv4, e.containerId).toBe(e.ipv4);
     const v4 = endpoints.map((e) => e.ipv4);
     expect(new Set(v4).size).toBe(v4.length);
     const { revision } = await client.getStatus();
     const w = await client.wait(revision, 20_000);
+    const { hosts } = await client.getStatus();
+    // Both agents' hosts stayed up: no route was withdrawn (the ghost has no agent: it goes down).
+    expect(hosts.filter((h) => h.name !== 'ha-ghost').map((h) => `${h.name} ${h.up}`)).toEqual(['ha-a true', 'ha-b true']);
     if (!w.converged) {
-      for (const d of daemons) if (d) console.log(d.target, JSON.stringify((await new LoomClient(d.target).getStatus()).hosts), d.output().split('\n').filter((l) => /warn|error|leader|reload/i.test(l)).slice(-15).join('\n'));
+      for (const d of daemons) if (d) console.log(d.target, JSON.stringify((await new LoomClient(d.target).getStatus().catch(() => null))?.hosts), d.output().split('\n').filter((l) => /warn|error|leader|reload/i.test(l)).slice(-15).join('\n'));
       for (const a of cluster.agents) console.log(a.logs.split('\n').filter((l) => /watch|Watch|controller|heartbeat/.test(l)).slice(-25).join('\n'));
     }
     expect(w.converged, `pending: ${w.pendingHosts.join(',')} at ${revision}`).toBe(true);
@@ -135,6 +139,8 @@ describe('controllers on etcd: failover', () => {
     for (let i = 0; i < 3; i++) await startOne(i);
     client = new FailoverClient(addresses.map((a) => `${a}:${apiPort}`), (a) => new LoomClient(a));
     await client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16', ipv4BlockPrefix: 24, tunnelType: 'TUNNEL_TYPE_VXLAN' });
+    await client.createNetwork({ name: 'burst', ipv4Cidr: '198.19.0.0/16', ipv4BlockPrefix: 24 });
+    await client.register({ name: 'ha-ghost', vtep: '192.0.2.99' });
     cluster = await startCluster({
       hosts: ['ha-a', 'ha-b'],
       controller: addresses.map((a) => `${a}:${apiPort}`).join(','),
@@ -151,6 +157,8 @@ describe('controllers on etcd: failover', () => {
   const across = async (what: string, fault: () => Promise<void>): Promise<void> => {
     const a = await attach(0, `${what}-a`);
     const b = await attach(1, `${what}-b`);
+    const { revision } = await client.getStatus();
+    expect((await client.wait(revision, 20_000)).converged).toBe(true);
     expect(await a.c.exec('ping', ['-c', '2', '-i', '0.1', '-W', '2', b.ipv4])).toContain('2 received');
     // 9 s of ping at 10 ms: the lease, an election and one host-down timeout fit in it.
     const ping = a.c.exec('ping', ['-q', '-c', '900', '-i', '0.01', '-W', '1', b.ipv4]);
@@ -177,8 +185,7 @@ describe('controllers on etcd: failover', () => {
       await daemons[killed]!.kill9();
       daemons[killed] = undefined;
     });
-    expect(daemons[killed]?.output() ?? '').not.toContain('host is down');
-    for (const d of daemons) expect(d?.output() ?? '').not.toContain('host is down');
+    for (const d of daemons) expect(d?.output() ?? '').not.toMatch(/"host":"ha-[ab]".*host is down/);
     await startOne(killed);
   });
 
@@ -193,10 +200,11 @@ describe('controllers on etcd: failover', () => {
   });
 
   it('all controllers restarted at once lose nothing', async () => {
-    const before = (await client.listEndpoints({ network: 'blue' })).endpoints.map((e) => `${e.containerId} ${e.ipv4}`).sort();
+    const list = async (): Promise<string[]> => (await Promise.all(['blue', 'burst'].map((network) => client.listEndpoints({ network })))).flatMap((r) => r.endpoints.map((e) => `${e.containerId} ${e.ipv4}`)).sort();
+    const before = await list();
     await Promise.all(daemons.map((d) => d?.kill9()));
     for (let i = 0; i < 3; i++) await startOne(i);
-    const after = (await client.listEndpoints({ network: 'blue' })).endpoints.map((e) => `${e.containerId} ${e.ipv4}`).sort();
+    const after = await list();
     expect(after).toEqual(before);
     const added = await attach(0, 'after-restart');
     expect(added.ipv4).not.toBe('');
