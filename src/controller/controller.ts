@@ -261,6 +261,15 @@ export class Controller {
     this.hearingSince = Date.now();
   }
 
+  /**
+   * Throws on a follower: for what only the leader can answer for the whole cluster (convergence
+   * and host status: agents' heartbeats go to it), as for writes.
+   */
+  requireLeader(): void {
+    const refusal = this.followerRefusal();
+    if (refusal) throw refusal;
+  }
+
   /** The refusal of a write on a follower: UNAVAILABLE naming the leader (message and trailer). */
   private followerRefusal(): ApiError | null {
     const why = this.notLeading();
@@ -543,7 +552,8 @@ export class Controller {
     const h = this.state.hosts.get(name);
     if (!h) return;
     this.lastSeen.set(name, Date.now());
-    if (!h.rec.up) this.setUp(name, true).catch((err: unknown) => this.opts.logger.error({ err }, 'marking host up failed'));
+    // A follower leaves that to the leader, which hears the host's heartbeats.
+    if (!h.rec.up && !this.notLeading()) this.setUp(name, true).catch((err: unknown) => this.opts.logger.error({ err }, 'marking host up failed'));
   }
 
   /** Milliseconds since the host was last heard from. */

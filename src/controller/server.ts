@@ -112,8 +112,13 @@ export function apiHandlers(controller: Controller, convergence: Convergence, wa
       return { revision };
     },
     ListHosts: () => ({ hosts: controller.listHosts(), revision: controller.revision() }),
-    GetStatus: () => ({ revision: controller.revision(), hosts: convergence.status() }),
+    // The leader's alone: it hears every agent's heartbeats; a follower only its own streams.
+    GetStatus: () => {
+      controller.requireLeader();
+      return { revision: controller.revision(), hosts: convergence.status() };
+    },
     Wait: async (r: { revision: number; timeoutMs: number }) => {
+      controller.requireLeader();
       const revision = r.revision || controller.revision();
       const converged = await convergence.wait(revision, Math.min(r.timeoutMs || 30_000, 3_600_000));
       return { converged, revision, pendingHosts: converged ? [] : convergence.pending(revision) };
