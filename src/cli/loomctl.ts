@@ -4,7 +4,7 @@
  */
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { isServiceError, LoomClient } from '../api/client.js';
-import { FailoverClient, parseControllerList } from '../api/failover.js';
+import { FailoverClient, leaderHint, parseControllerList } from '../api/failover.js';
 import { clientCredentials } from '../common/tls.js';
 import type { EgressMode, Isolation, Network, Policy, PortMapping, TunnelType } from '../api/types.js';
 import { parseCommandLine, UsageError, type FlagValues } from './args.js';
@@ -354,6 +354,11 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
     }
   } catch (e) {
     if (isServiceError(e)) {
+      if (e.code === grpcStatus.UNAVAILABLE && leaderHint(e)) {
+        // A follower answered, and the leader it names is not in --controller (or did not answer).
+        err(`loomctl: ${e.details}${addresses.length === 1 ? ' (give loomctl every controller: --controller a:7400,b:7400,c:7400)' : ''}\n`);
+        return 4;
+      }
       if (e.code === grpcStatus.UNAVAILABLE || e.code === grpcStatus.DEADLINE_EXCEEDED) {
         err(`loomctl: cannot reach the controller at ${target}: ${e.details}\n`);
         return 4;
