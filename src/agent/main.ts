@@ -14,7 +14,7 @@ import { LoomClient } from '../api/client.js';
 import { HELP, agentTls, loadConfig, type AgentConfig } from './config.js';
 import { Agent, type ControllerClients } from './agent.js';
 import { prepareHost } from './startup.js';
-import { CONTROLLER_CHANNEL_OPTIONS, CONTROLLER_RETRY } from './controller-session.js';
+import { CONTROLLER_CHANNEL_OPTIONS } from './controller-session.js';
 import { FailoverClient, homeIndex, parseControllerList } from '../api/failover.js';
 import type { Logger } from 'pino';
 import { startLocalApi } from './local-api.js';
@@ -80,7 +80,6 @@ function controllerClients(config: AgentConfig, log: Logger): ControllerClients 
     // One controller: fail as before (callers retry); several: an attach waits out a failover.
     ...(addresses.length === 1 ? { failoverMs: 0 } : {}),
     readsAtLeader: true,
-    backoff: CONTROLLER_RETRY,
     onMove: (target, address, why) => log.warn({ target, controller: address, why }, target === 'leader' ? 'writes go to another controller' : 'Watch goes to another controller'),
   });
   return {
