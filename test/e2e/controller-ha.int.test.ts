@@ -4,6 +4,7 @@
 // survives, no address is handed out twice, writes resume, a CNI ADD made during the failover
 // succeeds, agents converge, 0 packets lost. Then all controllers restart at once; and a
 // controller cut off from etcd fails its in-flight write instead of committing it.
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -205,6 +206,26 @@ describe('controllers on etcd: failover', () => {
     const added = await attach(0, 'after-restart');
     expect(added.ipv4).not.toBe('');
     await checkState();
+  });
+
+  it('loomctl with every controller: a write lands at the leader whichever is listed first', async () => {
+    const leader = await leaderIndex();
+    // The list starts with a follower: its refusal names the leader, loomctl goes there.
+    const list = [1, 2, 3].map((k) => `${addresses[(leader + k) % 3]}:${apiPort}`).join(',');
+    const run = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((resolve) => {
+        execFile(process.execPath, ['--import', 'tsx', 'src/cli/loomctl.ts', ...(args[0] === '--controller' ? [] : ['--controller', list]), ...args], { cwd: process.cwd() }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const created = await run('network', 'create', 'green', '--ipv4', '198.51.100.0/24', '-o', 'json');
+    expect(created.code, created.stderr).toBe(0);
+    const shown = await run('network', 'show', 'green', '-o', 'json');
+    expect(shown.code, shown.stderr).toBe(0);
+    expect((JSON.parse(shown.stdout) as { ipv4Cidr: string }).ipv4Cidr).toBe('198.51.100.0/24');
+    const bad = await run('--controller', 'a:1,,b:2', 'status');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--controller: "" is not host:port/);
   });
 
   it('a controller cut off from etcd fails its in-flight write rather than committing it', async () => {
