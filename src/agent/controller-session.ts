@@ -182,7 +182,9 @@ export class ControllerSession {
     if (this.watchClient?.port === port && this.watchClient.home === home) return;
     this.watchClient?.client.close();
     this.watchClient = undefined;
-    this.watchPortFailures = 0;
+    // Failures count across a move to the next controller: ports that fail on every controller
+    // while the API answers still send Watch to the API port.
+    if (port !== this.watchPort) this.watchPortFailures = 0;
     this.watchPort = port;
     if (!port) return;
     this.watchClient = { port, home, client: this.o.watchApi(port, home) };
