@@ -1,5 +1,6 @@
 /**
- * Control-plane benchmark: one loom-controller process (SQLite store, synchronous=FULL) and
+ * Control-plane benchmark: one loom-controller process (SQLite store, synchronous=FULL; or with
+ * `--store etcd` an etcd the bench starts on loopback: one member, its default fsync) and
  * simulated agents in separate processes (every agent has its own TCP connection and Watch
  * stream).
  *
@@ -35,6 +36,7 @@ import { codecs, watchMethod } from '../src/api/proto.js';
 import type { WatchRequest } from '../src/api/types.js';
 import { ViewState } from '../src/api/view-state.js';
 import { connectH2, grpcCall, type H2Connection } from './lib/h2-lite.js';
+import { startEtcd, type EtcdServer } from '../test/harness/etcd.js';
 
 const HOSTS = Number(process.env.LOOM_BENCH_HOSTS ?? 1000);
 const EPH = Number(process.env.LOOM_BENCH_EPH ?? 100);
@@ -247,10 +249,23 @@ function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return m ? Math.round(Number(m[1]) / 1024) : -1;
 }
 
-function startController(db: string): Promise<{ proc: ChildProcess; target: string }> {
+/** `--store sqlite|etcd` (default sqlite): where the controller keeps its state. */
+function storeFlag(): 'sqlite' | 'etcd' {
+  const i = process.argv.indexOf('--store');
+  const v = i >= 0 ? process.argv[i + 1] : 'sqlite';
+  if (v !== 'sqlite' && v !== 'etcd') throw new Error(`--store must be sqlite or etcd, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** The controller's store flags: SQLite in `dir`, or an etcd (one member, loopback) the bench started. */
+function storeArgs(dir: string, etcd: EtcdServer | null): string[] {
+  return etcd ? ['--store', 'etcd', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', '/loom-bench/'] : ['--db', path.join(dir, 'controller.db')];
+}
+
+function startController(storeFlags: string[]): Promise<{ proc: ChildProcess; target: string }> {
   const proc = spawn(
     process.execPath,
-    [...(process.env.LOOM_BENCH_CONTROLLER_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/controller/main.ts', '--db', db, '--listen', '127.0.0.1:0', '--metrics-listen', '', '--host-down-after-ms', '600000', '--heartbeat-interval-ms', '60000', '--max-connections-per-peer', String(HOSTS + 16), ...(process.env.LOOM_BENCH_CONTROLLER_ARGS ?? '').split(' ').filter(Boolean)],
+    [...(process.env.LOOM_BENCH_CONTROLLER_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/controller/main.ts', ...storeFlags, '--listen', '127.0.0.1:0', '--metrics-listen', '', '--host-down-after-ms', '600000', '--heartbeat-interval-ms', '60000', '--max-connections-per-peer', String(HOSTS + 16), ...(process.env.LOOM_BENCH_CONTROLLER_ARGS ?? '').split(' ').filter(Boolean)],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {
@@ -273,8 +288,11 @@ function startController(db: string): Promise<{ proc: ChildProcess; target: stri
 async function driver(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'loom-bench-'));
   const children: ChildProcess[] = [];
+  const store = storeFlag();
+  const etcd = store === 'etcd' ? await startEtcd() : null;
   try {
-    const { proc: ctl, target } = await startController(path.join(dir, 'controller.db'));
+    if (etcd) log(`etcd (one member, loopback) at ${etcd.endpoint}`);
+    const { proc: ctl, target } = await startController(storeArgs(dir, etcd));
     children.push(ctl);
     // Process 0 holds the FULL fully-decoding agents (alone, so their acks are not queued behind
     // hundreds of others in one event loop); processes 1..WORKERS share the rest.
@@ -396,7 +414,7 @@ async function driver(): Promise<void> {
     api.close();
     workers.forEach((w) => w.send({ type: 'exit' }));
     console.log(
-      `RESULT hosts=${HOSTS} endpoints=${total} propagate_p50_ms=${percentile(latencies, 50).toFixed(1)} ` +
+      `RESULT store=${store} hosts=${HOSTS} endpoints=${total} propagate_p50_ms=${percentile(latencies, 50).toFixed(1)} ` +
         `propagate_p99_ms=${percentile(latencies, 99).toFixed(1)} snapshot_ms=${snap.ms.toFixed(0)} controller_rss_mb=${rss} controller_peak_rss_mb=${peak}`,
     );
   } finally {
@@ -407,6 +425,7 @@ async function driver(): Promise<void> {
     await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000))]);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    await etcd?.stop();
   }
 }
 

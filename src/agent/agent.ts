@@ -47,10 +47,15 @@ function protoOf(p: string | undefined): 'icmp' | 'tcp' | 'udp' {
 }
 export const AGENT_VERSION = '0.1.0';
 
-/** The controller's clients: the API port (also used for endpoints) and a factory for the Watch port. */
+/**
+ * The controllers' clients: the API (also used for endpoints; over several controllers, a
+ * FailoverClient), a factory for a Watch port, and with several controllers where Watch goes.
+ */
 export interface ControllerClients {
   api: SessionApi & EndpointApi;
-  watchApi: (port: number) => SessionApi;
+  watchApi: (port: number, home: string) => SessionApi;
+  home?: () => string;
+  homeFailed?: (address: string, why: string) => void;
 }
 
 /** The published ports recorded on an endpoint's OVS port (JSON written by the attacher). */
@@ -134,6 +139,8 @@ export class Agent {
       controller: config.controller,
       api: controller.api,
       watchApi: controller.watchApi,
+      home: controller.home,
+      homeFailed: controller.homeFailed,
       appliedRevision: () => this.appliedRevision,
       drops: async () => dropsByReason((await this.datapath.read()).drops),
       onChange: (revision, ack) => {

@@ -6,6 +6,7 @@ import { tryParseIp } from '../common/ip.js';
 import { vtepAddressProblem } from '../common/reserved.js';
 import { LOG_LEVELS } from '../common/logging.js';
 import { clientCredentials, type ClientTls } from '../common/tls.js';
+import { parseControllerList } from '../api/failover.js';
 
 /** '' or a Linux interface name (at most 15 characters, no '/' or spaces). */
 function interfaceName(orEmpty: boolean): (value: unknown) => string {
@@ -39,8 +40,24 @@ function path(value: unknown): string {
   return value;
 }
 
+/** One controller address or a comma-separated list (a YAML/JSON list in the config file); kept as 'a,b,c'. */
+function controllerList(value: unknown): string {
+  const text = Array.isArray(value) ? value.join(',') : value;
+  if (typeof text !== 'string') throw new BadValue('must look like host:port, or a comma-separated list a:7400,b:7400,c:7400');
+  try {
+    return parseControllerList(text).join(',');
+  } catch (err) {
+    throw new BadValue(`must look like host:port, or a comma-separated list a:7400,b:7400,c:7400 (${(err as Error).message})`);
+  }
+}
+
 export const SETTINGS = settings({
-  controller: { parse: hostPort(), default: '127.0.0.1:7400', arg: 'ADDR', help: 'controller gRPC address, host:port' },
+  controller: {
+    parse: controllerList,
+    default: '127.0.0.1:7400',
+    arg: 'ADDR[,ADDR...]',
+    help: 'controller gRPC address, host:port; several controllers (etcd, leader election) comma-separated: a:7400,b:7400,c:7400 (writes go to the leader, Watch to one of them, moving on when one fails)',
+  },
   hostName: {
     parse: text(/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/i, "a DNS name of letters, digits, '.' and '-'"),
     default: '',

@@ -65,8 +65,14 @@ export interface SessionOptions {
   controller: string;
   /** The API port's client. */
   api: SessionApi;
-  /** Builds a client for the controller's dedicated Watch port (same host and TLS). */
-  watchApi: (port: number) => SessionApi;
+  /** Builds a client for the dedicated Watch port of the controller at `home` (same host and TLS). */
+  watchApi: (port: number, home: string) => SessionApi;
+  /**
+   * Several controllers: the one Watch goes to (`home`, its address), and how to move on when
+   * its stream breaks. Without them there is one controller, `controller`.
+   */
+  home?: () => string;
+  homeFailed?: (address: string, why: string) => void;
   /** The revision the agent applied last (heartbeats carry it). */
   appliedRevision: () => number;
   /** The host's drops by reason, for heartbeats to carry (loomctl status shows them); a failed read sends none. */
@@ -85,9 +91,11 @@ export interface SessionOptions {
 export class ControllerSession {
   readonly view = new ViewState();
   /** The dedicated Watch port's client (RegisterResponse.watchPort), when the controller has one. */
-  private watchClient: { port: number; client: SessionApi } | undefined;
+  private watchClient: { port: number; home: string; client: SessionApi } | undefined;
   /** Watch attempts on the dedicated port that failed before any message while the API port answered. */
   private watchPortFailures = 0;
+  /** The Watch port the controllers named at registration (0: none). */
+  private watchPort = 0;
   private watchPortRetryAt = 0;
   /** Last time the API port answered (register, heartbeat). */
   private apiOkAt = 0;
@@ -172,16 +180,27 @@ export class ControllerSession {
 
   /** Watch goes to the controller's dedicated port on a connection of its own. */
   private useWatchPort(port: number): void {
-    if (this.watchClient?.port === port) return;
+    const home = this.home();
+    if (this.watchClient?.port === port && this.watchClient.home === home) return;
     this.watchClient?.client.close();
     this.watchClient = undefined;
-    this.watchPortFailures = 0;
+    // Failures count across a move to the next controller: ports that fail on every controller
+    // while the API answers still send Watch to the API port.
+    if (port !== this.watchPort) this.watchPortFailures = 0;
+    this.watchPort = port;
     if (!port) return;
-    this.watchClient = { port, client: this.o.watchApi(port) };
+    this.watchClient = { port, home, client: this.o.watchApi(port, home) };
+  }
+
+  private home(): string {
+    return this.o.home?.() ?? this.o.controller;
   }
 
   private openWatch(): void {
     if (this.stopped) return;
+    // The home moved (its last stream broke): the Watch port of the next one.
+    if (this.watchClient && this.watchClient.home !== this.home()) this.useWatchPort(this.watchPort);
+    const home = this.home();
     if (this.watchPortFailures >= WATCH_PORT_FAILURES && this.clock.now() >= this.watchPortRetryAt) this.watchPortFailures = 0;
     const dedicated = this.watchTarget === 'watch-port';
     const stream = dedicated ? this.watchClient!.client.watch() : this.o.api.watch();
@@ -235,7 +254,8 @@ export class ControllerSession {
         this.o.log.warn({ watchPort: this.watchClient?.port, why }, 'the controller\'s Watch port fails while its API port answers; watching on the API port for 5 minutes');
       }
       const retryInMs = this.watchBackoff.next();
-      this.o.log.warn({ why, retryInMs, revision: this.view.revision }, 'watch stream lost; keeping the installed flows');
+      this.o.homeFailed?.(home, why);
+      this.o.log.warn({ why, retryInMs, revision: this.view.revision, controller: home, next: this.home() }, 'watch stream lost; keeping the installed flows');
       this.reconnectTimer = this.clock.setTimeout(() => this.openWatch(), retryInMs);
     };
     stream.on('error', (err) => retry(describe(err)));

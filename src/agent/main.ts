@@ -15,6 +15,8 @@ import { HELP, agentTls, loadConfig, type AgentConfig } from './config.js';
 import { Agent, type ControllerClients } from './agent.js';
 import { prepareHost } from './startup.js';
 import { CONTROLLER_CHANNEL_OPTIONS } from './controller-session.js';
+import { FailoverClient, homeIndex, parseControllerList } from '../api/failover.js';
+import type { Logger } from 'pino';
 import { startLocalApi } from './local-api.js';
 import { cniHandler } from '../cni/handler.js';
 import { createAgentMetrics } from './metrics.js';
@@ -33,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
   const servers: http.Server[] = [];
   try {
     const host = await prepareHost(config, log);
-    const started = (agent = new Agent(config, host, controllerClients(config), log, metrics, undefined, {
+    const started = (agent = new Agent(config, host, controllerClients(config, log), log, metrics, undefined, {
       ...DEFAULT_UPSTREAM,
       ...(config.hostNetns ? { netns: config.hostNetns } : {}),
     }));
@@ -65,12 +67,26 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
-/** gRPC clients for the controller's API port and, once it names one, its Watch port (same host and TLS). */
-function controllerClients(config: AgentConfig): ControllerClients {
+/**
+ * gRPC clients for the controllers' API ports (writes and the agent's reads to the leader, Watch
+ * to the home, spread by host name) and, once they name one, the home's Watch port (same host and TLS).
+ */
+function controllerClients(config: AgentConfig, log: Logger): ControllerClients {
   const tls = clientCredentials(agentTls(config));
+  const client = (address: string): LoomClient => new LoomClient(address, { ...tls.options, ...CONTROLLER_CHANNEL_OPTIONS }, tls.credentials);
+  const addresses = parseControllerList(config.controller);
+  const api = new FailoverClient(addresses, client, {
+    home: homeIndex(config.hostName, addresses.length),
+    // One controller: fail as before (callers retry); several: an attach waits out a failover.
+    ...(addresses.length === 1 ? { failoverMs: 0 } : {}),
+    readsAtLeader: true,
+    onMove: (target, address, why) => log.warn({ target, controller: address, why }, target === 'leader' ? 'writes go to another controller' : 'Watch goes to another controller'),
+  });
   return {
-    api: new LoomClient(config.controller, { ...tls.options, ...CONTROLLER_CHANNEL_OPTIONS }, tls.credentials),
-    watchApi: (port) => new LoomClient(joinHostPort(splitHostPort(config.controller).host, port), { ...tls.options, ...CONTROLLER_CHANNEL_OPTIONS }, tls.credentials),
+    api,
+    watchApi: (port, home) => client(joinHostPort(splitHostPort(home).host, port)),
+    home: () => api.set.home,
+    homeFailed: (address, why) => api.set.homeFailed(address, why),
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { isServiceError, LoomClient } from '../api/client.js';
+import { FailoverClient, leaderHint, parseControllerList } from '../api/failover.js';
 import { clientCredentials } from '../common/tls.js';
 import type { EgressMode, Isolation, Network, Policy, PortMapping, TunnelType } from '../api/types.js';
 import { parseCommandLine, UsageError, type FlagValues } from './args.js';
@@ -67,7 +68,10 @@ Commands:
                               Per host asked: --timeout (default 5 s). Operators only.
 
 Global flags:
-  --controller ADDR           controller gRPC address (env LOOM_CONTROLLER)  [127.0.0.1:7400]
+  --controller ADDR[,ADDR..]  controller gRPC address (env LOOM_CONTROLLER)  [127.0.0.1:7400]
+                              several (a:7400,b:7400,c:7400): writes go to the leader
+                              (a follower's refusal names it), reads to the first that
+                              answers; each call retries the others for up to 15 s
   --tls-ca FILE               use TLS, trusting this CA (env LOOM_TLS_CA)    [plaintext]
   --tls-cert FILE             client certificate for mutual TLS (env LOOM_TLS_CERT)
   --tls-key FILE              its key (env LOOM_TLS_KEY)
@@ -161,7 +165,14 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const client = new LoomClient(target, tls.options, tls.credentials);
+  let addresses: string[];
+  try {
+    addresses = parseControllerList(target);
+  } catch (e) {
+    throw new UsageError(`--controller: ${(e as Error).message}`);
+  }
+  // Several controllers: writes follow the leader, reads move on from one that fails, for up to 15 s.
+  const client = new FailoverClient(addresses, (a) => new LoomClient(a, tls.options, tls.credentials), addresses.length > 1 ? {} : { failoverMs: 0 });
   const need = (what: string, value: string | undefined): string => {
     if (!value) throw new UsageError(`missing ${what} (see loomctl --help)`);
     return value;
@@ -377,6 +388,11 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
     }
   } catch (e) {
     if (isServiceError(e)) {
+      if (e.code === grpcStatus.UNAVAILABLE && leaderHint(e)) {
+        // A follower answered, and the leader it names is not in --controller (or did not answer).
+        err(`loomctl: ${e.details}${addresses.length === 1 ? ' (give loomctl every controller: --controller a:7400,b:7400,c:7400)' : ''}\n`);
+        return 4;
+      }
       if (e.code === grpcStatus.UNAVAILABLE || e.code === grpcStatus.DEADLINE_EXCEEDED) {
         err(`loomctl: cannot reach the controller at ${target}: ${e.details}\n`);
         return 4;

@@ -32,7 +32,7 @@ import { alreadyExists, ApiError, failedPrecondition, invalid, notFound } from '
 import { allocateAddress, releaseOps } from './ipam.js';
 import { hostGatewayId, keys, type EndpointRecord, type HostRecord } from './model.js';
 import { ClusterState, type NetworkState } from './state.js';
-import type { Store, StoreOp } from './store/types.js';
+import { NotLeaderError, type FollowedChange, type Store, type StoreOp } from './store/types.js';
 import { checkHostName, defaultEndpointName, validateEndpointRequest, validateNetwork, validateRegister } from './validate.js';
 
 export interface ControllerOptions {
@@ -95,6 +95,8 @@ export class Controller {
   private loggedRevision = 0;
   /** The store's leadership term the memory was loaded for (0 without election). */
   private term = 0;
+  /** Stops following the store's other writers. */
+  private unfollow: (() => void) | undefined;
 
   private constructor(
     readonly store: Store,
@@ -110,14 +112,21 @@ export class Controller {
     const n = await c.load();
     c.term = store.leadership?.()?.term ?? 0;
     // etcd may have compacted further than the store knew: it learns that from the first answer.
-    let history = await store.changesSince(store.compactedRevision());
-    history ??= await store.changesSince(store.compactedRevision());
+    // Without it (etcd compacted, or the member the watch went to is down) agents get snapshots.
+    const since = (): Promise<Awaited<ReturnType<Store['changesSince']>>> =>
+      store.changesSince(store.compactedRevision()).catch((err: unknown) => {
+        opts.logger.warn({ err }, 'reading the store\'s change history failed');
+        return null;
+      });
+    let history = await since();
+    history ??= await since();
     // Without the store's history the log covers only what comes next.
     const log = new ChangeLog(history ? store.compactedRevision() : store.revision(), Math.max(opts.changeLogSize, 1));
     c.changes = log;
     for (const ch of history ?? []) log.append(ch.revision, [ch.key]);
     c.loggedRevision = store.revision();
     c.hearingSince = Date.now();
+    c.follow();
     opts.logger.info({ revision: store.revision(), keys: n, logFloor: log.floor }, 'state loaded');
     return c;
   }
@@ -139,6 +148,50 @@ export class Controller {
     if (missed) for (const ch of missed) this.changes.append(ch.revision, [ch.key]);
     else this.changes = new ChangeLog(this.store.revision(), Math.max(this.opts.changeLogSize, 1));
     this.loggedRevision = this.store.revision();
+  }
+
+  /**
+   * With leader election: memory follows the store's other writers (the leader) as they commit,
+   * so a follower answers reads and serves Watch streams with the current state, and a new leader
+   * starts from it. Each revision is applied, logged and told to watchers as a local commit is.
+   */
+  private follow(): void {
+    if (!this.store.follow || !this.store.leadership?.()) return;
+    this.unfollow = this.store.follow(this.store.revision(), {
+      onRevision: (revision, changes) => this.applyFollowed(revision, changes),
+      onLost: () => {
+        // etcd compacted past what we followed: read it all again, then follow from there.
+        this.reload().then(
+          () => this.follow(),
+          (err: unknown) => {
+            this.opts.logger.error({ err }, 'reloading after the store compacted failed; the next batch reloads');
+            this.stale = true;
+          },
+        );
+      },
+    });
+  }
+
+  /**
+   * Another controller's commit (from the store's watch). Not while a batch of ours is being
+   * written: that batch then fails its fence (the store's revision moved) and memory reloads.
+   * Revisions up to `loggedRevision` are ours or already known.
+   */
+  private applyFollowed(revision: number, changes: FollowedChange[]): boolean {
+    if (this.closed || this.writing || revision <= this.loggedRevision) return false;
+    const created = new Map(changes.map((c) => [c.key, c.createRevision]));
+    this.state.applyChanges(changes, (k) => created.get(k) ?? revision, revision);
+    this.changes.append(revision, changes.map((c) => c.key));
+    this.loggedRevision = revision;
+    const ops: StoreOp[] = changes.map((c) => (c.value === null ? { type: 'delete', key: c.key } : { type: 'put', key: c.key, value: c.value }));
+    for (const fn of this.listeners) {
+      try {
+        fn(revision, ops);
+      } catch (err) {
+        this.opts.logger.error({ err }, 'commit listener failed');
+      }
+    }
+    return true;
   }
 
   /**
@@ -164,6 +217,7 @@ export class Controller {
 
   async close(): Promise<void> {
     if (this.livenessTimer) clearInterval(this.livenessTimer);
+    this.unfollow?.();
     while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
     this.closed = true;
     await this.store.close();
@@ -207,10 +261,25 @@ export class Controller {
     this.hearingSince = Date.now();
   }
 
+  /**
+   * Throws on a follower: for what only the leader can answer for the whole cluster (convergence
+   * and host status: agents' heartbeats go to it), as for writes.
+   */
+  requireLeader(): void {
+    const refusal = this.followerRefusal();
+    if (refusal) throw refusal;
+  }
+
+  /** The refusal of a write on a follower: UNAVAILABLE naming the leader (message and trailer). */
+  private followerRefusal(): ApiError | null {
+    const why = this.notLeading();
+    return why ? new ApiError('UNAVAILABLE', why, this.store.leadership?.()?.leader ?? '') : null;
+  }
+
   private mutate<T>(m: Mutation<T>): Promise<T> {
     if (this.closed) return Promise.reject(new ApiError('UNAVAILABLE', 'the controller is shutting down'));
-    const follower = this.notLeading();
-    if (follower) return Promise.reject(new ApiError('UNAVAILABLE', follower));
+    const refusal = this.followerRefusal();
+    if (refusal) return Promise.reject(refusal);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run: m, resolve: resolve as (v: unknown) => void, reject });
       this.scheduleBatch();
@@ -294,7 +363,7 @@ export class Controller {
         this.opts.logger.error({ err: e }, 'reloading state failed; the next batch tries again');
       });
       this.writing = false;
-      const refusal = new ApiError('UNAVAILABLE', `the controller could not write its store: ${(err as Error).message}`);
+      const refusal = new ApiError('UNAVAILABLE', `the controller could not write its store: ${(err as Error).message}`, err instanceof NotLeaderError ? err.leader : '');
       for (const a of answered) a.q.reject(refusal);
       this.scheduleBatch();
       return;
@@ -467,6 +536,10 @@ export class Controller {
   /** Records liveness; a host that was down comes back up (its routes return). */
   async heartbeat(name: string): Promise<number> {
     checkHostName(name);
+    // Liveness is the leader's to judge: a follower that took the heartbeat would leave the
+    // leader deaf to this host. The agent follows the refusal to the leader.
+    const refusal = this.followerRefusal();
+    if (refusal) throw refusal;
     const h = this.state.hosts.get(name);
     if (!h) throw notFound(`host ${name} is not registered; register it first`);
     this.lastSeen.set(name, Date.now());
@@ -479,7 +552,8 @@ export class Controller {
     const h = this.state.hosts.get(name);
     if (!h) return;
     this.lastSeen.set(name, Date.now());
-    if (!h.rec.up) this.setUp(name, true).catch((err: unknown) => this.opts.logger.error({ err }, 'marking host up failed'));
+    // A follower leaves that to the leader, which hears the host's heartbeats.
+    if (!h.rec.up && !this.notLeading()) this.setUp(name, true).catch((err: unknown) => this.opts.logger.error({ err }, 'marking host up failed'));
   }
 
   /** Milliseconds since the host was last heard from. */

@@ -94,6 +94,40 @@ export class Convergence {
   }
 
   /**
+   * A heartbeat's applied revision, for a host whose Watch stream is not on this controller (it
+   * watches a follower): counts as its ack. A host streaming here is counted by its acks.
+   */
+  heard(host: string, applied: number): void {
+    let e = this.hosts.get(host);
+    if (e?.connected) return;
+    if (!e) this.hosts.set(host, (e = { acked: 0, applied: 0, connected: false }));
+    // Its stream sends nothing for revisions that do not concern it: current up to now if
+    // nothing it sees changed since what it applied.
+    const current = this.untouchedSince(host, applied) ? Math.max(applied, this.controller.revision()) : applied;
+    if (current <= e.acked) return;
+    e.acked = current;
+    e.applied = Math.max(e.applied, current);
+    this.checkWaiters();
+  }
+
+  /** Whether no key in `host`'s view changed after `revision` (false when the change log does not reach back). */
+  private untouchedSince(host: string, revision: number): boolean {
+    const keys = this.controller.changes.keysSince(revision);
+    if (!keys) return false;
+    const state = this.controller.state;
+    const nets = state.networksOf(host);
+    for (const k of keys) {
+      const [kind, name] = k.split('/', 3);
+      if (kind === 'hosts') {
+        if (name === host || [...state.networksOf(name)].some((n) => nets.has(n))) return false;
+      } else if (nets.has(name)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
    * Revision up to which the host's agent is known to be current. A host without a stream and
    * without networks has nothing to apply.
    */

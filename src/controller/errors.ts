@@ -16,10 +16,15 @@ export class ApiError extends Error {
   constructor(
     readonly code: ApiErrorCode,
     message: string,
+    /** A follower's refusal of a write: the leader's API address (sent as the `loom-leader` trailer). */
+    readonly leader = '',
   ) {
     super(message);
   }
 }
+
+/** gRPC trailer naming the leader in a follower's refusal, so clients need not parse the message. */
+export const LEADER_TRAILER = 'loom-leader';
 
 export const invalid = (msg: string): ApiError => new ApiError('INVALID_ARGUMENT', msg);
 export const alreadyExists = (msg: string): ApiError => new ApiError('ALREADY_EXISTS', msg);

@@ -23,7 +23,7 @@ import type {
 import type { Controller } from './controller.js';
 import type { Convergence } from './convergence.js';
 import { logCaller, MUTATIONS, type Authorizer, type Caller } from './authz.js';
-import { ApiError, type ApiErrorCode } from './errors.js';
+import { ApiError, LEADER_TRAILER, type ApiErrorCode } from './errors.js';
 import type { WatchHub } from './watch.js';
 import { watchCall } from './watch-call.js';
 import type { TraceBroker } from './trace-broker.js';
@@ -131,15 +131,22 @@ export function apiHandlers(controller: Controller, convergence: Convergence, wa
       heartbeatIntervalMs: controller.opts.heartbeatIntervalMs,
       watchPort: watchPort(),
     }),
-    Heartbeat: async (r: { name: string; drops?: DropCount[] }) => {
+    Heartbeat: async (r: { name: string; appliedRevision?: number; drops?: DropCount[] }) => {
       const drops = checkDrops(r.drops ?? []);
       const revision = await controller.heartbeat(r.name);
       convergence.drops.report(r.name, drops);
+      // An agent whose Watch stream is on another controller (a follower): its heartbeat says what it applied.
+      if (r.appliedRevision) convergence.heard(r.name, r.appliedRevision);
       return { revision };
     },
     ListHosts: () => ({ hosts: controller.listHosts(), revision: controller.revision() }),
-    GetStatus: () => ({ revision: controller.revision(), hosts: convergence.status() }),
+    // The leader's alone: it hears every agent's heartbeats; a follower only its own streams.
+    GetStatus: () => {
+      controller.requireLeader();
+      return { revision: controller.revision(), hosts: convergence.status() };
+    },
     Wait: async (r: { revision: number; timeoutMs: number }) => {
+      controller.requireLeader();
       const revision = r.revision || controller.revision();
       const converged = await convergence.wait(revision, Math.min(r.timeoutMs || 30_000, 3_600_000));
       return { converged, revision, pendingHosts: converged ? [] : convergence.pending(revision) };
@@ -186,7 +193,9 @@ export function createGrpcServer(api: ApiHandlers, hub: WatchHub, opts: ServerOp
         if (err instanceof ApiError) {
           opts.onRequest?.(name, err.code);
           audit(err.code, err.message);
-          callback({ code: STATUS[err.code], details: err.message });
+          const metadata = new grpc.Metadata();
+          if (err.leader) metadata.set(LEADER_TRAILER, err.leader);
+          callback({ code: STATUS[err.code], details: err.message, metadata });
           return;
         }
         log.error({ err, method: name }, 'request failed unexpectedly');

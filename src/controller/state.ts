@@ -76,6 +76,10 @@ function removeFromSet(map: Map<string, Set<string>>, k: string, v: string): voi
 }
 
 /** The whole cluster as the controller sees it. */
+/** Parents first: networks and hosts before what lives in them. */
+const KEY_ORDER = ['networks/', 'hosts/', 'blocks/', 'exceptions/', 'endpoints/', 'policies/'];
+const rank = (k: string): number => KEY_ORDER.findIndex((p) => k.startsWith(p));
+
 export class ClusterState {
   readonly networks = new Map<string, NetworkState>();
   readonly hosts = new Map<string, Entry<HostRecord>>();
@@ -107,10 +111,18 @@ export class ClusterState {
   /** Replaces everything with these keys (the store's, or a snapshot of another state). */
   load(all: KeyValue[]): void {
     this.clear();
-    // Parents first: networks and hosts before what lives in them.
-    const order = ['networks/', 'hosts/', 'blocks/', 'exceptions/', 'endpoints/', 'policies/'];
-    const rank = (k: string): number => order.findIndex((p) => k.startsWith(p));
     for (const kv of [...all].sort((a, b) => rank(a.key) - rank(b.key))) this.apply(kv.key, kv.value, kv.createRevision, kv.modRevision);
+  }
+
+  /**
+   * Another writer's changes of one revision (a follower following etcd): puts parents first,
+   * deletions children first, whatever order they came in.
+   */
+  applyChanges(changes: readonly { key: string; value: unknown }[], createRevision: (key: string) => number, revision: number): void {
+    const puts = changes.filter((c) => c.value !== null).sort((a, b) => rank(a.key) - rank(b.key));
+    const deletes = changes.filter((c) => c.value === null).sort((a, b) => rank(b.key) - rank(a.key));
+    for (const c of deletes) this.apply(c.key, null, 0, revision);
+    for (const c of puts) this.apply(c.key, c.value, createRevision(c.key), revision);
   }
 
   /** Networks the host has endpoints in (empty set if none). */

@@ -137,3 +137,43 @@ describe('ControllerSession: Watch-port fallback', () => {
     expect(changes).toEqual([1, 2, 3, 4]);
   });
 });
+
+describe('ControllerSession: several controllers', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('a broken Watch moves to the next controller\'s Watch port and resumes from the applied revision', async () => {
+    vi.useFakeTimers();
+    const api = new FakePort(7403);
+    const ports = new Map<string, FakePort>();
+    const homes = ['a:7400', 'b:7400', 'c:7400'];
+    let home = 0;
+    const session = new ControllerSession({
+      registration: { name: 'node1', vtep: '192.0.2.1', agentVersion: 't', capabilities: [] },
+      controller: homes.join(','),
+      api,
+      watchApi: (port, at) => {
+        const p = new FakePort(0);
+        ports.set(`${at}/${port}`, p);
+        return p;
+      },
+      home: () => homes[home]!,
+      homeFailed: (address) => {
+        if (address === homes[home]) home = (home + 1) % homes.length;
+      },
+      appliedRevision: () => 0,
+      onChange: (_revision, ack) => ack(),
+      log: pino({ level: 'silent' }),
+      clock: systemClock,
+    });
+    await session.start();
+    const a = ports.get('a:7400/7403')!;
+    a.streams[0]!.emit('data', update(9));
+    a.streams[0]!.fail();
+    await vi.advanceTimersByTimeAsync(5_000);
+    const b = ports.get('b:7400/7403')!;
+    expect(b.streams).toHaveLength(1);
+    expect(b.streams[0]!.written[0]?.start).toMatchObject({ fromRevision: 9, storeId: 's' });
+    expect(session.watchTarget).toBe('watch-port');
+    session.stop();
+  });
+});

@@ -27,6 +27,32 @@ describe('convergence', () => {
     ]);
   });
 
+  it('a heartbeat\'s applied revision counts for a host streaming from another controller, up to now when nothing it sees changed', async () => {
+    const c = await memoryController();
+    await registerHosts(c, 3);
+    await c.createNetwork({ name: 'blue', ipv4Cidr: '10.1.0.0/24' });
+    await c.createNetwork({ name: 'red', ipv4Cidr: '10.2.0.0/24' });
+    await c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'a' });
+    await c.createEndpoint({ network: 'red', host: 'h3', containerId: 'r' });
+    const conv = new Convergence(c);
+    const seen = c.revision();
+    // Changes h1 does not see: another network's endpoint, a host that shares no network with it.
+    await c.createEndpoint({ network: 'red', host: 'h3', containerId: 'r2' });
+    conv.heard('h1', seen);
+    expect(conv.appliedRevision('h1')).toBe(c.revision());
+    // A change in its own network: only what it applied counts.
+    const before = c.revision();
+    await c.createEndpoint({ network: 'blue', host: 'h2', containerId: 'b' });
+    conv.heard('h1', before);
+    expect(conv.appliedRevision('h1')).toBe(before);
+    conv.heard('h1', c.revision());
+    expect(conv.appliedRevision('h1')).toBe(c.revision());
+    // A host streaming here is counted by its stream, not its heartbeats.
+    conv.report([{ host: 'h2', acked: 1, applied: 1, connected: true }]);
+    conv.heard('h2', c.revision());
+    expect(conv.appliedRevision('h2')).toBe(1);
+  });
+
   it('counts only acks once a stream closed, and times out waiting for such a host', async () => {
     const { conv, rev } = await setup();
     conv.report([

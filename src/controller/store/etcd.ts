@@ -19,7 +19,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Etcd3, type ICompare, type IRequestOp, type IWatchResponse, type Lease } from 'etcd3';
-import type { CommitResult, KeyValue, Leadership, Store, StoreChange, StoreOp } from './types.js';
+import { Backoff } from '../../common/backoff.js';
+import type { CommitResult, FollowedChange, FollowHandlers, KeyValue, Leadership, Store, StoreChange, StoreOp } from './types.js';
 import { NotLeaderError, StoreError } from './types.js';
 
 export interface EtcdStoreOptions {
@@ -371,6 +372,80 @@ export class EtcdStore implements Store {
       stream.end();
       stream.on('error', () => {});
     }
+  }
+
+  /**
+   * A watch on the data keys from `after + 1` that lives until stopped: reopened (through the
+   * client's other endpoints) with backoff when etcd or the connection fails, from the last
+   * revision taken. Events of one revision arrive in one watch response (no fragmenting asked).
+   */
+  follow(after: number, h: FollowHandlers): () => void {
+    let last = after;
+    let stopped = false;
+    let stream: Awaited<ReturnType<typeof this.client.watchClient.watch>> | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    const backoff = new Backoff({ minMs: 100, maxMs: 1000 });
+    const end = prefixEnd(this.dataPrefix);
+    const reopen = (): void => {
+      stream?.end();
+      stream = null;
+      if (stopped || this.closed) return;
+      clearTimeout(timer);
+      timer = setTimeout(open, backoff.next());
+      timer.unref();
+    };
+    const open = (): void => {
+      if (stopped || this.closed) return;
+      this.client.watchClient.watch().then((s) => {
+        if (stopped || this.closed) {
+          s.end();
+          return;
+        }
+        stream = s;
+        const lost = (): void => {
+          if (stream === s) reopen();
+        };
+        s.on('error', lost);
+        s.on('end', lost);
+        s.on('data', (res: IWatchResponse) => {
+          if (stream !== s) return; // an abandoned stream's late answer
+          if (Number(res.compact_revision) > 0) {
+            this.compacted = Math.max(this.compacted, Number(res.compact_revision) - 1);
+            stopped = true;
+            s.end();
+            h.onLost();
+            return;
+          }
+          if (res.canceled) return lost();
+          backoff.reset();
+          const byRev = new Map<number, FollowedChange[]>();
+          for (const ev of res.events) {
+            const rev = Number(ev.kv.mod_revision);
+            if (rev <= last) continue;
+            const change = {
+              key: ev.kv.key.subarray(this.dataPrefix.length).toString(),
+              value: ev.type === 'Delete' ? null : (JSON.parse(ev.kv.value.toString()) as unknown),
+              createRevision: Number(ev.kv.create_revision),
+            };
+            const list = byRev.get(rev);
+            if (list) list.push(change);
+            else byRev.set(rev, [change]);
+          }
+          for (const [rev, changes] of [...byRev].sort((a, b) => a[0] - b[0])) {
+            if (!h.onRevision(rev, changes)) continue;
+            last = rev;
+            this.rev = Math.max(this.rev, rev);
+          }
+        });
+        s.write({ create_request: { key: this.dataPrefix, range_end: end, start_revision: last + 1 } });
+      }, reopen);
+    };
+    open();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      stream?.end();
+    };
   }
 
   /**

@@ -62,7 +62,27 @@ export interface Store {
    * fencing token), else 0 with the leader's address ('' if none is known); null without election.
    */
   leadership?(): Leadership | null;
+  /**
+   * Follows other writers' commits from `after` on (etcd's watch: controllers that do not lead
+   * keep their memory hot). `onRevision` gets each revision's changes in order and answers whether
+   * the caller took them (only then does revision() advance to it, so a commit fenced on a
+   * revision the caller's memory lacks fails); `onLost` when the history was compacted past what
+   * was followed (reload, then follow again). Returns a function that stops following.
+   */
+  follow?(after: number, handlers: FollowHandlers): () => void;
   close(): Promise<void>;
+}
+
+/** A key another writer changed (value null: deleted). */
+export interface FollowedChange {
+  key: string;
+  value: unknown;
+  createRevision: number;
+}
+
+export interface FollowHandlers {
+  onRevision(revision: number, changes: FollowedChange[]): boolean;
+  onLost(): void;
 }
 
 export interface Leadership {

@@ -1,0 +1,280 @@
+/**
+ * Several controllers (`--controller a:7400,b:7400,c:7400`): which one a call goes to, and moving
+ * on when one fails. Used by the agent and loomctl.
+ *
+ * Two targets: the *leader* takes writes (and what only the leader may judge: heartbeats,
+ * convergence); the *home* takes reads and the agent's Watch stream, and may be a follower, so a
+ * failover moves only the streams of the controller that failed. A follower refuses a write with
+ * UNAVAILABLE naming the leader (trailer `loom-leader`); the call goes there at once if that
+ * address is in the list (a follower never sends a client anywhere it was not told to trust),
+ * else to the next address. A controller that does not answer (UNAVAILABLE without a leader, or
+ * no leader elected yet) sends the call to the next address after a backoff
+ * (`src/common/backoff.ts`); a call gives up after `failoverMs` and fails with the last error.
+ *
+ * Redirect, not forwarding: the caller's own TLS identity reaches the leader (no controller
+ * acts for another's clients), and clients need the other addresses anyway to survive the loss
+ * of the one they talk to.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { Backoff, type BackoffOptions } from '../common/backoff.js';
+import { isServiceError, type CallOptions, type LoomClient } from './client.js';
+import type * as T from './types.js';
+
+/** The trailer a follower's refusal names the leader in (the controller's `LEADER_TRAILER`). */
+export const LEADER_METADATA = 'loom-leader';
+
+export interface FailoverOptions {
+  /** How long one call keeps trying (ms). Default 15 s: a leader's lease (3 s) plus an election, with room. */
+  failoverMs?: number;
+  /** Delay between attempts that found no controller to answer. */
+  backoff?: BackoffOptions;
+  /** Index of the first home: agents spread their Watch streams over the controllers by host name. */
+  home?: number;
+  /** Told when the leader or home moves (log lines). */
+  onMove?: (target: 'leader' | 'home', address: string, why: string) => void;
+  /** Time, replaceable in tests. */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export const DEFAULT_FAILOVER_MS = 15_000;
+/** At most ~0.25 s between attempts: the client notices the new leader soon after it is elected. */
+export const FAILOVER_BACKOFF: BackoffOptions = { minMs: 50, maxMs: 250 };
+
+/** Parses `a:7400,b:7400`: host:port each, at least one, none twice. Throws a readable Error. */
+export function parseControllerList(text: string): string[] {
+  const list = text.split(',').map((s) => s.trim());
+  const addr = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+  for (const a of list) {
+    if (!addr.test(a) || Number(a.slice(a.lastIndexOf(':') + 1)) > 65535) {
+      throw new Error(`${JSON.stringify(a)} is not host:port`);
+    }
+  }
+  if (new Set(list).size !== list.length) throw new Error(`controller list ${text} names an address twice`);
+  return list;
+}
+
+/** The leader a refusal names, from the trailer, else from the message ("... leader at ADDR"). */
+export function leaderHint(err: unknown): string {
+  if (!isServiceError(err) || err.code !== grpc.status.UNAVAILABLE) return '';
+  const fromTrailer = err.metadata?.get(LEADER_METADATA)[0];
+  if (typeof fromTrailer === 'string' && fromTrailer) return fromTrailer;
+  return /leader at (\S+)$/.exec(err.details ?? '')?.[1] ?? '';
+}
+
+/** A stable index in [0, n) for a host name: agents with the same list spread over it. */
+export function homeIndex(name: string, n: number): number {
+  let h = 0;
+  for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+  return n > 0 ? h % n : 0;
+}
+
+type Attempt<C, T> = (client: C) => Promise<T>;
+
+/** Clients of every controller in the list, and where calls go. */
+export class ControllerSet<C extends { close(): void }> {
+  readonly clients: C[];
+  private leaderIdx: number;
+  private homeIdx: number;
+  private readonly failoverMs: number;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(
+    readonly addresses: readonly string[],
+    make: (address: string) => C,
+    private readonly o: FailoverOptions = {},
+  ) {
+    if (addresses.length === 0) throw new Error('no controller address');
+    this.clients = addresses.map(make);
+    this.homeIdx = (o.home ?? 0) % addresses.length;
+    this.leaderIdx = this.homeIdx;
+    this.failoverMs = o.failoverMs ?? DEFAULT_FAILOVER_MS;
+    this.now = o.now ?? (() => Date.now());
+    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** The address writes go to next. */
+  get leader(): string {
+    return this.addresses[this.leaderIdx];
+  }
+
+  /** The address reads and the Watch stream go to next. */
+  get home(): string {
+    return this.addresses[this.homeIdx];
+  }
+
+  homeClient(): C {
+    return this.clients[this.homeIdx];
+  }
+
+  /** The home failed (its Watch stream broke): the next stream goes to the next controller. */
+  homeFailed(address: string, why: string): void {
+    if (this.addresses.length === 1 || this.home !== address) return;
+    this.homeIdx = (this.homeIdx + 1) % this.addresses.length;
+    this.o.onMove?.('home', this.home, why);
+  }
+
+  /** A write (or a leader-only call): to the leader, following refusals that name it. */
+  atLeader<T>(fn: Attempt<C, T>): Promise<T> {
+    return this.run(fn, 'leader');
+  }
+
+  /** A read: to the home, moving on while it does not answer. */
+  atHome<T>(fn: Attempt<C, T>): Promise<T> {
+    return this.run(fn, 'home');
+  }
+
+  private async run<T>(fn: Attempt<C, T>, target: 'leader' | 'home'): Promise<T> {
+    const deadline = this.now() + this.failoverMs;
+    const backoff = new Backoff(this.o.backoff ?? FAILOVER_BACKOFF);
+    for (;;) {
+      const idx = target === 'leader' ? this.leaderIdx : this.homeIdx;
+      try {
+        return await fn(this.clients[idx]);
+      } catch (err) {
+        const why = describeError(err);
+        if (!retriable(err, target)) throw err;
+        const hint = leaderHint(err);
+        const hinted = hint ? this.addresses.indexOf(hint) : -1;
+        // Straight to a named leader that is not the one that just refused; else wait, then the next one.
+        const next = hinted >= 0 && hinted !== idx ? hinted : (idx + 1) % this.addresses.length;
+        const wait = hinted >= 0 && hinted !== idx ? 0 : backoff.next();
+        if (this.now() + wait >= deadline) throw err;
+        this.move(target, idx, next, why);
+        if (wait > 0) await this.sleep(wait);
+      }
+    }
+  }
+
+  private move(target: 'leader' | 'home', from: number, to: number, why: string): void {
+    if (target === 'leader') {
+      if (this.leaderIdx !== from) return; // another call moved it already
+      this.leaderIdx = to;
+    } else {
+      if (this.homeIdx !== from) return;
+      this.homeIdx = to;
+    }
+    if (from !== to) this.o.onMove?.(target, this.addresses[to], why);
+  }
+
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+}
+
+/**
+ * Worth another controller: it did not answer, or refused as a follower / without a leader
+ * (UNAVAILABLE). A read whose deadline passed may go elsewhere too; a write's may have committed,
+ * so it is left to the caller.
+ */
+function retriable(err: unknown, target: 'leader' | 'home'): boolean {
+  if (!isServiceError(err)) return false;
+  return err.code === grpc.status.UNAVAILABLE || (target === 'home' && err.code === grpc.status.DEADLINE_EXCEEDED);
+}
+
+function describeError(err: unknown): string {
+  if (isServiceError(err)) return `${grpc.status[err.code] ?? err.code}: ${err.details}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * LoomClient's calls over several controllers. Writes, and the calls only the leader can answer
+ * for the whole cluster (heartbeats, status, wait), go to the leader; reads go to the home
+ * unless `readsAtLeader` (the agent: an attach reads what it just wrote, so it asks the writer).
+ */
+export class FailoverClient {
+  readonly set: ControllerSet<LoomClient>;
+
+  constructor(
+    addresses: readonly string[],
+    make: (address: string) => LoomClient,
+    opts: FailoverOptions & { readsAtLeader?: boolean } = {},
+  ) {
+    this.set = new ControllerSet(addresses, make, opts);
+    this.readsAtLeader = opts.readsAtLeader ?? false;
+  }
+
+  private readonly readsAtLeader: boolean;
+
+  private read<T>(fn: (c: LoomClient) => Promise<T>): Promise<T> {
+    return this.readsAtLeader ? this.set.atLeader(fn) : this.set.atHome(fn);
+  }
+
+  private write<T>(fn: (c: LoomClient) => Promise<T>): Promise<T> {
+    return this.set.atLeader(fn);
+  }
+
+  createNetwork(network: Partial<T.Network>, o?: CallOptions): Promise<T.Network> {
+    return this.write((c) => c.createNetwork(network, o));
+  }
+  getNetwork(name: string, o?: CallOptions): Promise<T.Network> {
+    return this.read((c) => c.getNetwork(name, o));
+  }
+  listNetworks(o?: CallOptions): Promise<T.ListNetworksResponse> {
+    return this.read((c) => c.listNetworks(o));
+  }
+  deleteNetwork(name: string, o?: CallOptions): Promise<T.DeleteResponse> {
+    return this.write((c) => c.deleteNetwork(name, o));
+  }
+  updateNetwork(req: T.UpdateNetworkRequest, o?: CallOptions): Promise<T.Network> {
+    return this.write((c) => c.updateNetwork(req, o));
+  }
+  createPolicy(policy: T.CreatePolicyRequest['policy'], o?: CallOptions): Promise<T.Policy> {
+    return this.write((c) => c.createPolicy(policy, o));
+  }
+  getPolicy(network: string, name: string, o?: CallOptions): Promise<T.Policy> {
+    return this.read((c) => c.getPolicy(network, name, o));
+  }
+  listPolicies(filter: T.ListPoliciesRequest = {}, o?: CallOptions): Promise<T.ListPoliciesResponse> {
+    return this.read((c) => c.listPolicies(filter, o));
+  }
+  deletePolicy(network: string, name: string, o?: CallOptions): Promise<T.DeleteResponse> {
+    return this.write((c) => c.deletePolicy(network, name, o));
+  }
+  explainPolicy(req: T.ExplainPolicyRequest, o?: CallOptions): Promise<T.ExplainPolicyResponse> {
+    return this.read((c) => c.explainPolicy(req, o));
+  }
+  createEndpoint(req: T.CreateEndpointRequest, o?: CallOptions): Promise<T.Endpoint> {
+    return this.write((c) => c.createEndpoint(req, o));
+  }
+  getEndpoint(network: string, containerId: string, o?: CallOptions): Promise<T.Endpoint> {
+    return this.read((c) => c.getEndpoint(network, containerId, o));
+  }
+  listEndpoints(filter: T.ListEndpointsRequest = {}, o?: CallOptions): Promise<T.ListEndpointsResponse> {
+    return this.read((c) => c.listEndpoints(filter, o));
+  }
+  deleteEndpoint(network: string, containerId: string, o?: CallOptions): Promise<T.DeleteResponse> {
+    return this.write((c) => c.deleteEndpoint(network, containerId, o));
+  }
+  register(req: T.RegisterRequest, o?: CallOptions): Promise<T.RegisterResponse> {
+    return this.write((c) => c.register(req, o));
+  }
+  heartbeat(name: string, appliedRevision = 0, o?: CallOptions, drops?: T.DropCount[]): Promise<T.HeartbeatResponse> {
+    return this.write((c) => c.heartbeat(name, appliedRevision, o, drops));
+  }
+  listHosts(o?: CallOptions): Promise<T.ListHostsResponse> {
+    return this.read((c) => c.listHosts(o));
+  }
+  /** The leader's: it hears every agent (heartbeats), a follower only those streaming from it. */
+  getStatus(o?: CallOptions): Promise<T.GetStatusResponse> {
+    return this.write((c) => c.getStatus(o));
+  }
+  wait(revision: number, timeoutMs: number): Promise<T.WaitResponse> {
+    return this.write((c) => c.wait(revision, timeoutMs));
+  }
+  /**
+   * At the leader. It asks the agents streaming from it; with several controllers an agent whose
+   * stream is on another one is answered as not connected (docs/architecture.md, trace).
+   */
+  trace(req: T.TraceRequest, o?: CallOptions): Promise<T.TraceResponse> {
+    return this.write((c) => c.trace(req, o));
+  }
+  /** A Watch stream on the home's API port (see ControllerSet.homeFailed). */
+  watch(): grpc.ClientDuplexStream<T.WatchRequest, T.WatchResponse> {
+    return this.set.homeClient().watch();
+  }
+  close(): void {
+    this.set.close();
+  }
+}
