@@ -274,7 +274,7 @@ export class Agent {
 
   /**
    * Who asks from `inPort`: the networks its container is attached to on this host, and its
-   * upstreams: its own (CNI runtimeConfig), else its network's, else the host's resolvers.
+   * upstreams: its own (its endpoint's DNS override), else its network's, else the host's resolvers.
    */
   private dnsScope(inPort: number): DnsScope | undefined {
     // Before the first complete view the directory is empty: answering would send Loom's own
@@ -284,8 +284,12 @@ export class Agent {
     const asker = attachments.find((a) => a.ofport === inPort);
     if (!asker) return undefined;
     const networks = attachments.filter((a) => a.record.containerId === asker.record.containerId).map((a) => a.record.network);
-    const own = asker.record.dnsServers ? asker.record.dnsServers.split(',') : [];
-    const network = this.session.view.networks.get(asker.record.network)?.network ?? this.attacher.knownNetworks.get(asker.record.network);
+    const viewed = this.session.view.networks.get(asker.record.network);
+    // The endpoint's own servers: the controller's (its DNS override, updatable) once the view has
+    // the endpoint, else those its port recorded at attach (CNI runtimeConfig).
+    const entry = viewed?.endpoints.get(asker.record.containerId);
+    const own = entry ? (entry.dns?.nameservers ?? []) : asker.record.dnsServers ? asker.record.dnsServers.split(',') : [];
+    const network = viewed?.network ?? this.attacher.knownNetworks.get(asker.record.network);
     const upstreams = own.length ? own : network?.dns?.nameservers.length ? network.dns.nameservers : this.hostResolvers;
     return { networks: [asker.record.network, ...networks.filter((n) => n !== asker.record.network)], upstreams };
   }
