@@ -291,7 +291,7 @@ export class Agent {
     const own = entry ? (entry.dns?.nameservers ?? []) : asker.record.dnsServers ? asker.record.dnsServers.split(',') : [];
     const network = viewed?.network ?? this.attacher.knownNetworks.get(asker.record.network);
     const upstreams = own.length ? own : network?.dns?.nameservers.length ? network.dns.nameservers : this.hostResolvers;
-    return { networks: [asker.record.network, ...networks.filter((n) => n !== asker.record.network)], upstreams };
+    return { networks: [asker.record.network, ...networks.filter((n) => n !== asker.record.network)], upstreams, ...(network?.mtu ? { mtu: network.mtu } : {}) };
   }
 
   /**

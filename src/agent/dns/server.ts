@@ -4,7 +4,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { MAX_UDP_ANSWER, truncateAnswer, type DnsResolver, type DnsScope } from './resolver.js';
+import { MAX_UDP_ANSWER, fitUdp, type DnsResolver, type DnsScope } from './resolver.js';
 
 export interface DnsServerOptions {
   host: string;
@@ -80,7 +80,7 @@ export class DnsServer {
     pending
       ?.then((answer) => {
         if (!answer) return;
-        this.udp?.send(answer.length > MAX_UDP_ANSWER ? truncateAnswer(answer) : answer, rinfo.port, rinfo.address);
+        this.udp?.send(fitUdp(msg, answer, MAX_UDP_ANSWER), rinfo.port, rinfo.address);
       })
       .catch((err: unknown) => this.log.warn({ err }, 'answering a DNS query failed'));
   }
