@@ -31,6 +31,8 @@ import { DnsResolver, type DnsScope } from './dns/resolver.js';
 import { DEFAULT_UPSTREAM, type UpstreamOptions } from './dns/upstream.js';
 import { directoryOf, readHostResolvers, type NetworkNames } from './dns/names.js';
 import { DnsResponder } from './dns-responder.js';
+import { DNS_PORT } from './pipeline/dns.js';
+import { DnsServer, listeningTcpSocket } from './dns/server.js';
 
 export { AgentError } from './attacher.js';
 export const AGENT_VERSION = '0.1.0';
@@ -77,6 +79,8 @@ export class Agent {
   /** Answers containers' DNS queries (packet-ins of the Dns flows) from the view's endpoint directory. */
   readonly resolver: DnsResolver;
   private dnsResponder: DnsResponder | undefined;
+  /** TCP DNS listeners on this host's gateway-port addresses (the Dns flows steer TCP to gateway:53 there). */
+  private readonly dnsTcpListeners = new Map<string, DnsServer>();
   /** The host's resolvers (resolv.conf, read once at start): upstreams of networks that name none. */
   private hostResolvers: string[] = [];
   /** Whether the directory was built from a complete view since start. */
@@ -270,6 +274,46 @@ export class Agent {
     this.resolver.setDirectory(directoryOf(networks));
     this.dnsReady = true;
     this.dnsResponder?.retain(new Set([...this.attacher.attachments.values()].map((a) => a.ofport)));
+    this.syncDnsTcpListeners();
+  }
+
+  /**
+   * One TCP listener on port 53 of each of this host's gateway-port addresses (with a host path),
+   * in the host's namespace; listeners of addresses the host no longer has are closed.
+   */
+  private syncDnsTcpListeners(): void {
+    const wanted = new Set<string>();
+    if (this.gatewayPort) {
+      for (const n of this.pipelineState().networks) for (const a of [n.hostAddress4, n.hostAddress6]) if (a) wanted.add(a);
+    }
+    for (const [address, server] of this.dnsTcpListeners) {
+      if (wanted.has(address)) continue;
+      this.dnsTcpListeners.delete(address);
+      void server.stop();
+    }
+    for (const address of wanted) {
+      if (this.dnsTcpListeners.has(address)) continue;
+      let fd: number;
+      try {
+        fd = listeningTcpSocket(address, DNS_PORT, this.config.hostNetns);
+      } catch (err) {
+        this.log.warn({ err, address }, 'cannot serve DNS over TCP on this gateway-port address; truncated answers cannot be retried over TCP there');
+        continue;
+      }
+      const server = new DnsServer(this.resolver, { host: address, port: DNS_PORT, tcpListenFd: fd, scopeOf: (source) => this.dnsScopeOfAddress(source) }, this.log);
+      this.dnsTcpListeners.set(address, server);
+      server.start().catch((err: unknown) => {
+        this.log.warn({ err, address }, 'DNS over TCP listener failed');
+        this.dnsTcpListeners.delete(address);
+      });
+    }
+  }
+
+  /** The scope of a query over TCP, by its source: a local endpoint's address. */
+  private dnsScopeOfAddress(address: string): DnsScope | undefined {
+    const bareAddress = address.startsWith('::ffff:') ? address.slice(7) : address;
+    const asker = [...this.attacher.attachments.values()].find((a) => a.record.ipv4 === bareAddress || a.record.ipv6 === bareAddress);
+    return asker ? this.dnsScope(asker.ofport) : undefined;
   }
 
   /**
@@ -499,6 +543,8 @@ export class Agent {
     clearInterval(this.sweepTimer);
     this.reclaimer.stop();
     for (const off of this.unsubscribe) off();
+    await Promise.all([...this.dnsTcpListeners.values()].map((l) => l.stop()));
+    this.dnsTcpListeners.clear();
     await this.queue;
     this.session.close();
     await this.host.openflow.close();

@@ -234,6 +234,16 @@ describe('DNS for containers across hosts', () => {
     expect([...edns!.answers!].sort()).toEqual([...MANY].sort());
   });
 
+  it('answers over TCP at the gateway (through the host path), so a client retries a truncated answer there (glibc)', async () => {
+    const [local, outside] = await ask('a1', ['cache.blue.loom:A:0:tcp', 'many.outside.test:A:0:tcp']);
+    expect(local).toMatchObject({ rcode: 'NOERROR', answers: [eps.b1!.ipv4] });
+    expect(outside).toMatchObject({ rcode: 'NOERROR', tc: false });
+    expect(outside!.answers).toHaveLength(MANY.length);
+    // glibc without edns0: the UDP answer comes truncated, it asks again over TCP and gets every address.
+    const listed = await eps.b1!.c.exec('getent', ['ahostsv4', 'many.outside.test']);
+    expect(new Set(listed.trim().split('\n').map((l) => l.split(/\s+/)[0]))).toEqual(new Set(MANY));
+  });
+
   it("sends an endpoint's outside names to its own upstream once an update (DNS override) is applied, and a new alias resolves as wait returns", async () => {
     const [before] = await ask('a1', ['www.outside.test:A']);
     expect(before).toMatchObject({ rcode: 'NOERROR', answers: ['203.0.113.7'] }); // its network's upstream

@@ -2,9 +2,18 @@
 // packet-in; the agent answers it from the endpoint directory (or forwards it upstream) and sends
 // the answer back to the port it came from (src/agent/dns-responder.ts). The match sits in
 // L3Forwarding above every route, after the spoof guard, so only a container's own address can ask.
+// TCP to the gateway's port 53 (a client retrying a truncated answer) goes through the host path
+// instead, when the host has one: the destination becomes the host's address in the network, where
+// the agent listens (dns/server.ts), and the answer's source the gateway again, by stateless 1:1
+// rewrites (a TCP stack is the host's, not the agent's).
 import type { Flow, PipelineState } from './state.js';
-import { Feature, Source, Table, cookie, matchSource, matchVni } from './fields.js';
-import { EthType, IpProto } from './match-helpers.js';
+import { Feature, Source, SourceReg, Table, VniReg, cookie, matchSource, matchVni } from './fields.js';
+import { EthType, IpProto, goto, inPort, ipMatch } from './match-helpers.js';
+import { toHost } from './host-path.js';
+
+const TCP = 6;
+/** Above the classifier's host-path flows (200): only the answers of the agent's DNS listener. */
+const TCP_ANSWER_PRIORITY = 210;
 
 export const DNS_PORT = 53;
 /** Above local delivery (300) and remote routes (100 + prefix length). */
@@ -32,6 +41,43 @@ export function dnsFlows(state: PipelineState): Flow[] {
         cookie: c,
         match: [...base, { field: 'eth_type', value: EthType.IPv6 }, { field: 'ipv6_dst', value: net.gateway6 }, { field: 'ip_proto', value: IpProto.UDP }, { field: 'udp_dst', value: DNS_PORT }],
         instructions: toAgent,
+      });
+    }
+    const port = state.gatewayPort;
+    if (!port) continue;
+    const families = [
+      { gateway: net.gateway4, host: net.hostAddress4, cidr: net.ipv4Cidr, v6: false },
+      { gateway: net.gateway6, host: net.hostAddress6, cidr: net.ipv6Cidr, v6: true },
+    ];
+    for (const f of families) {
+      if (!f.gateway || !f.host || !f.cidr) continue;
+      const dstField = f.v6 ? ('ipv6_dst' as const) : ('ipv4_dst' as const);
+      const srcField = f.v6 ? ('ipv6_src' as const) : ('ipv4_src' as const);
+      // A container's TCP to gateway:53 -> the host's address in the network, port 53.
+      flows.push({
+        table: Table.L3Forwarding,
+        priority: PRIORITY,
+        cookie: c,
+        match: [...base, ...ipMatch('dst', f.gateway), { field: 'ip_proto', value: TCP }, { field: 'tcp_dst', value: DNS_PORT }],
+        instructions: [{ type: 'apply_actions', actions: [{ type: 'set_field', field: { field: dstField, value: f.host } }, ...toHost(port, net.vni)] }, goto(Table.Policy)],
+      });
+      // Its answers: from the host's address, port 53, into the network -> from the gateway.
+      flows.push({
+        table: Table.Classifier,
+        priority: TCP_ANSWER_PRIORITY,
+        cookie: c,
+        match: [...inPort(port.ofport), ...ipMatch('src', f.host), ...ipMatch('dst', f.cidr).slice(1), { field: 'ip_proto', value: TCP }, { field: 'tcp_src', value: DNS_PORT }],
+        instructions: [
+          {
+            type: 'apply_actions',
+            actions: [
+              { type: 'set_field', field: { field: srcField, value: f.gateway } },
+              { type: 'load', dst: SourceReg, value: Source.GatewayPort },
+              { type: 'load', dst: VniReg, value: net.vni },
+            ],
+          },
+          goto(Table.L3Forwarding),
+        ],
       });
     }
   }
