@@ -93,7 +93,8 @@ describe('DNS for containers across hosts', () => {
   beforeAll(async () => {
     ctl = await startController({ hostDownAfterMs: 5000, heartbeatIntervalMs: 300 });
     await ctl.client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16', ipv6Cidr: 'fd00:b::/64', tunnelType: 'TUNNEL_TYPE_VXLAN', dns: { nameservers: [OUTSIDE_ADDR], search: [], options: [], domain: '' } });
-    await ctl.client.createNetwork({ name: 'red', ipv4Cidr: '198.19.0.0/16', tunnelType: 'TUNNEL_TYPE_GRE', dns: { nameservers: [DEAD_UPSTREAM], search: [], options: [], domain: 'red.example' } });
+    // Isolated (icc=false): names and DNS over TCP must not depend on allow rules.
+    await ctl.client.createNetwork({ name: 'red', ipv4Cidr: '198.19.0.0/16', tunnelType: 'TUNNEL_TYPE_GRE', dns: { nameservers: [DEAD_UPSTREAM], search: [], options: [], domain: 'red.example' }, isolation: 'ISOLATION_ISOLATED' });
     cluster = await startCluster({ hosts: ['ha', 'hb'], controller: ctl.target });
 
     // The outside world: a namespace on the underlay with a DNS server for names Loom does not own.
@@ -242,6 +243,9 @@ describe('DNS for containers across hosts', () => {
     // glibc without edns0: the UDP answer comes truncated, it asks again over TCP and gets every address.
     const listed = await eps.b1!.c.exec('getent', ['ahostsv4', 'many.outside.test']);
     expect(new Set(listed.trim().split('\n').map((l) => l.split(/\s+/)[0]))).toEqual(new Set(MANY));
+    // On an isolated network too (the answer passes conntrack as the reply it is).
+    const [isolated] = await ask('a3', ['b2.red.example:A:0:tcp']);
+    expect(isolated).toMatchObject({ rcode: 'NOERROR', answers: [eps.b2!.ipv4] });
   });
 
   it("sends an endpoint's outside names to its own upstream once an update (DNS override) is applied, and a new alias resolves as wait returns", async () => {
