@@ -147,12 +147,12 @@ export const CLASSIC_UDP_ANSWER = 512;
 export function udpAnswerLimit(query: Buffer, pathMax: number): number {
   // ARCOUNT 0: no OPT record, no decoding needed.
   if (query.length < 12 || query.readUInt16BE(10) === 0) return Math.min(CLASSIC_UDP_ANSWER, pathMax);
-  let advertised = 0;
+  let advertised: number;
   try {
     const opt = dnsPacket.decode(query).additionals?.find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
     advertised = opt?.udpPayloadSize ?? 0;
   } catch {
-    advertised = 0;
+    advertised = 0; // undecodable: the resolver answers FORMERR, which fits anyway
   }
   return Math.min(Math.max(advertised, CLASSIC_UDP_ANSWER), Math.max(pathMax, CLASSIC_UDP_ANSWER));
 }
