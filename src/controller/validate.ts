@@ -97,7 +97,9 @@ function checkDns(dns: Network['dns'] | undefined): DnsRecord {
 export function checkEndpointDns(dns: Partial<DnsConfig> | null | undefined): DnsRecord | undefined {
   if (!dns) return undefined;
   if (dns.domain) throw invalid(`endpoint DNS settings may not set a domain ("${dns.domain}"): the network's domain (loomctl network create --dns-domain) holds its endpoints' names`);
-  const out = checkDns({ nameservers: dns.nameservers ?? [], search: dns.search ?? [], options: dns.options ?? [], domain: '' });
+  // podman's `--dns-search .` means "no search domains": nothing to keep.
+  const search = (dns.search ?? []).filter((s) => s !== '.');
+  const out = checkDns({ nameservers: dns.nameservers ?? [], search, options: dns.options ?? [], domain: '' });
   if (out.nameservers.length + out.search.length + out.options.length === 0) return undefined;
   return { nameservers: out.nameservers, search: out.search, options: out.options };
 }

@@ -59,6 +59,8 @@ describe('endpoint hostname, aliases and DNS override', () => {
     const own = await c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'a2', dns: { nameservers: ['198.51.100.53'], search: ['Lab.Example'] } });
     expect(own.dnsOverride).toEqual({ nameservers: ['198.51.100.53'], search: ['lab.example'], options: [], domain: '' });
     expect(own.dns).toEqual({ nameservers: ['198.51.100.53'], search: ['lab.example'], options: ['rotate'], domain: '' });
+    // podman's --dns-search . (no search domains) keeps nothing.
+    expect((await c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'a3', dns: { search: ['.'] } })).dnsOverride).toBeNull();
   });
 
   it('updates only the fields the mask names, clears what it names empty, and refuses clashes', async () => {

@@ -240,6 +240,8 @@ describe('DNS for containers across hosts', () => {
     expect(local).toMatchObject({ rcode: 'NOERROR', answers: [eps.b1!.ipv4] });
     expect(outside).toMatchObject({ rcode: 'NOERROR', tc: false });
     expect(outside!.answers).toHaveLength(MANY.length);
+    const v6 = await eps.a1!.c.exec(process.execPath, [QUERY, 'fd00:b::1', '4000', 'cache.blue.loom:AAAA:0:tcp']);
+    expect(JSON.parse(v6.trim())).toMatchObject({ rcode: 'NOERROR', answers: [eps.b1!.ipv6] });
     // glibc without edns0: the UDP answer comes truncated, it asks again over TCP and gets every address.
     const listed = await eps.b1!.c.exec('getent', ['ahostsv4', 'many.outside.test']);
     expect(new Set(listed.trim().split('\n').map((l) => l.split(/\s+/)[0]))).toEqual(new Set(MANY));
