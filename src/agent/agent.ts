@@ -37,6 +37,8 @@ import { DnsResponder } from './dns-responder.js';
 import { logDeniedAttempts } from './denied-log.js';
 import { controlSocketPath, unixctl } from '../ovsdb/unixctl.js';
 import { METER_FLAGS } from '../openflow/messages.js';
+import { DNS_PORT } from './pipeline/dns.js';
+import { DnsServer, listeningTcpSocket } from './dns/server.js';
 
 export { AgentError } from './attacher.js';
 /** Traces the controller may have this agent run at once (each asks ovs-vswitchd once). */
@@ -96,6 +98,8 @@ export class Agent {
   /** Answers containers' DNS queries (packet-ins of the Dns flows) from the view's endpoint directory. */
   readonly resolver: DnsResolver;
   private dnsResponder: DnsResponder | undefined;
+  /** TCP DNS listeners on this host's gateway-port addresses (the Dns flows steer TCP to gateway:53 there). */
+  private readonly dnsTcpListeners = new Map<string, DnsServer>();
   /** The host's resolvers (resolv.conf, read once at start): upstreams of networks that name none. */
   private hostResolvers: string[] = [];
   /** Whether the directory was built from a complete view since start. */
@@ -341,11 +345,51 @@ export class Agent {
     this.resolver.setDirectory(directoryOf(networks));
     this.dnsReady = true;
     this.dnsResponder?.retain(new Set([...this.attacher.attachments.values()].map((a) => a.ofport)));
+    this.syncDnsTcpListeners();
+  }
+
+  /**
+   * One TCP listener on port 53 of each of this host's gateway-port addresses (with a host path),
+   * in the host's namespace; listeners of addresses the host no longer has are closed.
+   */
+  private syncDnsTcpListeners(): void {
+    const wanted = new Set<string>();
+    if (this.gatewayPort) {
+      for (const n of this.pipelineState().networks) for (const a of [n.hostAddress4, n.hostAddress6]) if (a) wanted.add(a);
+    }
+    for (const [address, server] of this.dnsTcpListeners) {
+      if (wanted.has(address)) continue;
+      this.dnsTcpListeners.delete(address);
+      void server.stop();
+    }
+    for (const address of wanted) {
+      if (this.dnsTcpListeners.has(address)) continue;
+      let fd: number;
+      try {
+        fd = listeningTcpSocket(address, DNS_PORT, this.config.hostNetns);
+      } catch (err) {
+        this.log.warn({ err, address }, 'cannot serve DNS over TCP on this gateway-port address; truncated answers cannot be retried over TCP there');
+        continue;
+      }
+      const server = new DnsServer(this.resolver, { host: address, port: DNS_PORT, tcpListenFd: fd, scopeOf: (source) => this.dnsScopeOfAddress(source) }, this.log);
+      this.dnsTcpListeners.set(address, server);
+      server.start().catch((err: unknown) => {
+        this.log.warn({ err, address }, 'DNS over TCP listener failed');
+        this.dnsTcpListeners.delete(address);
+      });
+    }
+  }
+
+  /** The scope of a query over TCP, by its source: a local endpoint's address. */
+  private dnsScopeOfAddress(address: string): DnsScope | undefined {
+    const bareAddress = address.startsWith('::ffff:') ? address.slice(7) : address;
+    const asker = [...this.attacher.attachments.values()].find((a) => a.record.ipv4 === bareAddress || a.record.ipv6 === bareAddress);
+    return asker ? this.dnsScope(asker.ofport) : undefined;
   }
 
   /**
    * Who asks from `inPort`: the networks its container is attached to on this host, and its
-   * upstreams: its own (CNI runtimeConfig), else its network's, else the host's resolvers.
+   * upstreams: its own (its endpoint's DNS override), else its network's, else the host's resolvers.
    */
   private dnsScope(inPort: number): DnsScope | undefined {
     // Before the first complete view the directory is empty: answering would send Loom's own
@@ -355,10 +399,14 @@ export class Agent {
     const asker = attachments.find((a) => a.ofport === inPort);
     if (!asker) return undefined;
     const networks = attachments.filter((a) => a.record.containerId === asker.record.containerId).map((a) => a.record.network);
-    const own = asker.record.dnsServers ? asker.record.dnsServers.split(',') : [];
-    const network = this.session.view.networks.get(asker.record.network)?.network ?? this.attacher.knownNetworks.get(asker.record.network);
+    const viewed = this.session.view.networks.get(asker.record.network);
+    // The endpoint's own servers: the controller's (its DNS override, updatable) once the view has
+    // the endpoint, else those its port recorded at attach (CNI runtimeConfig).
+    const entry = viewed?.endpoints.get(asker.record.containerId);
+    const own = entry ? (entry.dns?.nameservers ?? []) : asker.record.dnsServers ? asker.record.dnsServers.split(',') : [];
+    const network = viewed?.network ?? this.attacher.knownNetworks.get(asker.record.network);
     const upstreams = own.length ? own : network?.dns?.nameservers.length ? network.dns.nameservers : this.hostResolvers;
-    return { networks: [asker.record.network, ...networks.filter((n) => n !== asker.record.network)], upstreams };
+    return { networks: [asker.record.network, ...networks.filter((n) => n !== asker.record.network)], upstreams, ...(network?.mtu ? { mtu: network.mtu } : {}) };
   }
 
   /**
@@ -677,6 +725,8 @@ export class Agent {
     clearInterval(this.sweepTimer);
     this.reclaimer.stop();
     for (const off of this.unsubscribe) off();
+    await Promise.all([...this.dnsTcpListeners.values()].map((l) => l.stop()));
+    this.dnsTcpListeners.clear();
     await this.queue;
     this.session.close();
     await this.host.openflow.close();

@@ -143,11 +143,17 @@ export class Attacher {
         ...(req.mac ? { mac: req.mac } : {}),
         ...(req.ports?.length ? { ports: req.ports } : {}),
         ...(req.labels && Object.keys(req.labels).length > 0 ? { labels: req.labels } : {}),
+        ...(req.dns ? { dns: { nameservers: req.dns.servers ?? [], search: req.dns.searches ?? [], options: req.dns.options ?? [] } } : {}),
+        ...(req.hostname ? { hostname: req.hostname } : {}),
+        ...(req.aliases?.length ? { aliases: req.aliases } : {}),
       });
       created = true;
     } catch (err) {
       if (!(isServiceError(err) && err.code === grpc.status.ALREADY_EXISTS)) throw toAgentError(err, `endpoint ${req.containerId}`);
-      ep = await this.call(() => this.controller.getEndpoint(req.network, req.containerId), `endpoint ${req.containerId}`);
+      // Taken: this container's endpoint (attached again), or a name or address of another (its error stands).
+      ep = await this.controller.getEndpoint(req.network, req.containerId).catch((getErr: unknown) => {
+        throw toAgentError(isServiceError(getErr) && getErr.code === grpc.status.NOT_FOUND ? err : getErr, `endpoint ${req.containerId}`);
+      });
       if (ep.host !== this.o.hostName) {
         throw new AgentError('conflict', `container ${req.containerId} is already attached to ${req.network} on host ${ep.host}`);
       }
@@ -202,7 +208,7 @@ export class Attacher {
         ...(ep.ipv6 ? [{ address: ep.ipv6, gateway: spec.gateways.find((g) => g.includes(':')) ?? '' }] : []),
       ],
       routes: ep.routes.map((r) => ({ dst: r.destination, gw: r.gateway })),
-      dns: containerDns(req, network, spec.gateways),
+      dns: containerDns(ep, network, spec.gateways),
       hostname: ep.hostname,
     };
   }
@@ -316,14 +322,16 @@ const bare = (cidr: string) => cidr.split('/')[0] ?? '';
 
 /**
  * The container's resolv.conf: its gateways are its nameservers (the agent answers there), the
- * network's domain is the first search domain, then the container's own search domains (else the
- * network's); its own options, else the network's. Its own servers are its upstreams, not here.
+ * network's domain is the first search domain, then the endpoint's own search domains (its DNS
+ * override: CNI runtimeConfig or the API), else the network's; its own options, else the
+ * network's. Its own servers are its upstreams, not here.
  */
-export function containerDns(req: Pick<AttachRequest, 'dns'>, network: api.Network, gateways: readonly string[]): AttachResult['dns'] {
-  const search = [networkDomain(network), ...(req.dns?.searches?.length ? req.dns.searches : (network.dns?.search ?? []))];
+export function containerDns(ep: Pick<api.Endpoint, 'dnsOverride'>, network: api.Network, gateways: readonly string[]): AttachResult['dns'] {
+  const own = ep.dnsOverride;
+  const search = [networkDomain(network), ...(own?.search.length ? own.search : (network.dns?.search ?? []))];
   return {
     nameservers: gateways.filter(Boolean),
     search: [...new Set(search)],
-    options: req.dns?.options?.length ? req.dns.options : (network.dns?.options ?? []),
+    options: own?.options.length ? own.options : (network.dns?.options ?? []),
   };
 }

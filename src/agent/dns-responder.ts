@@ -3,8 +3,9 @@
 // IPv4 or IPv6, UDP), the query answered by the resolver in the asker's scope, and the answer
 // sent back to the port it came from as a packet-out, with the gateway as its source. Everything a
 // container controls is bounded: queries per second per port, queries in flight per port and in
-// all, the answer's size (cut with TC set, as a UDP server does).
-import { MAX_UDP_ANSWER, truncateAnswer } from './dns/resolver.js';
+// all, the answer's size (what the client's EDNS0 size and its MTU allow, 512 without EDNS0; cut
+// with TC set, as a UDP server does).
+import { fitUdp } from './dns/resolver.js';
 import type { Logger } from 'pino';
 import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv4ToBytes, ipv6ToBytes, macToBytes } from '../common/ip.js';
 import type { PacketIo } from './nd-responder.js';
@@ -213,7 +214,7 @@ export class DnsResponder {
     if (!bucket) return this.metrics?.query('rate_limited');
     const reply = (answer: Buffer | undefined) => {
       if (!answer) return;
-      send(buildUdpReply(q, answer.length > MAX_UDP_ANSWER ? truncateAnswer(answer) : answer, gatewayMac(vni)));
+      send(buildUdpReply(q, fitUdp(q.payload, answer, (scope.mtu ?? 1500) - (q.family === 4 ? 28 : 48)), gatewayMac(vni)));
     };
     const cached = this.resolver.answerFromCache(q.payload, scope);
     if (cached) {

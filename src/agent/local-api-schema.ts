@@ -34,6 +34,8 @@ export const attachRequest: z.ZodType<AttachRequest> = z.strictObject({
       options: z.array(text('a resolv.conf option')).max(16, 'must list at most 16 options').optional(),
     })
     .optional(),
+  hostname: text('a DNS name for the container').optional(),
+  aliases: z.array(text('a DNS alias')).max(32, 'must list at most 32 aliases').optional(),
   labels: z
     .record(z.string().max(320, 'label keys are at most 320 characters'), z.string().max(63, 'label values are at most 63 characters'))
     .refine((o) => Object.keys(o).length <= 64, 'at most 64 labels')

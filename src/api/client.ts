@@ -79,6 +79,9 @@ export class LoomClient {
   deleteEndpoint(network: string, containerId: string, o?: CallOptions): Promise<T.DeleteResponse> {
     return this.call(methods.endpoint.DeleteEndpoint, { network, containerId }, o);
   }
+  updateEndpoint(req: T.UpdateEndpointRequest, o?: CallOptions): Promise<T.Endpoint> {
+    return this.call(methods.endpoint.UpdateEndpoint, req, o);
+  }
   register(req: T.RegisterRequest, o?: CallOptions): Promise<T.RegisterResponse> {
     return this.call(methods.host.Register, req, o);
   }

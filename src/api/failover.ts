@@ -238,6 +238,9 @@ export class FailoverClient {
   createEndpoint(req: T.CreateEndpointRequest, o?: CallOptions): Promise<T.Endpoint> {
     return this.write((c) => c.createEndpoint(req, o));
   }
+  updateEndpoint(req: T.UpdateEndpointRequest, o?: CallOptions): Promise<T.Endpoint> {
+    return this.write((c) => c.updateEndpoint(req, o));
+  }
   getEndpoint(network: string, containerId: string, o?: CallOptions): Promise<T.Endpoint> {
     return this.read((c) => c.getEndpoint(network, containerId, o));
   }

@@ -19,6 +19,10 @@ export interface AttachRequest {
   ports?: PortMapping[];
   /** The container's own DNS settings (CNI runtimeConfig `dns`, podman --dns, --dns-search, --dns-option). */
   dns?: ContainerDns;
+  /** The container's hostname as a DNS name (CNI_ARGS HOSTNAME); default: derived from the name. */
+  hostname?: string;
+  /** Further DNS names in the network (CNI `aliases` capability, podman --network-alias). */
+  aliases?: string[];
 }
 
 /** Per-container DNS: servers become its upstreams (the gateway stays its nameserver); search and options go into its resolv.conf. */

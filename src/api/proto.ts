@@ -96,6 +96,7 @@ export const methods = {
     GetEndpoint: unary('EndpointService', 'GetEndpoint', epKey, codecs.endpoint),
     ListEndpoints: unary('EndpointService', 'ListEndpoints', codec<T.ListEndpointsRequest>('ListEndpointsRequest'), codec<T.ListEndpointsResponse>('ListEndpointsResponse')),
     DeleteEndpoint: unary('EndpointService', 'DeleteEndpoint', codec<T.EndpointKeyRequest>('DeleteEndpointRequest'), deleteRes),
+    UpdateEndpoint: unary('EndpointService', 'UpdateEndpoint', codec<T.UpdateEndpointRequest>('UpdateEndpointRequest'), codecs.endpoint),
   },
   host: {
     Register: unary('HostService', 'Register', codec<T.RegisterRequest>('RegisterRequest'), codec<T.RegisterResponse>('RegisterResponse')),

@@ -81,6 +81,12 @@ export interface EndpointInfo {
   hostGateway: boolean;
   ports: PortMapping[];
   labels: Record<string, string>;
+  /** DNS name: the one given, else derived from the name. */
+  hostname: string;
+  /** Further DNS names in the network (lower case, unique in it). */
+  aliases: string[];
+  /** The endpoint's own DNS settings (null: none); its nameservers are its upstreams. */
+  dns: DnsConfig | null;
 }
 
 /** What a runtime needs for one endpoint: the directory entry plus its interface settings. */
@@ -88,11 +94,13 @@ export interface Endpoint extends EndpointInfo {
   gateways: string[];
   routes: RouteEntry[];
   mtu: number;
+  /** Effective DNS settings: the override's nameservers, search and options where it has them, else the network's. */
   dns: DnsConfig | null;
-  hostname: string;
   vni: number;
   createRevision: number;
   modRevision: number;
+  /** The endpoint's own DNS settings as given (null: none). */
+  dnsOverride: DnsConfig | null;
 }
 
 export interface Route {
@@ -136,6 +144,20 @@ export interface CreateEndpointRequest {
   mac?: string;
   ports?: PortMapping[];
   labels?: Record<string, string>;
+  dns?: Partial<DnsConfig> | null;
+  hostname?: string;
+  aliases?: string[];
+}
+/** Fields UpdateEndpoint may change. */
+export type EndpointUpdateField = 'dns' | 'hostname' | 'aliases';
+export interface UpdateEndpointRequest {
+  network: string;
+  containerId: string;
+  /** The fields that replace the endpoint's ("dns", "hostname", "aliases"); named and empty clears. */
+  updateMask: string[];
+  dns?: Partial<DnsConfig> | null;
+  hostname?: string;
+  aliases?: string[];
 }
 export interface EndpointKeyRequest {
   network: string;

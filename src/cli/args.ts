@@ -22,6 +22,15 @@ export const GLOBAL_FLAGS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Record<string, FlagDef>;
 
+/** An endpoint's names and DNS settings (endpoint create and update). */
+const ENDPOINT_NAME_FLAGS = {
+  'dns-server': { type: 'string', multiple: true },
+  'dns-search': { type: 'string', multiple: true },
+  'dns-option': { type: 'string', multiple: true },
+  hostname: { type: 'string' },
+  alias: { type: 'string', multiple: true },
+} as const satisfies Record<string, FlagDef>;
+
 /** Each command: its positional arguments (by name, for errors) and its own flags. */
 export const COMMANDS: Record<string, { args: readonly string[]; flags: Record<string, FlagDef> }> = {
   'network create': {
@@ -63,7 +72,7 @@ export const COMMANDS: Record<string, { args: readonly string[]; flags: Record<s
   'policy show': { args: ['NETWORK', 'NAME'], flags: {} },
   'policy delete': { args: ['NETWORK', 'NAME'], flags: {} },
   'policy explain': { args: ['FROM', 'TO', 'PORT'], flags: { network: { type: 'string' }, protocol: { type: 'string' } } },
-  link: { args: ['CLIENT', 'SERVER'], flags: { network: { type: 'string' }, port: { type: 'string', multiple: true }, name: { type: 'string' } } },
+  link: { args: ['CLIENT', 'SERVER'], flags: { network: { type: 'string' }, port: { type: 'string', multiple: true }, name: { type: 'string' }, alias: { type: 'string' } } },
   'network list': { args: [], flags: {} },
   'network show': { args: ['NAME'], flags: {} },
   'network delete': { args: ['NAME'], flags: {} },
@@ -71,6 +80,19 @@ export const COMMANDS: Record<string, { args: readonly string[]; flags: Record<s
   'host register': { args: ['NAME'], flags: { vtep: { type: 'string' } } },
   'endpoint list': { args: [], flags: { network: { type: 'string' }, host: { type: 'string' } } },
   'endpoint show': { args: ['NETWORK', 'CONTAINER_ID'], flags: {} },
+  'endpoint create': {
+    args: ['NETWORK', 'CONTAINER_ID'],
+    flags: {
+      host: { type: 'string' },
+      name: { type: 'string' },
+      ipv4: { type: 'string' },
+      ipv6: { type: 'string' },
+      mac: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      ...ENDPOINT_NAME_FLAGS,
+    },
+  },
+  'endpoint update': { args: ['NETWORK', 'CONTAINER_ID'], flags: { ...ENDPOINT_NAME_FLAGS, 'no-dns': { type: 'boolean' }, 'no-aliases': { type: 'boolean' } } },
   status: { args: [], flags: {} },
   wait: { args: [], flags: { revision: { type: 'string' }, timeout: { type: 'string' } } },
   trace: {

@@ -6,9 +6,9 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import { isServiceError, LoomClient } from '../api/client.js';
 import { FailoverClient, leaderHint, parseControllerList } from '../api/failover.js';
 import { clientCredentials } from '../common/tls.js';
-import type { EgressMode, Isolation, Network, Policy, PortMapping, TunnelType } from '../api/types.js';
+import type { DnsConfig, EgressMode, Endpoint, EndpointUpdateField, Isolation, Network, Policy, PortMapping, TunnelType, UpdateEndpointRequest } from '../api/types.js';
 import { parseCommandLine, UsageError, type FlagValues } from './args.js';
-import { fromWord, linkPolicy, parsePorts, parsePortSpec, peer, protocolOf } from './policy-args.js';
+import { fromWord, linkPolicy, parseLabels, parsePorts, parsePortSpec, peer, protocolOf } from './policy-args.js';
 import { ago, dropSummary, json, table, traceText } from './format.js';
 
 const HELP = `loomctl: inspect and change a Loom overlay through its controller.
@@ -35,6 +35,21 @@ Commands:
                               new VTEP: its agent, refused that, re-registers with it then
   endpoint list [--network NAME] [--host HOST]
   endpoint show NETWORK CONTAINER_ID
+  endpoint create NETWORK CONTAINER_ID --host HOST [--name NAME] [--ipv4 IP] [--ipv6 IP]
+                  [--mac MAC] [--label K=V]... [--hostname NAME] [--alias NAME]...
+                  [--dns-server IP]... [--dns-search DOMAIN]... [--dns-option OPT]...
+                              an endpoint without a runtime (the CNI plugin creates them for
+                              containers; the host's agent does not plumb this one)
+  endpoint update NETWORK CONTAINER_ID [--hostname NAME] [--alias NAME]... [--no-aliases]
+                  [--dns-server IP]... [--dns-search DOMAIN]... [--dns-option OPT]... [--no-dns]
+                              change names and DNS settings; every host answers the change
+                              once 'wait' returns. --hostname: a DNS name the endpoint answers
+                              to (default: from its name; --hostname= goes back to it);
+                              --alias: further DNS names in its network (replace the list;
+                              unique in the network); --dns-server: its own upstreams, where
+                              names outside Loom go (podman --dns); --dns-search, --dns-option:
+                              its resolv.conf search domains (after the network's domain) and
+                              options; the flags given replace those parts, --no-dns drops them all
   policy create NAME --network NET [--from-endpoint NAME]... [--from-label K=V]...
                 [--from-cidr CIDR]... [--from outside] [--to-endpoint NAME]...
                 [--to-label K=V]... [--protocol tcp|udp|icmp|any] [--port N|N-M[/tcp|udp]]...
@@ -48,8 +63,10 @@ Commands:
   policy explain FROM TO [PORT[/tcp|udp]] [--network NET] [--protocol P]
                               which policies let endpoint FROM (or 'outside') open
                               connections to TO
-  link CLIENT SERVER --port N[/tcp|udp]... [--network NET] [--name NAME]
-                              Docker's --link: CLIENT may open SERVER's exposed port(s)
+  link CLIENT SERVER --port N[/tcp|udp]... [--network NET] [--name NAME] [--alias ALIAS]
+                              Docker's --link: CLIENT may open SERVER's exposed port(s);
+                              --alias adds ALIAS to SERVER's DNS names (network-wide, not
+                              only for CLIENT as in Docker; --port optional with it)
   status                      hosts up/down, applied revision and lag per agent, packets each host's
                               flow table dropped (by reason: spoof_guard, no_route, ...)
   wait [--revision N]         block until every interested agent applied revision N
@@ -143,6 +160,20 @@ function serviceText(p: Policy): string {
 
 function policyRows(ps: Policy[]): string {
   return table(['NETWORK', 'NAME', 'FROM', 'TO', 'SERVICE', 'REVISION'], ps.map((p) => [p.network, p.name, peerText(p.from), peerText(p.to), serviceText(p), p.modRevision]));
+}
+
+const DNS_FLAGS = ['dns-server', 'dns-search', 'dns-option'] as const;
+const dnsFlagsGiven = (v: FlagValues) => DNS_FLAGS.some((f) => v[f] !== undefined);
+
+/** An endpoint's own DNS settings from the flags; parts not given keep `current`'s. */
+function dnsFlags(v: FlagValues, current: DnsConfig | null): DnsConfig {
+  const list = (f: (typeof DNS_FLAGS)[number]) => v[f] as string[] | undefined;
+  return {
+    nameservers: list('dns-server') ?? current?.nameservers ?? [],
+    search: list('dns-search') ?? current?.search ?? [],
+    options: list('dns-option') ?? current?.options ?? [],
+    domain: '',
+  };
 }
 
 async function run(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
@@ -257,8 +288,22 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
           if (nets.length !== 1) throw new UsageError(nets.length === 0 ? `no network has both ${clientName} and ${serverName}; give --network` : `${clientName} and ${serverName} share networks ${nets.join(', ')}; give --network`);
           network = nets[0]!;
         }
-        const p = await client.createPolicy(linkPolicy(network, clientName, serverName, (v.port as string[] | undefined) ?? [], v.name as string | undefined));
-        out(asJson ? json(p) : `${clientName} may open ${serviceText(p)} on ${serverName} (policy ${p.name} of network ${network}, revision ${p.modRevision})\n`);
+        const alias = v.alias as string | undefined;
+        const portSpecs = (v.port as string[] | undefined) ?? [];
+        const p = alias && portSpecs.length === 0 ? undefined : await client.createPolicy(linkPolicy(network, clientName, serverName, portSpecs, v.name as string | undefined));
+        let aliased: Endpoint | undefined;
+        if (alias) {
+          const server = (await client.listEndpoints({ network })).endpoints.find((e) => e.name === serverName);
+          if (!server) throw new UsageError(`network ${network} has no endpoint named ${serverName}`);
+          aliased = server.aliases.includes(alias.toLowerCase())
+            ? server
+            : await client.updateEndpoint({ network, containerId: server.containerId, updateMask: ['aliases'], aliases: [...server.aliases, alias] });
+        }
+        if (asJson) out(json({ ...(p ? { policy: p } : {}), ...(aliased ? { endpoint: aliased } : {}) }));
+        else {
+          if (p) out(`${clientName} may open ${serviceText(p)} on ${serverName} (policy ${p.name} of network ${network}, revision ${p.modRevision})\n`);
+          if (aliased) out(`${serverName} answers to ${alias} in network ${network} (revision ${aliased.modRevision})\n`);
+        }
         return 0;
       }
       case 'network list': {
@@ -313,7 +358,7 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
         const e = await client.getEndpoint(need('NETWORK', rest[0]), need('CONTAINER_ID', rest[1]));
         if (asJson) out(json(e));
         else {
-          const dns = e.dns ?? { nameservers: [], search: [] };
+          const dns = e.dns ?? { nameservers: [], search: [], options: [] };
           out(
             table(['FIELD', 'VALUE'], [
               ['network', `${e.network} (vni ${e.vni})`],
@@ -327,11 +372,57 @@ async function run(argv: string[], out: (s: string) => void, err: (s: string) =>
               ['routes', e.routes.map((r) => `${r.destination} via ${r.gateway}`).join(', ') || '-'],
               ['mtu', e.mtu],
               ['ports', portsText(e.ports)],
-              ['dns', `${dns.nameservers.join(',') || '-'} search ${dns.search.join(',') || '-'}`],
+              ['hostname', e.hostname || '-'],
+              ['aliases', e.aliases.join(', ') || '-'],
+              ['dns', `${dns.nameservers.join(',') || '-'} search ${dns.search.join(',') || '-'} options ${dns.options.join(',') || '-'}`],
+              ['own dns', e.dnsOverride ? `${e.dnsOverride.nameservers.join(',') || '-'} search ${e.dnsOverride.search.join(',') || '-'} options ${e.dnsOverride.options.join(',') || '-'}` : '-'],
               ['revision', e.modRevision],
             ]),
           );
         }
+        return 0;
+      }
+      case 'endpoint create': {
+        const e = await client.createEndpoint({
+          network: need('NETWORK', rest[0]),
+          containerId: need('CONTAINER_ID', rest[1]),
+          host: need('--host HOST', v.host as string | undefined),
+          ...(v.name ? { name: v.name as string } : {}),
+          ...(v.ipv4 ? { ipv4: v.ipv4 as string } : {}),
+          ...(v.ipv6 ? { ipv6: v.ipv6 as string } : {}),
+          ...(v.mac ? { mac: v.mac as string } : {}),
+          labels: parseLabels((v.label as string[] | undefined) ?? []),
+          ...(v.hostname ? { hostname: v.hostname as string } : {}),
+          aliases: (v.alias as string[] | undefined) ?? [],
+          ...(dnsFlagsGiven(v) ? { dns: dnsFlags(v, null) } : {}),
+        });
+        out(asJson ? json(e) : `endpoint ${e.name} (container ${e.containerId}) on ${e.network}: ${e.ipv4}${e.ipv6 ? ` ${e.ipv6}` : ''} (revision ${e.modRevision})\n`);
+        return 0;
+      }
+      case 'endpoint update': {
+        const network = need('NETWORK', rest[0]);
+        const containerId = need('CONTAINER_ID', rest[1]);
+        const mask: EndpointUpdateField[] = [];
+        const req: UpdateEndpointRequest = { network, containerId, updateMask: mask };
+        if (v['no-dns'] && dnsFlagsGiven(v)) throw new UsageError('--no-dns and --dns-server/--dns-search/--dns-option contradict each other');
+        if (v['no-aliases'] && v.alias) throw new UsageError('--no-aliases and --alias contradict each other');
+        if (v['no-dns']) mask.push('dns');
+        else if (dnsFlagsGiven(v)) {
+          // The flags given replace those parts of the endpoint's own settings; the others stay.
+          mask.push('dns');
+          req.dns = dnsFlags(v, (await client.getEndpoint(network, containerId)).dnsOverride);
+        }
+        if (v.hostname !== undefined) {
+          mask.push('hostname');
+          req.hostname = v.hostname as string;
+        }
+        if (v['no-aliases'] || v.alias) {
+          mask.push('aliases');
+          req.aliases = (v.alias as string[] | undefined) ?? [];
+        }
+        if (mask.length === 0) throw new UsageError('endpoint update needs --hostname, --alias, --no-aliases, --dns-server, --dns-search, --dns-option or --no-dns');
+        const e = await client.updateEndpoint(req);
+        out(asJson ? json(e) : `endpoint ${e.name} on ${e.network} updated (revision ${e.modRevision}; 'loomctl wait' returns once every host answers it)\n`);
         return 0;
       }
       case 'status': {

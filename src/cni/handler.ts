@@ -32,6 +32,8 @@ async function run(rawEnv: Record<string, string | undefined>, stdin: string, ba
         ...staticAddresses(env.args),
         ...(conf.portMappings.length > 0 ? { ports: conf.portMappings } : {}),
         ...(conf.dns ? { dns: conf.dns } : {}),
+        ...(conf.aliases ? { aliases: conf.aliases } : {}),
+        ...(env.args.HOSTNAME ? { hostname: env.args.HOSTNAME } : {}),
         ...labelsOf(conf, env.args),
       });
       return toCniResult(conf.cniVersion, r);

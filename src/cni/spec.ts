@@ -67,6 +67,8 @@ export interface NetConf {
   dns?: { servers?: string[]; searches?: string[]; options?: string[] };
   /** Labels every endpoint attached with this configuration carries (policy selectors). */
   labels?: Record<string, string>;
+  /** The `aliases` capability (podman --network-alias): runtimeConfig.aliases for this network. */
+  aliases?: string[];
 }
 
 const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
@@ -137,6 +139,7 @@ export function parseConfig(stdin: string): NetConf {
     ...(c['cni.dev/valid-attachments'] !== undefined ? { validAttachments: validAttachments(c['cni.dev/valid-attachments']) } : {}),
     portMappings: portMappings((c.runtimeConfig as Record<string, unknown> | undefined)?.portMappings),
     ...runtimeDns(c.runtimeConfig),
+    ...runtimeAliases(c.runtimeConfig, [name, str('network', false)]),
     ...(c.labels !== undefined ? { labels: confLabels(c.labels) } : {}),
   };
 }
@@ -185,6 +188,32 @@ function runtimeDns(runtimeConfig: unknown): { dns?: NonNullable<NetConf['dns']>
     if (v.length) out[k] = v as string[];
   }
   return Object.keys(out).length ? { dns: out } : {};
+}
+
+const MAX_ALIASES = 32;
+
+/**
+ * The `aliases` capability's runtimeConfig as podman's CNI backend passes it:
+ * {"<network>": ["name", ...]}, keyed by the configuration's `name` (podman's network name);
+ * the Loom network's name (`network`) is accepted as a key too. Other networks' entries are theirs.
+ */
+function runtimeAliases(runtimeConfig: unknown, keys: string[]): { aliases?: string[] } {
+  if (typeof runtimeConfig !== 'object' || runtimeConfig === null) return {};
+  const all = (runtimeConfig as Record<string, unknown>).aliases;
+  if (all === undefined || all === null) return {};
+  if (typeof all !== 'object' || Array.isArray(all)) throw new CniError(CniCode.InvalidConfig, 'network configuration: "runtimeConfig.aliases" must be an object of network name -> list of names');
+  const out: string[] = [];
+  for (const key of new Set(keys.filter(Boolean))) {
+    const v = (all as Record<string, unknown>)[key];
+    if (v === undefined || v === null) continue;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) {
+      throw new CniError(CniCode.InvalidConfig, `network configuration: "runtimeConfig.aliases.${key}" must be a list of non-empty strings`);
+    }
+    out.push(...(v as string[]));
+  }
+  const unique = [...new Set(out)];
+  if (unique.length > MAX_ALIASES) throw new CniError(CniCode.InvalidConfig, `network configuration: at most ${MAX_ALIASES} aliases per container, got ${unique.length}`);
+  return unique.length ? { aliases: unique } : {};
 }
 
 function confLabels(v: unknown): Record<string, string> {

@@ -51,6 +51,7 @@ export const MUTATIONS = new Set([
   'UpdateNetwork',
   'CreateEndpoint',
   'DeleteEndpoint',
+  'UpdateEndpoint',
   'Register',
   'Heartbeat',
   'CreatePolicy',
@@ -110,12 +111,13 @@ export class Authorizer {
         const { host, network, containerId } = r as unknown as CreateEndpointRequest;
         return this.ownHost(caller, `create endpoint ${network}/${containerId} on host`, host);
       }
-      case 'DeleteEndpoint': {
+      case 'DeleteEndpoint':
+      case 'UpdateEndpoint': {
         const network = String(r.network ?? '');
         const containerId = String(r.containerId ?? '');
         const host = this.lookup.endpointHost(network, containerId);
-        if (host === undefined) return; // nothing to delete: the call answers NOT_FOUND
-        return this.ownHost(caller, `delete endpoint ${network}/${containerId} on host`, host);
+        if (host === undefined) return; // nothing to change: the call answers NOT_FOUND
+        return this.ownHost(caller, `${method === 'DeleteEndpoint' ? 'delete' : 'update'} endpoint ${network}/${containerId} on host`, host);
       }
       default:
         throw this.denied(caller, `call ${method}`, 'it needs the operator role');

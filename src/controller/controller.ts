@@ -23,8 +23,10 @@ import {
   type Network,
   type Policy,
   type RegisterRequest,
+  type UpdateEndpointRequest,
   type UpdateNetworkRequest,
 } from '../api/types.js';
+import { dnsName } from '../common/endpoint-name.js';
 import { ChangeLog } from './changelog.js';
 import { toEndpoint, toHost, toNetwork, toPolicy } from './convert.js';
 import { checkLabels, explain, isolationOf, validatePolicy } from './policy.js';
@@ -33,7 +35,16 @@ import { allocateAddress, releaseOps } from './ipam.js';
 import { hostGatewayId, keys, type EndpointRecord, type HostRecord } from './model.js';
 import { ClusterState, type NetworkState } from './state.js';
 import { NotLeaderError, type FollowedChange, type Store, type StoreOp } from './store/types.js';
-import { checkHostName, defaultEndpointName, validateEndpointRequest, validateNetwork, validateRegister } from './validate.js';
+import {
+  checkAliases,
+  checkDnsName,
+  checkEndpointDns,
+  checkHostName,
+  defaultEndpointName,
+  validateEndpointRequest,
+  validateNetwork,
+  validateRegister,
+} from './validate.js';
 
 export interface ControllerOptions {
   /** A host without heartbeat (or watch ack) for this long is marked down. */
@@ -629,11 +640,41 @@ export class Controller {
       const rec: EndpointRecord = { network: req.network, containerId: id, name, host: req.host, mac, ipv4: a4.address, ipv6: a6?.address ?? '' };
       if (Object.keys(labels).length > 0) rec.labels = labels;
       if (checked.ports.length > 0) rec.ports = checked.ports;
+      setNames(rec, checked.hostname, checked.aliases);
+      if (checked.dns) rec.dns = checked.dns;
+      checkNamesFree(net, rec);
       const ops: StoreOp[] = [...a4.ops, ...(a6?.ops ?? []), { type: 'put', key: keys.endpoint(req.network, id), value: rec }];
       ops.push(...this.hostGatewayOps(net, req.host, [a4.value, ...(a6 ? [a6.value] : [])], ops));
       return {
         ops,
         reply: () => toEndpoint(net, net.endpoints.get(id)!),
+      };
+    });
+  }
+
+  /** Replaces an endpoint's hostname, aliases or DNS settings (those `updateMask` names). */
+  updateEndpoint(req: UpdateEndpointRequest): Promise<Endpoint> {
+    return this.mutate(() => {
+      const net = this.mustNetwork(req.network);
+      const e = net.endpoints.get(req.containerId);
+      if (!e) throw notFound(`container ${req.containerId || '""'} has no endpoint on network ${req.network}`);
+      if (e.rec.hostGateway) throw failedPrecondition(`${req.containerId} is host ${e.rec.host}'s gateway port, not a container: it has no names`);
+      const mask = new Set(req.updateMask ?? []);
+      if (mask.size === 0) throw invalid('update_mask must name at least one of dns, hostname, aliases');
+      for (const f of mask) if (!ENDPOINT_UPDATE_FIELDS.has(f)) throw invalid(`update_mask: "${f}" cannot be updated (only dns, hostname, aliases)`);
+      const rec: EndpointRecord = { ...e.rec };
+      if (mask.has('hostname')) setNames(rec, req.hostname ? checkDnsName('hostname', req.hostname) : undefined, rec.aliases ?? []);
+      if (mask.has('aliases')) setNames(rec, rec.hostname, checkAliases(req.aliases));
+      if (mask.has('dns')) {
+        const dns = checkEndpointDns(req.dns);
+        if (dns) rec.dns = dns;
+        else delete rec.dns;
+      }
+      checkNamesFree(net, rec);
+      const changed = JSON.stringify(rec) !== JSON.stringify(e.rec);
+      return {
+        ops: changed ? [{ type: 'put', key: keys.endpoint(req.network, req.containerId), value: rec }] : [],
+        reply: () => toEndpoint(net, net.endpoints.get(req.containerId)!),
       };
     });
   }
@@ -709,6 +750,34 @@ export class Controller {
       }
     }
     return out;
+  }
+}
+
+const ENDPOINT_UPDATE_FIELDS = new Set(['dns', 'hostname', 'aliases']);
+
+/**
+ * Sets the record's hostname and aliases: a hostname equal to the derived one is not kept (it
+ * follows the name), nor are aliases equal to the endpoint's other names (podman passes the
+ * container's name among its aliases).
+ */
+function setNames(rec: EndpointRecord, hostname: string | undefined, aliases: readonly string[]): void {
+  const derived = dnsName(rec.name);
+  if (hostname && hostname !== derived) rec.hostname = hostname;
+  else delete rec.hostname;
+  const own = new Set([derived, ...(rec.hostname ? [rec.hostname] : [])]);
+  const kept = aliases.filter((a) => !own.has(a));
+  if (kept.length > 0) rec.aliases = kept;
+  else delete rec.aliases;
+}
+
+/** ALREADY_EXISTS unless the record's hostname and aliases are names no other endpoint of the network answers to. */
+function checkNamesFree(net: NetworkState, rec: EndpointRecord): void {
+  for (const [what, name] of [...(rec.hostname ? [['hostname', rec.hostname] as const] : []), ...(rec.aliases ?? []).map((a) => ['alias', a] as const)]) {
+    const holders = [...(net.dnsNames.get(name) ?? [])].filter((id) => id !== rec.containerId);
+    if (holders.length > 0) {
+      const other = net.endpoints.get(holders[0]!)?.rec;
+      throw alreadyExists(`${what} ${name} is already a DNS name of endpoint ${other?.name ?? holders[0]} (container ${holders[0]}) on network ${rec.network}`);
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 /** Records -> API messages. */
 import { dnsName } from '../common/endpoint-name.js';
-import type { Endpoint, EndpointInfo, Host, Network, Policy, Protocol, RouteEntry, TunnelType } from '../api/types.js';
-import type { EndpointRecord, HostRecord, PolicyRecord, ProtocolKind } from './model.js';
+import type { DnsConfig, Endpoint, EndpointInfo, Host, Network, Policy, Protocol, RouteEntry, TunnelType } from '../api/types.js';
+import type { DnsRecord, EndpointRecord, HostRecord, PolicyRecord, ProtocolKind } from './model.js';
 import type { Entry, NetworkState } from './state.js';
 
 const TUNNEL: Record<string, TunnelType> = { vxlan: 'TUNNEL_TYPE_VXLAN', gre: 'TUNNEL_TYPE_GRE' };
@@ -61,6 +61,19 @@ export function toEndpointInfo(rec: EndpointRecord): EndpointInfo {
     hostGateway: rec.hostGateway ?? false,
     ports: rec.ports ?? [],
     labels: rec.labels ?? {},
+    hostname: rec.hostGateway ? '' : (rec.hostname ?? dnsName(rec.name)),
+    aliases: rec.aliases ?? [],
+    dns: rec.dns ? { ...rec.dns, domain: '' } : null,
+  };
+}
+
+/** An endpoint's effective DNS settings: its own nameservers, search and options where it has them, else its network's. */
+export function effectiveDns(network: DnsRecord, own: DnsRecord | undefined): DnsConfig {
+  return {
+    nameservers: own?.nameservers.length ? own.nameservers : network.nameservers,
+    search: own?.search.length ? own.search : network.search,
+    options: own?.options.length ? own.options : network.options,
+    domain: network.domain ?? '',
   };
 }
 
@@ -80,10 +93,10 @@ export function toEndpoint(net: NetworkState, e: Entry<EndpointRecord>): Endpoin
     gateways: rec.ipv6 ? [gw4, gw6].filter(Boolean) : [gw4].filter(Boolean),
     routes,
     mtu: n.mtu,
-    dns: { ...n.dns, domain: n.dns.domain ?? '' },
-    hostname: dnsName(rec.name),
+    dns: effectiveDns(n.dns, rec.dns),
     vni: n.vni,
     createRevision: e.createRevision,
     modRevision: e.modRevision,
+    dnsOverride: rec.dns ? { ...rec.dns, domain: '' } : null,
   };
 }

@@ -91,6 +91,12 @@ export interface EndpointRecord {
   ports?: PortMappingRecord[];
   /** Absent in records written before labels existed. */
   labels?: Record<string, string>;
+  /** DNS name given at create or update (canonical); absent: derived from `name`. */
+  hostname?: string;
+  /** Further DNS names (canonical, unique in the network); absent: none. */
+  aliases?: string[];
+  /** The endpoint's own DNS settings (no domain); absent: none. */
+  dns?: DnsRecord;
 }
 
 export interface PortMappingRecord {

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { methods, watchServerMethod } from '../api/proto.js';
 import type {
   CreateEndpointRequest,
+  UpdateEndpointRequest,
   CreateNetworkRequest,
   CreatePolicyRequest,
   ExplainPolicyRequest,
@@ -126,6 +127,7 @@ export function apiHandlers(controller: Controller, convergence: Convergence, wa
     GetEndpoint: (r: { network: string; containerId: string }) => controller.getEndpoint(r.network, r.containerId),
     ListEndpoints: (r: { network: string; host: string }) => ({ endpoints: controller.listEndpoints(r), revision: controller.revision() }),
     DeleteEndpoint: async (r: { network: string; containerId: string }) => ({ revision: await controller.deleteEndpoint(r.network, r.containerId) }),
+    UpdateEndpoint: (r: UpdateEndpointRequest) => controller.updateEndpoint(r),
     Register: async (r: RegisterRequest) => ({
       ...(await controller.register(r)),
       heartbeatIntervalMs: controller.opts.heartbeatIntervalMs,

@@ -4,6 +4,7 @@
  * op after a commit, never speculatively.
  */
 import { parseCidr, parseIp, prefixMask, cidrLast, type Cidr, type Family } from '../common/ip.js';
+import { dnsName } from '../common/endpoint-name.js';
 import type { KeyValue, StoreOp } from './store/types.js';
 import {
   parseKey,
@@ -43,6 +44,8 @@ export interface NetworkState {
   readonly exceptions: Map<string, Entry<ExceptionRecord>>; // by address text
   readonly endpoints: Map<string, Entry<EndpointRecord>>; // by container id
   readonly names: Map<string, string>; // endpoint name -> container id
+  /** DNS name (derived, hostname, alias) -> container ids answering to it. */
+  readonly dnsNames: Map<string, Set<string>>;
   readonly macs: Map<string, string>; // mac -> container id
   readonly policies: Map<string, Entry<PolicyRecord>>; // by name
   /** Per host: endpoint count, block cidrs, exception addresses. */
@@ -214,6 +217,7 @@ export class ClusterState {
       exceptions: new Map(),
       endpoints: new Map(),
       names: new Map(),
+      dnsNames: new Map(),
       macs: new Map(),
       policies: new Map(),
       hostEndpoints: new Map(),
@@ -271,6 +275,7 @@ export class ClusterState {
       net.v4.used.delete(parseIp(o.ipv4).value);
       if (o.ipv6 && net.v6) net.v6.used.delete(parseIp(o.ipv6).value);
       net.names.delete(o.name);
+      for (const n of endpointDnsNames(o)) removeFromSet(net.dnsNames, n, id);
       net.macs.delete(o.mac);
       const n = (net.hostEndpoints.get(o.host) ?? 1) - 1;
       if (n > 0) net.hostEndpoints.set(o.host, n);
@@ -286,6 +291,7 @@ export class ClusterState {
     net.v4.used.set(parseIp(rec.ipv4).value, id);
     if (rec.ipv6 && net.v6) net.v6.used.set(parseIp(rec.ipv6).value, id);
     net.names.set(rec.name, id);
+    for (const n of endpointDnsNames(rec)) addToSet(net.dnsNames, n, id);
     net.macs.set(rec.mac, id);
     net.hostEndpoints.set(rec.host, (net.hostEndpoints.get(rec.host) ?? 0) + 1);
     let nets = this.hostNetworks.get(rec.host);
@@ -298,3 +304,9 @@ export class ClusterState {
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
+
+/** Every DNS name an endpoint answers to in its network: derived from its name, its hostname, its aliases. */
+export function endpointDnsNames(rec: Pick<EndpointRecord, 'name' | 'hostname' | 'aliases' | 'hostGateway'>): string[] {
+  if (rec.hostGateway) return [];
+  return [...new Set([dnsName(rec.name), ...(rec.hostname ? [rec.hostname] : []), ...(rec.aliases ?? [])])];
+}

@@ -15,7 +15,7 @@ import {
   type Cidr,
 } from '../common/ip.js';
 import { endpointNameProblem } from '../common/endpoint-name.js';
-import { TUNNEL_OVERHEAD, type CreateEndpointRequest, type Network, type PortMapping, type RegisterRequest } from '../api/types.js';
+import { TUNNEL_OVERHEAD, type CreateEndpointRequest, type DnsConfig, type Network, type PortMapping, type RegisterRequest } from '../api/types.js';
 import { reservedNetworkOverlap, vtepAddressProblem } from '../common/reserved.js';
 import { alreadyExists, invalid } from './errors.js';
 import type { DnsRecord, NetworkRecord, PortMappingRecord, TunnelKind } from './model.js';
@@ -91,6 +91,40 @@ function checkDns(dns: Network['dns'] | undefined): DnsRecord {
   if (out.nameservers.length > 3) throw invalid('at most 3 DNS nameservers (the resolv.conf limit)');
   if (out.search.length > 6) throw invalid('at most 6 DNS search domains');
   return out;
+}
+
+/** The endpoint's own DNS settings: as a network's, but without a domain (its network's zone holds its names). */
+export function checkEndpointDns(dns: Partial<DnsConfig> | null | undefined): DnsRecord | undefined {
+  if (!dns) return undefined;
+  if (dns.domain) throw invalid(`endpoint DNS settings may not set a domain ("${dns.domain}"): the network's domain (loomctl network create --dns-domain) holds its endpoints' names`);
+  // podman's `--dns-search .` means "no search domains": nothing to keep.
+  const search = (dns.search ?? []).filter((s) => s !== '.');
+  const out = checkDns({ nameservers: dns.nameservers ?? [], search, options: dns.options ?? [], domain: '' });
+  if (out.nameservers.length + out.search.length + out.options.length === 0) return undefined;
+  return { nameservers: out.nameservers, search: out.search, options: out.options };
+}
+
+export const MAX_ALIASES = 32;
+
+/**
+ * A hostname or alias: a DNS name (labels of a-z, 0-9 and '-' up to 63 characters, at most 253
+ * in all; case does not matter, a trailing dot is dropped), not under .arpa. Returns it lower case.
+ */
+export function checkDnsName(what: string, name: string): string {
+  const d = name.toLowerCase().replace(/\.$/, '');
+  if (d === '') throw invalid(`${what} is empty`);
+  if (d.length > 253 || !d.split('.').every((l) => LABEL.test(l))) {
+    throw invalid(`${what} "${name.slice(0, 260)}" is not a DNS name (labels of a-z, 0-9 and '-', 1-63 characters, no leading/trailing '-', separated by '.')`);
+  }
+  if (d === 'arpa' || d.endsWith('.arpa')) throw invalid(`${what} "${name}" may not be under .arpa (reverse zones)`);
+  return d;
+}
+
+/** Aliases: DNS names, at most MAX_ALIASES, duplicates dropped. */
+export function checkAliases(list: readonly string[] | undefined): string[] {
+  const aliases = list ?? [];
+  if (aliases.length > MAX_ALIASES) throw invalid(`at most ${MAX_ALIASES} aliases per endpoint, got ${aliases.length}`);
+  return [...new Set(aliases.map((a) => checkDnsName('alias', a)))];
 }
 
 function parseRange(field: string, text: string, family: 4 | 6, minPrefix: number, maxPrefix: number): Cidr {
@@ -254,7 +288,14 @@ function firstUsable(c: Cidr): string {
 }
 
 /** Syntax checks of an endpoint create (addresses are checked by IPAM against the range). */
-export function validateEndpointRequest(req: CreateEndpointRequest): { name: string; mac: string | null; ports: PortMappingRecord[] } {
+export function validateEndpointRequest(req: CreateEndpointRequest): {
+  name: string;
+  mac: string | null;
+  ports: PortMappingRecord[];
+  hostname: string | undefined;
+  aliases: string[];
+  dns: DnsRecord | undefined;
+} {
   if (!req.network) throw invalid('endpoint network is required');
   checkHostName(req.host);
   const id = checkContainerId(req.containerId);
@@ -266,7 +307,14 @@ export function validateEndpointRequest(req: CreateEndpointRequest): { name: str
     if (parseInt(mac.slice(0, 2), 16) & 1) throw invalid(`MAC ${mac} is a multicast address`);
     if (mac === '00:00:00:00:00:00') throw invalid('MAC 00:00:00:00:00:00 is not usable');
   }
-  return { name, mac, ports: checkPortMappings(req.ports) };
+  return {
+    name,
+    mac,
+    ports: checkPortMappings(req.ports),
+    hostname: req.hostname ? checkDnsName('hostname', req.hostname) : undefined,
+    aliases: checkAliases(req.aliases),
+    dns: checkEndpointDns(req.dns),
+  };
 }
 
 /** Endpoint name when none is given: the first 12 characters of the container id, as Docker shows it. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import * as dnsPacket from 'dns-packet';
 import { buildUdpReply, DnsResponder, parseUdpFrame, udpChecksum, type DnsResponderLimits } from '../../src/agent/dns-responder.js';
-import { MAX_UDP_ANSWER, truncateAnswer } from '../../src/agent/dns/resolver.js';
+import { fitUdp, MAX_UDP_ANSWER, truncateAnswer, udpAnswerLimit } from '../../src/agent/dns/resolver.js';
 import { DnsResolver } from '../../src/agent/dns/resolver.js';
 import { DnsDirectory } from '../../src/agent/dns/directory.js';
 import { ipv4ToBytes, ipv6ToBytes, macToBytes } from '../../src/common/ip.js';
@@ -99,6 +99,32 @@ describe('DNS responder frames', () => {
     expect(cut.flag_tc).toBe(true);
     expect(cut.questions).toEqual([{ type: 'A', name: 'many', class: 'IN' }]);
     expect(cut.answers).toEqual([]);
+  });
+});
+
+describe('UDP answer size', () => {
+  const withEdns = (size: number) =>
+    dnsPacket.encode({ type: 'query', id: 4, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'many' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: size } as dnsPacket.Answer] });
+  const answer = (n: number) =>
+    dnsPacket.encode({ type: 'response', id: 4, questions: [{ type: 'A', name: 'many' }], answers: Array.from({ length: n }, (_, i) => ({ type: 'A', name: 'many', data: `10.0.${i >> 8}.${i & 255}` })) });
+
+  it('is 512 without EDNS0, the advertised size with it (at least 512), never more than the path takes', () => {
+    expect(udpAnswerLimit(query('many'), 1422)).toBe(512);
+    expect(udpAnswerLimit(withEdns(4096), 1422)).toBe(1422);
+    expect(udpAnswerLimit(withEdns(1232), 1422)).toBe(1232);
+    expect(udpAnswerLimit(withEdns(100), 1422)).toBe(512);
+    expect(udpAnswerLimit(Buffer.from('junk-with-arcount!'), 1422)).toBe(512);
+  });
+
+  it('sends an answer whole when it fits what the client asked for, else truncated', () => {
+    const big = answer(60); // 60 A records: over 512, under 1232
+    expect(big.length).toBeGreaterThan(512);
+    expect(big.length).toBeLessThan(1232);
+    expect(dnsPacket.decode(fitUdp(query('many'), big, 1422)).flag_tc).toBe(true);
+    expect(fitUdp(withEdns(1232), big, 1422)).toBe(big);
+    expect(answer(66).length).toBeGreaterThan(1232); // over the flag-day size, within the MTU
+    expect(dnsPacket.decode(fitUdp(withEdns(4096), answer(66), 1422)).flag_tc).toBe(false);
+    expect(dnsPacket.decode(fitUdp(withEdns(4096), answer(200), 1422)).flag_tc).toBe(true);
   });
 });
 

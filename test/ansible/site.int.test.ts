@@ -167,7 +167,7 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
       // What a runtime does with a conflist: each plugin gets the list's name and version.
       const list = JSON.parse(readFileSync(join(paths.loom_cni_conf_dir, '10-blue.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: object[] };
       // loom takes podman's `-p` (runtimeConfig.portMappings) itself.
-      expect(list.plugins[0]).toMatchObject({ type: 'loom', capabilities: { portMappings: true } });
+      expect(list.plugins[0]).toMatchObject({ type: 'loom', capabilities: { portMappings: true, dns: true, aliases: true } });
       const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
       const c = await host.addContainer(name, { empty: true });
       const r = await runCni(paths.loom_cni_bin_dir, 'ADD', conf, cniEnv(c, `ansible-${name}`));

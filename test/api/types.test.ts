@@ -45,6 +45,7 @@ interface Messages {
   WaitRequest: T.WaitRequest;
   WaitResponse: T.WaitResponse;
   UpdateNetworkRequest: T.UpdateNetworkRequest;
+  UpdateEndpointRequest: T.UpdateEndpointRequest;
   PolicyPeer: T.PolicyPeer;
   PortRange: T.PortRange;
   Policy: T.Policy;
@@ -145,6 +146,9 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     labels: 'map<string,string>',
     hostGateway: 'boolean',
     ports: 'PortMapping[]',
+    hostname: 'string',
+    aliases: 'string[]',
+    dns: 'DnsConfig',
   },
   Endpoint: {
     network: 'string',
@@ -165,6 +169,8 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     hostGateway: 'boolean',
     ports: 'PortMapping[]',
     labels: 'map<string,string>',
+    aliases: 'string[]',
+    dnsOverride: 'DnsConfig',
   },
   Route: { network: 'string', prefix: 'string', host: 'string', vtep: 'string', kind: 'enum RouteKind' },
   RouteRef: { network: 'string', prefix: 'string' },
@@ -183,6 +189,9 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
     mac: 'string',
     labels: 'map<string,string>',
     ports: 'PortMapping[]',
+    dns: 'DnsConfig',
+    hostname: 'string',
+    aliases: 'string[]',
   },
   EndpointKeyRequest: { network: 'string', containerId: 'string' },
   ListEndpointsRequest: { network: 'string', host: 'string' },
@@ -226,6 +235,7 @@ const TS_SHAPES: { [N in keyof Messages]: Shape<Messages[N]> } = {
   WaitRequest: { revision: 'number', timeoutMs: 'number' },
   WaitResponse: { converged: 'boolean', revision: 'number', pendingHosts: 'string[]' },
   UpdateNetworkRequest: { name: 'string', isolation: 'enum Isolation' },
+  UpdateEndpointRequest: { network: 'string', containerId: 'string', updateMask: 'string[]', dns: 'DnsConfig', hostname: 'string', aliases: 'string[]' },
   PolicyPeer: { endpoints: 'string[]', labels: 'map<string,string>', cidrs: 'string[]', outside: 'boolean' },
   PortRange: { first: 'number', last: 'number' },
   Policy: {

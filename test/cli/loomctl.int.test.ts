@@ -89,6 +89,30 @@ describe('loomctl against a running controller', () => {
     await loomctl('network', 'update', 'blue', '--isolation', 'open');
   });
 
+  it("creates and updates an endpoint's hostname, aliases and DNS settings, shows them, and adds a link alias", async () => {
+    const created = await loomctl('endpoint', 'create', 'blue', 'cache1', '--host', 'h1', '--name', 'cache', '--alias', 'redis', '--dns-server', '192.0.2.53', '--dns-option', 'ndots:2', '-o', 'json');
+    expect(created).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(created.stdout)).toMatchObject({ hostname: 'cache', aliases: ['redis'], dnsOverride: { nameservers: ['192.0.2.53'], options: ['ndots:2'] } });
+    const updated = await loomctl('endpoint', 'update', 'blue', 'cache1', '--hostname', 'kv', '--dns-search', 'lab.example');
+    expect(updated).toMatchObject({ code: 0, stdout: expect.stringMatching(/^endpoint cache on blue updated \(revision \d+;/) });
+    const show = await loomctl('endpoint', 'show', 'blue', 'cache1');
+    expect(show.stdout).toMatch(/hostname\s+kv\n/);
+    expect(show.stdout).toMatch(/aliases\s+redis\n/);
+    // The search domains were replaced, the server and options kept.
+    expect(show.stdout).toMatch(/own dns\s+192\.0\.2\.53 search lab\.example options ndots:2\n/);
+    const clash = await loomctl('endpoint', 'update', 'blue', 'abc123', '--alias', 'REDIS');
+    expect(clash).toMatchObject({ code: 1, stderr: 'loomctl: ALREADY_EXISTS: alias redis is already a DNS name of endpoint cache (container cache1) on network blue\n' });
+    const bad = await loomctl('endpoint', 'update', 'blue', 'abc123', '--alias', 'no_underscores');
+    expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining('INVALID_ARGUMENT: alias "no_underscores" is not a DNS name') });
+    expect(await loomctl('endpoint', 'update', 'blue', 'abc123')).toMatchObject({ code: 2, stderr: expect.stringContaining('endpoint update needs --hostname') });
+    const linked = await loomctl('link', 'web', 'cache', '--alias', 'store');
+    expect(linked).toMatchObject({ code: 0, stdout: expect.stringMatching(/^cache answers to store in network blue \(revision \d+\)\n$/) });
+    const c = new LoomClient(d.target);
+    expect((await c.getEndpoint('blue', 'cache1')).aliases).toEqual(['redis', 'store']);
+    await c.deleteEndpoint('blue', 'cache1');
+    c.close();
+  });
+
   it('shows status per agent and waits for convergence', async () => {
     const status = JSON.parse((await loomctl('status', '-o', 'json')).stdout) as { revision: number; hosts: { name: string; connected: boolean; lag: number }[] };
     const wait = await loomctl('wait', '--revision', String(status.revision), '--timeout', '10');

@@ -53,6 +53,14 @@ describe('CNI handler (the plugin logic the agent runs)', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ cniVersion: '1.0.0', ips: [{ address: '198.18.0.2/16', gateway: '198.18.0.1', interface: 1 }] });
   });
 
+  it('ADD passes the hostname (CNI_ARGS HOSTNAME) and the aliases capability to the agent', async () => {
+    const { b, calls } = backend();
+    const conf = JSON.stringify({ ...JSON.parse(CONF), runtimeConfig: { aliases: { blue: ['web', 'frontend'] } } });
+    const r = await handleCni({ ...ENV, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web;HOSTNAME=www' }, conf, b);
+    expect(r.exitCode).toBe(0);
+    expect(calls[0]![1]).toMatchObject({ name: 'web', hostname: 'www', aliases: ['web', 'frontend'] });
+  });
+
   it('maps agent failures to CNI codes: unavailable is 11 (retry), a refusal 100 with its reason', async () => {
     const down = backend({ attach: () => Promise.reject(new StatusError('unavailable', 'controller unreachable')) });
     expect(JSON.parse((await handleCni(ENV, CONF, down.b)).stdout)).toMatchObject({ code: 11, msg: 'controller unreachable' });

@@ -86,6 +86,17 @@ describe('CNI network configuration', () => {
     expect(codeOf(() => parseConfig(conf('dns')))).toBe(CniCode.InvalidConfig);
   });
 
+  it("takes the aliases capability for this network (by the config's name or its Loom network) and refuses a malformed one with code 7", () => {
+    const conf = (rc: unknown, extra: object = {}) => JSON.stringify({ cniVersion: '1.0.0', name: 'podnet', type: 'loom', ...extra, runtimeConfig: rc });
+    expect(parseConfig(conf({ aliases: { podnet: ['web', 'cache', 'web'], other: ['x'] } })).aliases).toEqual(['web', 'cache']);
+    expect(parseConfig(conf({ aliases: { blue: ['db'] } }, { network: 'blue' })).aliases).toEqual(['db']);
+    expect(parseConfig(conf({ aliases: { other: ['x'] } })).aliases).toBeUndefined();
+    expect(codeOf(() => parseConfig(conf({ aliases: ['web'] })))).toBe(CniCode.InvalidConfig);
+    expect(codeOf(() => parseConfig(conf({ aliases: { podnet: 'web' } })))).toBe(CniCode.InvalidConfig);
+    expect(codeOf(() => parseConfig(conf({ aliases: { podnet: [''] } })))).toBe(CniCode.InvalidConfig);
+    expect(codeOf(() => parseConfig(conf({ aliases: { podnet: Array.from({ length: 33 }, (_, i) => `a${i}`) } })))).toBe(CniCode.InvalidConfig);
+  });
+
   it('takes one IPv4 and one IPv6 static address from IP=', () => {
     expect(staticAddresses({ IP: '198.18.0.9,fd00::9' })).toEqual({ ipv4: '198.18.0.9', ipv6: 'fd00::9' });
     expect(staticAddresses({ IP: '198.18.0.9/16' })).toEqual({ ipv4: '198.18.0.9' });

@@ -6,7 +6,7 @@ import { parseIp } from '../../common/ip.js';
 /** One endpoint as DNS sees it. */
 export interface DnsEntry {
   network: string;
-  /** Labels the endpoint answers to inside its network (name, hostname, aliases), lowercase. */
+  /** Labels the endpoint answers to inside its network (name, hostname, aliases), lowercase; the first is its PTR name. */
   names: string[];
   ipv4?: string;
   ipv6?: string;
@@ -67,10 +67,11 @@ export class DnsDirectory {
           names.set(key, r);
         }
       }
+      // The reverse name gives the endpoint's first name only (its own, not its hostname or aliases), as Docker's DNS does.
       for (const addr of [e.ipv4, e.ipv6]) {
         if (!addr || fqdns.length === 0) continue;
         const key = reverseName(addr);
-        rev.set(key, [...new Set([...(rev.get(key) ?? []), ...fqdns])]);
+        rev.set(key, [...new Set([...(rev.get(key) ?? []), fqdns[0]!])]);
       }
     }
   }

@@ -18,7 +18,10 @@ export interface NetworkNames {
   endpoints: Iterable<EndpointInfo>;
 }
 
-/** The directory of `networks`: each endpoint answers to its DNS name (src/common/endpoint-name.ts), bare and under its network's domain. */
+/**
+ * The directory of `networks`: each endpoint answers to its DNS name (src/common/endpoint-name.ts),
+ * its hostname and its aliases, each bare and under its network's domain.
+ */
 export function directoryOf(networks: Iterable<NetworkNames>): DnsDirectory {
   const zones: DnsZone[] = [];
   const entries: DnsEntry[] = [];
@@ -28,7 +31,8 @@ export function directoryOf(networks: Iterable<NetworkNames>): DnsDirectory {
       if (ep.hostGateway) continue; // a host's own address in the network, not a container
       const ipv4 = bare(ep.ipv4);
       const ipv6 = bare(ep.ipv6);
-      entries.push({ network: network.name, names: [dnsName(ep.name || ep.containerId)], ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}) });
+      const names = [...new Set([dnsName(ep.name || ep.containerId), ...(ep.hostname ? [ep.hostname] : []), ...(ep.aliases ?? [])])];
+      entries.push({ network: network.name, names, ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}) });
     }
   }
   return new DnsDirectory(zones, entries);

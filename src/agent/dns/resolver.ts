@@ -9,6 +9,8 @@ import { forward, DEFAULT_UPSTREAM, type UpstreamOptions } from './upstream.js';
 export interface DnsScope {
   networks: readonly string[];
   upstreams: readonly string[];
+  /** The asker's interface MTU (UDP answers must fit it unfragmented); default 1500. */
+  mtu?: number;
 }
 
 export interface DnsMetrics {
@@ -134,6 +136,32 @@ function rcodeName(msg: Buffer): string {
 
 /** The largest answer sent over UDP (DNS flag day 2020: 1232 bytes, no fragmentation); larger ones are truncated. */
 export const MAX_UDP_ANSWER = 1232;
+/** What a client without EDNS0 takes over UDP (RFC 1035 4.2.1). */
+export const CLASSIC_UDP_ANSWER = 512;
+
+/**
+ * The largest UDP answer to `query`: 512 octets without EDNS0, else the payload size the client
+ * advertised (RFC 6891 6.2.5: at least 512), at most `pathMax` (what reaches the client
+ * unfragmented: its interface MTU less the IP and UDP headers). Larger answers go out truncated.
+ */
+export function udpAnswerLimit(query: Buffer, pathMax: number): number {
+  // ARCOUNT 0: no OPT record, no decoding needed.
+  if (query.length < 12 || query.readUInt16BE(10) === 0) return Math.min(CLASSIC_UDP_ANSWER, pathMax);
+  let advertised: number;
+  try {
+    const opt = dnsPacket.decode(query).additionals?.find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
+    advertised = opt?.udpPayloadSize ?? 0;
+  } catch {
+    advertised = 0; // undecodable: the resolver answers FORMERR, which fits anyway
+  }
+  return Math.min(Math.max(advertised, CLASSIC_UDP_ANSWER), Math.max(pathMax, CLASSIC_UDP_ANSWER));
+}
+
+/** `answer` as sent over UDP to `query`: whole when it fits the limit, else truncated. */
+export function fitUdp(query: Buffer, answer: Buffer, pathMax: number): Buffer {
+  if (answer.length <= CLASSIC_UDP_ANSWER && answer.length <= pathMax) return answer;
+  return answer.length > udpAnswerLimit(query, pathMax) ? truncateAnswer(answer) : answer;
+}
 
 /** Header and question only, TC set: the client may retry over TCP. */
 export function truncateAnswer(answer: Buffer): Buffer {

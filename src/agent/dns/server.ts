@@ -4,7 +4,10 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { MAX_UDP_ANSWER, truncateAnswer, type DnsResolver, type DnsScope } from './resolver.js';
+import sys from 'syscall-napi';
+import { ipv4ToBytes, ipv6ToBytes } from '../../common/ip.js';
+import { inNetns } from '../../netlink/netns.js';
+import { MAX_UDP_ANSWER, fitUdp, type DnsResolver, type DnsScope } from './resolver.js';
 
 export interface DnsServerOptions {
   host: string;
@@ -16,6 +19,42 @@ export interface DnsServerOptions {
   maxInFlight?: number;
   maxTcpConnections?: number;
   tcpIdleMs?: number;
+  /** Serve TCP only, on this listening socket (from listeningTcpSocket) instead of binding host:port. */
+  tcpListenFd?: number;
+}
+
+const SOCK_STREAM_NONBLOCK_CLOEXEC = 1n | 0o4000n | 0o2000000n;
+const SOL_SOCKET = 1n;
+const SO_REUSEADDR = 2n;
+const IP_FREEBIND = 15n;
+const IPPROTO_IPV6 = 41n;
+const IPV6_FREEBIND = 78n;
+
+/**
+ * A listening TCP socket on `address`:`port`, created in the network namespace `netns` ('' = this
+ * one): the host's, when the agent runs outside it. Bound with FREEBIND, so it may listen on a
+ * gateway-port address before the address is configured. Returns its file descriptor.
+ */
+export function listeningTcpSocket(address: string, port: number, netns: string, backlog = 64): number {
+  const v6 = net.isIPv6(address);
+  const fd = inNetns(netns, () => sys.syscall.sync(sys.__NR_socket, v6 ? 10n : 2n, SOCK_STREAM_NONBLOCK_CLOEXEC, 0n));
+  try {
+    const one = Buffer.alloc(4);
+    one.writeInt32LE(1);
+    sys.syscall.sync(sys.__NR_setsockopt, fd, SOL_SOCKET, SO_REUSEADDR, one, 4n);
+    sys.syscall.sync(sys.__NR_setsockopt, fd, v6 ? IPPROTO_IPV6 : 0n, v6 ? IPV6_FREEBIND : IP_FREEBIND, one, 4n);
+    const sa = Buffer.alloc(v6 ? 28 : 16);
+    sa.writeUInt16LE(v6 ? 10 : 2, 0);
+    sa.writeUInt16BE(port, 2);
+    if (v6) Buffer.from(ipv6ToBytes(address)).copy(sa, 8);
+    else Buffer.from(ipv4ToBytes(address)).copy(sa, 4);
+    sys.syscall.sync(sys.__NR_bind, fd, sa, BigInt(sa.length));
+    sys.syscall.sync(sys.__NR_listen, fd, BigInt(backlog));
+    return Number(fd);
+  } catch (err) {
+    sys.syscall.sync(sys.__NR_close, fd);
+    throw new Error(`listening on ${v6 ? `[${address}]` : address}:${port}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export class DnsServer {
@@ -32,6 +71,20 @@ export class DnsServer {
   ) {}
 
   async start(): Promise<{ port: number }> {
+    if (this.o.tcpListenFd !== undefined) {
+      const tcp = net.createServer((sock) => this.onTcp(sock));
+      tcp.maxConnections = this.o.maxTcpConnections ?? 256;
+      this.tcp = tcp;
+      const fd = this.o.tcpListenFd;
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ fd }, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+      return { port: this.o.port };
+    }
     const family = net.isIPv6(this.o.host) ? 'udp6' : 'udp4';
     const udp = dgram.createSocket({ type: family, reuseAddr: false });
     this.udp = udp;
@@ -80,7 +133,7 @@ export class DnsServer {
     pending
       ?.then((answer) => {
         if (!answer) return;
-        this.udp?.send(answer.length > MAX_UDP_ANSWER ? truncateAnswer(answer) : answer, rinfo.port, rinfo.address);
+        this.udp?.send(fitUdp(msg, answer, MAX_UDP_ANSWER), rinfo.port, rinfo.address);
       })
       .catch((err: unknown) => this.log.warn({ err }, 'answering a DNS query failed'));
   }

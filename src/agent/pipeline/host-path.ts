@@ -29,7 +29,8 @@ export function hostPathFlows(state: PipelineState): Flow[] {
   return flows;
 }
 
-function toHost(port: GatewayPortState, vni: number) {
+/** Actions that send a packet of network `vni` to the host through the gateway port (then: Policy, Output). */
+export function toHost(port: GatewayPortState, vni: number) {
   return [
     { type: 'set_field' as const, field: { field: 'eth_src' as const, value: gatewayMac(vni) } },
     { type: 'set_field' as const, field: { field: 'eth_dst' as const, value: port.mac } },

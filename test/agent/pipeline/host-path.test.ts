@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildPipeline } from '../../../src/agent/pipeline/pipeline.js';
 import { hostPathFlows, TO_HOST_PRIORITY } from '../../../src/agent/pipeline/host-path.js';
+import { dnsFlows } from '../../../src/agent/pipeline/dns.js';
 import { Source, Table } from '../../../src/agent/pipeline/fields.js';
 import type { Flow, PipelineState } from '../../../src/agent/pipeline/state.js';
 import type { Action, MatchField } from '../../../src/openflow/types.js';
@@ -83,5 +84,36 @@ describe('host path flows', () => {
     const s = state();
     delete s.networks[1]!.hostAddress4;
     expect(hostPathFlows(s).some((f) => reg(f, 1)?.value === 200 || actionsOf(f).some((a) => a.type === 'load' && a.value === 200))).toBe(false);
+  });
+});
+
+describe('DNS over TCP through the host path', () => {
+  const tcp = (flows: Flow[]) => flows.filter((f) => f.match.some((m) => m.field === 'ip_proto' && m.value === 6));
+  const field = (f: Flow, name: string) => f.match.find((m) => m.field === name)?.value;
+  const actions = (f: Flow) => f.instructions.flatMap((i) => (i.type === 'apply_actions' ? i.actions : []));
+
+  it("steers a container's TCP to gateway:53 to the host's address, and rewrites the answer back, skipping Policy", () => {
+    const flows = tcp(dnsFlows(state()));
+    const query = flows.find((f) => field(f, 'tcp_dst') === 53 && field(f, 'ipv4_dst') === '10.1.0.1')!;
+    expect(query.table).toBe(Table.L3Forwarding);
+    expect(actions(query)).toEqual(expect.arrayContaining([{ type: 'set_field', field: { field: 'ipv4_dst', value: '10.1.0.63' } }, { type: 'set_field', field: { field: 'eth_dst', value: GW.mac } }]));
+    expect(query.instructions.at(-1)).toEqual({ type: 'goto_table', table: Table.Output });
+    const answer = flows.find((f) => field(f, 'tcp_src') === 53 && field(f, 'ipv4_src') === '10.1.0.63')!;
+    expect(field(answer, 'ipv4_dst')).toBe('10.1.0.2');
+    expect(actions(answer)).toEqual(
+      expect.arrayContaining([
+        { type: 'set_field', field: { field: 'ipv4_src', value: '10.1.0.1' } },
+        { type: 'set_field', field: { field: 'eth_dst', value: '02:42:0a:01:00:02' } },
+      ]),
+    );
+    expect(answer.instructions.at(-1)).toEqual({ type: 'goto_table', table: Table.Output });
+    // IPv6 query steering exists (the endpoint has no IPv6 address: no IPv6 answer flow); network 200 has its own.
+    expect(flows.some((f) => field(f, 'ipv6_dst') === 'fd00:1::1')).toBe(true);
+    expect(flows.some((f) => field(f, 'ipv4_dst') === '10.2.0.1')).toBe(true);
+    expect(flows).toHaveLength(5);
+  });
+
+  it('has no TCP flows without a host path', () => {
+    expect(tcp(dnsFlows(state({ gatewayPort: undefined })))).toEqual([]);
   });
 });
