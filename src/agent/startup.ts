@@ -8,7 +8,7 @@ import { OpenFlowClient } from '../openflow/client.js';
 import { Netlink } from '../netlink/index.js';
 import type { AgentConfig } from './config.js';
 import { ContainerPlumber } from './plumbing.js';
-import { AF_PACKET, addEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
+import { AF_PACKET, addEndpointPort, beginEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
 import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
 import { ensureGatewayPort, GatewayPortHost } from './gateway-port.js';
@@ -51,6 +51,10 @@ export class OvsPorts implements EndpointPorts {
 
   async add(name: string, record: EndpointPortRecord): Promise<number> {
     return addEndpointPort(await this.ovs(), this.bridge, name, record, this.io, this.log);
+  }
+
+  async begin(name: string, record: EndpointPortRecord, ofport: number): Promise<{ applied: Promise<number> } | undefined> {
+    return beginEndpointPort(await this.ovs(), this.bridge, name, record, this.io, ofport);
   }
 
   async remove(name: string): Promise<void> {
