@@ -7,7 +7,7 @@ import { inNetns, Netlink, NetlinkError, netnsInode } from '../../src/netlink/in
 import { createNetns, deleteNetns, ipJson, type TestNetns } from './helpers.js';
 
 // Each failure must be readable and must leave this thread in its own namespace.
-describe('netlink errors', () => {
+describe.each([{ blocking: false }, { blocking: true }])('netlink errors (%o)', ({ blocking }) => {
   let ns: TestNetns;
   let nl: Netlink;
   let tmp: string;
@@ -15,7 +15,7 @@ describe('netlink errors', () => {
 
   beforeAll(async () => {
     ns = createNetns('err');
-    nl = await Netlink.open({ netns: ns.path });
+    nl = await Netlink.open({ netns: ns.path, blocking });
     tmp = mkdtempSync(join(tmpdir(), 'lt-netlink-'));
   });
 
