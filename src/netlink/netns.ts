@@ -49,7 +49,7 @@ export async function netnsPathProblem(path: string): Promise<NetnsPathProblem |
   const certain = (reason: string) => ({ reason, certain: true });
   const unknown = (err: unknown) => ({ reason: `cannot be examined (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, certain: false });
   if (!path.startsWith('/')) return certain('is not an absolute path');
-  let onNsfs = false;
+  let onNsfs: boolean;
   try {
     const st = await stat(path);
     const kind = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file';
