@@ -30,6 +30,9 @@ export interface RecoveredPort {
 
 /** The integration bridge's endpoint ports over an OVSDB connection that is reopened when lost. */
 export class OvsPorts implements EndpointPorts {
+  /** Port rows this process inserted, by name: removing one then needs no read first. */
+  private readonly rows = new Map<string, string>();
+
   constructor(
     private client: OvsdbClient,
     private vswitch: Vswitch,
@@ -54,11 +57,15 @@ export class OvsPorts implements EndpointPorts {
   }
 
   async begin(name: string, record: EndpointPortRecord, ofport: number): Promise<{ applied: Promise<number> } | undefined> {
-    return beginEndpointPort(await this.ovs(), this.bridge, name, record, this.io, ofport);
+    const begun = await beginEndpointPort(await this.ovs(), this.bridge, name, record, this.io, ofport);
+    if (begun) this.rows.set(name, begun.uuid);
+    return begun;
   }
 
   async remove(name: string): Promise<void> {
-    await removeEndpointPort(await this.ovs(), this.bridge, name);
+    const row = this.rows.get(name);
+    await removeEndpointPort(await this.ovs(), this.bridge, name, row);
+    this.rows.delete(name);
   }
 
   /** Endpoint ports an earlier run (or this one, before ovs-vswitchd restarted) created. */

@@ -145,7 +145,12 @@ describe('Vswitch helpers (ovs-vsctl as oracle)', () => {
     expect(await host.vsctl('--bare', '--columns=name', 'find', 'Interface', 'name=ins1')).toBe('');
     await expect(vs.insertPort('br-none', { name: 'ins2', type: 'internal' })).rejects.toThrow(/bridge br-none does not exist/);
     expect(await host.vsctl('--bare', '--columns=name', 'find', 'Port', 'name=ins2')).toBe('');
-    expect(await vs.removePorts('br-t', ['ins0'])).toEqual({ changed: true });
+    // removed by its row, without a read first; a second time there is no such row
+    expect(await vs.removePortRow('br-t', 'ins0', begun!.uuid)).toBe(true);
+    expect(await host.vsctl('--bare', '--columns=name', 'find', 'Port', 'name=ins0')).toBe('');
+    expect(await host.vsctl('--bare', '--columns=name', 'find', 'Interface', 'name=ins0')).toBe('');
+    expect(Number(await get('Open_vSwitch', '.', 'cur_cfg'))).toBeGreaterThanOrEqual(await nextCfg());
+    expect(await vs.removePortRow('br-t', 'ins0', begun!.uuid)).toBe(false);
   });
 
   it('removePorts removes them (and is a no-op the second time); deleteBridge removes a bridge', async () => {
