@@ -279,47 +279,31 @@ export class Attacher {
     const ms: Record<string, number> = {};
     const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
     const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
+    await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname, lap));
     const network = req.network ?? att?.record.network;
-    // The address is released once the port and flows are gone: nothing on the host can forward
-    // for it any more. The veth's deletion (the kernel takes its time) goes on meanwhile.
-    let release: Promise<void> | undefined;
-    const deleteAtController = (net: string) =>
-      this.controller.deleteEndpoint(net, req.containerId).then(
-        () => void lap('controller'),
-        (err: unknown) => {
-          if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) return;
-          throw toAgentError(err, `endpoint ${req.containerId}`);
-        },
-      );
-    const unplugged = () => {
-      if (!network || release) return;
-      release = deleteAtController(network);
-      release.catch(() => undefined);
-    };
-    try {
-      await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname, lap, unplugged));
-    } catch (err) {
-      await release?.catch(() => undefined);
-      throw err;
+    if (network) {
+      await this.controller.deleteEndpoint(network, req.containerId).catch((err) => {
+        if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) return;
+        throw toAgentError(err, `endpoint ${req.containerId}`);
+      });
+      lap('controller');
     }
-    unplugged();
-    await release;
     this.log.info({ containerId: req.containerId, network, ms }, 'container detached');
   }
 
   /**
    * Removes the port from OVS, the veth and the endpoint's flows; run on the queue. The three are
    * independent (the queue keeps anything else off OVS until all have settled), so they run at once.
-   * `unplugged` is called once the port and the flows are gone, if they are.
    */
-  async removeLocal(containerId: string, ifname: string, lap: (stage: string) => void = () => undefined, unplugged?: () => void): Promise<void> {
+  async removeLocal(containerId: string, ifname: string, lap: (stage: string) => void = () => undefined): Promise<void> {
     const name = hostIfname(containerId, ifname);
     lap('queued');
     this.attachments.delete(attachmentKey(containerId, ifname));
-    const port = this.ports.remove(name).finally(() => lap('ovsdb'));
-    const flows = this.host.syncFlows().finally(() => lap('openflow'));
-    if (unplugged) Promise.all([port, flows]).then(unplugged, () => undefined);
-    const settled = await Promise.allSettled([port, this.plumber.detach(name).finally(() => lap('netlink')), flows]);
+    const settled = await Promise.allSettled([
+      this.ports.remove(name).finally(() => lap('ovsdb')),
+      this.plumber.detach(name).finally(() => lap('netlink')),
+      this.host.syncFlows().finally(() => lap('openflow')),
+    ]);
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
   }
 
