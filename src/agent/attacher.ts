@@ -51,6 +51,11 @@ export interface Plumber {
 export interface EndpointPorts {
   /** Adds the port and returns its OpenFlow port number. */
   add(name: string, record: EndpointPortRecord): Promise<number>;
+  /**
+   * Starts adding a new port with the OpenFlow port number `ofport`: resolves once OVSDB holds it,
+   * `applied` with the number ovs-vswitchd gave it. Undefined: the name or number is taken (use add).
+   */
+  begin?(name: string, record: EndpointPortRecord, ofport: number): Promise<{ applied: Promise<number> } | undefined>;
   remove(name: string): Promise<void>;
 }
 
@@ -84,6 +89,9 @@ export interface Attachment {
   record: EndpointPortRecord;
 }
 
+/** Endpoint ports get OpenFlow port numbers up to here; the tunnel and gateway ports sit above (65001-65003). */
+export const MAX_ENDPOINT_OFPORT = 65000;
+
 export const attachmentKey = (containerId: string, ifname: string) => `${containerId}/${ifname}`;
 export const tunnelKind = (t: api.TunnelType): TunnelKind => (t === 'TUNNEL_TYPE_GRE' ? 'gre' : 'vxlan');
 
@@ -97,6 +105,8 @@ export class Attacher {
   readonly attachments = new Map<string, Attachment>();
   /** Networks learned from attach replies, until the stream carries them. */
   readonly knownNetworks = new Map<string, api.Network>();
+  /** The OpenFlow port number handed out last (0: none yet). */
+  private lastOfport = 0;
 
   constructor(
     private readonly o: AttacherOptions,
@@ -180,17 +190,14 @@ export class Attacher {
         lap('queued');
         await this.plumber.create(spec);
         lap('veth');
-        // The OVS port needs only the host end: ovs-vswitchd adds it while netlink configures the
-        // container's end. Both settle before anything else runs; a failure rolls back below.
-        const [port, inside] = await Promise.allSettled([this.ports.add(name, record), this.plumber.configureInside(spec)]);
-        lap('netlink+ovsdb');
+        // The OVS port and its flows need only the host end: they go in while netlink configures
+        // the container's end. All settle before anything else runs; a failure rolls back below.
+        const [port, inside] = await Promise.allSettled([
+          this.plugPort(attachmentKey(req.containerId, req.ifname), name, record, network, lap).finally(() => lap('ovs')),
+          this.plumber.configureInside(spec).finally(() => lap('netlink')),
+        ]);
         if (inside.status === 'rejected') throw inside.reason;
         if (port.status === 'rejected') throw port.reason;
-        const ofport = port.value;
-        this.knownNetworks.set(network.name, network);
-        this.attachments.set(attachmentKey(req.containerId, req.ifname), { hostIfname: name, ofport, record });
-        await this.host.syncFlows();
-        lap('openflow');
       });
     } catch (err) {
       this.log.error({ err, containerId: req.containerId }, 'attach failed; rolling back');
@@ -211,6 +218,48 @@ export class Attacher {
       dns: containerDns(ep, network, spec.gateways),
       hostname: ep.hostname,
     };
+  }
+
+  /**
+   * The endpoint's OVS port and flows. With an OpenFlow port number chosen here, OVSDB's answer
+   * is enough to install the flows while ovs-vswitchd adds the port; both are done before this
+   * returns. The number ovs-vswitchd gave is checked, and the flows follow it if it differs.
+   */
+  private async plugPort(key: string, name: string, record: EndpointPortRecord, network: api.Network, lap: (stage: string) => void): Promise<void> {
+    const wanted = this.freeOfport();
+    const begun = this.ports.begin ? await this.ports.begin(name, record, wanted) : undefined;
+    lap('ovsdb');
+    this.knownNetworks.set(network.name, network);
+    if (!begun) {
+      const ofport = await this.ports.add(name, record);
+      this.attachments.set(key, { hostIfname: name, ofport, record });
+      await this.host.syncFlows();
+      return;
+    }
+    this.attachments.set(key, { hostIfname: name, ofport: wanted, record });
+    const [applied, flows] = await Promise.allSettled([begun.applied, this.host.syncFlows().finally(() => lap('openflow'))]);
+    if (applied.status === 'rejected') throw applied.reason;
+    if (flows.status === 'rejected') throw flows.reason;
+    if (applied.value !== wanted) {
+      this.log.warn({ port: name, requested: wanted, ofport: applied.value }, 'ovs-vswitchd gave the port another OpenFlow port number than requested; moving its flows');
+      this.attachments.set(key, { hostIfname: name, ofport: applied.value, record });
+      await this.host.syncFlows();
+    }
+  }
+
+  /**
+   * The next OpenFlow port number for an endpoint: counting up from the last one (as OVS does,
+   * so a number just freed is not handed out again at once), skipping this agent's endpoints,
+   * below the tunnel and gateway ports' pinned numbers. OVSDB refuses one taken by another port.
+   */
+  private freeOfport(): number {
+    const used = new Set([...this.attachments.values()].map((a) => a.ofport));
+    if (this.lastOfport === 0) this.lastOfport = Math.max(0, ...[...used].filter((p) => p <= MAX_ENDPOINT_OFPORT));
+    for (let i = 0; i < MAX_ENDPOINT_OFPORT; i++) {
+      this.lastOfport = (this.lastOfport % MAX_ENDPOINT_OFPORT) + 1;
+      if (!used.has(this.lastOfport)) return this.lastOfport;
+    }
+    throw new AgentError('unavailable', `no free OpenFlow port number below ${MAX_ENDPOINT_OFPORT} on the bridge`);
   }
 
   private interfaceSpec(req: AttachRequest, ep: api.Endpoint, network: api.Network, name: string, mtu: number): ContainerInterface {

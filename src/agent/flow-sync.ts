@@ -1,7 +1,7 @@
 // Keeps a bridge's flow table equal to the pipeline: every change is the difference between what
 // is installed and what is wanted, applied as one atomic, ordered bundle.
 import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
-import { buildPipeline, diffFlows, flowKey, FlowTexts, type FlowDiff } from './pipeline/pipeline.js';
+import { diffFlows, FlowTexts, pipelineChunks, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
 import { FlowReuse } from './pipeline/policy.js';
 
@@ -13,14 +13,18 @@ export interface SyncResult {
 }
 
 export class FlowSync {
-  /** What this process installed last, by flow key; the switch is read only on reconcile. */
-  private installed: Flow[] = [];
   /**
-   * The state `installed` was built from, as JSON. The pipeline is a function of the state, so
-   * an update with the same state (a Watch change that concerns only this host's own endpoints,
-   * say, right after an attach) has nothing to do and skips building and diffing.
+   * The pipeline's chunks installed last, by key (see `pipelineChunks`), with the flows built for
+   * them. A chunk's key is its whole input: an update builds and compares only the chunks whose
+   * key is new or gone (an attach or detach: one endpoint's), not the whole pipeline.
    */
-  private installedFrom: string | undefined;
+  private chunks = new Map<string, Flow[]>();
+  /**
+   * Installed flows by flow key: the chunk flows that claim the key, in the order they came; the
+   * last one is on the switch. Chunks do not share keys in practice; the list keeps a removed
+   * chunk from deleting a flow another chunk still wants.
+   */
+  private owners = new Map<string, Flow[]>();
   private readonly texts = new FlowTexts();
   private readonly reuse = new FlowReuse();
 
@@ -39,37 +43,114 @@ export class FlowSync {
       match: f.match,
       instructions: f.instructions,
     }));
-    const desired = buildPipeline(state, this.reuse);
-    return this.apply(diffFlows(current, desired, this.texts), desired, JSON.stringify(state));
+    const chunks = new Map<string, Flow[]>();
+    for (const c of pipelineChunks(state, this.reuse)) if (!chunks.has(c.key)) chunks.set(c.key, c.build());
+    this.reuse.rotate();
+    const desired = [...chunks.values()].flat();
+    const diff = diffFlows(current, desired, this.texts);
+    await this.send(diff);
+    this.owners = new Map();
+    for (const f of desired) {
+      const key = this.texts.of(f).key;
+      const list = this.owners.get(key);
+      if (list) list.push(f);
+      else this.owners.set(key, [f]);
+    }
+    this.chunks = chunks;
+    this.texts.rotate();
+    return { upserted: diff.upsert.length, removed: diff.remove.length };
   }
 
-  /** Applies a new state as a difference against what this process installed last. */
+  /**
+   * Applies a new state as a difference against what this process installed last, built from the
+   * chunks that changed only. Nothing is recorded until the switch took the bundle, so a failed
+   * update is retried in full by the next one.
+   */
   async update(state: PipelineState): Promise<SyncResult> {
     const t0 = performance.now();
-    const from = JSON.stringify(state);
-    if (from === this.installedFrom) return { upserted: 0, removed: 0 };
-    const desired = buildPipeline(state, this.reuse);
+    const chunks = new Map<string, Flow[]>();
+    const added: Flow[] = [];
+    let rebuiltNetwork = false;
+    for (const c of pipelineChunks(state, this.reuse)) {
+      if (chunks.has(c.key)) continue;
+      const have = this.chunks.get(c.key);
+      if (have) {
+        chunks.set(c.key, have);
+      } else {
+        const flows = c.build();
+        if (c.key.startsWith('network ')) rebuiltNetwork = true;
+        chunks.set(c.key, flows);
+        added.push(...flows);
+      }
+    }
+    // Policy flow objects of networks not rebuilt stay for their next rebuild (FlowReuse).
+    if (rebuiltNetwork) this.reuse.rotate();
     const t1 = performance.now();
-    const diff = diffFlows(this.installed, desired, this.texts);
+    const removed: Flow[] = [];
+    for (const [key, flows] of this.chunks) if (!chunks.has(key)) removed.push(...flows);
+    if (added.length === 0 && removed.length === 0) {
+      this.chunks = chunks;
+      return { upserted: 0, removed: 0 };
+    }
+    // The owner lists of the keys touched, changed on copies until the switch took the bundle.
+    const touched = new Map<string, { before: Flow | undefined; owners: Flow[] }>();
+    const entry = (f: Flow) => {
+      const key = this.texts.of(f).key;
+      let t = touched.get(key);
+      if (!t) {
+        const owners = this.owners.get(key) ?? [];
+        t = { before: owners.at(-1), owners: [...owners] };
+        touched.set(key, t);
+      }
+      return t;
+    };
+    for (const f of removed) {
+      const t = entry(f);
+      const i = t.owners.indexOf(f);
+      if (i >= 0) t.owners.splice(i, 1);
+    }
+    for (const f of added) entry(f).owners.push(f);
+    const diff: FlowDiff = { upsert: [], remove: [] };
+    for (const t of touched.values()) {
+      const after = t.owners.at(-1);
+      if (!after) {
+        if (t.before) diff.remove.push(t.before);
+      } else if (!t.before || !this.same(t.before, after)) {
+        diff.upsert.push(after);
+      }
+    }
     const t2 = performance.now();
-    const result = await this.apply(diff, desired, from);
-    return { ...result, ms: { build: Math.round(t1 - t0), diff: Math.round(t2 - t1), bundle: Math.round(performance.now() - t2) } };
+    await this.send(diff);
+    for (const [key, t] of touched) {
+      if (t.owners.length > 0) this.owners.set(key, t.owners);
+      else this.owners.delete(key);
+    }
+    this.chunks = chunks;
+    this.texts.rotate();
+    const ms = { build: Math.round(t1 - t0), diff: Math.round(t2 - t1), bundle: Math.round(performance.now() - t2) };
+    return { upserted: diff.upsert.length, removed: diff.remove.length, ms };
   }
 
-  private async apply(diff: FlowDiff, desired: Flow[], from: string): Promise<SyncResult> {
+  private same(a: Flow, b: Flow): boolean {
+    return a.cookie === b.cookie && this.texts.of(a).instructions === this.texts.of(b).instructions;
+  }
+
+  private async send(diff: FlowDiff): Promise<void> {
     // Adds first: a replaced flow changes in place, so traffic never meets a gap.
     const changes: FlowChange[] = [
       ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
       ...diff.remove.map((f): FlowChange => ({ command: 'delete_strict', table: f.table, priority: f.priority, match: f.match })),
     ];
     if (changes.length > 0) await this.client.applyBundle(changes);
-    this.installed = desired;
-    this.installedFrom = from;
-    return { upserted: diff.upsert.length, removed: diff.remove.length };
   }
 
   /** Keys of the flows installed last (for tests and debugging). */
   installedKeys(): string[] {
-    return this.installed.map(flowKey);
+    return [...this.owners.keys()];
+  }
+
+  /** The flows installed last, one per key (for tests and debugging). */
+  installedFlows(): Flow[] {
+    return [...this.owners.values()].map((o) => o.at(-1)!);
   }
 }

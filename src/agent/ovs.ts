@@ -153,7 +153,31 @@ export async function addEndpointPort(vs: Vswitch, bridge: string, name: string,
   return status.ofport;
 }
 
-export async function removeEndpointPort(vs: Vswitch, bridge: string, name: string): Promise<void> {
+/**
+ * Starts adding a new endpoint port with a chosen OpenFlow port number (AF_PACKET only; AF_XDP
+ * may need a second try): resolves once OVSDB holds the port, `applied` with its number once
+ * ovs-vswitchd added it. Undefined when the name or the number is taken, or the port is AF_XDP:
+ * then {@link addEndpointPort}.
+ */
+export async function beginEndpointPort(vs: Vswitch, bridge: string, name: string, rec: EndpointPortRecord, io: PortIo, ofport: number): Promise<{ uuid: string; applied: Promise<number> } | undefined> {
+  if (io.type !== 'af_packet') return undefined;
+  const ids: Record<string, string> = { ...OWNER };
+  for (const [k, key] of Object.entries(KEYS)) ids[key] = rec[k as keyof EndpointPortRecord];
+  const begun = await vs.insertPort(bridge, { name, type: 'system', ofportRequest: ofport, externalIds: ids });
+  if (!begun) return undefined;
+  return {
+    uuid: begun.uuid,
+    applied: begun.applied.then((status) => {
+      if (status?.error) throw new Error(`port ${name} failed in ovs-vswitchd: ${status.error}`);
+      if (status?.ofport === undefined || status.ofport < 0) throw new Error(`port ${name} got no OpenFlow port number`);
+      return status.ofport;
+    }),
+  };
+}
+
+/** Removes the port; with its row's uuid (from {@link beginEndpointPort}) in one transaction, without reading first. */
+export async function removeEndpointPort(vs: Vswitch, bridge: string, name: string, uuid?: string): Promise<void> {
+  if (uuid !== undefined && (await vs.removePortRow(bridge, name, uuid, { wait: true }))) return;
   await vs.removePorts(bridge, [name], { wait: true });
 }
 

@@ -67,7 +67,8 @@ export class ContainerPlumber {
 
   /** The second half of {@link attach}: link up, addresses, gateway neighbours and routes inside. */
   async configureInside(spec: ContainerInterface): Promise<void> {
-    const inside = await this.host.at(spec.netns);
+    // A handful of short requests: on the calling thread, without the thread-pool hops per request.
+    const inside = await this.host.at(spec.netns, { blocking: true });
     try {
       if (spec.addresses.some(isV6)) inside.sysctl.set(`net/ipv6/conf/${spec.ifname}/disable_ipv6`, 0);
       if (spec.txChecksumOff) setTxChecksum(spec.netns, spec.ifname, false);

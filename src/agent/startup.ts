@@ -8,7 +8,7 @@ import { OpenFlowClient } from '../openflow/client.js';
 import { Netlink } from '../netlink/index.js';
 import type { AgentConfig } from './config.js';
 import { ContainerPlumber } from './plumbing.js';
-import { AF_PACKET, addEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
+import { AF_PACKET, addEndpointPort, beginEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
 import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
 import { ensureGatewayPort, GatewayPortHost } from './gateway-port.js';
@@ -30,6 +30,9 @@ export interface RecoveredPort {
 
 /** The integration bridge's endpoint ports over an OVSDB connection that is reopened when lost. */
 export class OvsPorts implements EndpointPorts {
+  /** Port rows this process inserted, by name: removing one then needs no read first. */
+  private readonly rows = new Map<string, string>();
+
   constructor(
     private client: OvsdbClient,
     private vswitch: Vswitch,
@@ -53,8 +56,16 @@ export class OvsPorts implements EndpointPorts {
     return addEndpointPort(await this.ovs(), this.bridge, name, record, this.io, this.log);
   }
 
+  async begin(name: string, record: EndpointPortRecord, ofport: number): Promise<{ applied: Promise<number> } | undefined> {
+    const begun = await beginEndpointPort(await this.ovs(), this.bridge, name, record, this.io, ofport);
+    if (begun) this.rows.set(name, begun.uuid);
+    return begun;
+  }
+
   async remove(name: string): Promise<void> {
-    await removeEndpointPort(await this.ovs(), this.bridge, name);
+    const row = this.rows.get(name);
+    await removeEndpointPort(await this.ovs(), this.bridge, name, row);
+    this.rows.delete(name);
   }
 
   /** Endpoint ports an earlier run (or this one, before ovs-vswitchd restarted) created. */

@@ -10,5 +10,6 @@ export type { Address, AddressOptions, AddressFilter } from './addresses.js';
 export type { Route, RouteSpec, RouteFilter } from './routes.js';
 export type { Neighbour, NeighbourFilter } from './neighbours.js';
 export { inNetns, netnsInode, OWN_NETNS } from './netns.js';
-export { RtnetlinkSocket, TransportError, type Reply, type SocketOptions } from './socket.js';
+export { RtnetlinkSocket, TransportError, type Reply, type RtnetlinkTransport, type SocketOptions } from './socket.js';
+export { BlockingRtnetlinkSocket } from './blocking-socket.js';
 export * as codec from './codec/index.js';

@@ -5,11 +5,17 @@ import { NeighbourOps } from './neighbours.js';
 import { readSysctl, writeSysctl } from './netns.js';
 import { Requester } from './requester.js';
 import { RouteOps } from './routes.js';
-import { RtnetlinkSocket } from './socket.js';
+import { RtnetlinkSocket, type RtnetlinkTransport } from './socket.js';
+import { BlockingRtnetlinkSocket } from './blocking-socket.js';
 
 export interface NetlinkOptions {
   /** Per-request timeout in ms (default 10 s). */
   timeoutMs?: number;
+  /**
+   * Requests run on the calling thread (BlockingRtnetlinkSocket): no thread-pool hops, but the
+   * event loop waits while the kernel works. For a few short requests; not for link deletion.
+   */
+  blocking?: boolean;
 }
 
 /** Per-namespace sysctls (/proc/sys/net/... of the handle's namespace). */
@@ -45,7 +51,7 @@ export class Netlink {
   readonly sysctl: SysctlOps;
 
   private constructor(
-    private readonly socket: RtnetlinkSocket,
+    private readonly socket: RtnetlinkTransport,
     private readonly options: NetlinkOptions,
   ) {
     const r = new Requester(socket);
@@ -58,10 +64,11 @@ export class Netlink {
 
   /** Opens a handle on the caller's namespace, or on `netns` (a namespace file path). */
   static async open(options: NetlinkOptions & { netns?: string } = {}): Promise<Netlink> {
-    const socket = await RtnetlinkSocket.open({
+    const socketOptions = {
       ...(options.netns !== undefined ? { netns: options.netns } : {}),
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-    });
+    };
+    const socket = options.blocking ? BlockingRtnetlinkSocket.open(socketOptions) : await RtnetlinkSocket.open(socketOptions);
     return new Netlink(socket, { ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
   }
 
@@ -71,8 +78,8 @@ export class Netlink {
   }
 
   /** A new handle, with the same options, bound to the namespace at `nsPath` (e.g. /run/netns/c1). */
-  at(nsPath: string): Promise<Netlink> {
-    return Netlink.open({ ...this.options, netns: nsPath });
+  at(nsPath: string, options: { blocking?: boolean } = {}): Promise<Netlink> {
+    return Netlink.open({ ...this.options, ...options, netns: nsPath });
   }
 
   /** Closes the socket after pending requests finish. */

@@ -27,31 +27,59 @@ export interface NetnsPathProblem {
   certain: boolean;
 }
 
+/** Device number of nsfs (one superblock holds every namespace file), learned from our own. */
+let nsfsDevice: number | undefined;
+function nsfsDev(): number | undefined {
+  try {
+    nsfsDevice ??= statSync(OWN_NETNS).dev;
+  } catch {
+    // no /proc: every check takes the slow path
+  }
+  return nsfsDevice;
+}
+
 /**
  * Why `path` is not a network namespace file, or null when it is one. The path is only opened
  * once statfs shows it lives on nsfs: a FIFO, device or socket given by mistake is never opened,
- * so it cannot block the caller.
+ * so it cannot block the caller. Only the first stat runs on the thread pool (any path may sit
+ * on a slow filesystem); a file on nsfs, known by its device, is examined on the calling
+ * thread, as nsfs never waits.
  */
 export async function netnsPathProblem(path: string): Promise<NetnsPathProblem | null> {
   const certain = (reason: string) => ({ reason, certain: true });
   const unknown = (err: unknown) => ({ reason: `cannot be examined (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, certain: false });
   if (!path.startsWith('/')) return certain('is not an absolute path');
+  let onNsfs: boolean;
   try {
     const st = await stat(path);
     const kind = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file';
     if (kind !== 'file') return certain(`is a ${kind}, not a network namespace`);
-    if ((await statfs(path)).type !== NSFS_MAGIC) return certain('is a regular file, not a network namespace (not on nsfs)');
+    onNsfs = st.dev === nsfsDev();
+    if (!onNsfs && (await statfs(path)).type !== NSFS_MAGIC) return certain('is a regular file, not a network namespace (not on nsfs)');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' || code === 'ENOTDIR' ? certain('does not exist') : unknown(err);
   }
+  const nstype = (fd: number) => BigInt(sys.syscall.sync(sys.__NR_ioctl, BigInt(fd), NS_GET_NSTYPE));
+  const verdict = (type: bigint) => (type === CLONE_NEWNET ? null : certain('is a namespace of another kind, not a network namespace'));
+  const failed = (err: unknown) => ((err as NodeJS.ErrnoException).code === 'ENOENT' ? certain('does not exist') : unknown(err));
+  if (onNsfs) {
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      return verdict(nstype(fd));
+    } catch (err) {
+      return failed(err);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
   let handle;
   try {
     handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    const type = BigInt(sys.syscall.sync(sys.__NR_ioctl, BigInt(handle.fd), NS_GET_NSTYPE));
-    return type === CLONE_NEWNET ? null : certain('is a namespace of another kind, not a network namespace');
+    return verdict(nstype(handle.fd));
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? certain('does not exist') : unknown(err);
+    return failed(err);
   } finally {
     await handle?.close();
   }

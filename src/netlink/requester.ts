@@ -4,7 +4,7 @@ import { RTM_GETLINK, NLM_F_DUMP } from './codec/constants.js';
 import { decodeLink, encodeLinkRequest, type Link } from './codec/link.js';
 import type { NetlinkMessage } from './codec/message.js';
 import { NetlinkError } from './errors.js';
-import { type RtnetlinkSocket, TransportError } from './socket.js';
+import { type RtnetlinkTransport, TransportError } from './socket.js';
 
 /** A link given by name or by index. */
 export type LinkRef = string | number;
@@ -13,7 +13,7 @@ export type LinkRef = string | number;
 const DUMP_ATTEMPTS = 5;
 
 export class Requester {
-  constructor(readonly socket: RtnetlinkSocket) {}
+  constructor(readonly socket: RtnetlinkTransport) {}
 
   get netns(): string {
     return this.socket.netns;

@@ -62,8 +62,15 @@ interface InFlight {
   interrupted: boolean;
 }
 
+/** What requests need of a socket: RtnetlinkSocket, or BlockingRtnetlinkSocket (blocking-socket.ts). */
+export interface RtnetlinkTransport {
+  readonly netns: string;
+  request(type: number, flags: number, payload: Buffer): Promise<Reply>;
+  close(): Promise<void>;
+}
+
 /** A request/reply rtnetlink socket bound to one network namespace. */
-export class RtnetlinkSocket {
+export class RtnetlinkSocket implements RtnetlinkTransport {
   private tail: Promise<unknown> = Promise.resolve();
   /** Mirrors node-netlink's sequence counter: it starts at 1 and counts tryTalk() calls. */
   private lastSeq = 0;

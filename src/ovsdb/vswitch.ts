@@ -222,6 +222,66 @@ export class Vswitch {
     });
   }
 
+  /**
+   * Adds a port that does not exist yet without reading first: one transaction that asserts the
+   * name is free (and, with `ofportRequest`, that no interface has or requests that number),
+   * inserts the port and bumps next_cfg. Resolves once ovsdb-server committed it (undefined when
+   * an assertion failed: use {@link ensurePorts}); `applied` then settles when ovs-vswitchd has
+   * applied it, with the interface's status. So a caller that chose the OpenFlow port number can
+   * work with it while ovs-vswitchd adds the port.
+   */
+  async insertPort(bridge: string, spec: PortSpec, options: Omit<ApplyOptions, 'wait'> = {}): Promise<{ uuid: string; applied: Promise<InterfaceStatus | undefined> } | undefined> {
+    const watching = this.watchCurCfg();
+    const request = spec.ofportRequest;
+    const ops: Operation[] = [
+      absent('Port', [['name', '==', spec.name]]),
+      absent('Interface', [['name', '==', spec.name]]),
+      ...(request === undefined ? [] : [absent('Interface', [['ofport', '==', request]]), absent('Interface', [['ofport_request', '==', request]])]),
+      { op: 'insert', table: 'Interface', 'uuid-name': 'i0', row: interfaceRow(spec) },
+      { op: 'insert', table: 'Port', 'uuid-name': 'p0', row: { name: spec.name, interfaces: namedUuid('i0'), external_ids: OvsMap.fromRecord(spec.externalIds ?? {}) } },
+      { op: 'mutate', table: 'Bridge', where: [['name', '==', bridge]], mutations: [['ports', 'insert', new OvsSet([namedUuid('p0')])]] },
+      { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['next_cfg', '+=', 1]] },
+      { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] },
+    ];
+    let nextCfg: unknown;
+    let uuid: string;
+    try {
+      const results = await this.client.transact(this.db, ops);
+      uuid = String((results[ops.length - 4] as { uuid?: unknown }).uuid);
+      // A bridge that does not exist leaves the new rows unreferenced: ovsdb-server drops them.
+      if ((results[ops.length - 3] as { count?: number }).count !== 1) throw new OvsdbError(`bridge ${bridge} does not exist`);
+      nextCfg = (results[ops.length - 1] as { rows: Row[] }).rows[0]?.next_cfg;
+      if (typeof nextCfg !== 'number') throw new OvsdbError('Open_vSwitch table has no row; run "ovs-vsctl init"');
+    } catch (err) {
+      void watching.then((w) => w.handle.cancel()).catch(() => undefined);
+      if (err instanceof TransactionError && err.op?.op === 'wait') return undefined;
+      throw err;
+    }
+    const cfg = nextCfg;
+    const applied = this.waitApplied(cfg, options.timeoutMs, watching).then(async () => (await this.interfaceStatus([spec.name])).get(spec.name));
+    applied.catch(() => undefined);
+    return { uuid, applied };
+  }
+
+  /**
+   * Removes the port with row `uuid` (as {@link insertPort} returned it) and name `name` in one
+   * transaction, without reading first, and waits for ovs-vswitchd. False when no such row
+   * exists (nothing changed: use {@link removePorts}).
+   */
+  async removePortRow(bridge: string, name: string, uuid: string, options: ApplyOptions = {}): Promise<boolean> {
+    const row = new Uuid(uuid);
+    const ops: Operation[] = [
+      { op: 'select', table: 'Port', where: [['_uuid', '==', row], ['name', '==', name]], columns: ['name'] },
+      { op: 'mutate', table: 'Bridge', where: [['name', '==', bridge]], mutations: [['ports', 'delete', new OvsSet([row])]] },
+    ];
+    // The select shows whether the row was there; the mutate alone cannot tell.
+    const verify = (results: readonly unknown[]) => (results[0] as SelectResult).rows.length === 1;
+    if (options.wait === false) return verify(await this.client.transact(this.db, ops));
+    let found = false;
+    await this.commit(ops, options, (results) => (found = verify(results)));
+    return found;
+  }
+
   /** Removes ports from a bridge; names that are not there are ignored. */
   removePorts(bridge: string, names: readonly string[], options: ApplyOptions = {}): Promise<ApplyResult> {
     return this.retry(async () => {
@@ -334,7 +394,7 @@ export class Vswitch {
   }
 
   /** Runs `ops`; with waiting, also bumps next_cfg in the same transaction and waits for cur_cfg. */
-  private async commit(ops: Operation[], options: ApplyOptions): Promise<void> {
+  private async commit(ops: Operation[], options: ApplyOptions, check?: (results: readonly unknown[]) => boolean): Promise<void> {
     if (options.wait === false) {
       await this.client.transact(this.db, ops);
       return;
@@ -351,6 +411,11 @@ export class Vswitch {
       const sel = results[results.length - 1] as { rows: Row[] };
       nextCfg = sel.rows[0]?.next_cfg;
       if (typeof nextCfg !== 'number') throw new OvsdbError('Open_vSwitch table has no row; run "ovs-vsctl init"');
+      if (check && !check(results)) {
+        // Nothing to wait for: the caller learns that nothing was there.
+        void watching.then((w) => w.handle.cancel()).catch(() => undefined);
+        return;
+      }
     } catch (err) {
       void watching.then((w) => w.handle.cancel()).catch(() => undefined);
       throw err;

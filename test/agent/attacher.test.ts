@@ -34,8 +34,15 @@ const REQ: AttachRequest = { containerId: 'c1', netns: '/run/netns/c1', ifname: 
 
 type Step = 'controller' | 'netlink' | 'ovsdb' | 'openflow';
 
-/** Fakes of the four parts an attach touches, recording what exists; `failAt` makes one step fail. */
-function rig(failAt?: Step) {
+/**
+ * Fakes of the four parts an attach touches, recording what exists; `failAt` makes one step fail.
+ * `begin`: the ports take a chosen OpenFlow port number (`same`: ovs-vswitchd gives it, `other`:
+ * it gives 9 instead, `taken`: OVSDB refuses it) or cannot (`undefined`: add only).
+ */
+function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
+  /** At each flow sync: the attachments' OpenFlow ports, and whether ovs-vswitchd had applied the port yet. */
+  const syncs: Array<{ ofports: number[]; applied: boolean }> = [];
+  let applied = false;
   const endpoints = new Set<string>();
   const interfaces = new Set<string>();
   const ports = new Map<string, EndpointPortRecord>();
@@ -83,6 +90,24 @@ function rig(failAt?: Step) {
     async remove(name) {
       ports.delete(name);
     },
+    ...(begin
+      ? {
+          async begin(name: string, record: EndpointPortRecord, ofport: number) {
+            if (begin === 'taken') return undefined;
+            ports.set(name, record);
+            // ovs-vswitchd takes a while: the flows may go in meanwhile
+            const done = new Promise<number>((resolve, reject) =>
+              setTimeout(() => {
+                applied = true;
+                if (failAt === 'ovsdb') reject(new Error('port failed in ovs-vswitchd'));
+                else resolve(begin === 'same' ? ofport : 9);
+              }, 20),
+            );
+            done.catch(() => undefined);
+            return { applied: done };
+          },
+        }
+      : {}),
   };
   let queue: Promise<unknown> = Promise.resolve();
   const attacher: Attacher = new Attacher(
@@ -99,6 +124,7 @@ function rig(failAt?: Step) {
       async syncFlows() {
         if (failAt === 'openflow' && attacher.attachments.size > 0) throw new Error('bundle failed: OFPBFC_MSG_FAILED');
         flowsFor = new Set([...attacher.attachments.values()].map((a) => a.hostIfname));
+        syncs.push({ ofports: [...attacher.attachments.values()].map((a) => a.ofport), applied });
       },
       async classifies() {
         return true;
@@ -110,7 +136,7 @@ function rig(failAt?: Step) {
     pino({ level: 'silent' }),
   );
   const state = () => ({ endpoints: [...endpoints], interfaces: [...interfaces], ports: [...ports.keys()], flowsFor: [...flowsFor], attachments: attacher.attachments.size });
-  return { attacher, state };
+  return { attacher, state, syncs };
 }
 
 describe('Attacher', () => {
@@ -131,6 +157,38 @@ describe('Attacher', () => {
     );
     expect(err).toBeInstanceOf(AgentError);
     expect((err as AgentError).status).toBe(step === 'controller' ? 'invalid' : 'internal');
+    expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
+  });
+
+  it('with a chosen OpenFlow port number, installs the flows while ovs-vswitchd adds the port, and returns when both are done', async () => {
+    const { attacher, state, syncs } = rig(undefined, 'same');
+    const res = await attacher.attach(REQ);
+    expect(syncs).toEqual([{ ofports: [1], applied: false }]);
+    expect(state()).toEqual({ endpoints: ['blue/c1'], interfaces: [res.hostInterface], ports: [res.hostInterface], flowsFor: [res.hostInterface], attachments: 1 });
+    expect([...attacher.attachments.values()][0]!.ofport).toBe(1);
+    // the next endpoint gets the next number, and a detached number is not handed out again at once
+    await attacher.attach({ ...REQ, containerId: 'c2' });
+    await attacher.detach({ containerId: 'c2', ifname: 'eth0' });
+    await attacher.attach({ ...REQ, containerId: 'c3' });
+    expect([...attacher.attachments.values()].map((a) => a.ofport)).toEqual([1, 3]);
+  });
+
+  it('moves the flows when ovs-vswitchd gave another number than asked for', async () => {
+    const { attacher, syncs } = rig(undefined, 'other');
+    await attacher.attach(REQ);
+    expect(syncs).toEqual([{ ofports: [1], applied: false }, { ofports: [9], applied: true }]);
+    expect([...attacher.attachments.values()][0]!.ofport).toBe(9);
+  });
+
+  it('adds the port first and then the flows when OVSDB refuses the number', async () => {
+    const { attacher, syncs } = rig(undefined, 'taken');
+    await attacher.attach(REQ);
+    expect(syncs).toEqual([{ ofports: [7], applied: false }]);
+  });
+
+  it.each<Step>(['netlink', 'ovsdb', 'openflow'])('rolls back everything when the %s step fails, with a chosen number', async (step) => {
+    const { attacher, state } = rig(step, 'same');
+    await expect(attacher.attach(REQ)).rejects.toBeInstanceOf(AgentError);
     expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
   });
 

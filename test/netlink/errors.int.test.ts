@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inNetns, Netlink, NetlinkError, netnsInode } from '../../src/netlink/index.js';
+import { netnsPathProblem } from '../../src/netlink/netns.js';
 import { createNetns, deleteNetns, ipJson, type TestNetns } from './helpers.js';
 
 // Each failure must be readable and must leave this thread in its own namespace.
-describe('netlink errors', () => {
+describe.each([{ blocking: false }, { blocking: true }])('netlink errors (%o)', ({ blocking }) => {
   let ns: TestNetns;
   let nl: Netlink;
   let tmp: string;
@@ -15,7 +16,7 @@ describe('netlink errors', () => {
 
   beforeAll(async () => {
     ns = createNetns('err');
-    nl = await Netlink.open({ netns: ns.path });
+    nl = await Netlink.open({ netns: ns.path, blocking });
     tmp = mkdtempSync(join(tmpdir(), 'lt-netlink-'));
   });
 
@@ -156,5 +157,35 @@ describe('dumps', () => {
       if (names[i] === 'nosuch0') expect(r).toMatchObject({ status: 'rejected', reason: { code: 'ENODEV', subject: 'nosuch0' } });
       else expect(r).toMatchObject({ status: 'fulfilled', value: { name: names[i] } });
     });
+  });
+});
+
+describe('netnsPathProblem', () => {
+  let ns: TestNetns;
+  let dir: string;
+
+  beforeAll(() => {
+    ns = createNetns('probe');
+    dir = mkdtempSync(join(tmpdir(), 'lt-netns-'));
+  });
+
+  afterAll(() => {
+    deleteNetns(ns);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('accepts a network namespace and names everything else', async () => {
+    expect(await netnsPathProblem(ns.path)).toBeNull();
+    expect(await netnsPathProblem('/proc/self/ns/net')).toBeNull();
+    expect(await netnsPathProblem('/proc/self/ns/mnt')).toEqual({ reason: 'is a namespace of another kind, not a network namespace', certain: true });
+    const file = join(dir, 'file');
+    writeFileSync(file, '');
+    expect(await netnsPathProblem(file)).toEqual({ reason: 'is a regular file, not a network namespace (not on nsfs)', certain: true });
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(await netnsPathProblem(fifo)).toEqual({ reason: 'is a FIFO, not a network namespace', certain: true });
+    expect(await netnsPathProblem(dir)).toEqual({ reason: 'is a directory, not a network namespace', certain: true });
+    expect(await netnsPathProblem(join(dir, 'none'))).toEqual({ reason: 'does not exist', certain: true });
+    expect(await netnsPathProblem('relative/path')).toEqual({ reason: 'is not an absolute path', certain: true });
   });
 });

@@ -9,7 +9,8 @@ type IpRoute = { dst: string; gateway?: string; dev: string; flags: string[]; sc
 type IpNeigh = { dst: string; dev: string; lladdr?: string; state: string[] };
 
 // A "host" namespace and a "container" namespace, both created here; the root namespace is untouched.
-describe('container plumbing over rtnetlink, checked with ip -json', () => {
+// Twice: over node-netlink's asynchronous socket, and over the blocking one (blocking-socket.ts).
+describe.each([{ blocking: false }, { blocking: true }])('container plumbing over rtnetlink, checked with ip -json (%o)', ({ blocking }) => {
   let hostNs: TestNetns;
   let ctrNs: TestNetns;
   let host: Netlink;
@@ -19,8 +20,8 @@ describe('container plumbing over rtnetlink, checked with ip -json', () => {
   beforeAll(async () => {
     hostNs = createNetns('h');
     ctrNs = createNetns('c');
-    host = await Netlink.open({ netns: hostNs.path });
-    ctr = await host.at(ctrNs.path);
+    host = await Netlink.open({ netns: hostNs.path, blocking });
+    ctr = await host.at(ctrNs.path, { blocking });
   });
 
   afterAll(async () => {

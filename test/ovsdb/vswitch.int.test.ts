@@ -128,6 +128,31 @@ describe('Vswitch helpers (ovs-vsctl as oracle)', () => {
     }
   });
 
+  it('insertPort adds a new port with the number asked for in one transaction, and refuses a taken name or number', async () => {
+    const begun = await vs.insertPort('br-t', { name: 'ins0', type: 'internal', ofportRequest: 4000, externalIds: { k: 'v' } });
+    expect(begun).toBeDefined();
+    // OVSDB holds it at once; ovs-vswitchd has applied it when `applied` settles
+    expect(await get('Port', 'ins0', 'external_ids')).toBe('{k=v}');
+    const status = await begun!.applied;
+    expect(status?.ofport).toBe(4000);
+    expect(Number(await get('Open_vSwitch', '.', 'cur_cfg'))).toBeGreaterThanOrEqual(await nextCfg());
+    expect((await host.vsctl('list-ports', 'br-t')).split('\n')).toContain('ins0');
+
+    const before = await nextCfg();
+    expect(await vs.insertPort('br-t', { name: 'ins0', type: 'internal', ofportRequest: 4001 })).toBeUndefined(); // name taken
+    expect(await vs.insertPort('br-t', { name: 'ins1', type: 'internal', ofportRequest: 4000 })).toBeUndefined(); // number taken
+    expect(await nextCfg()).toBe(before);
+    expect(await host.vsctl('--bare', '--columns=name', 'find', 'Interface', 'name=ins1')).toBe('');
+    await expect(vs.insertPort('br-none', { name: 'ins2', type: 'internal' })).rejects.toThrow(/bridge br-none does not exist/);
+    expect(await host.vsctl('--bare', '--columns=name', 'find', 'Port', 'name=ins2')).toBe('');
+    // removed by its row, without a read first; a second time there is no such row
+    expect(await vs.removePortRow('br-t', 'ins0', begun!.uuid)).toBe(true);
+    expect(await host.vsctl('--bare', '--columns=name', 'find', 'Port', 'name=ins0')).toBe('');
+    expect(await host.vsctl('--bare', '--columns=name', 'find', 'Interface', 'name=ins0')).toBe('');
+    expect(Number(await get('Open_vSwitch', '.', 'cur_cfg'))).toBeGreaterThanOrEqual(await nextCfg());
+    expect(await vs.removePortRow('br-t', 'ins0', begun!.uuid)).toBe(false);
+  });
+
   it('removePorts removes them (and is a no-op the second time); deleteBridge removes a bridge', async () => {
     expect(await vs.removePorts('br-t', ['gre0', 'vx1', 'race0', 'not-there'])).toEqual({ changed: true });
     expect((await host.vsctl('list-ports', 'br-t')).trim().split('\n').sort()).toEqual(['int0', 'sys0', 'vx0']);

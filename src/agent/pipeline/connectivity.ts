@@ -11,7 +11,8 @@ export function connectivityFlows(state: PipelineState): Flow[] {
   return flows;
 }
 
-function endpointFlows(generation: number, net: NetworkState, ep: NetworkState['endpoints'][number]): Flow[] {
+/** One endpoint's flows: they depend on its network's VNI and nothing else of the state. */
+export function endpointFlows(generation: number, net: Pick<NetworkState, 'vni'>, ep: NetworkState['endpoints'][number]): Flow[] {
   const c = cookie(generation, Feature.Connectivity, ep.ofport);
   const flows: Flow[] = [
     {

@@ -14,7 +14,14 @@ export const TO_HOST_PRIORITY = 10;
 export function hostPathFlows(state: PipelineState): Flow[] {
   const port = state.gatewayPort;
   if (!port) return [];
-  const flows: Flow[] = [
+  return [...hostPathPortFlows(state), ...state.networks.flatMap((net) => hostPathNetworkFlows(state, net))];
+}
+
+/** The gateway port's output flow, whatever networks there are. */
+export function hostPathPortFlows(state: Pick<PipelineState, 'generation' | 'gatewayPort'>): Flow[] {
+  const port = state.gatewayPort;
+  if (!port) return [];
+  return [
     {
       table: Table.Output,
       priority: 200,
@@ -23,10 +30,12 @@ export function hostPathFlows(state: PipelineState): Flow[] {
       instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: port.ofport }] }],
     },
   ];
-  for (const net of state.networks) {
-    if (net.hostAddress4 || net.hostAddress6) flows.push(...networkFlows(state.generation, port, net));
-  }
-  return flows;
+}
+
+/** A network's way to and from the host, when this host has an address in it. */
+export function hostPathNetworkFlows(state: Pick<PipelineState, 'generation' | 'gatewayPort'>, net: NetworkState): Flow[] {
+  if (!state.gatewayPort || !(net.hostAddress4 || net.hostAddress6)) return [];
+  return networkFlows(state.generation, state.gatewayPort, net);
 }
 
 /** Actions that send a packet of network `vni` to the host through the gateway port (then: Policy, Output). */

@@ -1,15 +1,15 @@
 // The whole pipeline: every feature's flows for one host, and the difference between two sets of
 // flows (what a reconciliation or an update must change, in one bundle).
-import type { Flow, PipelineState } from './state.js';
+import type { Flow, NetworkState, PipelineState } from './state.js';
 import type { Match } from '../../openflow/types.js';
 import { formatInstructions, formatMatch } from '../../openflow/printer.js';
 import { Feature, Table, cookie } from './fields.js';
-import { connectivityFlows } from './connectivity.js';
-import { tunnelFlows } from './tunnels.js';
+import { connectivityFlows, endpointFlows } from './connectivity.js';
+import { tunnelFlows, tunnelNetworkFlows, tunnelPortFlows } from './tunnels.js';
 import { arpNdFlows } from './arp-nd.js';
-import { policyFlows, type FlowReuse } from './policy.js';
-import { hostPathFlows } from './host-path.js';
-import { dnsFlows } from './dns.js';
+import { networkPolicyFlows, policyFlows, policyMissFlow, spoofGuardFlows, type FlowReuse } from './policy.js';
+import { hostPathFlows, hostPathNetworkFlows, hostPathPortFlows } from './host-path.js';
+import { dnsEndpointFlows, dnsFlows } from './dns.js';
 
 /** Every table ends in an explicit drop, so `dump-flows` shows where a packet died. */
 function tableMissFlows(generation: number): Flow[] {
@@ -29,6 +29,52 @@ export function buildPipeline(state: PipelineState, reuse?: FlowReuse): Flow[] {
     ...hostPathFlows(state),
     ...dnsFlows(state),
   ];
+}
+
+/**
+ * The same flows as {@link buildPipeline}, cut into chunks by what they depend on: the host's
+ * parts (generation, tunnel and gateway ports), each network without its endpoints, and each
+ * local endpoint. A chunk's key is its whole input, so equal keys mean equal flows: an attach or
+ * detach changes one endpoint chunk, and only its flows are built and compared (FlowSync).
+ */
+export interface FlowChunk {
+  key: string;
+  build(): Flow[];
+}
+
+export function pipelineChunks(state: PipelineState, reuse?: FlowReuse): FlowChunk[] {
+  const { generation, tunnelPorts, gatewayPort, deniedLog } = state;
+  const host = { generation, tunnelPorts, ...(gatewayPort ? { gatewayPort } : {}) };
+  const hostKey = JSON.stringify(host);
+  const chunks: FlowChunk[] = [
+    { key: `host ${hostKey}`, build: () => [...tableMissFlows(generation), ...tunnelPortFlows(host), policyMissFlow(generation), ...hostPathPortFlows(host)] },
+  ];
+  for (const net of state.networks) {
+    const { endpoints, ...rest } = net;
+    const bare: NetworkState = { ...rest, endpoints: [] };
+    chunks.push({
+      key: `network ${hostKey} ${JSON.stringify(deniedLog ?? null)} ${JSON.stringify(rest)}`,
+      build: () => {
+        const one = { ...host, networks: [bare] };
+        return [
+          ...tunnelNetworkFlows(host, bare),
+          ...arpNdFlows(one),
+          ...(bare.policy?.isolated ? networkPolicyFlows(generation, bare, tunnelPorts[bare.tunnel], deniedLog, reuse).flows : []),
+          ...hostPathNetworkFlows(host, bare),
+          ...dnsFlows(one),
+        ];
+      },
+    });
+    for (const ep of endpoints) {
+      chunks.push({
+        // Endpoint flows depend on the endpoint, the host's parts and its network's VNI, gateways
+        // and host addresses (TCP DNS answers) only.
+        key: `endpoint ${hostKey} ${JSON.stringify([net.vni, net.gateway4, net.gateway6, net.hostAddress4, net.hostAddress6, net.ipv4Cidr, net.ipv6Cidr])} ${JSON.stringify(ep)}`,
+        build: () => [...endpointFlows(generation, net, ep), ...spoofGuardFlows(generation, ep), ...dnsEndpointFlows(host, net, ep)],
+      });
+    }
+  }
+  return chunks;
 }
 
 /**

@@ -9,16 +9,7 @@ import type { Action, Instruction, MatchField } from '../../openflow/types.js';
 import { labelsMatch, portMasks, type PeerSpec } from '../../api/policy.js';
 
 export function policyFlows(state: PipelineState, reuse?: FlowReuse): Flow[] {
-  const flows: Flow[] = [
-    {
-      // No policy rules yet: everything routed within a network is allowed.
-      table: Table.Policy,
-      priority: 0,
-      cookie: cookie(state.generation, Feature.Policy),
-      match: [],
-      instructions: [goto(Table.Output)],
-    },
-  ];
+  const flows: Flow[] = [policyMissFlow(state.generation)];
   for (const net of state.networks) {
     for (const ep of net.endpoints) flows.push(...spoofGuardFlows(state.generation, ep));
   }
@@ -29,7 +20,13 @@ export function policyFlows(state: PipelineState, reuse?: FlowReuse): Flow[] {
   return flows;
 }
 
-function spoofGuardFlows(generation: number, ep: LocalEndpoint): Flow[] {
+/** The policy table's miss: everything routed within an open network is allowed. */
+export function policyMissFlow(generation: number): Flow {
+  return { table: Table.Policy, priority: 0, cookie: cookie(generation, Feature.Policy), match: [], instructions: [goto(Table.Output)] };
+}
+
+/** What one local endpoint may send: its own MAC and addresses. */
+export function spoofGuardFlows(generation: number, ep: LocalEndpoint): Flow[] {
   const c = cookie(generation, Feature.SpoofGuard, ep.ofport);
   const from = [...inPort(ep.ofport), { field: 'eth_src' as const, value: ep.mac }];
   const flows: Flow[] = [];
