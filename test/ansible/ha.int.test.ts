@@ -10,7 +10,7 @@
 // controllers); site.test covers agents rolling.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createUnderlay, startHost, run, runCni, cniEnv, waitFor, type Container, type SimHost, type Underlay } from '../harness/index.js';
 import { RUN_ROOT, track } from '../harness/registry.js';
@@ -117,6 +117,8 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
   }, 180_000);
 
   afterAll(async () => {
+    if (process.env.KEEP_LOG) for (const h of hosts) for (const s of SERVICES) { try { copyFileSync(join(hostPaths(h).loom_log_dir, `${s}.log`), `/tmp/ha-${h.name}-${s}.log`); } catch { /* */ } }
+    if (process.env.KEEP_LOG) copyFileSync(join(work, 'ansible.log'), '/tmp/ha-ansible.log');
     for (const h of hosts) for (const s of SERVICES) await stopDaemon(h, s);
     for (const s of ssh) await s.stop();
     for (const h of hosts) await h.stop();
