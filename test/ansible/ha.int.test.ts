@@ -133,7 +133,7 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
     }
   };
 
-  it('forms the etcd cluster over TLS, starts three controllers, elects one leader; the agent registers', { timeout: 240_000 }, async () => {
+  it('forms the etcd cluster over TLS, starts three controllers, elects one leader; the agent registers', { timeout: 420_000 }, async () => {
     first = await runPlaybook(underlay.netns, inventoryFile, work);
     trackDaemons();
     expect(first.code, explain(first)).toBe(0);
@@ -184,7 +184,7 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
     await waitFor('ping between the containers', async () => (await a.c.exec('ping', ['-c', '1', '-W', '1', b.ip])).includes('1 received'), 20_000, 200);
   });
 
-  it('changes nothing when run a second time', { timeout: 240_000 }, async () => {
+  it('changes nothing when run a second time', { timeout: 420_000 }, async () => {
     expect(first?.code).toBe(0);
     const pids = hosts.map((h) => SERVICES.map((s) => daemonPid(h, s)));
     const again = await runPlaybook(underlay.netns, inventoryFile, work);
@@ -193,7 +193,7 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
     expect(hosts.map((h) => SERVICES.map((s) => daemonPid(h, s)))).toEqual(pids);
   });
 
-  it('rolls a new release over the controllers one at a time; a leader stays present and the containers keep forwarding', { timeout: 240_000 }, async () => {
+  it('rolls a new release over the controllers one at a time; a leader stays present and the containers keep forwarding', { timeout: 420_000 }, async () => {
     expect(first?.code).toBe(0);
     const next = `${version}-next`;
     const newTarball = await repackRelease(tarball, version, next, join(work, 'release'));
