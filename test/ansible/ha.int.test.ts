@@ -10,7 +10,7 @@
 // controllers); site.test covers agents rolling.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createUnderlay, startHost, run, runCni, cniEnv, waitFor, type Container, type SimHost, type Underlay } from '../harness/index.js';
 import { RUN_ROOT, track } from '../harness/registry.js';
@@ -33,7 +33,7 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
   let version: string;
   let tarball: string;
   let first: PlaybookRun;
-  let pair: Array<{ c: Container; ip: string }> = [];
+  const pair: Array<{ c: Container; ip: string }> = [];
   const pki = join(work, 'pki');
   const certs = new Map<string, { cert: string; key: string }>();
   const api = (i: number) => `192.0.2.${11 + i}:7400`;
@@ -117,8 +117,6 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
   }, 180_000);
 
   afterAll(async () => {
-    if (process.env.KEEP_LOG) for (const h of hosts) for (const s of SERVICES) { try { copyFileSync(join(hostPaths(h).loom_log_dir, `${s}.log`), `/tmp/ha-${h.name}-${s}.log`); } catch { /* */ } }
-    if (process.env.KEEP_LOG) copyFileSync(join(work, 'ansible.log'), '/tmp/ha-ansible.log');
     for (const h of hosts) for (const s of SERVICES) await stopDaemon(h, s);
     for (const s of ssh) await s.stop();
     for (const h of hosts) await h.stop();
@@ -133,7 +131,7 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
     }
   };
 
-  it('forms the etcd cluster over TLS, starts three controllers, elects one leader; the agent registers', { timeout: 420_000 }, async () => {
+  it('forms the etcd cluster over TLS, starts three controllers, elects one leader; the agent registers', { timeout: 600_000 }, async () => {
     first = await runPlaybook(underlay.netns, inventoryFile, work);
     trackDaemons();
     expect(first.code, explain(first)).toBe(0);
@@ -184,7 +182,7 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
     await waitFor('ping between the containers', async () => (await a.c.exec('ping', ['-c', '1', '-W', '1', b.ip])).includes('1 received'), 20_000, 200);
   });
 
-  it('changes nothing when run a second time', { timeout: 420_000 }, async () => {
+  it('changes nothing when run a second time', { timeout: 600_000 }, async () => {
     expect(first?.code).toBe(0);
     const pids = hosts.map((h) => SERVICES.map((s) => daemonPid(h, s)));
     const again = await runPlaybook(underlay.netns, inventoryFile, work);
@@ -193,7 +191,7 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
     expect(hosts.map((h) => SERVICES.map((s) => daemonPid(h, s)))).toEqual(pids);
   });
 
-  it('rolls a new release over the controllers one at a time; a leader stays present and the containers keep forwarding', { timeout: 420_000 }, async () => {
+  it('rolls a new release over the controllers one at a time; a leader stays present and the containers keep forwarding', { timeout: 600_000 }, async () => {
     expect(first?.code).toBe(0);
     const next = `${version}-next`;
     const newTarball = await repackRelease(tarball, version, next, join(work, 'release'));
