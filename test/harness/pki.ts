@@ -1,6 +1,7 @@
 // Certificates for TLS tests, made with openssl in a directory of the test's: a CA is
-// self-signed (no `ca`), anything else is signed by the named CA, valid for 127.0.0.1 (or the given subjectAltName). The
-// subject is CN=<name> unless given (an operator: `/CN=alice/O=loom:operators`).
+// self-signed (no `ca`), anything else is signed by the named CA, valid for 127.0.0.1 and
+// loom-controller unless another subjectAltName is given. The subject is CN=<name> unless given
+// (an operator: `/CN=alice/O=loom:operators`).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from './exec.js';
