@@ -31,6 +31,10 @@ export function hostPaths(host: SimHost) {
 
 export interface InventoryOptions {
   controller: InventoryHost;
+  /** Several controllers (they elect a leader on etcd); `controller` is then the first. */
+  controllers?: InventoryHost[];
+  /** Members of group loom_etcd (role loom_etcd). */
+  etcd?: InventoryHost[];
   agents: InventoryHost[];
   privateKey: string;
   knownHosts: string;
@@ -53,7 +57,8 @@ export function inventory(o: InventoryOptions): object {
     loom_ovs_rundir: h.host.dir,
     ...o.hostVars?.(h),
   });
-  const all = [o.controller, ...o.agents.filter((a) => a !== o.controller)];
+  const controllers = o.controllers ?? [o.controller];
+  const all = [...new Set([...controllers, ...(o.etcd ?? []), ...o.agents])];
   return {
     all: {
       vars: {
@@ -70,7 +75,8 @@ export function inventory(o: InventoryOptions): object {
       },
       hosts: Object.fromEntries(all.map((h) => [h.host.name, hostVars(h)])),
       children: {
-        loom_controllers: { hosts: { [o.controller.host.name]: {} } },
+        loom_controllers: { hosts: Object.fromEntries(controllers.map((c) => [c.host.name, {}])) },
+        ...(o.etcd ? { loom_etcd: { hosts: Object.fromEntries(o.etcd.map((e) => [e.host.name, {}])) } } : {}),
         loom_agents: { hosts: Object.fromEntries(o.agents.map((a) => [a.host.name, {}])) },
       },
     },
@@ -87,7 +93,7 @@ export interface PlaybookRun {
  * Runs ansible-playbook inside `netns` (the underlay, where the hosts' SSH addresses are), with
  * the repository's ansible.cfg; control sockets and local temp files go to `workDir`.
  */
-export function runPlaybook(netns: string, inventoryFile: string, workDir: string, extraArgs: string[] = []): Promise<PlaybookRun> {
+export function runPlaybook(netns: string, inventoryFile: string, workDir: string, extraArgs: string[] = [], onOutput?: (chunk: string) => void): Promise<PlaybookRun> {
   const args = ['netns', 'exec', netns, 'ansible-playbook', '-i', inventoryFile, join(ROOT, 'ansible/site.yml'), ...extraArgs];
   return new Promise((resolveRun, reject) => {
     const child = spawn('ip', args, {
@@ -106,6 +112,7 @@ export function runPlaybook(netns: string, inventoryFile: string, workDir: strin
     // The whole log also goes to a file, to follow a slow run: tail -f <workDir>/ansible.log
     const log = (b: Buffer) => {
       output += b.toString();
+      onOutput?.(b.toString());
       appendFileSync(join(workDir, 'ansible.log'), b);
     };
     child.stdout.on('data', log);
@@ -162,8 +169,11 @@ export function taskEvents(output: string): Array<{ task: string; host: string; 
   return events;
 }
 
+/** The services the roles install (init scripts, pidfiles in loom_run_dir). */
+export type LoomService = 'loom-controller' | 'loom-agent' | 'loom-etcd';
+
 /** PID of a daemon the init script started (its pidfile), if it runs. */
-export function daemonPid(host: SimHost, service: 'loom-controller' | 'loom-agent'): number | undefined {
+export function daemonPid(host: SimHost, service: LoomService): number | undefined {
   const file = join(hostPaths(host).loom_run_dir, `${service}.pid`);
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').trim());
@@ -172,9 +182,9 @@ export function daemonPid(host: SimHost, service: 'loom-controller' | 'loom-agen
 
 /**
  * Stops a daemon the roles started, by the PID in its pidfile, after checking that PID runs from
- * this host's install directory (so a reused PID is never hit).
+ * this host's directories (so a reused PID is never hit).
  */
-export async function stopDaemon(host: SimHost, service: 'loom-controller' | 'loom-agent'): Promise<void> {
+export async function stopDaemon(host: SimHost, service: LoomService): Promise<void> {
   const pid = daemonPid(host, service);
   if (!pid || !ownsPid(host, pid)) return;
   process.kill(pid, 'SIGTERM');
@@ -184,7 +194,7 @@ export async function stopDaemon(host: SimHost, service: 'loom-controller' | 'lo
 }
 
 /** Synchronous variant for process-exit cleanup. */
-export function stopDaemonSync(host: SimHost, service: 'loom-controller' | 'loom-agent'): void {
+export function stopDaemonSync(host: SimHost, service: LoomService): void {
   const pid = daemonPid(host, service);
   if (pid && ownsPid(host, pid)) process.kill(pid, 'SIGKILL');
 }
@@ -193,7 +203,8 @@ function ownsPid(host: SimHost, pid: number): boolean {
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return cmdline.includes(hostPaths(host).loom_install_dir) && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    // The release's daemons run from the host's install dir, etcd with its config file there.
+    return cmdline.includes(join(host.dir, 'root')) && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
