@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { keepResources } from '../test/harness/registry.js';
 import { startCluster, runCni, cniEnv, run, waitFor, alive, type Container } from '../test/harness/index.js';
 import { LoomClient } from '../src/api/client.js';
+import type { TraceResponse } from '../src/api/types.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DEMO_DIR = '/tmp/loom-demo';
@@ -122,13 +123,23 @@ async function up(): Promise<void> {
     const out = (await web1.exec('getent', ['ahostsv4', name]).catch(() => '')).split('\n')[0]?.split(/\s+/)[0];
     console.log(`  ${name.padEnd(16)} ${out || 'not found (another network\'s names do not exist for web1)'}`);
   }
+  console.log('\nTrace (loomctl trace: the controller asks the agents of both hosts over their Watch streams)');
+  const tunnelOf = (r: TraceResponse) => (r.tunnel ? `, ${r.tunnel.explanation}` : '');
+  for (const [from, to] of [['web1', 'web2'], ['web1', 'db2']] as const) {
+    const a = containers.get(from)!;
+    const b = containers.get(to)!;
+    const r = await client.trace({ from: `${a.network}/${from}`, to: `${b.network}/${to}` }).catch((e: Error) => e);
+    if (r instanceof Error) console.log(`  ${from} -> ${to}: trace failed: ${r.message}`);
+    else console.log(`  ${from} -> ${to}: ${r.verdict} at host ${r.host}, table ${r.table}${tunnelOf(r)}\n    ${r.explanation}`);
+  }
   client.close();
   console.log(`
 The topology keeps running. Try:
   ip netns exec ${state.containers[0]!.netns} ping ${state.containers[1]!.ipv6}      # enter web1 (on host1), ping web2 over IPv6
   ip netns exec ${state.containers[0]!.netns} bash                              # a shell inside web1
   ip netns exec ${state.containers[0]!.netns} getent hosts web3                  # names across hosts
-  bin/loomctl status                                                     # hosts, applied revisions, lag
+  bin/loomctl status                                                     # hosts, applied revisions, lag, drops
+  bin/loomctl trace blue/web1 blue/web2 --live                           # table by table on both hosts, a real marked packet
   bin/loomctl endpoint list --output json
   OVS_RUNDIR=${cluster.hosts[0]!.dir} ovs-ofctl -O OpenFlow13 dump-flows br-int   # host1's pipeline
   Logs: ${DEMO_DIR}/controller.log, ${cluster.hosts[0]!.dir}/agent.log
