@@ -147,14 +147,16 @@ async function watchLeaderKey(endpoints: string[], key: string): Promise<{ delet
   };
 }
 
-/** The time (epoch ms) of the first "new leadership term ..." line a daemon logged after `after`. */
-function readyAt(daemons: Daemon[], after: number): number {
-  let best = NaN;
+/** When (epoch ms) and how a daemon first logged, after `after`, that it leads with current state. */
+function readyAt(daemons: Daemon[], after: number): { at: number; how: string } {
+  let best = { at: NaN, how: '?' };
   for (const d of daemons) {
     for (const line of d.output().split('\n')) {
-      if (!line.includes('"leading: state current') && !line.includes('"state reloaded from the store"')) continue;
-      const t = Date.parse((JSON.parse(line) as { time: string }).time);
-      if (t >= after && !(t >= best)) best = t;
+      const fromWatch = line.includes('"leading: state current');
+      if (!fromWatch && !line.includes('"state reloaded from the store"')) continue;
+      const rec = JSON.parse(line) as { time: string; waitedMs?: number };
+      const t = Date.parse(rec.time);
+      if (t >= after && !(t >= best.at)) best = { at: t, how: fromWatch ? `from the watch, waited ${rec.waitedMs} ms` : 'reloaded' };
     }
   }
   return best;
@@ -197,9 +199,10 @@ async function etcdRun(): Promise<{ failovers: number[]; phases: Phases[]; lost:
       failovers.push(ms);
       const expired = (keyWatch.deletes.find((x) => x >= wall) ?? NaN) - wall;
       const won = (keyWatch.puts.find((x) => x >= wall) ?? NaN) - wall;
-      const ready = readyAt(daemons.filter((_, i) => i !== leader), wall) - wall;
+      const r = readyAt(daemons.filter((_, i) => i !== leader), wall);
+      const ready = r.at - wall;
       phases.push({ expired, won, ready });
-      log(`kill ${k + 1}: controller ${hosts[leader]} (leader) killed; lease expired +${expired} ms, campaign won +${won} ms, ready +${ready} ms, creates answered again +${ms.toFixed(0)} ms`);
+      log(`kill ${k + 1}: controller ${hosts[leader]} (leader) killed; lease expired +${expired} ms, campaign won +${won} ms, ready +${ready} ms (${r.how}), creates answered again +${ms.toFixed(0)} ms`);
       daemons[leader] = await start(leader);
     }
     await sleep(300);
