@@ -104,6 +104,12 @@ export class Controller {
    * commit when the term began), 0 when there is nothing to wait for. See `catchUp`.
    */
   private catchUpTo = 0;
+  /**
+   * The highest followed revision refused while a batch or reload of ours ran (0: none missing).
+   * Cleared once a commit or reload of ours covers it; while set, memory may lack a revision the
+   * watch will not bring again, so a new term reloads instead of trusting memory.
+   */
+  private refusedAbove = 0;
   /** While the first batch of a term waits for the watch to deliver up to `catchUpTo`. */
   private catchingUp: { target: number; done: () => void } | null = null;
   /** Stops following the store's other writers. */
@@ -159,6 +165,7 @@ export class Controller {
     if (missed) for (const ch of missed) this.changes.append(ch.revision, [ch.key]);
     else this.changes = new ChangeLog(this.store.revision(), Math.max(this.opts.changeLogSize, 1));
     this.loggedRevision = this.store.revision();
+    if (this.refusedAbove <= this.loggedRevision) this.refusedAbove = 0;
   }
 
   /**
@@ -190,7 +197,11 @@ export class Controller {
    */
   private applyFollowed(revision: number, changes: FollowedChange[]): boolean {
     // While catching up at the start of a term no batch of ours is in memory: take them then too.
-    if (this.closed || (this.writing && !this.catchingUp) || revision <= this.loggedRevision) return false;
+    if (this.closed || revision <= this.loggedRevision) return false;
+    if (this.writing && !this.catchingUp) {
+      this.refusedAbove = Math.max(this.refusedAbove, revision);
+      return false;
+    }
     const created = new Map(changes.map((c) => [c.key, c.createRevision]));
     this.state.applyChanges(changes, (k) => created.get(k) ?? revision, revision);
     this.changes.append(revision, changes.map((c) => c.key));
@@ -297,6 +308,10 @@ export class Controller {
     const target = this.catchUpTo;
     if (target === 0) return;
     this.catchUpTo = 0;
+    if (this.refusedAbove > 0) {
+      this.stale = true; // memory may lack a revision the watch brought while we wrote
+      return;
+    }
     const started = Date.now();
     if (this.loggedRevision < target || this.store.revision() < target) {
       let timer: NodeJS.Timeout | undefined;
@@ -432,6 +447,8 @@ export class Controller {
     this.writing = false;
     opsList.forEach((ops, i) => this.changes.append(revs[i], ops.map((o) => o.key)));
     this.loggedRevision = this.store.revision();
+    // Our Txns chain on meta/rev, so no other writer's revision lies at or below our last: refused ones were ours.
+    if (this.refusedAbove <= this.loggedRevision) this.refusedAbove = 0;
     const last = revs.length > 0 ? revs[revs.length - 1] : base;
     if (opsList.length > 0 && Math.floor(last / 1000) > Math.floor(base / 1000) && last > this.opts.storeHistory) {
       await this.store.compact(last - this.opts.storeHistory).catch((err: unknown) => this.opts.logger.warn({ err }, 'change log compaction failed'));

@@ -13,7 +13,11 @@ import { memoryController } from './fixtures.js';
 class ElectedStore extends SqliteStore {
   lead: Leadership = { term: 0, leader: '10.0.0.1:7400' };
   loads = 0;
+  /** Runs inside loadAll, after the read: what lands meanwhile is newer than the loaded state. */
+  afterLoad: (() => Promise<void>) | undefined;
   private handlers: FollowHandlers | undefined;
+  /** As etcd's store: its revision advances with its own commits, loads, and revisions the follower took. */
+  private visible = 0;
 
   leadership(): Leadership {
     return this.lead;
@@ -24,23 +28,46 @@ class ElectedStore extends SqliteStore {
     return () => (this.handlers = undefined);
   }
 
+  override revision(): number {
+    return Math.min(super.revision(), this.visible);
+  }
+
   override async loadAll(): Promise<KeyValue[]> {
     this.loads++;
-    return super.loadAll();
+    const all = await super.loadAll();
+    this.visible = super.revision();
+    const hook = this.afterLoad;
+    this.afterLoad = undefined;
+    await hook?.();
+    return all;
+  }
+
+  override async commitBatch(batch: StoreOp[][]): Promise<number[]> {
+    const revs = await super.commitBatch(batch);
+    if (revs.length > 0) this.visible = super.revision();
+    return revs;
   }
 
   /** The leader's commit, durable here; delivered to the follower's memory by `deliver`. */
   async land(ops: readonly StoreOp[]): Promise<{ revision: number; changes: FollowedChange[] }> {
-    const { revision } = await this.commit([...ops]);
+    const revision = (await super.commitBatch([[...ops]]))[0];
     return { revision, changes: ops.map((o) => ({ key: o.key, value: o.type === 'put' ? o.value : null, createRevision: revision })) };
   }
 
   deliver(c: { revision: number; changes: FollowedChange[] }): boolean {
-    return this.handlers!.onRevision(c.revision, c.changes);
+    const taken = this.handlers!.onRevision(c.revision, c.changes);
+    if (taken) this.visible = Math.max(this.visible, c.revision);
+    return taken;
   }
 
+  /** The last commit in the store, whatever the follower took of it. */
+  last(): number {
+    return super.revision();
+  }
+
+  /** Wins a term: its base is the store's last commit. */
   win(term: number): void {
-    this.lead = { term, leader: '10.0.0.2:7400', base: this.revision() };
+    this.lead = { term, leader: '10.0.0.2:7400', base: this.last() };
   }
 }
 
@@ -81,7 +108,7 @@ describe('a new leader takes over from its followed memory', () => {
     await replicate();
     const a2 = await leader.createEndpoint({ network: 'blue', host: 'h1', containerId: 'a2' });
     await replicate(false); // durable in the store, still in flight to the follower's memory
-    const top = store.revision();
+    const top = store.last();
     const inFlight = (await store.loadAll()).filter((kv) => kv.modRevision === top).map((kv) => ({ key: kv.key, value: kv.value, createRevision: kv.createRevision }));
     expect(inFlight.length).toBeGreaterThan(0);
     const loads = store.loads;
@@ -111,6 +138,32 @@ describe('a new leader takes over from its followed memory', () => {
     expect(store.loads).toBe(loads + 1);
     expect(e.ipv4).not.toBe(a2.ipv4);
     expect(follower.getEndpoint('blue', 'a2').ipv4).toBe(a2.ipv4);
+  });
+
+  it('reloads on a new term when a revision came while it wrote and the watch will not bring it again', async () => {
+    const { leader, store, follower, replicate, commits } = await setUp();
+    await replicate();
+    // A term without a base: the first batch reloads, and the old leader's next commit arrives
+    // during that reload (after its read), so memory refuses it while writing.
+    store.lead = { term: 10, leader: '10.0.0.2:7400' };
+    let a3 = '';
+    store.afterLoad = async () => {
+      a3 = (await leader.createEndpoint({ network: 'blue', host: 'h1', containerId: 'a3' })).ipv4;
+      const c = await store.land(commits.splice(0)[0]);
+      expect(store.deliver(c)).toBe(false);
+    };
+    await expect(follower.createEndpoint({ network: 'blue', host: 'h1', containerId: 'a' })).rejects.toThrow(/already has an endpoint/);
+    expect(a3).not.toBe('');
+    store.lead = { term: 0, leader: '10.0.0.1:7400' };
+    // Later revisions are taken: memory's revision passes the refused one.
+    await leader.createEndpoint({ network: 'blue', host: 'h1', containerId: 'a4' });
+    await replicate();
+    const loads = store.loads;
+    store.win(11);
+    const c = await follower.createEndpoint({ network: 'blue', host: 'h1', containerId: 'c' });
+    expect(store.loads).toBe(loads + 1);
+    expect(follower.getEndpoint('blue', 'a3').ipv4).toBe(a3);
+    expect(c.ipv4).not.toBe(a3);
   });
 
   it('still reloads on a new term when the store gives no base', async () => {
