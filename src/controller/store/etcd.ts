@@ -207,9 +207,15 @@ export class EtcdStore implements Store {
     watcher.once('error', again);
   }
 
+  /** After a failed round (etcd unreachable, a watch error): soon, as the leader may be gone. */
+  private readonly campaignBackoff = new Backoff({ minMs: 50, maxMs: 1000 });
+
   private retryCampaign(): void {
     if (this.closed) return;
-    this.campaignOnce().catch(() => setTimeout(() => this.retryCampaign(), 500).unref());
+    this.campaignOnce().then(
+      () => this.campaignBackoff.reset(),
+      () => setTimeout(() => this.retryCampaign(), this.campaignBackoff.next()).unref(),
+    );
   }
 
   revision(): number {
