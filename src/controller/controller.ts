@@ -301,8 +301,8 @@ export class Controller {
   /**
    * Before a new term's first batch: memory must hold every commit up to `catchUpTo`. Usually it
    * does already (the watch is hot); else waits for the watch up to `termCatchUpMs`, then reloads.
-   * Even a mistake here could not corrupt the store: every commit is also fenced on the revision
-   * memory is at (`meta/rev`), so a commit from stale memory fails and memory reloads.
+   * Memory behind the store's last commit would also fail its first commit's fence on `meta/rev`
+   * (and reload); a gap with later revisions taken after it the fence cannot see: `refusedAbove`.
    */
   private async catchUp(): Promise<void> {
     const target = this.catchUpTo;
