@@ -56,6 +56,8 @@ export interface ControllerOptions {
   /** Revisions of change log kept in the store (resumption across restarts). */
   storeHistory: number;
   logger: Logger;
+  /** How long a new leader waits for the watch to deliver its store's last commits before it reloads (default 1000). */
+  termCatchUpMs?: number;
 }
 
 /** Called after every committed revision with its operations (durable by then). */
@@ -74,6 +76,8 @@ interface Queued {
 }
 
 const MAX_BATCH = 256;
+/** How long a new leader waits for etcd's watch to deliver the last commits before it reloads instead. */
+const TERM_CATCH_UP_MS = 1000;
 
 export { GATEWAY_PORT_CAPABILITY };
 
@@ -106,6 +110,19 @@ export class Controller {
   private loggedRevision = 0;
   /** The store's leadership term the memory was loaded for (0 without election). */
   private term = 0;
+  /**
+   * On winning a term: the revision memory must reach before the first batch (the store's last
+   * commit when the term began), 0 when there is nothing to wait for. See `catchUp`.
+   */
+  private catchUpTo = 0;
+  /**
+   * The highest followed revision refused while a batch or reload of ours ran (0: none missing).
+   * Cleared once a commit or reload of ours covers it; while set, memory may lack a revision the
+   * watch will not bring again, so a new term reloads instead of trusting memory.
+   */
+  private refusedAbove = 0;
+  /** While the first batch of a term waits for the watch to deliver up to `catchUpTo`. */
+  private catchingUp: { target: number; done: () => void } | null = null;
   /** Stops following the store's other writers. */
   private unfollow: (() => void) | undefined;
 
@@ -159,6 +176,7 @@ export class Controller {
     if (missed) for (const ch of missed) this.changes.append(ch.revision, [ch.key]);
     else this.changes = new ChangeLog(this.store.revision(), Math.max(this.opts.changeLogSize, 1));
     this.loggedRevision = this.store.revision();
+    if (this.refusedAbove <= this.loggedRevision) this.refusedAbove = 0;
   }
 
   /**
@@ -189,7 +207,12 @@ export class Controller {
    * Revisions up to `loggedRevision` are ours or already known.
    */
   private applyFollowed(revision: number, changes: FollowedChange[]): boolean {
-    if (this.closed || this.writing || revision <= this.loggedRevision) return false;
+    // While catching up at the start of a term no batch of ours is in memory: take them then too.
+    if (this.closed || revision <= this.loggedRevision) return false;
+    if (this.writing && !this.catchingUp) {
+      this.refusedAbove = Math.max(this.refusedAbove, revision);
+      return false;
+    }
     const created = new Map(changes.map((c) => [c.key, c.createRevision]));
     this.state.applyChanges(changes, (k) => created.get(k) ?? revision, revision);
     this.changes.append(revision, changes.map((c) => c.key));
@@ -202,6 +225,7 @@ export class Controller {
         this.opts.logger.error({ err }, 'commit listener failed');
       }
     }
+    if (this.catchingUp && revision >= this.catchingUp.target) this.catchingUp.done();
     return true;
   }
 
@@ -261,15 +285,60 @@ export class Controller {
   }
 
   /**
-   * On a new leadership term: others may have written meanwhile (reload before writing), and
-   * hosts could not count on this controller before (host liveness counts from now).
+   * On a new leadership term: others may have written meanwhile, and hosts could not count on
+   * this controller before (host liveness counts from now). A follower's memory is hot from the
+   * watch, so a new leader need not reload: it has to hold every commit up to the store's last
+   * one when its term began (`Leadership.base`, read atomically with the win; the deposed leader's
+   * commits are fenced on its own term, so none can follow). Memory behind that waits for the
+   * watch to deliver the rest (`catchUp`); without a base (no election info) it reloads.
    */
   private followTerm(): void {
-    const term = this.store.leadership?.()?.term ?? 0;
+    const l = this.store.leadership?.();
+    const term = l?.term ?? 0;
     if (term === this.term) return;
     this.term = term;
-    this.stale = true;
     this.hearingSince = Date.now();
+    // Deposed: memory keeps following the new leader (a batch the fence refused reloaded already).
+    if (term === 0) return;
+    if (l?.base !== undefined && this.follows()) this.catchUpTo = l.base;
+    else this.stale = true;
+  }
+
+  /** Whether memory follows the store's other writers (etcd with election). */
+  private follows(): boolean {
+    return this.unfollow !== undefined;
+  }
+
+  /**
+   * Before a new term's first batch: memory must hold every commit up to `catchUpTo`. Usually it
+   * does already (the watch is hot); else waits for the watch up to `termCatchUpMs`, then reloads.
+   * Memory behind the store's last commit would also fail its first commit's fence on `meta/rev`
+   * (and reload); a gap with later revisions taken after it the fence cannot see: `refusedAbove`.
+   */
+  private async catchUp(): Promise<void> {
+    const target = this.catchUpTo;
+    if (target === 0) return;
+    this.catchUpTo = 0;
+    if (this.refusedAbove > 0) {
+      this.stale = true; // memory may lack a revision the watch brought while we wrote
+      return;
+    }
+    const started = Date.now();
+    if (this.loggedRevision < target || this.store.revision() < target) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.catchingUp = { target, done: resolve };
+        timer = setTimeout(resolve, this.opts.termCatchUpMs ?? TERM_CATCH_UP_MS);
+      });
+      clearTimeout(timer);
+      this.catchingUp = null;
+    }
+    if (this.loggedRevision < target || this.store.revision() < target) {
+      this.stale = true;
+      this.opts.logger.warn({ revision: this.store.revision(), base: target }, 'new leadership term: the watch did not catch up in time; reloading');
+      return;
+    }
+    this.opts.logger.info({ term: this.term, revision: this.store.revision(), base: target, waitedMs: Date.now() - started }, 'leading: state current from the watch, no reload');
   }
 
   /**
@@ -314,6 +383,7 @@ export class Controller {
     if (batch.length === 0) return;
     this.writing = true;
     this.followTerm();
+    await this.catchUp();
     if (this.stale) {
       // Memory may hold a batch that never committed: nothing validates against it.
       try {
@@ -388,6 +458,8 @@ export class Controller {
     this.writing = false;
     opsList.forEach((ops, i) => this.changes.append(revs[i], ops.map((o) => o.key)));
     this.loggedRevision = this.store.revision();
+    // Our Txns chain on meta/rev, so no other writer's revision lies at or below our last: refused ones were ours.
+    if (this.refusedAbove <= this.loggedRevision) this.refusedAbove = 0;
     const last = revs.length > 0 ? revs[revs.length - 1] : base;
     if (opsList.length > 0 && Math.floor(last / 1000) > Math.floor(base / 1000) && last > this.opts.storeHistory) {
       await this.store.compact(last - this.opts.storeHistory).catch((err: unknown) => this.opts.logger.warn({ err }, 'change log compaction failed'));

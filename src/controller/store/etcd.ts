@@ -72,6 +72,8 @@ export class EtcdStore implements Store {
   private storeId = '';
   /** create_revision of our leader key while we lead (the fencing token), else 0. */
   private term = 0;
+  /** The last commit's revision (meta/rev's mod_revision) read atomically with winning the term. */
+  private termBase = 0;
   private leaderAddress = '';
   private lease: Lease | null = null;
   private closed = false;
@@ -156,7 +158,8 @@ export class EtcdStore implements Store {
 
   leadership(): Leadership | null {
     if (!this.opts.election) return null;
-    return { term: this.term, leader: this.term > 0 ? this.opts.election.address : this.leaderAddress };
+    if (this.term === 0) return { term: 0, leader: this.leaderAddress };
+    return { term: this.term, leader: this.opts.election.address, base: this.termBase };
   }
 
   /**
@@ -179,12 +182,16 @@ export class EtcdStore implements Store {
     const res = await this.client.kv.txn(
       {
         compare: [{ key: this.leaderKey, target: 'Create', result: 'Equal', create_revision: 0 }],
-        success: [{ request_put: { key: this.leaderKey, value: Buffer.from(election.address), lease: id } }],
+        // Read with the win, in the same Txn: the last commit before this term. A deposed leader's
+        // commits are fenced on its own key, gone before ours was created, so none comes after it.
+        success: [{ request_put: { key: this.leaderKey, value: Buffer.from(election.address), lease: id } }, { request_range: { key: this.revKey } }],
         failure: [{ request_range: { key: this.leaderKey } }],
       },
       this.deadline(),
     );
     if (res.succeeded) {
+      const marker = res.responses[1]?.response_range.kvs[0];
+      this.termBase = marker ? Number(marker.mod_revision) : 0;
       this.term = Number(res.header.revision);
       this.leaderAddress = election.address;
       return;
@@ -200,9 +207,15 @@ export class EtcdStore implements Store {
     watcher.once('error', again);
   }
 
+  /** After a failed round (etcd unreachable, a watch error): soon, as the leader may be gone. */
+  private readonly campaignBackoff = new Backoff({ minMs: 50, maxMs: 1000 });
+
   private retryCampaign(): void {
     if (this.closed) return;
-    this.campaignOnce().catch(() => setTimeout(() => this.retryCampaign(), 500).unref());
+    this.campaignOnce().then(
+      () => this.campaignBackoff.reset(),
+      () => setTimeout(() => this.retryCampaign(), this.campaignBackoff.next()).unref(),
+    );
   }
 
   revision(): number {

@@ -88,6 +88,11 @@ export interface FollowHandlers {
 export interface Leadership {
   term: number;
   leader: string;
+  /**
+   * While leading: the revision of the store's last commit when this term began (read atomically
+   * with winning it). Memory at that revision is current: no other writer can commit after it.
+   */
+  base?: number;
 }
 
 /** Raised when a store cannot be opened or written; the message says which file and why. */
