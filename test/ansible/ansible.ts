@@ -4,9 +4,46 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { run, type SimHost } from '../harness/index.js';
+import { createUnderlay, run, startHost, type SimHost, type Underlay } from '../harness/index.js';
+import { generateClientKey, startSshd, type SshServer } from './sshd.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
+
+/** What a test's cleanup needs, filled as the lab starts, so a failed start is still removed. */
+export interface LabParts {
+  hosts: SimHost[];
+  ssh: SshServer[];
+  nodes: InventoryHost[];
+  underlay(u: Underlay): void;
+}
+
+/**
+ * The release, built exactly as an operator builds it, and `names` as simulated hosts on one
+ * underlay (192.0.2.11, .12, ...; OVS bridge br-phy) reached over SSH. Ansible runs in the
+ * underlay namespace, on its bridge (192.0.2.254): no address in the root namespace; checksums
+ * computed in software, since the hosts' userspace OVS does not fill them in.
+ */
+export async function startLab(work: string, names: readonly string[], parts: LabParts): Promise<{ tarball: string; version: string; knownHosts: string; privateKey: string }> {
+  const packaged = await run('bash', [join(ROOT, 'scripts/package.sh'), join(work, 'release')], { timeoutMs: 120_000 });
+  const tarball = packaged.trim().split('\n').at(-1)!;
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const underlay = await createUnderlay();
+  parts.underlay(underlay);
+  await run('ip', ['-n', underlay.netns, 'addr', 'add', '192.0.2.254/24', 'dev', 'br-ul']);
+  await run('ip', ['netns', 'exec', underlay.netns, 'ethtool', '-K', 'br-ul', 'tx', 'off']);
+  const key = await generateClientKey(join(work, 'client'));
+  for (const [i, name] of names.entries()) {
+    const host = await startHost({ name });
+    parts.hosts.push(host);
+    const address = `192.0.2.${11 + i}`;
+    await underlay.connect(host, `${address}/24`, { ovsBridge: 'br-phy' });
+    parts.ssh.push(await startSshd(host, address, key));
+    parts.nodes.push({ host, address });
+  }
+  const knownHosts = join(work, 'known_hosts');
+  writeFileSync(knownHosts, parts.ssh.map((s) => s.knownHostsLine).join('\n') + '\n');
+  return { tarball, version, knownHosts, privateKey: key.privateKey };
+}
 
 /** One inventory host: a simulated host reachable over SSH at its underlay address. */
 export interface InventoryHost {

@@ -3,20 +3,17 @@
 // store etcd electing a leader; h1 also runs an agent. The playbook forms the etcd cluster, starts
 // the controllers one at a time, a leader is elected and the agent registers; a second run changes
 // nothing; a new release then rolls over the controllers one at a time while a leader stays
-// present and the agent's containers keep forwarding.
-//
-// The agent is given one controller (h1): agents in this tree take one address (failover across
-// several is issue 19's agent work), so the upgrade here covers the controllers (--tags
-// controllers); site.test covers agents rolling.
+// present and the agent's containers keep forwarding. The agent is given every controller (the
+// role's default) and follows them through the upgrade.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createUnderlay, startHost, run, runCni, cniEnv, waitFor, type Container, type SimHost, type Underlay } from '../harness/index.js';
+import { run, runCni, cniEnv, waitFor, type Container, type SimHost, type Underlay } from '../harness/index.js';
 import { RUN_ROOT, track } from '../harness/registry.js';
 import { makeCert } from '../harness/pki.js';
-import { generateClientKey, startSshd, type SshServer } from './sshd.js';
-import { ROOT, daemonPid, hostPaths, inventory, repackRelease, runPlaybook, stopDaemon, stopDaemonSync, taskEvents, type InventoryHost, type LoomService, type PlaybookRun } from './ansible.js';
+import type { SshServer } from './sshd.js';
+import { daemonPid, startLab, hostPaths, inventory, repackRelease, runPlaybook, stopDaemon, stopDaemonSync, taskEvents, type InventoryHost, type LoomService, type PlaybookRun } from './ansible.js';
 
 interface HostStatus { name: string; up: boolean; connected: boolean; lag: number }
 
@@ -32,6 +29,8 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
   let inventoryFile: string;
   let version: string;
   let tarball: string;
+  let knownHosts: string;
+  let privateKey: string;
   let first: PlaybookRun;
   const pair: Array<{ c: Container; ip: string }> = [];
   const pki = join(work, 'pki');
@@ -60,29 +59,12 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
   beforeAll(async () => {
     mkdirSync(work, { recursive: true });
     track({ kind: 'dir', path: work });
-    const packaged = await run('bash', [join(ROOT, 'scripts/package.sh'), join(work, 'release')], { timeoutMs: 120_000 });
-    tarball = packaged.trim().split('\n').at(-1)!;
-    version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-
-    underlay = await createUnderlay();
-    await run('ip', ['-n', underlay.netns, 'addr', 'add', '192.0.2.254/24', 'dev', 'br-ul']);
-    await run('ip', ['netns', 'exec', underlay.netns, 'ethtool', '-K', 'br-ul', 'tx', 'off']);
-    const key = await generateClientKey(join(work, 'client'));
-    for (const [i, name] of HOSTS.entries()) {
-      const host = await startHost({ name });
-      hosts.push(host);
-      const address = `192.0.2.${11 + i}`;
-      await underlay.connect(host, `${address}/24`, { ovsBridge: 'br-phy' });
-      ssh.push(await startSshd(host, address, key));
-      nodes.push({ host, address });
-    }
+    ({ tarball, version, knownHosts, privateKey } = await startLab(work, HOSTS, { hosts, ssh, nodes, underlay: (u) => (underlay = u) }));
     // etcd's CA and one certificate per member for its underlay address: it serves etcd's
     // clients and peers, and the controller on the same host presents it to etcd.
     mkdirSync(pki);
     await makeCert(pki, 'etcd-ca');
     for (const [i, name] of HOSTS.entries()) certs.set(name, await makeCert(pki, `etcd-${name}`, 'etcd-ca', `/CN=${name}`, `IP:192.0.2.${11 + i}`));
-    const knownHosts = join(work, 'known_hosts');
-    writeFileSync(knownHosts, ssh.map((s) => s.knownHostsLine).join('\n') + '\n');
     inventoryFile = join(work, 'inventory.json');
     writeFileSync(
       inventoryFile,
@@ -92,7 +74,7 @@ describe('ansible/site.yml: three controllers on a three-member etcd', () => {
           controllers: nodes,
           etcd: nodes,
           agents: [nodes[0]!],
-          privateKey: key.privateKey,
+          privateKey,
           knownHosts,
           version,
           tarball,

@@ -6,11 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createUnderlay, startHost, run, runCni, cniEnv, waitFor, type Container, type SimHost, type Underlay } from '../harness/index.js';
+import { run, runCni, cniEnv, waitFor, type Container, type SimHost, type Underlay } from '../harness/index.js';
 import { RUN_ROOT, track } from '../harness/registry.js';
 import { makeCert } from '../harness/pki.js';
-import { generateClientKey, startSshd, type SshServer } from './sshd.js';
-import { ROOT, daemonPid, hostPaths, inventory, repackRelease, runPlaybook, stopDaemon, stopDaemonSync, taskEvents, type InventoryHost, type PlaybookRun } from './ansible.js';
+import type { SshServer } from './sshd.js';
+import { ROOT, daemonPid, startLab, hostPaths, inventory, repackRelease, runPlaybook, stopDaemon, stopDaemonSync, taskEvents, type InventoryHost, type PlaybookRun } from './ansible.js';
 
 interface HostStatus { name: string; up: boolean; connected: boolean; lag: number; appliedRevision: number }
 
@@ -25,6 +25,8 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
   let inventoryFile: string;
   let version: string;
   let tarball: string;
+  let knownHosts: string;
+  let privateKey: string;
   let first: PlaybookRun;
   let pair: Array<{ c: Container; ip: string }> = [];
 
@@ -43,33 +45,14 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
     mkdirSync(work, { recursive: true });
     track({ kind: 'dir', path: work });
     // The release, built once per run, exactly as an operator builds it.
-    const packaged = await run('bash', [join(ROOT, 'scripts/package.sh'), join(work, 'release')], { timeoutMs: 120_000 });
-    tarball = packaged.trim().split('\n').at(-1)!;
-    version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    ({ tarball, version, knownHosts, privateKey } = await startLab(work, HOSTS, { hosts, ssh, nodes, underlay: (u) => (underlay = u) }));
     expect(tarball).toMatch(new RegExp(`loom-${version.replaceAll('.', '\\.')}\\.tar\\.gz$`));
-
-    underlay = await createUnderlay();
-    // Ansible runs in the underlay namespace, on the underlay's bridge: no address in the root
-    // namespace. Checksums computed in software, since the hosts' userspace OVS does not fill them in.
-    await run('ip', ['-n', underlay.netns, 'addr', 'add', '192.0.2.254/24', 'dev', 'br-ul']);
-    await run('ip', ['netns', 'exec', underlay.netns, 'ethtool', '-K', 'br-ul', 'tx', 'off']);
-    const key = await generateClientKey(join(work, 'client'));
-    for (const [i, name] of HOSTS.entries()) {
-      const host = await startHost({ name });
-      hosts.push(host);
-      const address = `192.0.2.${11 + i}`;
-      await underlay.connect(host, `${address}/24`, { ovsBridge: 'br-phy' });
-      ssh.push(await startSshd(host, address, key));
-      nodes.push({ host, address });
-    }
     // One CA; a certificate per host (CN = its host name: its agent acts for that host only),
     // valid for loom-controller so agents need not know addresses. The controller host's is also
     // an operator's (O=loom:operators): the role creates networks with it.
     mkdirSync(pki);
     await makeCert(pki, 'ca');
     for (const name of HOSTS) certs.set(name, await makeCert(pki, name, 'ca', name === 'h1' ? '/CN=h1/O=loom:operators' : undefined));
-    const knownHosts = join(work, 'known_hosts');
-    writeFileSync(knownHosts, ssh.map((s) => s.knownHostsLine).join('\n') + '\n');
     inventoryFile = join(work, 'inventory.json');
     writeFileSync(
       inventoryFile,
@@ -77,7 +60,7 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
         inventory({
           controller: nodes[0]!,
           agents: nodes,
-          privateKey: key.privateKey,
+          privateKey,
           knownHosts,
           version,
           tarball,

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, runCni, cniEnv, waitFor, type Cluster, type Container } from '../harness/index.js';
+import { startCluster, attachContainer, waitFor, type Cluster } from '../harness/index.js';
 import { startDaemon, type Daemon } from '../harness/controller-daemon.js';
 import { isLeader, startEtcdCluster, type EtcdServer } from '../harness/etcd.js';
 import { startController } from '../harness/controller.js';
@@ -77,13 +77,7 @@ describe('controllers on etcd: failover', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const attach = async (host: number, name: string): Promise<{ c: Container; ipv4: string }> => {
-    const c = await cluster.hosts[host]!.addContainer(name, { empty: true });
-    const conf = { cniVersion: '1.0.0', name: 'blue', type: 'loom', agentSocket: cluster.agents[host]!.socket };
-    const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, name));
-    expect(r.code, r.stdout).toBe(0);
-    return { c, ipv4: (r.json as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]! };
-  };
+  const attach = (host: number, name: string) => attachContainer(cluster, host, name);
 
   /**
    * Creates endpoints from 3 writers until `stop()`; answered ones are kept in `acked`. A create

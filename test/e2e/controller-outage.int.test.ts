@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { startCluster, runCni, cniEnv, waitFor, type Cluster, type Container } from '../harness/index.js';
+import { startCluster, attachContainer, waitFor, type Cluster } from '../harness/index.js';
 import { startDaemon, tempDir, type Daemon } from '../harness/controller-daemon.js';
 import { LoomClient } from '../../src/api/client.js';
 
@@ -34,13 +34,7 @@ describe('controller outage', () => {
   let cluster: Cluster;
   let client: LoomClient;
   const start = () => startDaemon(['--listen', `127.0.0.1:${port}`, '--db', join(tmp.dir, 'c.db'), '--heartbeat-interval-ms', '1000', '--host-down-after-ms', String(HOST_DOWN_MS)]);
-  const attach = async (host: number, name: string): Promise<{ c: Container; ipv4: string }> => {
-    const c = await cluster.hosts[host]!.addContainer(name, { empty: true });
-    const conf = { cniVersion: '1.0.0', name: 'blue', type: 'loom', agentSocket: cluster.agents[host]!.socket };
-    const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, name));
-    expect(r.code, r.stdout).toBe(0);
-    return { c, ipv4: (r.json as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]! };
-  };
+  const attach = (host: number, name: string) => attachContainer(cluster, host, name);
 
   beforeAll(async () => {
     port = await freePort();

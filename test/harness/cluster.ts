@@ -2,7 +2,8 @@
 // loom-agent, tunnel neighbours seeded so no first packet is lost, and the CNI plugin binary.
 import { createUnderlay, type Underlay } from './underlay.js';
 import { startHost, type SimHost } from './host.js';
-import { startAgent, cniBinDir, type AgentProcess } from './loom.js';
+import { startAgent, cniBinDir, cniEnv, runCni, type AgentProcess } from './loom.js';
+import type { Container } from './container.js';
 
 export interface Cluster {
   underlay: Underlay;
@@ -75,4 +76,13 @@ export async function seedTunnelNeighbours(hosts: SimHost[], vteps: Record<strin
       if (peer !== h) await h.appctl('tnl/arp/set', 'br-phy', vteps[peer.name]!, macs.get(peer.name)!);
     }
   }
+}
+
+/** A container attached through the CNI plugin to `network` on host `host`; throws on a CNI error. */
+export async function attachContainer(cluster: Cluster, host: number, name: string, network = 'blue'): Promise<{ c: Container; ipv4: string }> {
+  const c = await cluster.hosts[host]!.addContainer(name, { empty: true });
+  const conf = { cniVersion: '1.0.0', name: network, type: 'loom', agentSocket: cluster.agents[host]!.socket };
+  const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, name));
+  if (r.code !== 0) throw new Error(`CNI ADD of ${name} on host ${host} failed (${r.code}): ${r.stdout}`);
+  return { c, ipv4: (r.json as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]! };
 }
