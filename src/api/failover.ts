@@ -17,7 +17,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Backoff, type BackoffOptions } from '../common/backoff.js';
-import { isServiceError, type CallOptions, type LoomClient } from './client.js';
+import { isServiceError, type LoomClient } from './client.js';
 import type * as T from './types.js';
 
 /** The trailer a follower's refusal names the leader in (the controller's `LEADER_TRAILER`). */
@@ -182,10 +182,31 @@ function describeError(err: unknown): string {
 }
 
 /**
- * LoomClient's calls over several controllers. Writes, and the calls only the leader can answer
- * for the whole cluster (heartbeats, status, wait), go to the leader; reads go to the home
- * unless `readsAtLeader` (the agent: an attach reads what it just wrote, so it asks the writer).
+ * Where each of LoomClient's calls goes. `leader`: writes, and what only the leader can answer for
+ * the whole cluster: heartbeats, `getStatus` and `wait` (it hears every agent's heartbeat, a
+ * follower only those streaming from it), `trace` (it asks the agents streaming from it; an agent
+ * whose stream is on another controller is answered as not connected, docs/architecture.md).
+ * `home`: reads. The compiler holds the table complete: a new call must be routed here.
  */
+const ROUTES = {
+  createNetwork: 'leader', getNetwork: 'home', listNetworks: 'home', deleteNetwork: 'leader', updateNetwork: 'leader',
+  createPolicy: 'leader', getPolicy: 'home', listPolicies: 'home', deletePolicy: 'leader', explainPolicy: 'home',
+  createEndpoint: 'leader', updateEndpoint: 'leader', getEndpoint: 'home', listEndpoints: 'home', deleteEndpoint: 'leader',
+  register: 'leader', heartbeat: 'leader', listHosts: 'home',
+  getStatus: 'leader', wait: 'leader', trace: 'leader',
+} as const satisfies Record<Exclude<keyof LoomClient, 'raw' | 'watch' | 'close'>, 'leader' | 'home'>;
+
+type RoutedCalls = Pick<LoomClient, keyof typeof ROUTES>;
+type AnyCall = (...args: unknown[]) => Promise<unknown>;
+
+/**
+ * LoomClient's calls over several controllers, routed by ROUTES; reads go to the leader too with
+ * `readsAtLeader` (the agent: an attach reads what it just wrote, so it asks the writer).
+ */
+// The calls are added in the constructor from ROUTES; the interface gives them their types.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface FailoverClient extends RoutedCalls {}
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class FailoverClient {
   readonly set: ControllerSet<LoomClient>;
 
@@ -195,87 +216,13 @@ export class FailoverClient {
     opts: FailoverOptions & { readsAtLeader?: boolean } = {},
   ) {
     this.set = new ControllerSet(addresses, make, opts);
-    this.readsAtLeader = opts.readsAtLeader ?? false;
+    const calls = this as unknown as Record<string, AnyCall>;
+    for (const [name, route] of Object.entries(ROUTES)) {
+      const at = route === 'leader' || opts.readsAtLeader ? this.set.atLeader.bind(this.set) : this.set.atHome.bind(this.set);
+      calls[name] = (...args) => at((c) => (c as unknown as Record<string, AnyCall>)[name]!(...args));
+    }
   }
 
-  private readonly readsAtLeader: boolean;
-
-  private read<T>(fn: (c: LoomClient) => Promise<T>): Promise<T> {
-    return this.readsAtLeader ? this.set.atLeader(fn) : this.set.atHome(fn);
-  }
-
-  private write<T>(fn: (c: LoomClient) => Promise<T>): Promise<T> {
-    return this.set.atLeader(fn);
-  }
-
-  createNetwork(network: Partial<T.Network>, o?: CallOptions): Promise<T.Network> {
-    return this.write((c) => c.createNetwork(network, o));
-  }
-  getNetwork(name: string, o?: CallOptions): Promise<T.Network> {
-    return this.read((c) => c.getNetwork(name, o));
-  }
-  listNetworks(o?: CallOptions): Promise<T.ListNetworksResponse> {
-    return this.read((c) => c.listNetworks(o));
-  }
-  deleteNetwork(name: string, o?: CallOptions): Promise<T.DeleteResponse> {
-    return this.write((c) => c.deleteNetwork(name, o));
-  }
-  updateNetwork(req: T.UpdateNetworkRequest, o?: CallOptions): Promise<T.Network> {
-    return this.write((c) => c.updateNetwork(req, o));
-  }
-  createPolicy(policy: T.CreatePolicyRequest['policy'], o?: CallOptions): Promise<T.Policy> {
-    return this.write((c) => c.createPolicy(policy, o));
-  }
-  getPolicy(network: string, name: string, o?: CallOptions): Promise<T.Policy> {
-    return this.read((c) => c.getPolicy(network, name, o));
-  }
-  listPolicies(filter: T.ListPoliciesRequest = {}, o?: CallOptions): Promise<T.ListPoliciesResponse> {
-    return this.read((c) => c.listPolicies(filter, o));
-  }
-  deletePolicy(network: string, name: string, o?: CallOptions): Promise<T.DeleteResponse> {
-    return this.write((c) => c.deletePolicy(network, name, o));
-  }
-  explainPolicy(req: T.ExplainPolicyRequest, o?: CallOptions): Promise<T.ExplainPolicyResponse> {
-    return this.read((c) => c.explainPolicy(req, o));
-  }
-  createEndpoint(req: T.CreateEndpointRequest, o?: CallOptions): Promise<T.Endpoint> {
-    return this.write((c) => c.createEndpoint(req, o));
-  }
-  updateEndpoint(req: T.UpdateEndpointRequest, o?: CallOptions): Promise<T.Endpoint> {
-    return this.write((c) => c.updateEndpoint(req, o));
-  }
-  getEndpoint(network: string, containerId: string, o?: CallOptions): Promise<T.Endpoint> {
-    return this.read((c) => c.getEndpoint(network, containerId, o));
-  }
-  listEndpoints(filter: T.ListEndpointsRequest = {}, o?: CallOptions): Promise<T.ListEndpointsResponse> {
-    return this.read((c) => c.listEndpoints(filter, o));
-  }
-  deleteEndpoint(network: string, containerId: string, o?: CallOptions): Promise<T.DeleteResponse> {
-    return this.write((c) => c.deleteEndpoint(network, containerId, o));
-  }
-  register(req: T.RegisterRequest, o?: CallOptions): Promise<T.RegisterResponse> {
-    return this.write((c) => c.register(req, o));
-  }
-  heartbeat(name: string, appliedRevision = 0, o?: CallOptions, drops?: T.DropCount[]): Promise<T.HeartbeatResponse> {
-    return this.write((c) => c.heartbeat(name, appliedRevision, o, drops));
-  }
-  listHosts(o?: CallOptions): Promise<T.ListHostsResponse> {
-    return this.read((c) => c.listHosts(o));
-  }
-  /** The leader's: it hears every agent (heartbeats), a follower only those streaming from it. */
-  getStatus(o?: CallOptions): Promise<T.GetStatusResponse> {
-    return this.write((c) => c.getStatus(o));
-  }
-  wait(revision: number, timeoutMs: number): Promise<T.WaitResponse> {
-    return this.write((c) => c.wait(revision, timeoutMs));
-  }
-  /**
-   * At the leader. It asks the agents streaming from it; with several controllers an agent whose
-   * stream is on another one is answered as not connected (docs/architecture.md, trace).
-   */
-  trace(req: T.TraceRequest, o?: CallOptions): Promise<T.TraceResponse> {
-    return this.write((c) => c.trace(req, o));
-  }
   /** A Watch stream on the home's API port (see ControllerSet.homeFailed). */
   watch(): grpc.ClientDuplexStream<T.WatchRequest, T.WatchResponse> {
     return this.set.homeClient().watch();

@@ -2,7 +2,8 @@
 // the leader, reads move on from a controller that does not answer, every call is bounded in time.
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { ControllerSet, homeIndex, leaderHint, parseControllerList, type FailoverOptions } from '../../src/api/failover.js';
+import { ControllerSet, FailoverClient, homeIndex, leaderHint, parseControllerList, type FailoverOptions } from '../../src/api/failover.js';
+import type { LoomClient } from '../../src/api/client.js';
 
 type Fake = { address: string; call: () => Promise<string>; close(): void };
 
@@ -130,5 +131,38 @@ describe('controller failover (client side)', () => {
     const homes = new Set(Array.from({ length: 30 }, (_, i) => homeIndex(`node${i}`, 3)));
     expect(homes).toEqual(new Set([0, 1, 2]));
     expect(homeIndex('node7', 3)).toBe(homeIndex('node7', 3));
+  });
+
+  it('routes writes and leader-only calls to the leader, reads to the home (or the leader with readsAtLeader), arguments intact', async () => {
+    // a leads; b is the home and a follower that refuses writes naming a.
+    const calls: string[] = [];
+    const make = (address: string) =>
+      new Proxy({} as LoomClient, {
+        get: (_t, name: string) =>
+          name === 'close'
+            ? () => undefined
+            : (...args: unknown[]) => {
+                calls.push(`${address} ${name} ${JSON.stringify(args)}`);
+                const refuse = address === 'b:7400' && !name.startsWith('get') && !name.startsWith('list') && name !== 'explainPolicy';
+                return refuse ? follower('a:7400')() : Promise.resolve(address);
+              },
+      });
+    const client = new FailoverClient(['a:7400', 'b:7400'], make, { home: 1 });
+    expect(await client.getNetwork('blue')).toBe('b:7400');
+    expect(await client.listEndpoints({ network: 'blue' })).toBe('b:7400');
+    expect(await client.createNetwork({ name: 'red' })).toBe('a:7400');
+    expect(await client.wait(7, 1000)).toBe('a:7400');
+    expect(await client.trace({ from: 'blue/x', to: 'blue/y' })).toBe('a:7400');
+    expect(calls).toEqual([
+      'b:7400 getNetwork ["blue"]',
+      'b:7400 listEndpoints [{"network":"blue"}]',
+      'b:7400 createNetwork [{"name":"red"}]',
+      'a:7400 createNetwork [{"name":"red"}]',
+      'a:7400 wait [7,1000]',
+      'a:7400 trace [{"from":"blue/x","to":"blue/y"}]',
+    ]);
+    const agent = new FailoverClient(['a:7400', 'b:7400'], make, { home: 1, readsAtLeader: true });
+    await agent.createEndpoint({ network: 'blue', host: 'h', containerId: 'c' });
+    expect(await agent.getEndpoint('blue', 'c')).toBe('a:7400');
   });
 });
