@@ -7,30 +7,7 @@ import type { Counter } from 'prom-client';
 import { bytesToIpv4, bytesToIpv6 } from '../common/ip.js';
 import { DENY_OBJECT, Feature, OBJECT_MASK, cookieFeature } from './pipeline/fields.js';
 import type { PacketIo } from './nd-responder.js';
-
-/** Tokens refill at `rate` a second up to `burst`; each line takes one. */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    private readonly now: () => number = () => performance.now(),
-  ) {
-    this.tokens = burst;
-    this.last = now();
-  }
-
-  take(): boolean {
-    const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.rate);
-    this.last = t;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-}
+import { TokenBucket } from '../common/token-bucket.js';
 
 export interface DeniedPacket {
   source: string;

@@ -9,6 +9,7 @@ import { fitUdp } from './dns/resolver.js';
 import type { Logger } from 'pino';
 import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv4ToBytes, ipv6ToBytes, macToBytes } from '../common/ip.js';
 import type { PacketIo } from './nd-responder.js';
+import { TokenBucket } from '../common/token-bucket.js';
 import { Feature, VniReg, cookieFeature, gatewayMac } from './pipeline/fields.js';
 import { DNS_PORT } from './pipeline/dns.js';
 import type { DnsResolver, DnsScope } from './dns/resolver.js';
@@ -161,8 +162,7 @@ export interface DnsResponderMetrics {
 }
 
 interface Bucket {
-  tokens: number;
-  at: number;
+  rate: TokenBucket;
   inFlight: number;
 }
 
@@ -237,16 +237,11 @@ export class DnsResponder {
 
   /** A token from the port's bucket, or undefined when it asks faster than allowed. */
   private take(port: number): Bucket | undefined {
-    const t = this.now();
     let b = this.buckets.get(port);
     if (!b) {
-      b = { tokens: this.limits.perPortBurst, at: t, inFlight: 0 };
+      b = { rate: new TokenBucket(this.limits.perPortQps, this.limits.perPortBurst, this.now), inFlight: 0 };
       this.buckets.set(port, b);
     }
-    b.tokens = Math.min(this.limits.perPortBurst, b.tokens + ((t - b.at) / 1000) * this.limits.perPortQps);
-    b.at = t;
-    if (b.tokens < 1) return undefined;
-    b.tokens -= 1;
-    return b;
+    return b.rate.take() ? b : undefined;
   }
 }

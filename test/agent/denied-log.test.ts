@@ -1,7 +1,7 @@
 // The denied-attempts log: the token bucket, header parsing, and which packet-ins become lines.
 import { describe, expect, it } from 'vitest';
 import client from 'prom-client';
-import { logDeniedAttempts, parseDeniedPacket, TokenBucket } from '../../src/agent/denied-log.js';
+import { logDeniedAttempts, parseDeniedPacket } from '../../src/agent/denied-log.js';
 import { DENY_OBJECT, Feature, cookie } from '../../src/agent/pipeline/fields.js';
 import type { PacketIn } from '../../src/openflow/messages.js';
 import type { Match } from '../../src/openflow/types.js';
@@ -36,18 +36,6 @@ function udp6(): Buffer {
 }
 
 describe('denied-attempts log', () => {
-  it('lets a burst through, then refills at the rate', () => {
-    let t = 0;
-    const bucket = new TokenBucket(10, 10, () => t);
-    const burst = Array.from({ length: 15 }, () => bucket.take());
-    expect(burst.filter(Boolean)).toHaveLength(10);
-    t += 100; // 0.1 s at 10/s: one token
-    expect(bucket.take()).toBe(true);
-    expect(bucket.take()).toBe(false);
-    t += 10_000; // never more than the burst
-    expect(Array.from({ length: 20 }, () => bucket.take()).filter(Boolean)).toHaveLength(10);
-  });
-
   it('reads addresses, protocol and ports of IPv4 and IPv6 packets', () => {
     expect(parseDeniedPacket(tcp4())).toEqual({ source: '198.18.0.2', destination: '198.18.0.3', protocol: 'tcp', sourcePort: 40000, port: 80 });
     expect(parseDeniedPacket(udp6())).toEqual({ source: 'fd00::2', destination: 'fd00::3', protocol: 'udp', sourcePort: 5353, port: 53 });
