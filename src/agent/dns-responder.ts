@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv4ToBytes, ipv6ToBytes, macToBytes } from '../common/ip.js';
 import type { PacketIo } from './nd-responder.js';
 import { TokenBucket } from '../common/token-bucket.js';
+import { internetChecksum, pseudoHeader } from '../common/checksum.js';
 import { Feature, VniReg, cookieFeature, gatewayMac } from './pipeline/fields.js';
 import { DNS_PORT } from './pipeline/dns.js';
 import type { DnsResolver, DnsScope } from './dns/resolver.js';
@@ -93,7 +94,7 @@ export function buildUdpReply(q: UdpDatagram, payload: Buffer, fromMac: string):
     frame[ip + 9] = UDP;
     src.copy(frame, ip + 12);
     dst.copy(frame, ip + 16);
-    frame.writeUInt16BE(finish(sum16(frame.subarray(ip, ip + 20))), ip + 10);
+    frame.writeUInt16BE(internetChecksum(frame.subarray(ip, ip + 20)), ip + 10);
   } else {
     frame.writeUInt32BE(0x60000000, ip);
     frame.writeUInt16BE(udpLen, ip + 4);
@@ -116,30 +117,8 @@ export function buildUdpReply(q: UdpDatagram, payload: Buffer, fromMac: string):
  * zero); 0 is sent as 0xffff (an IPv6 UDP checksum is mandatory, zero means "none" in IPv4).
  */
 export function udpChecksum(src: Uint8Array, dst: Uint8Array, datagram: Buffer): number {
-  const pseudo = Buffer.alloc(src.length === 4 ? 12 : 40);
-  if (src.length === 4) {
-    Buffer.from(src).copy(pseudo, 0);
-    Buffer.from(dst).copy(pseudo, 4);
-    pseudo[9] = UDP;
-    pseudo.writeUInt16BE(datagram.length, 10);
-  } else {
-    Buffer.from(src).copy(pseudo, 0);
-    Buffer.from(dst).copy(pseudo, 16);
-    pseudo.writeUInt32BE(datagram.length, 32);
-    pseudo[39] = UDP;
-  }
-  const c = finish(sum16(pseudo) + sum16(datagram));
+  const c = internetChecksum(pseudoHeader(src, dst, UDP, datagram.length), datagram);
   return c === 0 ? 0xffff : c;
-}
-
-function sum16(b: Uint8Array): number {
-  let sum = 0;
-  for (let i = 0; i < b.length; i += 2) sum += (b[i]! << 8) | (i + 1 < b.length ? b[i + 1]! : 0);
-  return sum;
-}
-function finish(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
 }
 
 

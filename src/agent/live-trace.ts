@@ -9,6 +9,7 @@ import type { FlowSpec, FlowFilter } from '../openflow/client.js';
 import type { Action, Match, MatchField } from '../openflow/types.js';
 import type { PacketIn } from '../openflow/messages.js';
 import { ipToBytes, macToBytes } from '../common/ip.js';
+import { internetChecksum, pseudoHeader } from '../common/checksum.js';
 import { Feature, FEATURE_MASK, OBJECT_MASK, Table, cookie, gatewayMac } from './pipeline/fields.js';
 
 export interface LiveIo {
@@ -160,15 +161,6 @@ export function observationFlows(spec: LiveSpec, generation: number, ports: { tu
 
 // ---- the probe packet
 
-function checksum(...parts: Uint8Array[]): number {
-  let sum = 0;
-  for (const b of parts) {
-    for (let i = 0; i < b.length; i += 2) sum += (b[i]! << 8) | (b[i + 1] ?? 0);
-  }
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
 /** An Ethernet frame from the endpoint to its gateway MAC: IPv4/IPv6 with the DSCP mark, then ICMP echo, a TCP SYN or UDP. */
 export function buildProbe(spec: LiveSpec, srcMac: string, dstMac: string): Buffer {
   const v6 = spec.source.includes(':');
@@ -197,20 +189,9 @@ export function buildProbe(spec: LiveSpec, srcMac: string, dstMac: string): Buff
     l4.writeUInt16BE(l4.length, 4);
     l4.write('loomtrac', 8, 'latin1');
   }
-  const pseudo = v6 ? Buffer.alloc(40) : Buffer.alloc(12);
-  if (v6) {
-    src.copy(pseudo, 0);
-    dst.copy(pseudo, 16);
-    pseudo.writeUInt32BE(l4.length, 32);
-    pseudo[39] = proto;
-  } else {
-    src.copy(pseudo, 0);
-    dst.copy(pseudo, 4);
-    pseudo[9] = proto;
-    pseudo.writeUInt16BE(l4.length, 10);
-  }
+  const pseudo = pseudoHeader(src, dst, proto, l4.length);
   const sumAt = spec.protocol === 'icmp' ? 2 : spec.protocol === 'tcp' ? 16 : 6;
-  const sum = spec.protocol === 'icmp' && !v6 ? checksum(l4) : checksum(pseudo, l4);
+  const sum = spec.protocol === 'icmp' && !v6 ? internetChecksum(l4) : internetChecksum(pseudo, l4);
   l4.writeUInt16BE(spec.protocol === 'udp' && sum === 0 ? 0xffff : sum, sumAt);
   let ip: Buffer;
   if (v6) {
@@ -231,7 +212,7 @@ export function buildProbe(spec: LiveSpec, srcMac: string, dstMac: string): Buff
     ip[9] = proto;
     src.copy(ip, 12);
     dst.copy(ip, 16);
-    ip.writeUInt16BE(checksum(ip), 10);
+    ip.writeUInt16BE(internetChecksum(ip), 10);
   }
   const eth = Buffer.alloc(14);
   macToBytes(dstMac).copy(eth, 0);

@@ -3,6 +3,7 @@
 // which OpenFlow actions cannot do. Pure packet code plus the small glue the agent calls.
 import type { Logger } from 'pino';
 import { ipv6ToBytes, bytesToIpv6, macToBytes, bytesToMac } from '../common/ip.js';
+import { internetChecksum, pseudoHeader } from '../common/checksum.js';
 import type { Action, Match } from '../openflow/types.js';
 import type { PacketIn } from '../openflow/messages.js';
 import { gatewayMac, VniReg } from './pipeline/fields.js';
@@ -90,16 +91,6 @@ export function buildNeighborAdvertisement(ns: NeighborSolicitation, target: str
 
 /** RFC 4443 checksum over the IPv6 pseudo-header and the ICMPv6 message (checksum field zero). */
 export function icmpv6Checksum(src: Buffer, dst: Buffer, message: Buffer): number {
-  const pseudo = Buffer.alloc(40);
-  src.copy(pseudo, 0);
-  dst.copy(pseudo, 16);
-  pseudo.writeUInt32BE(message.length, 32);
-  pseudo[39] = ICMPV6;
-  let sum = 0;
-  for (const part of [pseudo, message]) {
-    for (let i = 0; i < part.length; i += 2) sum += (part[i]! << 8) | (i + 1 < part.length ? part[i + 1]! : 0);
-  }
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
+  return internetChecksum(pseudoHeader(src, dst, ICMPV6, message.length), message);
 }
 
