@@ -78,7 +78,7 @@ export class FlowSync {
         chunks.set(c.key, have);
       } else {
         const flows = c.build();
-        if (c.key.startsWith('network ')) rebuiltNetwork = true;
+        if (c.kind === 'network') rebuiltNetwork = true;
         chunks.set(c.key, flows);
         added.push(...flows);
       }

@@ -38,6 +38,8 @@ export function buildPipeline(state: PipelineState, reuse?: FlowReuse): Flow[] {
  * detach changes one endpoint chunk, and only its flows are built and compared (FlowSync).
  */
 export interface FlowChunk {
+  /** What the chunk's flows depend on; `network` chunks hold the policy (built with FlowReuse). */
+  kind: 'host' | 'network' | 'endpoint';
   key: string;
   build(): Flow[];
 }
@@ -47,12 +49,13 @@ export function pipelineChunks(state: PipelineState, reuse?: FlowReuse): FlowChu
   const host = { generation, tunnelPorts, ...(gatewayPort ? { gatewayPort } : {}) };
   const hostKey = JSON.stringify(host);
   const chunks: FlowChunk[] = [
-    { key: `host ${hostKey}`, build: () => [...tableMissFlows(generation), ...tunnelPortFlows(host), policyMissFlow(generation), ...hostPathPortFlows(host)] },
+    { kind: 'host', key: `host ${hostKey}`, build: () => [...tableMissFlows(generation), ...tunnelPortFlows(host), policyMissFlow(generation), ...hostPathPortFlows(host)] },
   ];
   for (const net of state.networks) {
     const { endpoints, ...rest } = net;
     const bare: NetworkState = { ...rest, endpoints: [] };
     chunks.push({
+      kind: 'network',
       key: `network ${hostKey} ${JSON.stringify(deniedLog ?? null)} ${JSON.stringify(rest)}`,
       build: () => {
         const one = { ...host, networks: [bare] };
@@ -69,6 +72,7 @@ export function pipelineChunks(state: PipelineState, reuse?: FlowReuse): FlowChu
       chunks.push({
         // Endpoint flows depend on the endpoint, the host's parts and its network's VNI, gateways
         // and host addresses (TCP DNS answers) only.
+        kind: 'endpoint',
         key: `endpoint ${hostKey} ${JSON.stringify([net.vni, net.gateway4, net.gateway6, net.hostAddress4, net.hostAddress6, net.ipv4Cidr, net.ipv6Cidr])} ${JSON.stringify(ep)}`,
         build: () => [...endpointFlows(generation, net, ep), ...spoofGuardFlows(generation, ep), ...dnsEndpointFlows(host, net, ep)],
       });
