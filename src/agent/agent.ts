@@ -43,6 +43,8 @@ import { DnsServer, listeningTcpSocket } from './dns/server.js';
 export { AgentError } from './attacher.js';
 /** Traces the controller may have this agent run at once (each asks ovs-vswitchd once). */
 const MAX_AGENT_TRACES = 4;
+/** How often the underlay bridge's kernel routes are compared with those pinned in ovs-vswitchd. */
+const UNDERLAY_ROUTES_INTERVAL_MS = 10_000;
 
 function protoOf(p: string | undefined): 'icmp' | 'tcp' | 'udp' {
   return p === 'tcp' || p === 'udp' ? p : 'icmp';
@@ -89,6 +91,9 @@ export class Agent {
   private readonly unsubscribe: Array<() => void> = [];
   private readonly reclaimer: EndpointReclaimer;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private underlayRoutesTimer: NodeJS.Timeout | undefined;
+  /** Said once per process: ovs-vswitchd copies the kernel's routes (the flush race is on). */
+  private warnedSystemRoutes = false;
   private readonly controllerApi: EndpointApi;
   private stopped = false;
   private gatewayPort: GatewayPortState | undefined;
@@ -185,6 +190,8 @@ export class Agent {
 
   /** Recovers endpoints from OVSDB, then follows the controller (in the background). */
   async start(): Promise<void> {
+    // Before any flow: with --disable-system-route no tunnel packet leaves without these routes.
+    await this.syncUnderlayRoutes();
     this.unsubscribe.push(
       this.host.openflow.onDisconnected(() => {
         // Kernel datapath: the next ovs-vswitchd keeps forwarding on the datapath's flows until the
@@ -198,6 +205,8 @@ export class Agent {
         // Reprogram at once from what the agent knows (ports keep their ofports across a restart:
         // OVSDB holds them), then re-read the ports and fix what differs, if anything.
         this.enqueue(async () => {
+          // Nor routes: a restarted ovs-vswitchd has lost the pinned ones.
+          await this.syncUnderlayRoutes();
           // A restarted ovs-vswitchd has no meters either: the deny flows need theirs first.
           await this.prepareDeniedLog();
           await this.syncFlows();
@@ -229,6 +238,11 @@ export class Agent {
     if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
     this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, stale: this.reclaimer.pendingCount, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
     this.startEndpointSweep();
+    if (this.host.underlayRoutes) {
+      // Follows the kernel's routes through the underlay bridge (an operator's new gateway, say).
+      this.underlayRoutesTimer = setInterval(() => void this.syncUnderlayRoutes(), UNDERLAY_ROUTES_INTERVAL_MS);
+      this.underlayRoutesTimer.unref();
+    }
     // The controller may be away: forwarding goes on with the installed flows meanwhile.
     void this.session.start();
   }
@@ -269,6 +283,29 @@ export class Agent {
       }
       if (p.ofport === undefined) continue;
       attachments.set(key, { hostIfname: p.name, ofport: p.ofport, record: p.record });
+    }
+  }
+
+  /**
+   * Userspace datapath: pins the underlay bridge's kernel routes into ovs-vswitchd as user routes
+   * (src/agent/underlay-routes.ts says why). Never throws: tunnels then use what OVS has.
+   */
+  private async syncUnderlayRoutes(): Promise<void> {
+    const routes = this.host.underlayRoutes;
+    if (!routes) return;
+    try {
+      const r = await routes.sync();
+      if (r.added.length + r.removed.length > 0) this.log.info({ bridge: routes.bridge, added: r.added, removed: r.removed }, 'underlay routes pinned in ovs-vswitchd');
+      if (r.failed.length > 0) this.log.error({ bridge: routes.bridge, failed: r.failed }, 'ovs-vswitchd refused underlay routes; tunnel packets to those destinations are dropped');
+      if (r.systemRoutes > 0 && !this.warnedSystemRoutes) {
+        this.warnedSystemRoutes = true;
+        this.log.warn(
+          { bridge: routes.bridge, systemRoutes: r.systemRoutes },
+          'ovs-vswitchd copies the kernel routing table: each link change on this host (a container starting) can drop tunnel packets for a moment; start it with --disable-system-route (docs/deploy.md)',
+        );
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'pinning the underlay routes in ovs-vswitchd failed; retrying');
     }
   }
 
@@ -723,6 +760,7 @@ export class Agent {
     this.stopped = true;
     this.session.stop();
     clearInterval(this.sweepTimer);
+    clearInterval(this.underlayRoutesTimer);
     this.reclaimer.stop();
     for (const off of this.unsubscribe) off();
     await Promise.all([...this.dnsTcpListeners.values()].map((l) => l.stop()));

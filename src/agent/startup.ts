@@ -13,6 +13,8 @@ import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
 import { ensureGatewayPort, GatewayPortHost } from './gateway-port.js';
 import { HostFirewall } from './host-firewall.js';
+import { UnderlayRoutes } from './underlay-routes.js';
+import { controlSocketPath, unixctl } from '../ovsdb/unixctl.js';
 import type { BackoffOptions } from '../common/backoff.js';
 
 /**
@@ -89,7 +91,12 @@ export interface HostParts {
   /** The host path (gateway port and table inet loom); absent with gatewayPort ''. */
   gateway?: GatewayPortHost;
   firewall?: HostFirewall;
+  /** Userspace datapath with an underlay bridge: its routes pinned into ovs-vswitchd. */
+  underlayRoutes?: UnderlayRoutes;
 }
+
+/** RTN_UNICAST: a plain route (not local, broadcast, blackhole...). */
+const RTN_UNICAST = 1;
 
 /** Connects to OVS, prepares the bridge layout and a new cookie generation, opens OpenFlow and netlink. */
 export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostParts> {
@@ -120,6 +127,22 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       plumber: new ContainerPlumber(netlink),
       tunnelPorts,
       generation,
+      ...(c.datapathType === 'netdev' && c.underlayBridge
+        ? {
+            underlayRoutes: new UnderlayRoutes(c.underlayBridge, {
+              appctl: (command, args) => unixctl(controlSocketPath(c.ovsRunDir), command, args, { timeoutMs: 2000 }),
+              kernelRoutes: async () => {
+                const routes = [];
+                for (const family of [4, 6] as const) {
+                  for (const r of await netlink.route.list({ family, dev: c.underlayBridge })) {
+                    if (r.type === RTN_UNICAST) routes.push({ dst: r.dst, family, ...(r.gateway ? { gateway: r.gateway } : {}) });
+                  }
+                }
+                return routes;
+              },
+            }),
+          }
+        : {}),
       ...(gatewayOfport !== undefined
         ? { gateway: new GatewayPortHost(netlink, c.gatewayPort, gatewayOfport, log), firewall: new HostFirewall(c.nft, c.hostNetns) }
         : {}),

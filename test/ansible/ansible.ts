@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createUnderlay, run, startHost, type SimHost, type Underlay } from '../harness/index.js';
+import { createUnderlay, LOOM_VSWITCHD_ARGS, run, startHost, type SimHost, type Underlay } from '../harness/index.js';
 import { generateClientKey, startSshd, type SshServer } from './sshd.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -33,7 +33,7 @@ export async function startLab(work: string, names: readonly string[], parts: La
   await run('ip', ['netns', 'exec', underlay.netns, 'ethtool', '-K', 'br-ul', 'tx', 'off']);
   const key = await generateClientKey(join(work, 'client'));
   for (const [i, name] of names.entries()) {
-    const host = await startHost({ name });
+    const host = await startHost({ name, vswitchdArgs: LOOM_VSWITCHD_ARGS });
     parts.hosts.push(host);
     const address = `192.0.2.${11 + i}`;
     await underlay.connect(host, `${address}/24`, { ovsBridge: 'br-phy' });
@@ -63,6 +63,7 @@ export function hostPaths(host: SimHost) {
     loom_sysv_dir: join(root, 'etc/init.d'),
     loom_cni_bin_dir: join(root, 'opt/cni/bin'),
     loom_cni_conf_dir: join(root, 'etc/cni/net.d'),
+    loom_ovs_defaults_file: join(root, 'etc/default/openvswitch-switch'),
   };
 }
 

@@ -141,6 +141,8 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
     expect(agentOnly).toContain('h2 (role agent) may not call CreateNetwork: it needs the operator role');
     const agentConf = JSON.parse(readFileSync(join(hostPaths(hosts[1]!).loom_config_dir, 'agent.json'), 'utf8')) as Record<string, string>;
     expect(agentConf).toMatchObject({ tlsServerName: 'loom-controller', tlsKey: join(hostPaths(hosts[1]!).loom_config_dir, 'tls/key.pem') });
+    // Userspace datapath: ovs-vswitchd is told to keep no copy of the kernel routing table.
+    expect(readFileSync(hostPaths(hosts[1]!).loom_ovs_defaults_file, 'utf8')).toContain("OVS_CTL_OPTS='--ovs-vswitchd-options=--disable-system-route'");
   });
 
   it('attaches containers on two hosts with the installed CNI plugin and they ping each other', async () => {

@@ -113,6 +113,29 @@ describe('overlay across three hosts', () => {
     }
   });
 
+  it('drops no tunnel packet while links come and go on a host (its underlay routes are pinned in ovs-vswitchd)', async () => {
+    const hb = cluster.hosts[1]!;
+    // ovs-vswitchd keeps no copy of the kernel's table to flush on a link change; the agent pinned the route.
+    const table = await hb.appctl('ovs/route/show');
+    expect(table).toMatch(/User: 192\.0\.2\.0\/24 dev br-phy/);
+    expect(table).not.toMatch(/Cached: .* dev br-phy/);
+    const ping = eps.a1!.c.exec('ping', ['-q', '-c', '400', '-i', '0.01', '-W', '1', eps.b1!.ipv4]);
+    let stop = false;
+    let changes = 0;
+    const churn = (async () => {
+      while (!stop) {
+        const link = `lc${changes++}`;
+        await hb.exec('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', `${link}p`]);
+        await hb.exec('ip', ['link', 'set', link, 'up']);
+        await hb.exec('ip', ['link', 'del', link]);
+      }
+    })();
+    const out = await ping.finally(() => (stop = true));
+    await churn;
+    expect(changes).toBeGreaterThan(10);
+    expect(out).toContain('400 received');
+  });
+
   it('forwards across hosts again after ovs-vswitchd restarts with an empty flow table', async () => {
     const before = cluster.agents[0]!.logs.split('re-established').length;
     await cluster.hosts[0]!.restartVswitchd();

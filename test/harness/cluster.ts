@@ -1,7 +1,7 @@
 // A Loom cluster on simulated hosts: an underlay, N hosts each with OVS (underlay on br-phy) and a
 // loom-agent, tunnel neighbours seeded so no first packet is lost, and the CNI plugin binary.
 import { createUnderlay, type Underlay } from './underlay.js';
-import { startHost, type SimHost } from './host.js';
+import { LOOM_VSWITCHD_ARGS, startHost, type SimHost } from './host.js';
 import { startAgent, cniBinDir, cniEnv, runCni, type AgentProcess } from './loom.js';
 import type { Container } from './container.js';
 
@@ -39,7 +39,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   };
   try {
     for (const [i, name] of opts.hosts.entries()) {
-      const host = await startHost({ name });
+      const host = await startHost({ name, vswitchdArgs: LOOM_VSWITCHD_ARGS });
       hosts.push(host);
       await opts.prepareHost?.(host, i);
       vteps[name] = `192.0.2.${i + 1}`;

@@ -16,7 +16,16 @@ export interface HostOptions {
   name: string;
   /** Start ovs-vswitchd too (default true); false gives an ovsdb-server only. */
   vswitchd?: boolean;
+  /** More ovs-vswitchd arguments, on every (re)start. */
+  vswitchdArgs?: string[];
 }
+
+/**
+ * What a Loom host's ovs-vswitchd runs with on the userspace datapath (docs/deploy.md): no copy of
+ * the kernel routing table, so a link change cannot race tunnel routing; the agent pins the
+ * underlay bridge's routes instead (src/agent/underlay-routes.ts).
+ */
+export const LOOM_VSWITCHD_ARGS = ['--disable-system-route'];
 
 export interface BridgeOptions {
   failMode?: 'secure' | 'standalone';
@@ -35,6 +44,8 @@ export class SimHost {
   private vswitchd?: ChildProcess;
   private readonly containers: Container[] = [];
   private stopped = false;
+  /** More ovs-vswitchd arguments, on every (re)start. */
+  vswitchdArgs: string[] = [];
 
   constructor(name: string, tag: string) {
     this.name = name;
@@ -159,6 +170,7 @@ export class SimHost {
         `--unixctl=${join(this.dir, 'ovs-vswitchd.ctl')}`,
         `--log-file=${join(this.dir, 'ovs-vswitchd.log')}`,
         '-vconsole:off',
+        ...this.vswitchdArgs,
       ],
       this.netns,
     );
@@ -248,6 +260,7 @@ export async function freeLoopbackPort(): Promise<number> {
 /** Starts a simulated host. Call `stop()` when done; exit handlers clean up if a test crashes. */
 export async function startHost(opts: HostOptions): Promise<SimHost> {
   const host = new SimHost(opts.name, uniqueTag());
+  host.vswitchdArgs = opts.vswitchdArgs ?? [];
   try {
     await host.start(opts.vswitchd ?? true);
   } catch (e) {

@@ -1,5 +1,5 @@
 // The shared test harness: simulated OVS hosts in network namespaces, containers, an underlay.
-export { startHost, freeLoopbackPort, SimHost, type HostOptions, type BridgeOptions } from './host.js';
+export { startHost, freeLoopbackPort, SimHost, LOOM_VSWITCHD_ARGS, type HostOptions, type BridgeOptions } from './host.js';
 export { Container, tcpTransfer } from './container.js';
 export { createUnderlay, Underlay, type UnderlayLink } from './underlay.js';
 export { run, waitFor, alive } from './exec.js';
