@@ -184,8 +184,8 @@ function describeError(err: unknown): string {
 /**
  * Where each of LoomClient's calls goes. `leader`: writes, and what only the leader can answer for
  * the whole cluster: heartbeats, `getStatus` and `wait` (it hears every agent's heartbeat, a
- * follower only those streaming from it), `trace` (it asks the agents streaming from it; an agent
- * whose stream is on another controller is answered as not connected, docs/architecture.md).
+ * follower only those streaming from it), `trace` (any controller can trace, asking agents that
+ * stream elsewhere through etcd; the leader alone hands out live-trace marks, docs/architecture.md).
  * `home`: reads. The compiler holds the table complete: a new call must be routed here.
  */
 const ROUTES = {

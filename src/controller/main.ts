@@ -19,6 +19,7 @@ import { SqliteStore } from './store/sqlite.js';
 import { EtcdStore } from './store/etcd.js';
 import { StoreError, type Store } from './store/types.js';
 import { WatchHub } from './watch.js';
+import { TraceRelay } from './trace-relay.js';
 import { createWatchServer } from './watch-server.js';
 import type { GrpcStreamServer } from '../http2/grpc-server.js';
 
@@ -68,7 +69,10 @@ async function main(argv: string[]): Promise<number> {
     logger,
     onProgress: (batch) => convergence.report(batch),
   });
-  const api = apiHandlers(controller, convergence, () => watchPort, hub.traces);
+  // Several controllers: agents streaming to another one are asked through the store's mailbox.
+  const mailbox = controller.store.mailbox;
+  const tracer = mailbox ? new TraceRelay(mailbox, { connected: (host) => hub.session(host) !== undefined, ask: (host, req, ms) => hub.traces.ask(host, req, ms) }, logger) : hub.traces;
+  const api = apiHandlers(controller, convergence, () => watchPort, tracer);
   const authorizer = new Authorizer(
     { mutualTls: mutualTls(config), operatorOrganization: config.operatorOrganization, agentIdentity: config.agentIdentity },
     {
@@ -128,6 +132,7 @@ async function main(argv: string[]): Promise<number> {
           () => resolve(1),
         );
       };
+      if (tracer instanceof TraceRelay) tracer.stop();
       hub.shutdown(); // Watch streams never end by themselves; unary calls in flight may finish
       void watchServer?.close(1000);
       const timer = setTimeout(() => {

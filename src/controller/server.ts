@@ -27,7 +27,7 @@ import { logCaller, MUTATIONS, type Authorizer, type Caller } from './authz.js';
 import { ApiError, LEADER_TRAILER, type ApiErrorCode } from './errors.js';
 import type { WatchHub } from './watch.js';
 import { watchCall } from './watch-call.js';
-import type { TraceBroker } from './trace-broker.js';
+import type { AgentTracer } from './trace-relay.js';
 import { traceAcrossHosts, type TraceDeps, type TraceEndpoint } from './trace.js';
 import type { TraceRequest } from '../api/types.js';
 
@@ -86,7 +86,7 @@ export const UNARY_METHODS = [
 export type ApiHandlers = Record<string, Handler>;
 
 /** What a trace reads from the controller's state, and how it asks agents. */
-export function traceDeps(controller: Controller, traces: TraceBroker): TraceDeps {
+export function traceDeps(controller: Controller, traces: AgentTracer): TraceDeps {
   const state = controller.state;
   return {
     *endpoints(): Iterable<TraceEndpoint> {
@@ -111,7 +111,7 @@ export function traceDeps(controller: Controller, traces: TraceBroker): TraceDep
  * The unary API. `watchPort`: where the dedicated Watch server listens (0: none), for Register;
  * `traces`: the Watch hub's trace broker (without it Trace answers UNAVAILABLE).
  */
-export function apiHandlers(controller: Controller, convergence: Convergence, watchPort: () => number = () => 0, traces?: TraceBroker): ApiHandlers {
+export function apiHandlers(controller: Controller, convergence: Convergence, watchPort: () => number = () => 0, traces?: AgentTracer): ApiHandlers {
   const api = {
     CreateNetwork: (r: CreateNetworkRequest) => controller.createNetwork(r.network),
     GetNetwork: (r: { name: string }) => controller.getNetwork(r.name),

@@ -222,6 +222,31 @@ describe('controllers on etcd: failover', () => {
     expect(bad.stderr).toMatch(/--controller: "" is not host:port/);
   });
 
+  it('traces between hosts from a controller neither agent streams to (it asks the others through etcd)', async () => {
+    const a = await attach(0, 'trace-a');
+    const b = await attach(1, 'trace-b');
+    const { revision } = await client.getStatus();
+    expect((await client.wait(revision, 20_000)).converged).toBe(true);
+    // Three controllers, two agents: one controller holds no agent's Watch stream.
+    const streams = await Promise.all(
+      daemons.map(async (d) => {
+        const text = await fetch(`http://127.0.0.1:${d!.httpPort}/metrics`).then((r) => r.text());
+        return Number(/^loom_controller_connected_agents (\d+)/m.exec(text)?.[1]);
+      }),
+    );
+    const idle = streams.indexOf(0);
+    expect(idle, `agents per controller: ${streams.join(',')}`).toBeGreaterThanOrEqual(0);
+    const direct = new LoomClient(`${addresses[idle]}:${apiPort}`);
+    try {
+      const t = await direct.trace({ from: a.ipv4, to: b.ipv4, protocol: 'tcp', port: 80, live: true });
+      expect(t.verdict, t.explanation).toBe('delivered');
+      expect(t.hosts.map((h) => h.host)).toEqual(['ha-a', 'ha-b']);
+      expect(t.live?.agrees, JSON.stringify(t.live)).toBe(true);
+    } finally {
+      direct.close();
+    }
+  });
+
   it('a controller cut off from etcd fails its in-flight write rather than committing it', async () => {
     // In-process controller A reaches etcd only through a proxy this test cuts; B is direct.
     const sockets = new Set<Socket>();

@@ -18,9 +18,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Etcd3, type ICompare, type IRequestOp, type IWatchResponse, type Lease } from 'etcd3';
+import { Etcd3, type ICompare, type IRequestOp, type IWatchResponse, type Lease, type Watcher } from 'etcd3';
 import { Backoff } from '../../common/backoff.js';
-import type { CommitResult, FollowedChange, FollowHandlers, KeyValue, Leadership, Store, StoreChange, StoreOp } from './types.js';
+import type { CommitResult, FollowedChange, FollowHandlers, KeyValue, Leadership, Mailbox, Store, StoreChange, StoreOp } from './types.js';
 import { NotLeaderError, StoreError } from './types.js';
 
 export interface EtcdStoreOptions {
@@ -474,6 +474,51 @@ export class EtcdStore implements Store {
       if (!COMPACTED.test((err as Error).message)) throw new StoreError(`etcd compaction to ${target} failed: ${(err as Error).message}`);
     }
     this.compacted = target - 1;
+  }
+
+  /** Controllers' messages (trace requests for an agent streaming elsewhere); only with election. */
+  get mailbox(): Mailbox | undefined {
+    if (!this.opts.election) return undefined;
+    const key = (box: string, id: string): string => `${this.opts.prefix}mail/${box}/${id}`;
+    return {
+      post: async (box, id, value) => {
+        const data = JSON.stringify(value);
+        // On our lease: a controller that dies leaves no mail behind.
+        await (this.lease ? this.lease.put(key(box, id)) : this.client.put(key(box, id))).value(data).exec();
+      },
+      remove: async (box, id) => {
+        await this.client.delete().key(key(box, id)).exec();
+      },
+      subscribe: (box, fn) => {
+        const prefix = `${this.opts.prefix}mail/${box}/`;
+        let stopped = false;
+        let watcher: Watcher | undefined;
+        void this.client
+          .watch()
+          .prefix(prefix)
+          .create()
+          .then(
+            (w) => {
+              watcher = w;
+              if (stopped) return void w.cancel();
+              w.on('put', (kv) => {
+                let value: unknown;
+                try {
+                  value = JSON.parse(kv.value.toString());
+                } catch {
+                  return; // not ours to read
+                }
+                fn(kv.key.toString().slice(prefix.length), value);
+              });
+            },
+            () => undefined,
+          );
+        return () => {
+          stopped = true;
+          void watcher?.cancel();
+        };
+      },
+    };
   }
 
   async close(): Promise<void> {

@@ -70,7 +70,21 @@ export interface Store {
    * was followed (reload, then follow again). Returns a function that stops following.
    */
   follow?(after: number, handlers: FollowHandlers): () => void;
+  /** Messages between controllers sharing the store (etcd with election); absent with one controller. */
+  mailbox?: Mailbox;
   close(): Promise<void>;
+}
+
+/**
+ * Best-effort messages between the controllers of one store, outside its state: a post is seen by
+ * every subscriber of its box (from their subscription on) until it is removed or its poster's
+ * session ends (etcd: keys under `<prefix>mail/<box>/`, on the poster's lease).
+ */
+export interface Mailbox {
+  post(box: string, id: string, value: unknown): Promise<void>;
+  remove(box: string, id: string): Promise<void>;
+  /** Calls `fn` for each post made to `box` after subscribing; returns the unsubscribe. */
+  subscribe(box: string, fn: (id: string, value: unknown) => void): () => void;
 }
 
 /** A key another writer changed (value null: deleted). */
