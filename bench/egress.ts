@@ -4,8 +4,11 @@
 //   publish: outside -> container, through a published port (DNAT)
 //   host:    host -> outside on the same underlay (the same OVS userspace datapath to the wire),
 //            what the container would get if it used the host's network namespace (podman --network host)
+// Beside each throughput: ovs-vswitchd's CPU seconds per GB moved (/proc/PID/stat), the cost of the
+// path in the datapath's own thread, which bounds it on the userspace datapath and, unlike Gbit/s,
+// hardly depends on what else the machine runs.
 // Last line: RESULT egress_gbps=... publish_gbps=... host_gbps=... egress_vs_host=... publish_vs_host=...
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { startCluster, runCni, cniEnv, run, createOutside, type Container } from '../test/harness/index.js';
 import { startController } from '../test/harness/controller.js';
@@ -19,19 +22,36 @@ const PUBLISHED = 5301;
 interface Measure {
   gbps: number;
   retransmits: number;
+  /** ovs-vswitchd CPU seconds per GB received. */
+  ovsSecondsPerGb: number;
 }
 type Runner = { exec(cmd: string, args?: readonly string[]): Promise<string> };
 
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  // Fields after the parenthesised name: utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
 /** One iperf3 TCP test from `client` to `address:port`; the server serves exactly one test. */
-async function iperf(server: Runner, client: Runner, address: string, port: number): Promise<Measure> {
+async function iperf(server: Runner, client: Runner, address: string, port: number, ovsPid: number): Promise<Measure> {
   server.exec('timeout', [String(SECONDS + 10), 'iperf3', '-s', '-1', '-p', String(port)]).catch(() => undefined);
-  type Report = { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent: { retransmits: number } } };
+  type Report = { error?: string; end?: { sum_received?: { bits_per_second: number; bytes: number }; sum_sent: { retransmits: number } } };
   for (let attempt = 0; ; attempt++) {
+    const cpu0 = cpuSeconds(ovsPid);
     const r = await client.exec('iperf3', ['-c', address, '-p', String(port), '-t', String(SECONDS), '-J']).then(
       (out) => JSON.parse(out) as Report,
       (err: Error) => ({ error: err.message }) as Report,
     );
-    if (r.end?.sum_received) return { gbps: r.end.sum_received.bits_per_second / 1e9, retransmits: r.end.sum_sent.retransmits };
+    const cpu = cpuSeconds(ovsPid) - cpu0;
+    if (r.end?.sum_received) {
+      const { bits_per_second, bytes } = r.end.sum_received;
+      return { gbps: bits_per_second / 1e9, retransmits: r.end.sum_sent.retransmits, ovsSecondsPerGb: cpu / (bytes / 1e9) };
+    }
     // Only "not listening yet" is worth another try.
     if (attempt > 30 || !/refused/i.test(r.error ?? '')) throw new Error(`iperf3 to ${address}:${port}: ${r.error ?? 'no result'}`);
     await new Promise((done) => setTimeout(done, 100));
@@ -58,6 +78,8 @@ async function main(): Promise<void> {
   const outside = await createOutside(cluster.underlay, [`${OUT4}/24`]);
   try {
     const ha = cluster.hosts[0]!;
+    const ovsPid = ha.vswitchdPid;
+    if (ovsPid === undefined) throw new Error('the simulated host runs no ovs-vswitchd');
     const c: Container = await ha.addContainer('c', { empty: true });
     const conf = {
       cniVersion: '1.0.0',
@@ -80,14 +102,20 @@ async function main(): Promise<void> {
     const runs = paths.map(() => [] as Measure[]);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const [i, [name, server, client, address, port]] of paths.entries()) {
-        const m = await iperf(server, client, address, port);
+        const m = await iperf(server, client, address, port, ovsPid);
         runs[i]!.push(m);
-        console.log(`  round ${round}/${ROUNDS} ${name}: ${m.gbps.toFixed(2)} Gbit/s, ${m.retransmits} retransmits`);
+        console.log(`  round ${round}/${ROUNDS} ${name}: ${m.gbps.toFixed(2)} Gbit/s, ${m.retransmits} retransmits, ovs-vswitchd ${m.ovsSecondsPerGb.toFixed(1)} CPU s/GB`);
       }
     }
     const median = (ms: Measure[]): Measure => [...ms].sort((a, b) => a.gbps - b.gbps)[Math.floor(ms.length / 2)]!;
     const [host, egress, publish] = runs.map(median) as [Measure, Measure, Measure];
     console.log(`medians of ${ROUNDS} rounds of ${SECONDS} s`);
+    const cost = (ms: Measure[]) => [...ms].map((m) => m.ovsSecondsPerGb).sort((a, b) => a - b)[Math.floor(ms.length / 2)]!;
+    const [hostCost, egressCost, publishCost] = runs.map(cost) as [number, number, number];
+    console.log(
+      `ovs-vswitchd CPU s/GB (median): host ${hostCost.toFixed(1)}, egress ${egressCost.toFixed(1)} (x${(egressCost / hostCost).toFixed(2)}), ` +
+        `publish ${publishCost.toFixed(1)} (x${(publishCost / hostCost).toFixed(2)})`,
+    );
     console.log(
       `RESULT egress_gbps=${egress.gbps.toFixed(2)} publish_gbps=${publish.gbps.toFixed(2)} host_gbps=${host.gbps.toFixed(2)} ` +
         `egress_vs_host=${(egress.gbps / host.gbps).toFixed(2)} publish_vs_host=${(publish.gbps / host.gbps).toFixed(2)}`,
