@@ -271,6 +271,10 @@ export function checkPortMappings(list: readonly PortMapping[] | undefined): Por
     if (p.hostIp && p.hostIp !== '0.0.0.0' && p.hostIp !== '::') {
       const c = canonicalIp(p.hostIp);
       if (c === null) throw invalid(`published port host address "${p.hostIp}" is not an IP address`);
+      // The kernel drops a packet whose destination is ::1 unless it arrives on the loopback
+      // interface, and IPv6 has no route_localnet: the reply of a DNATed ::1 connection, which comes
+      // back from the container, would be dropped. Refused instead of published and never reachable.
+      if (c === '::1') throw invalid('published port host address ::1 is not supported (IPv6 loopback is never routed to a container; use 127.0.0.1 or a host address)');
       hostIp = c;
     }
     const key = `${hostIp}/${p.hostPort}/${protocol}`;

@@ -85,4 +85,15 @@ describe('egress settings and published ports', () => {
     ];
     await expect(c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'b', ports: twice })).rejects.toThrow(/published twice/);
   });
+
+  it('refuses the IPv6 loopback as a host address, in any spelling, and keeps IPv4 loopback', async () => {
+    const c = await setup();
+    for (const hostIp of ['::1', '0:0:0:0:0:0:0:1']) {
+      const err = await c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'b', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIp }] }).catch((x: unknown) => x);
+      expect(code(err)).toBe('INVALID_ARGUMENT');
+      expect(String(err)).toMatch(/::1 is not supported.*127\.0\.0\.1/);
+    }
+    const e = await c.createEndpoint({ network: 'blue', host: 'h1', containerId: 'c', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIp: '127.0.0.1' }] });
+    expect(e.ports[0]!.hostIp).toBe('127.0.0.1');
+  });
 });

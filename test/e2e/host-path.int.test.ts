@@ -201,6 +201,16 @@ describe('host path and egress', () => {
     expect(await seenBy(fromOutside, hb(), false, 8080, OUT4)).toBe(OUT4);
   });
 
+  it('refuses -p [::1]:PORT:PORT with a CNI error that says why, and publishes nothing', async () => {
+    const c = await cluster.hosts[1]!.addContainer('g6', { empty: true });
+    const conf = pluginConf(conflist('green', cluster.agents[1]!.socket), { portMappings: [{ hostPort: 8090, containerPort: 80, protocol: 'tcp', hostIP: '::1' }] });
+    const r = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(c, 'id-g6'));
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toMatch(/::1 is not supported/);
+    const rules = await cluster.hosts[1]!.exec('nft', ['list', 'table', 'inet', 'loom']);
+    expect(rules).not.toContain('dport 8090');
+  });
+
   it('removes the mapping on DEL', async () => {
     const conf = pluginConf(conflist('green', cluster.agents[1]!.socket), { portMappings: PORT_MAPPINGS });
     const r = await runCni(cluster.cniBin, 'DEL', conf, cniEnv(eps.g1!.c, 'id-g1'));
