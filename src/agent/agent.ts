@@ -295,12 +295,12 @@ export class Agent {
     if (!routes) return;
     try {
       const r = await routes.sync();
-      if (r.added.length + r.removed.length > 0) this.log.info({ bridge: routes.bridge, added: r.added, removed: r.removed }, 'underlay routes pinned in ovs-vswitchd');
-      if (r.failed.length > 0) this.log.error({ bridge: routes.bridge, failed: r.failed }, 'ovs-vswitchd refused underlay routes; tunnel packets to those destinations are dropped');
+      if (r.added.length + r.removed.length > 0) this.log.info({ bridge: r.bridge, added: r.added, removed: r.removed }, 'underlay routes pinned in ovs-vswitchd');
+      if (r.failed.length > 0) this.log.error({ bridge: r.bridge, failed: r.failed }, 'ovs-vswitchd refused underlay routes; tunnel packets to those destinations are dropped');
       if (r.systemRoutes > 0 && !this.warnedSystemRoutes) {
         this.warnedSystemRoutes = true;
         this.log.warn(
-          { bridge: routes.bridge, systemRoutes: r.systemRoutes },
+          { bridge: r.bridge, systemRoutes: r.systemRoutes },
           'ovs-vswitchd copies the kernel routing table: each link change on this host (a container starting) can drop tunnel packets for a moment; start it with --disable-system-route (docs/deploy.md)',
         );
       }

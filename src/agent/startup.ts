@@ -127,19 +127,11 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       plumber: new ContainerPlumber(netlink),
       tunnelPorts,
       generation,
-      ...(c.datapathType === 'netdev' && c.underlayBridge
+      ...(c.datapathType === 'netdev'
         ? {
-            underlayRoutes: new UnderlayRoutes(c.underlayBridge, {
+            underlayRoutes: new UnderlayRoutes({
               appctl: (command, args) => unixctl(controlSocketPath(c.ovsRunDir), command, args, { timeoutMs: 2000 }),
-              kernelRoutes: async () => {
-                const routes = [];
-                for (const family of [4, 6] as const) {
-                  for (const r of await netlink.route.list({ family, dev: c.underlayBridge })) {
-                    if (r.type === RTN_UNICAST) routes.push({ dst: r.dst, family, ...(r.gateway ? { gateway: r.gateway } : {}) });
-                  }
-                }
-                return routes;
-              },
+              underlay: () => underlayOf(netlink, c.underlayBridge, c.vtep),
             }),
           }
         : {}),
@@ -151,6 +143,24 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
     ovsdb.close();
     throw err;
   }
+}
+
+/** The underlay bridge (configured, else the interface holding the VTEP address) and its kernel routes. */
+async function underlayOf(netlink: Netlink, configured: string, vtep: string): Promise<{ bridge: string; routes: Array<{ dst: string; gateway?: string; family: 4 | 6 }> } | undefined> {
+  let bridge = configured;
+  if (!bridge) {
+    const holder = (await netlink.address.list({ family: 4 })).find((a) => a.address === vtep);
+    if (!holder) return undefined;
+    bridge = (await netlink.link.list()).find((l) => l.index === holder.index)?.name ?? '';
+    if (!bridge) return undefined;
+  }
+  const routes = [];
+  for (const family of [4, 6] as const) {
+    for (const r of await netlink.route.list({ family, dev: bridge })) {
+      if (r.type === RTN_UNICAST) routes.push({ dst: r.dst, family, ...(r.gateway ? { gateway: r.gateway } : {}) });
+    }
+  }
+  return { bridge, routes };
 }
 
 /** The configured port I/O, or for `auto` what the switch offers (logged either way). */

@@ -26,11 +26,16 @@ export interface PinnedRoute {
 /** What pinning needs: ovs-vswitchd's control socket, and the kernel's routes through the bridge. */
 export interface UnderlayRoutesDeps {
   appctl(command: string, args: readonly string[]): Promise<string>;
-  /** Unicast routes of the main table whose output device is the underlay bridge, both families. */
-  kernelRoutes(): Promise<Array<{ dst: string; gateway?: string; family: 4 | 6 }>>;
+  /**
+   * The bridge holding the VTEP address and the unicast routes of the main table through it,
+   * both families; undefined while no interface holds the VTEP address.
+   */
+  underlay(): Promise<{ bridge: string; routes: Array<{ dst: string; gateway?: string; family: 4 | 6 }> } | undefined>;
 }
 
 export interface UnderlaySyncResult {
+  /** The bridge holding the VTEP address ('' when none does: nothing was pinned). */
+  bridge: string;
   added: PinnedRoute[];
   removed: PinnedRoute[];
   /** Routes OVS still copies from the kernel through this bridge: the flush race is there. */
@@ -69,19 +74,19 @@ const key = (r: PinnedRoute): string => `${r.prefix} ${r.gateway ?? ''}`;
 
 /** Keeps ovs-vswitchd's user routes on the underlay bridge equal to the kernel's routes through it. */
 export class UnderlayRoutes {
-  constructor(
-    readonly bridge: string,
-    private readonly deps: UnderlayRoutesDeps,
-  ) {}
+  constructor(private readonly deps: UnderlayRoutesDeps) {}
 
   async sync(): Promise<UnderlaySyncResult> {
-    const want = pinnedFromKernel(await this.deps.kernelRoutes());
+    const underlay = await this.deps.underlay();
+    if (!underlay) return { bridge: '', added: [], removed: [], systemRoutes: 0, failed: [] };
+    const { bridge } = underlay;
+    const want = pinnedFromKernel(underlay.routes);
     const table = parseRouteShow(await this.deps.appctl('ovs/route/show', []));
-    const ours = table.filter((r) => r.kind === 'user' && r.bridge === this.bridge);
-    const systemRoutes = table.filter((r) => r.kind === 'cached' && r.bridge === this.bridge).length;
+    const ours = table.filter((r) => r.kind === 'user' && r.bridge === bridge);
+    const systemRoutes = table.filter((r) => r.kind === 'cached' && r.bridge === bridge).length;
     const wanted = new Set(want.map(key));
     const present = new Set(ours.map(key));
-    const result: UnderlaySyncResult = { added: [], removed: [], systemRoutes, failed: [] };
+    const result: UnderlaySyncResult = { bridge, added: [], removed: [], systemRoutes, failed: [] };
     // Stale first: OVS keeps one user route per prefix, so a changed gateway is a delete and an add.
     for (const r of ours) {
       if (wanted.has(key(r))) continue;
@@ -91,7 +96,7 @@ export class UnderlayRoutes {
     for (const r of want) {
       if (present.has(key(r))) continue;
       try {
-        await this.deps.appctl('ovs/route/add', [r.prefix, this.bridge, ...(r.gateway ? [r.gateway] : [])]);
+        await this.deps.appctl('ovs/route/add', [r.prefix, bridge, ...(r.gateway ? [r.gateway] : [])]);
         result.added.push(r);
       } catch (err) {
         result.failed.push({ ...r, error: err instanceof Error ? err.message : String(err) });

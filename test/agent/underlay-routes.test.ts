@@ -11,11 +11,12 @@ User: 203.0.113.0/24 dev br-other SRC 203.0.113.1
 `;
 
 /** ovs-vswitchd's route table as the fake keeps it: what `show` prints and what add/del change. */
-function fakeSwitch(initial: string, kernel: Awaited<ReturnType<UnderlayRoutesDeps['kernelRoutes']>>, refuse = new Set<string>()) {
+type KernelRoutes = Array<{ dst: string; gateway?: string; family: 4 | 6 }>;
+function fakeSwitch(initial: string, kernel: KernelRoutes | undefined, refuse = new Set<string>()) {
   let lines = initial.split('\n').filter((l) => l.startsWith('Cached') || l.startsWith('User'));
   const calls: string[] = [];
   const deps: UnderlayRoutesDeps = {
-    kernelRoutes: async () => kernel,
+    underlay: async () => kernel && { bridge: 'br-phy', routes: kernel },
     appctl: async (command, args) => {
       if (command === 'ovs/route/show') return `Route Table:\n${lines.join('\n')}\n`;
       calls.push(`${command} ${args.join(' ')}`);
@@ -57,7 +58,7 @@ describe('underlay routes pinned in ovs-vswitchd', () => {
 
   it('adds what is missing and touches nothing when it matches', async () => {
     const sw = fakeSwitch('Cached: 192.0.2.0/24 dev br-phy SRC 192.0.2.1', [{ dst: '192.0.2.0/24', family: 4 }]);
-    const routes = new UnderlayRoutes('br-phy', sw.deps);
+    const routes = new UnderlayRoutes(sw.deps);
     const first = await routes.sync();
     expect(first.added).toEqual([{ prefix: '192.0.2.0/24' }]);
     expect(first.systemRoutes).toBe(1); // ovs-vswitchd still copies the kernel: the race is on, the agent warns
@@ -73,7 +74,7 @@ describe('underlay routes pinned in ovs-vswitchd', () => {
       { dst: '192.0.2.0/24', family: 4 },
       { dst: 'default', gateway: '192.0.2.1', family: 4 },
     ]);
-    const r = await new UnderlayRoutes('br-phy', sw.deps).sync();
+    const r = await new UnderlayRoutes(sw.deps).sync();
     expect(r.removed).toEqual([{ prefix: '0.0.0.0/0', gateway: '192.0.2.254' }, { prefix: '2001:db8::/64' }]);
     expect(r.added).toEqual([{ prefix: '0.0.0.0/0', gateway: '192.0.2.1' }]);
     expect(r.systemRoutes).toBe(0);
@@ -82,9 +83,16 @@ describe('underlay routes pinned in ovs-vswitchd', () => {
     expect(sw.calls).toEqual(['ovs/route/del 0.0.0.0/0', 'ovs/route/del 2001:db8::/64', 'ovs/route/add 0.0.0.0/0 br-phy 192.0.2.1']);
   });
 
+  it('pins nothing while no interface holds the VTEP address', async () => {
+    const sw = fakeSwitch(SHOW, undefined);
+    const r = await new UnderlayRoutes(sw.deps).sync();
+    expect(r).toEqual({ bridge: '', added: [], removed: [], systemRoutes: 0, failed: [] });
+    expect(sw.calls).toEqual([]);
+  });
+
   it('reports a route ovs-vswitchd refuses and still pins the others', async () => {
     const sw = fakeSwitch('', [{ dst: '2001:db8::/64', family: 6 }, { dst: '192.0.2.0/24', family: 4 }], new Set(['2001:db8::/64']));
-    const r = await new UnderlayRoutes('br-phy', sw.deps).sync();
+    const r = await new UnderlayRoutes(sw.deps).sync();
     expect(r.failed).toEqual([{ prefix: '2001:db8::/64', error: 'Error while inserting route.' }]);
     expect(r.added).toEqual([{ prefix: '192.0.2.0/24' }]);
   });
