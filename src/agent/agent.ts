@@ -45,6 +45,8 @@ export { AgentError } from './attacher.js';
 const MAX_AGENT_TRACES = 4;
 /** How often the underlay bridge's kernel routes are compared with those pinned in ovs-vswitchd. */
 const UNDERLAY_ROUTES_INTERVAL_MS = 10_000;
+/** ... and how soon after ovs-vswitchd refused one, or could not be asked. */
+const UNDERLAY_ROUTES_RETRY_MS = 250;
 
 function protoOf(p: string | undefined): 'icmp' | 'tcp' | 'udp' {
   return p === 'tcp' || p === 'udp' ? p : 'icmp';
@@ -92,6 +94,7 @@ export class Agent {
   private readonly reclaimer: EndpointReclaimer;
   private sweepTimer: NodeJS.Timeout | undefined;
   private underlayRoutesTimer: NodeJS.Timeout | undefined;
+  private underlayRoutesRetry: NodeJS.Timeout | undefined;
   /** Said once per process: ovs-vswitchd copies the kernel's routes (the flush race is on). */
   private warnedSystemRoutes = false;
   private readonly controllerApi: EndpointApi;
@@ -293,8 +296,16 @@ export class Agent {
   private async syncUnderlayRoutes(): Promise<void> {
     const routes = this.host.underlayRoutes;
     if (!routes) return;
+    clearTimeout(this.underlayRoutesRetry);
+    // A restarted ovs-vswitchd may answer OpenFlow before its bridges have addresses: try again soon.
+    const retrySoon = (): void => {
+      if (this.stopped) return;
+      this.underlayRoutesRetry = setTimeout(() => void this.syncUnderlayRoutes(), UNDERLAY_ROUTES_RETRY_MS);
+      this.underlayRoutesRetry.unref();
+    };
     try {
       const r = await routes.sync();
+      if (r.failed.length > 0) retrySoon();
       if (r.added.length + r.removed.length > 0) this.log.info({ bridge: r.bridge, added: r.added, removed: r.removed }, 'underlay routes pinned in ovs-vswitchd');
       if (r.failed.length > 0) this.log.error({ bridge: r.bridge, failed: r.failed }, 'ovs-vswitchd refused underlay routes; tunnel packets to those destinations are dropped');
       if (r.systemRoutes > 0 && !this.warnedSystemRoutes) {
@@ -306,6 +317,7 @@ export class Agent {
       }
     } catch (err) {
       this.log.warn({ err }, 'pinning the underlay routes in ovs-vswitchd failed; retrying');
+      retrySoon();
     }
   }
 
@@ -761,6 +773,7 @@ export class Agent {
     this.session.stop();
     clearInterval(this.sweepTimer);
     clearInterval(this.underlayRoutesTimer);
+    clearTimeout(this.underlayRoutesRetry);
     this.reclaimer.stop();
     for (const off of this.unsubscribe) off();
     await Promise.all([...this.dnsTcpListeners.values()].map((l) => l.stop()));
