@@ -108,7 +108,7 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
     expect(r.recap.get('h2')).toMatchObject({ failed: 1, changed: 0 });
   });
 
-  it('installs the controller and every agent over SSH; each agent registers and catches up', { timeout: 170_000 }, async () => {
+  it('installs the controller and every agent over SSH; each agent registers and catches up', { timeout: 300_000 }, async () => {
     // A fresh install may go in one batch; the upgrade below checks the one-by-one default.
     first = await runPlaybook(underlay.netns, inventoryFile, work, ['-e', `loom_agent_serial=${HOSTS.length}`]);
     expect(first.code, explain(first)).toBe(0);
@@ -169,7 +169,7 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
     expect(await b.c.exec('ping', ['-c', '3', '-i', '0.2', '-W', '2', a.ip])).toContain('3 received');
   });
 
-  it('changes nothing when run a second time', { timeout: 170_000 }, async () => {
+  it('changes nothing when run a second time', { timeout: 300_000 }, async () => {
     expect(first?.code).toBe(0);
     const pids = hosts.map((h) => daemonPid(h, 'loom-agent'));
     const again = await runPlaybook(underlay.netns, inventoryFile, work);
@@ -188,7 +188,7 @@ describe('ansible/site.yml on simulated hosts over SSH', () => {
     expect(r.recap.get('h2')).toMatchObject({ failed: 1, changed: 0 });
   });
 
-  it('upgrades to a new release: controller first, then agent by agent, each healthy before the next', { timeout: 170_000 }, async () => {
+  it('upgrades to a new release: controller first, then agent by agent, each healthy before the next', { timeout: 300_000 }, async () => {
     expect(first?.code).toBe(0);
     const next = `${version}-next`;
     const newTarball = await repackRelease(tarball, version, next, join(work, 'release'));
