@@ -3,7 +3,7 @@
 import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
 import { diffFlows, FlowTexts, pipelineChunks, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
-import { FlowReuse } from './pipeline/policy.js';
+import { PolicyCompilers } from './pipeline/policy.js';
 
 export interface SyncResult {
   upserted: number;
@@ -26,7 +26,8 @@ export class FlowSync {
    */
   private owners = new Map<string, Flow[]>();
   private readonly texts = new FlowTexts();
-  private readonly reuse = new FlowReuse();
+  /** Each isolated network's rule flows, compiled incrementally (see NetworkPolicyCompiler). */
+  private readonly compilers = new PolicyCompilers();
 
   constructor(private readonly client: OpenFlowClient) {}
 
@@ -44,8 +45,7 @@ export class FlowSync {
       instructions: f.instructions,
     }));
     const chunks = new Map<string, Flow[]>();
-    for (const c of pipelineChunks(state, this.reuse)) if (!chunks.has(c.key)) chunks.set(c.key, c.build());
-    this.reuse.rotate();
+    for (const c of pipelineChunks(state, this.compilers)) if (!chunks.has(c.key)) chunks.set(c.key, c.build());
     const desired = [...chunks.values()].flat();
     const diff = diffFlows(current, desired, this.texts);
     await this.send(diff);
@@ -69,25 +69,32 @@ export class FlowSync {
   async update(state: PipelineState): Promise<SyncResult> {
     const t0 = performance.now();
     const chunks = new Map<string, Flow[]>();
-    const added: Flow[] = [];
-    let rebuiltNetwork = false;
-    for (const c of pipelineChunks(state, this.reuse)) {
+    let added: Flow[] = [];
+    for (const c of pipelineChunks(state, this.compilers)) {
       if (chunks.has(c.key)) continue;
       const have = this.chunks.get(c.key);
       if (have) {
         chunks.set(c.key, have);
       } else {
         const flows = c.build();
-        if (c.kind === 'network') rebuiltNetwork = true;
         chunks.set(c.key, flows);
-        added.push(...flows);
+        for (const f of flows) added.push(f);
       }
     }
-    // Policy flow objects of networks not rebuilt stay for their next rebuild (FlowReuse).
-    if (rebuiltNetwork) this.reuse.rotate();
     const t1 = performance.now();
-    const removed: Flow[] = [];
-    for (const [key, flows] of this.chunks) if (!chunks.has(key)) removed.push(...flows);
+    let removed: Flow[] = [];
+    for (const [key, flows] of this.chunks) if (!chunks.has(key)) for (const f of flows) removed.push(f);
+    if (added.length > 0 && removed.length > 0) {
+      // A chunk rebuilt from kept objects (a policy chunk after a rule change) gives back most
+      // of its flows as the very same objects: those did not change, and are not looked at.
+      const gone = new Set(removed);
+      const kept = new Set<Flow>();
+      for (const f of added) if (gone.has(f)) kept.add(f);
+      if (kept.size > 0) {
+        added = added.filter((f) => !kept.has(f));
+        removed = removed.filter((f) => !kept.has(f));
+      }
+    }
     if (added.length === 0 && removed.length === 0) {
       this.chunks = chunks;
       return { upserted: 0, removed: 0 };
@@ -127,7 +134,7 @@ export class FlowSync {
     }
     this.chunks = chunks;
     this.texts.rotate();
-    const ms = { build: Math.round(t1 - t0), diff: Math.round(t2 - t1), bundle: Math.round(performance.now() - t2) };
+    const ms = { build: t1 - t0, diff: t2 - t1, bundle: performance.now() - t2 };
     return { upserted: diff.upsert.length, removed: diff.remove.length, ms };
   }
 
