@@ -12,7 +12,7 @@ import { AgentError, Attacher, attachmentKey, tunnelKind, type EndpointApi } fro
 import { ControllerSession, type Clock, type SessionApi } from './controller-session.js';
 import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
-import { DatapathCounters, dropsByReason } from './datapath-counters.js';
+import { DatapathCounters, countedFlows, dropsByReason } from './datapath-counters.js';
 import { flowFromEndpoint, toTraceHostResult, traceOnHost, tunnelFlow, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
 import { LiveTraceBusy, LiveTracer, type LiveSpec } from './live-trace.js';
 import { GATEWAY_OFPORT } from './gateway-port.js';
@@ -124,7 +124,7 @@ export class Agent {
   ) {
     this.flows = new FlowSync(host.openflow);
     this.resolver = new DnsResolver(metrics?.dns, dnsUpstream);
-    this.datapath = new DatapathCounters(host.openflow, () => new Set(this.endpointPorts().keys()));
+    this.datapath = new DatapathCounters(countedFlows(host.openflow), () => new Set(this.endpointPorts().keys()));
     this.controllerApi = controller.api;
     this.reclaimer = new EndpointReclaimer({
       connected: () => this.session.registered,

@@ -2,7 +2,7 @@
 // table between routing and output. Networks are isolated by construction: every routing flow
 // matches the VNI, so a packet of network A can never match a destination of network B.
 import type { DeniedLogState, DirectoryEntry, Flow, LocalEndpoint, NetworkState, PipelineState, PolicyRule } from './state.js';
-import { DENY_OBJECT, Feature, OutPortReg, Source, Table, cookie, ctZone, matchSource, matchVni } from './fields.js';
+import { DENY_OBJECT, Feature, INVALID_OBJECT, OutPortReg, Source, Table, cookie, ctZone, matchSource, matchVni } from './fields.js';
 import { EthType, Icmpv6Type, IpProto, goto, inPort, ipMatch } from './match-helpers.js';
 import { ctState } from '../../openflow/match.js';
 import type { Action, Instruction, MatchField } from '../../openflow/types.js';
@@ -228,7 +228,7 @@ export function networkPolicyBaseFlows(generation: number, net: NetworkState, tu
       match: [vni, ...m],
       instructions: [{ type: 'apply_actions' as const, actions: [{ type: 'ct' as const, zone, table: Table.Policy }] }],
     })),
-    { table: Table.Policy, priority: PolicyPriority.Invalid, cookie: base, match: [vni, ctState('+trk+inv')], instructions: [] },
+    { table: Table.Policy, priority: PolicyPriority.Invalid, cookie: cookie(generation, Feature.NetworkPolicy, INVALID_OBJECT | BigInt(net.vni)), match: [vni, ctState('+trk+inv')], instructions: [] },
     pass(PolicyPriority.Established, [ctState('+trk+est')]),
     pass(PolicyPriority.Established, [ctState('+trk+rel')]),
     // ct needs the IP family in the match (OVS refuses it otherwise), hence one flow per family.
