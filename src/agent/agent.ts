@@ -554,7 +554,7 @@ export class Agent {
     );
     const hostMs = performance.now() - hostStarted;
     this.metrics?.syncSeconds.observe((performance.now() - started) / 1000);
-    if (result.upserted + result.removed > 0) this.log.debug({ ...result, stateMs: Math.round(stateMs), revision: this.session.view.revision }, 'flows updated');
+    if (result.upserted + result.removed > 0) this.log.debug({ upserted: result.upserted, removed: result.removed, revision: this.session.view.revision }, 'flows updated');
     return { state: stateMs, ...(result.ms ?? {}), revalidate: revalidateMs, host: hostMs };
   }
 
