@@ -203,7 +203,7 @@ describe('FlowSync, incremental updates', () => {
           expect(r.upserted + r.removed).toBeLessThan(40);
         }
       }),
-      { numRuns: 30 },
+      { numRuns: 20 },
     );
   });
 
