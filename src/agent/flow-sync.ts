@@ -1,7 +1,7 @@
 // Keeps a bridge's flow table equal to the pipeline: every change is the difference between what
 // is installed and what is wanted, applied as one atomic, ordered bundle.
 import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
-import { diffFlows, FlowTexts, pipelineChunks, type FlowDiff } from './pipeline/pipeline.js';
+import { diffFlows, FlowTexts, pipelineChunks, type FlowChunk, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
 import { PolicyCompilers } from './pipeline/policy.js';
 
@@ -25,6 +25,8 @@ export class FlowSync {
    * chunk from deleting a flow another chunk still wants.
    */
   private owners = new Map<string, Flow[]>();
+  /** The key of the chunk installed last in each slot (see FlowChunk.slot). */
+  private slots = new Map<string, string>();
   private readonly texts = new FlowTexts();
   /** Each isolated network's rule flows, compiled incrementally (see NetworkPolicyCompiler). */
   private readonly compilers = new PolicyCompilers();
@@ -45,7 +47,12 @@ export class FlowSync {
       instructions: f.instructions,
     }));
     const chunks = new Map<string, Flow[]>();
-    for (const c of pipelineChunks(state, this.compilers)) if (!chunks.has(c.key)) chunks.set(c.key, c.build());
+    const slots = new Map<string, string>();
+    for (const c of pipelineChunks(state, this.compilers)) {
+      if (chunks.has(c.key)) continue;
+      chunks.set(c.key, c.build());
+      if (c.slot !== undefined) slots.set(c.slot, c.key);
+    }
     const desired = [...chunks.values()].flat();
     const diff = diffFlows(current, desired, this.texts);
     await this.send(diff);
@@ -57,6 +64,7 @@ export class FlowSync {
       else this.owners.set(key, [f]);
     }
     this.chunks = chunks;
+    this.slots = slots;
     this.texts.rotate();
     return { upserted: diff.upsert.length, removed: diff.remove.length };
   }
@@ -69,21 +77,33 @@ export class FlowSync {
   async update(state: PipelineState): Promise<SyncResult> {
     const t0 = performance.now();
     const chunks = new Map<string, Flow[]>();
-    let added: Flow[] = [];
+    const slots = new Map<string, string>();
+    const built: Array<{ chunk: FlowChunk; flows: Flow[] }> = [];
     for (const c of pipelineChunks(state, this.compilers)) {
       if (chunks.has(c.key)) continue;
+      if (c.slot !== undefined) slots.set(c.slot, c.key);
       const have = this.chunks.get(c.key);
       if (have) {
         chunks.set(c.key, have);
       } else {
         const flows = c.build();
         chunks.set(c.key, flows);
-        for (const f of flows) added.push(f);
+        built.push({ chunk: c, flows });
       }
+    }
+    let added: Flow[] = [];
+    // A chunk that replaces the one installed in its slot and can tell what changed since (a
+    // policy chunk after a rule change) brings only that; the old chunk gives up only that.
+    const replaced = new Map<string, Flow[]>();
+    for (const { chunk, flows } of built) {
+      const old = chunk.slot !== undefined ? this.slots.get(chunk.slot) : undefined;
+      const delta = old !== undefined && this.chunks.has(old) && !chunks.has(old) && !replaced.has(old) ? chunk.since?.(old) : undefined;
+      if (delta) replaced.set(old!, delta.removed);
+      for (const f of delta ? delta.added : flows) added.push(f);
     }
     const t1 = performance.now();
     let removed: Flow[] = [];
-    for (const [key, flows] of this.chunks) if (!chunks.has(key)) for (const f of flows) removed.push(f);
+    for (const [key, flows] of this.chunks) if (!chunks.has(key)) for (const f of replaced.get(key) ?? flows) removed.push(f);
     if (added.length > 0 && removed.length > 0) {
       // A chunk rebuilt from kept objects (a policy chunk after a rule change) gives back most
       // of its flows as the very same objects: those did not change, and are not looked at.
@@ -97,6 +117,7 @@ export class FlowSync {
     }
     if (added.length === 0 && removed.length === 0) {
       this.chunks = chunks;
+      this.slots = slots;
       return { upserted: 0, removed: 0 };
     }
     // The owner lists of the keys touched, changed on copies until the switch took the bundle.
@@ -133,6 +154,7 @@ export class FlowSync {
       else this.owners.delete(key);
     }
     this.chunks = chunks;
+    this.slots = slots;
     this.texts.rotate();
     const ms = { build: t1 - t0, diff: t2 - t1, bundle: performance.now() - t2 };
     return { upserted: diff.upsert.length, removed: diff.remove.length, ms };

@@ -44,6 +44,10 @@ export interface FlowChunk {
   kind: 'host' | 'network' | 'policy' | 'endpoint';
   key: string;
   build(): Flow[];
+  /** Chunks of one slot replace each other (an isolated network's rule flows, one version after another). */
+  slot?: string;
+  /** The flows gone and new since the chunk of this slot with `key`, if the chunk can tell (else: compare all). */
+  since?(key: string): { added: Flow[]; removed: Flow[] } | undefined;
 }
 
 export function pipelineChunks(state: PipelineState, compilers?: PolicyCompilers): FlowChunk[] {
@@ -78,8 +82,18 @@ export function pipelineChunks(state: PipelineState, compilers?: PolicyCompilers
       const compiler = compilers?.for(net.vni) ?? new NetworkPolicyCompiler();
       compiler.compile(generation, net);
       // Without kept compilers the version means nothing between calls: the key is the input.
-      const version = compilers ? String(compiler.version) : JSON.stringify([policy.rules, policy.directory]);
-      chunks.push({ kind: 'policy', key: `policy ${generation} ${net.vni} ${version}`, build: () => compiler.flows() });
+      const slot = `policy ${generation} ${net.vni}`;
+      if (!compilers) {
+        chunks.push({ kind: 'policy', key: `${slot} ${JSON.stringify([policy.rules, policy.directory])}`, build: () => compiler.flows() });
+      } else {
+        chunks.push({
+          kind: 'policy',
+          key: `${slot} ${compiler.version}`,
+          build: () => compiler.flows(),
+          slot,
+          since: (key) => (key.startsWith(`${slot} `) ? compiler.deltaSince(Number(key.slice(slot.length + 1))) : undefined),
+        });
+      }
     }
     for (const ep of endpoints) {
       chunks.push({

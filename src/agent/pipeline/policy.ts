@@ -304,6 +304,8 @@ export class NetworkPolicyCompiler {
   private readonly clauses = new Map<string, ClauseState>();
   private readonly hashes = new Map<string, number>();
   private output: Flow[] = [];
+  /** What the last compile that changed anything changed, from which version to which. */
+  private lastDelta: { from: number; to: number; added: Flow[]; removed: Flow[] } | undefined;
   /** Changes whenever the flows do; unique over all compilers (a chunk key). */
   version = ++compileVersions;
 
@@ -314,7 +316,9 @@ export class NetworkPolicyCompiler {
     const directory = policy?.directory ?? [];
     const context = `${generation}/${net.vni}`;
     let changed = false;
+    let fresh = false;
     if (context !== this.context) {
+      fresh = true;
       this.context = context;
       this.rules.clear();
       this.clauses.clear();
@@ -329,7 +333,9 @@ export class NetworkPolicyCompiler {
     }
     const index = this.index!;
     const ids = this.ids(net.vni, rules);
-    const dirty = new Set<string>();
+    // Clause flows touched, with the flow each had before; flows gone and new.
+    const dirty = new Map<string, Flow | undefined>();
+    const delta = { added: [] as Flow[], removed: [] as Flow[] };
     const seen = new Set<string>();
     for (const rule of rules) {
       if (seen.has(rule.name)) continue;
@@ -350,18 +356,19 @@ export class NetworkPolicyCompiler {
           continue;
         }
       }
-      if (st) this.retract(st, dirty);
-      this.rules.set(rule.name, this.install(generation, net.vni, rule, text, id, resolved ?? resolveRule(index, rule), dirty));
+      if (st) this.retract(st, dirty, delta.removed);
+      this.rules.set(rule.name, this.install(generation, net.vni, rule, text, id, resolved ?? resolveRule(index, rule), dirty, delta.added));
       changed = true;
     }
     for (const [name, st] of this.rules) {
       if (seen.has(name)) continue;
-      this.retract(st, dirty);
+      this.retract(st, dirty, delta.removed);
       this.rules.delete(name);
       changed = true;
     }
     const base = cookie(generation, Feature.NetworkPolicy, net.vni);
-    for (const key of dirty) {
+    for (const [key, before] of dirty) {
+      if (before) delta.removed.push(before);
       const c = this.clauses.get(key)!;
       if (c.members.size === 0) {
         this.clauses.delete(key);
@@ -369,12 +376,15 @@ export class NetworkPolicyCompiler {
       }
       const actions = [...c.members.values()].sort((a, b) => a.id - b.id);
       c.flow = { table: Table.Policy, priority: PolicyPriority.Rule, cookie: base, match: c.match, instructions: [{ type: 'apply_actions', actions }] };
+      delta.added.push(c.flow);
     }
     if (changed) {
       this.output = [];
-      for (const st of this.rules.values()) this.output.push(...st.allow);
+      for (const st of this.rules.values()) for (const f of st.allow) this.output.push(f);
       for (const c of this.clauses.values()) this.output.push(c.flow!);
+      const from = this.version;
       this.version = ++compileVersions;
+      this.lastDelta = fresh ? undefined : { from, to: this.version, ...delta };
     }
     return changed;
   }
@@ -382,6 +392,15 @@ export class NetworkPolicyCompiler {
   /** The network's rule flows as last compiled (the same array until they change). */
   flows(): Flow[] {
     return this.output;
+  }
+
+  /**
+   * The flows that went and came between `version` and the current one, when that was one compile
+   * (FlowSync then sends these instead of comparing the whole network's flows); else undefined.
+   */
+  deltaSince(version: number): { added: Flow[]; removed: Flow[] } | undefined {
+    const d = this.lastDelta;
+    return d && d.from === version && d.to === this.version ? d : undefined;
   }
 
   /** Per rule of `rules` that has flows here: its conjunction id and the size of each clause. */
@@ -413,14 +432,16 @@ export class NetworkPolicyCompiler {
     return ids;
   }
 
-  private retract(st: RuleState, dirty: Set<string>): void {
+  private retract(st: RuleState, dirty: Map<string, Flow | undefined>, removed: Flow[]): void {
+    for (const f of st.allow) removed.push(f);
     for (const c of st.contributions) {
-      this.clauses.get(c.key)?.members.delete(st.id);
-      dirty.add(c.key);
+      const clause = this.clauses.get(c.key)!;
+      if (!dirty.has(c.key)) dirty.set(c.key, clause.flow);
+      clause.members.delete(st.id);
     }
   }
 
-  private install(generation: number, vniValue: number, rule: PolicyRule, text: string, id: number, resolved: ResolvedRule, dirty: Set<string>): RuleState {
+  private install(generation: number, vniValue: number, rule: PolicyRule, text: string, id: number, resolved: ResolvedRule, dirty: Map<string, Flow | undefined>, added: Flow[]): RuleState {
     const { destinations, sources, services } = resolved;
     const outside = rule.from.outside === true;
     if (destinations.length === 0 || (sources.length === 0 && !outside)) return { rule, text, id, resolved, contributions: [], allow: [] };
@@ -436,8 +457,8 @@ export class NetworkPolicyCompiler {
     for (const c of contributions) {
       let clause = this.clauses.get(c.key);
       if (!clause) this.clauses.set(c.key, (clause = { match: clauseMatch(vni, c.what), members: new Map(), flow: undefined }));
+      if (!dirty.has(c.key)) dirty.set(c.key, clause.flow);
       clause.members.set(id, { type: 'conjunction', id, clause: c.clause, nClauses: n });
-      dirty.add(c.key);
     }
     const commit: Action = { type: 'ct', commit: true, zone: ctZone(vniValue) };
     const allow = ipFamilies([{ field: 'conj_id', value: id }]).map(
@@ -449,6 +470,7 @@ export class NetworkPolicyCompiler {
         instructions: [{ type: 'apply_actions', actions: [commit] }, goto(Table.Output)],
       }),
     );
+    for (const f of allow) added.push(f);
     return { rule, text, id, resolved, contributions, allow };
   }
 }

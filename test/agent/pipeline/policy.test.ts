@@ -266,6 +266,11 @@ describe('incremental compile (NetworkPolicyCompiler)', () => {
     // the destination clause of l2 (shared with the rules to t1: rebuilt with one more conjunction).
     expect(added).toHaveLength(2 + 2 + 2 + 1);
     expect(removed).toHaveLength(1);
+    // The compiler tells the same difference itself (what FlowSync sends), from the version before only.
+    const delta = compiler.deltaSince(version)!;
+    expect(new Set(delta.added)).toEqual(new Set(added));
+    expect(new Set(delta.removed)).toEqual(new Set(removed));
+    expect(compiler.deltaSince(version - 1)).toBeUndefined();
     const dst = added.find((f) => f.match.some((m) => m.field === 'reg' && m.index === 2))!;
     expect(actionsOf(dst)).toHaveLength(25 + 1);
     // Removing it again gives back the flows of before (by content), touching as few.
