@@ -140,6 +140,55 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/**
+ * Where each change's time went (with BENCH_AGENT_LOG=debug): controller commit and Watch to the
+ * agent, the agent's phases (its `view change applied` log lines), the ack's way back, and the
+ * packet check after the ack. Percentiles per phase, then the slowest changes in full.
+ */
+function phaseBreakdown(logs: string, timeline: Array<{ i: number; adding: boolean; start: number; committed: number; revision: number; ackSeen: number; apply: number }>): void {
+  const applied: Array<{ revision: number; receivedAt: number; ms: Record<string, number> }> = [];
+  for (const line of logs.split('\n')) {
+    if (!line.includes('view change applied')) continue;
+    try {
+      applied.push(JSON.parse(line) as (typeof applied)[number]);
+    } catch {
+      // not a JSON line
+    }
+  }
+  const rows: Array<{ i: number; adding: boolean; apply: number; phases: Record<string, number> }> = [];
+  for (const c of timeline) {
+    const a = applied.find((x) => x.revision >= c.revision && x.receivedAt >= c.start - 5);
+    if (!a) continue;
+    const done = a.receivedAt + a.ms.total!;
+    rows.push({ i: c.i, adding: c.adding, apply: c.apply, phases: { api: c.committed - c.start, toAgent: a.receivedAt - c.committed, ...a.ms, ackToBench: c.ackSeen - done, packetAfterAck: c.start + c.apply - c.ackSeen } });
+  }
+  if (rows.length === 0) return;
+  const names = Object.keys(rows[0]!.phases);
+  // The agent's reads of the whole flow table (heartbeat drop counters), when they overlapped a change.
+  const reads: Array<{ at: number; ms: number }> = [];
+  for (const line of logs.split('\n')) {
+    if (!line.includes('datapath counters read')) continue;
+    try {
+      reads.push(JSON.parse(line) as { at: number; ms: number });
+    } catch {
+      // not a JSON line
+    }
+  }
+  for (const r of rows) {
+    const c = timeline.find((t) => t.i === r.i)!;
+    r.phases.counterReadMs = reads.filter((x) => x.at + x.ms >= c.start && x.at <= c.start + c.apply).reduce((a, x) => a + x.ms, 0);
+  }
+  names.push('counterReadMs');
+  console.log(`phases (ms) over ${rows.length} changes:`);
+  for (const n of names) {
+    const xs = rows.map((r) => r.phases[n] ?? 0);
+    console.log(`  ${n.padEnd(15)} p50 ${String(r1(pct(xs, 50))).padStart(7)}  p90 ${String(r1(pct(xs, 90))).padStart(7)}  max ${String(r1(Math.max(...xs))).padStart(7)}`);
+  }
+  for (const r of [...rows].sort((a, b) => b.apply - a.apply).slice(0, 4)) {
+    console.log(`  slow: change ${r.i} (${r.adding ? 'add' : 'delete'}) ${r1(r.apply)} ms: ${names.map((n) => `${n} ${r1(r.phases[n] ?? 0)}`).join(', ')}`);
+  }
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
   // Heartbeats as often as the controller's default (5 s); each carries drop counters read from the flow table.
@@ -222,6 +271,8 @@ async function main(): Promise<void> {
     };
     const adds: number[] = [];
     const deletes: number[] = [];
+    /** Per change, for the phase breakdown (BENCH_AGENT_LOG=debug): when it started, its revision, when the bench saw the ack, what it measured. */
+    const timeline: Array<{ i: number; adding: boolean; start: number; committed: number; revision: number; ackSeen: number; apply: number }> = [];
     /** Deletes whose last datagram passed after the agent acknowledged: by how much (ms). */
     const afterAck: number[] = [];
     for (let i = 0; i < CHANGES; i++) {
@@ -230,7 +281,10 @@ async function main(): Promise<void> {
       const start = Date.now();
       if (adding) await ctl.client.createPolicy(toggle);
       else await ctl.client.deletePolicy(NET, toggle.name!);
+      const committed = Date.now();
+      const revision = ctl.controller.revision();
       await applied(`change ${i} applied`, 60_000);
+      const ackSeen = Date.now();
       if (adding) {
         await waitFor(`a probe datagram through after change ${i}`, async () => arrivals.slice(seen).some((t) => t >= start), 10_000, 2);
         const first = Math.min(...arrivals.slice(seen).filter((t) => t >= start));
@@ -245,6 +299,7 @@ async function main(): Promise<void> {
         deletes.push(last > start ? last - start + SEND_INTERVAL_S * 1000 : 0);
         if (last > ackedAt) afterAck.push(last - ackedAt);
       }
+      timeline.push({ i, adding, start, committed, revision, ackSeen, apply: adding ? adds.at(-1)! : deletes.at(-1)! });
       if ((i + 1) % 20 === 0) console.log(`  ${i + 1} changes: last add ${r1(adds.at(-1)!)} ms, last delete ${r1(deletes.at(-1) ?? 0)} ms`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -260,10 +315,7 @@ async function main(): Promise<void> {
     console.log(`loom:  ${afterAck.length} of ${deletes.length} deletes still passed datagrams after the agent acknowledged (OVS revalidating cached datapath flows)${afterAck.length ? `: up to ${r1(Math.max(...afterAck))} ms later` : ''}`);
     console.log(`loom:  flows ${flows} on br-int (${policyFlows} in table 40); budget 10 x (${RULES} rules + ${LOCAL} local + ${named.size} remote named) = ${budget}: ${flows <= budget ? 'met' : 'NOT met'}`);
     console.log(`loom:  agent RSS ${r1(rss)} MB (Node.js under tsx)`);
-    if (process.env.BENCH_AGENT_LOG) {
-      const syncs = agent.logs.split('\n').filter((x) => /flows updated/.test(x));
-      console.log(`agent: ${syncs.length} flow updates logged; last: ${syncs.slice(-4).join('\n')}`);
-    }
+    if (process.env.BENCH_AGENT_LOG === 'debug') phaseBreakdown(agent.logs, timeline);
     stopProc(sender);
     stopProc(receiver);
 

@@ -12,7 +12,7 @@ import { AgentError, Attacher, attachmentKey, tunnelKind, type EndpointApi } fro
 import { ControllerSession, type Clock, type SessionApi } from './controller-session.js';
 import type { HostParts } from './startup.js';
 import { answerGatewaySolicitations } from './nd-responder.js';
-import { DatapathCounters, dropsByReason } from './datapath-counters.js';
+import { DatapathCounters, countedFlows, dropsByReason } from './datapath-counters.js';
 import { flowFromEndpoint, toTraceHostResult, traceOnHost, tunnelFlow, type HostTrace, type TraceFromEndpointRequest } from './trace.js';
 import { LiveTraceBusy, LiveTracer, type LiveSpec } from './live-trace.js';
 import { GATEWAY_OFPORT } from './gateway-port.js';
@@ -132,7 +132,7 @@ export class Agent {
   ) {
     this.flows = new FlowSync(host.openflow);
     this.resolver = new DnsResolver(metrics?.dns, dnsUpstream);
-    this.datapath = new DatapathCounters(host.openflow, () => new Set(this.endpointPorts().keys()));
+    this.datapath = new DatapathCounters(countedFlows(host.openflow), () => new Set(this.endpointPorts().keys()));
     this.controllerApi = controller.api;
     this.reclaimer = new EndpointReclaimer({
       connected: () => this.session.registered,
@@ -154,15 +154,30 @@ export class Agent {
       home: controller.home,
       homeFailed: controller.homeFailed,
       appliedRevision: () => this.appliedRevision,
-      drops: async () => dropsByReason((await this.datapath.read()).drops),
+      drops: async () => {
+        const at = Date.now();
+        const started = performance.now();
+        const counts = await this.datapath.read();
+        this.log.debug({ at, ms: Math.round(performance.now() - started) }, 'datapath counters read');
+        return dropsByReason(counts.drops);
+      },
       onChange: (revision, ack) => {
+        const receivedAt = Date.now();
+        const received = performance.now();
         this.enqueue(async () => {
-          await this.syncFlows();
+          const queue = performance.now() - received;
+          const phases = await this.syncFlows();
           // Names follow the view before the ack: once `loomctl wait` returns, every host answers the change.
+          const dns = performance.now();
           this.rebuildDnsDirectory();
           this.appliedRevision = revision;
           this.metrics?.appliedRevision.set(revision);
           ack();
+          const ms: Record<string, number> = { queue, ...phases, dns: performance.now() - dns, total: performance.now() - received };
+          const observe = this.metrics?.applyPhaseSeconds;
+          for (const phase in ms) observe?.observe({ phase }, ms[phase]! / 1000);
+          for (const phase in ms) ms[phase] = Math.round(ms[phase]! * 10) / 10;
+          this.log.debug({ revision, receivedAt, ms }, 'view change applied');
         }).catch((err) => this.log.error({ err, revision }, 'applying a view change failed'));
       },
       onTrace: (req) => this.answerTrace(req),
@@ -180,7 +195,7 @@ export class Agent {
       host.ports,
       {
         enqueue: (fn) => this.enqueue(fn),
-        syncFlows: () => this.syncFlows(),
+        syncFlows: async () => void (await this.syncFlows()),
         classifies: async (ofport) => (await host.openflow.dumpFlows({ table: 0, match: [{ field: 'in_port', value: ofport }] })).length > 0,
         registered: () => this.session.registered,
         claim: (containerId, ifname) => this.reclaimer.claim(containerId, ifname),
@@ -565,17 +580,20 @@ export class Agent {
    * table is left alone (an agent restarting without its controller keeps forwarding); then the
    * switch is read and reconciled once, replacing the previous generation in place.
    */
-  private async syncFlows(): Promise<void> {
-    if (this.session.view.revision === 0 && !this.reconciled) return;
-    const started = process.hrtime.bigint();
+  private async syncFlows(): Promise<SyncPhases> {
+    if (this.session.view.revision === 0 && !this.reconciled) return {};
+    const started = performance.now();
     const state = this.pipelineState();
-    const stateMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
+    const stateMs = performance.now() - started;
     const reconciling = !this.reconciled;
     const result = reconciling ? await this.flows.reconcile(state) : await this.flows.update(state);
     this.reconciled = true;
     if (reconciling) await this.releaseFlowRestoreWait();
+    const revalidating = performance.now();
     if (result.upserted + result.removed > 0 && state.networks.some((n) => n.policy?.isolated)) await this.revalidated();
+    const revalidateMs = performance.now() - revalidating;
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
+    const hostStarted = performance.now();
     await this.syncHost().then(
       () => this.metrics?.hostPathSyncs.inc({ result: 'ok' }),
       (err: unknown) => {
@@ -583,8 +601,10 @@ export class Agent {
         this.log.error({ err }, 'host path (gateway port, table inet loom) not applied');
       },
     );
-    this.metrics?.syncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    if (result.upserted + result.removed > 0) this.log.debug({ ...result, stateMs, revision: this.session.view.revision }, 'flows updated');
+    const hostMs = performance.now() - hostStarted;
+    this.metrics?.syncSeconds.observe((performance.now() - started) / 1000);
+    if (result.upserted + result.removed > 0) this.log.debug({ upserted: result.upserted, removed: result.removed, revision: this.session.view.revision }, 'flows updated');
+    return { state: stateMs, ...(result.ms ?? {}), revalidate: revalidateMs, host: hostMs };
   }
 
   /**
@@ -791,6 +811,9 @@ export class Agent {
  * carrying their OpenFlow port. Until the directory names a local endpoint, no rule selects it:
  * an isolated network fails closed.
  */
+/** Milliseconds one flow sync spent per phase (the apply phase histogram's labels). */
+type SyncPhases = Partial<Record<'state' | 'build' | 'diff' | 'bundle' | 'revalidate' | 'host', number>>;
+
 function policyState(
   net: api.Network,
   view: NetworkViewState | undefined,
@@ -801,7 +824,7 @@ function policyState(
   if (net.isolation !== 'ISOLATION_ISOLATED') return undefined;
   const ofports = new Map<string, number>();
   for (const a of attachments) if (a.record.network === net.name) ofports.set(a.record.containerId, a.ofport);
-  // The same array while no endpoint changed, so the compiler keeps what it resolved (FlowReuse).
+  // The same array while no endpoint changed, so the compiler keeps what it resolved (NetworkPolicyCompiler).
   const version = `${directoryVersion}/${[...ofports].join(',')}`;
   let cached = directories.get(net.name);
   if (cached?.version !== version) {
@@ -815,14 +838,25 @@ function policyState(
   const protocols = { PROTOCOL_UNSPECIFIED: 'any', PROTOCOL_TCP: 'tcp', PROTOCOL_UDP: 'udp', PROTOCOL_ICMP: 'icmp' } as const;
   const empty = { endpoints: [], labels: {}, cidrs: [], outside: false };
   // A protocol this agent does not know (a newer controller) allows nothing rather than everything.
-  const rules: PolicyRule[] = [...(view?.policies.values() ?? [])]
-    .filter((p) => p.protocol in protocols)
-    .map((p) => ({
-      name: p.name,
-      from: p.from ?? empty,
-      to: p.to ?? empty,
-      protocol: protocols[p.protocol],
-      ports: p.ports.map((r) => ({ first: r.first, last: Math.max(r.first, r.last) })),
-    }));
+  const rules: PolicyRule[] = [];
+  for (const p of view?.policies.values() ?? []) {
+    if (!(p.protocol in protocols)) continue;
+    // The same object for a policy the view did not change: the compiler skips it at once.
+    let rule = compiledRules.get(p);
+    if (!rule) {
+      rule = {
+        name: p.name,
+        from: p.from ?? empty,
+        to: p.to ?? empty,
+        protocol: protocols[p.protocol],
+        ports: p.ports.map((r) => ({ first: r.first, last: Math.max(r.first, r.last) })),
+      };
+      compiledRules.set(p, rule);
+    }
+    rules.push(rule);
+  }
   return { network: net.name, isolated: true, directory, rules };
 }
+
+/** Policy rules as the pipeline takes them, by the view's policy object. */
+const compiledRules = new WeakMap<api.Policy, PolicyRule>();

@@ -1,9 +1,9 @@
 // Keeps a bridge's flow table equal to the pipeline: every change is the difference between what
 // is installed and what is wanted, applied as one atomic, ordered bundle.
 import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
-import { diffFlows, FlowTexts, pipelineChunks, type FlowDiff } from './pipeline/pipeline.js';
+import { diffFlows, FlowTexts, pipelineChunks, type FlowChunk, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
-import { FlowReuse } from './pipeline/policy.js';
+import { PolicyCompilers } from './pipeline/policy.js';
 
 export interface SyncResult {
   upserted: number;
@@ -25,8 +25,11 @@ export class FlowSync {
    * chunk from deleting a flow another chunk still wants.
    */
   private owners = new Map<string, Flow[]>();
+  /** The key of the chunk installed last in each slot (see FlowChunk.slot). */
+  private slots = new Map<string, string>();
   private readonly texts = new FlowTexts();
-  private readonly reuse = new FlowReuse();
+  /** Each isolated network's rule flows, compiled incrementally (see NetworkPolicyCompiler). */
+  private readonly compilers = new PolicyCompilers();
 
   constructor(private readonly client: OpenFlowClient) {}
 
@@ -44,8 +47,12 @@ export class FlowSync {
       instructions: f.instructions,
     }));
     const chunks = new Map<string, Flow[]>();
-    for (const c of pipelineChunks(state, this.reuse)) if (!chunks.has(c.key)) chunks.set(c.key, c.build());
-    this.reuse.rotate();
+    const slots = new Map<string, string>();
+    for (const c of pipelineChunks(state, this.compilers)) {
+      if (chunks.has(c.key)) continue;
+      chunks.set(c.key, c.build());
+      if (c.slot !== undefined) slots.set(c.slot, c.key);
+    }
     const desired = [...chunks.values()].flat();
     const diff = diffFlows(current, desired, this.texts);
     await this.send(diff);
@@ -57,6 +64,7 @@ export class FlowSync {
       else this.owners.set(key, [f]);
     }
     this.chunks = chunks;
+    this.slots = slots;
     this.texts.rotate();
     return { upserted: diff.upsert.length, removed: diff.remove.length };
   }
@@ -69,27 +77,47 @@ export class FlowSync {
   async update(state: PipelineState): Promise<SyncResult> {
     const t0 = performance.now();
     const chunks = new Map<string, Flow[]>();
-    const added: Flow[] = [];
-    let rebuiltNetwork = false;
-    for (const c of pipelineChunks(state, this.reuse)) {
+    const slots = new Map<string, string>();
+    const built: Array<{ chunk: FlowChunk; flows: Flow[] }> = [];
+    for (const c of pipelineChunks(state, this.compilers)) {
       if (chunks.has(c.key)) continue;
+      if (c.slot !== undefined) slots.set(c.slot, c.key);
       const have = this.chunks.get(c.key);
       if (have) {
         chunks.set(c.key, have);
       } else {
         const flows = c.build();
-        if (c.kind === 'network') rebuiltNetwork = true;
         chunks.set(c.key, flows);
-        added.push(...flows);
+        built.push({ chunk: c, flows });
       }
     }
-    // Policy flow objects of networks not rebuilt stay for their next rebuild (FlowReuse).
-    if (rebuiltNetwork) this.reuse.rotate();
+    let added: Flow[] = [];
+    // A chunk that replaces the one installed in its slot and can tell what changed since (a
+    // policy chunk after a rule change) brings only that; the old chunk gives up only that.
+    const replaced = new Map<string, Flow[]>();
+    for (const { chunk, flows } of built) {
+      const old = chunk.slot !== undefined ? this.slots.get(chunk.slot) : undefined;
+      const delta = old !== undefined && this.chunks.has(old) && !chunks.has(old) && !replaced.has(old) ? chunk.since?.(old) : undefined;
+      if (delta) replaced.set(old!, delta.removed);
+      for (const f of delta ? delta.added : flows) added.push(f);
+    }
     const t1 = performance.now();
-    const removed: Flow[] = [];
-    for (const [key, flows] of this.chunks) if (!chunks.has(key)) removed.push(...flows);
+    let removed: Flow[] = [];
+    for (const [key, flows] of this.chunks) if (!chunks.has(key)) for (const f of replaced.get(key) ?? flows) removed.push(f);
+    if (added.length > 0 && removed.length > 0) {
+      // A chunk rebuilt from kept objects (a policy chunk after a rule change) gives back most
+      // of its flows as the very same objects: those did not change, and are not looked at.
+      const gone = new Set(removed);
+      const kept = new Set<Flow>();
+      for (const f of added) if (gone.has(f)) kept.add(f);
+      if (kept.size > 0) {
+        added = added.filter((f) => !kept.has(f));
+        removed = removed.filter((f) => !kept.has(f));
+      }
+    }
     if (added.length === 0 && removed.length === 0) {
       this.chunks = chunks;
+      this.slots = slots;
       return { upserted: 0, removed: 0 };
     }
     // The owner lists of the keys touched, changed on copies until the switch took the bundle.
@@ -126,8 +154,9 @@ export class FlowSync {
       else this.owners.delete(key);
     }
     this.chunks = chunks;
+    this.slots = slots;
     this.texts.rotate();
-    const ms = { build: Math.round(t1 - t0), diff: Math.round(t2 - t1), bundle: Math.round(performance.now() - t2) };
+    const ms = { build: t1 - t0, diff: t2 - t1, bundle: performance.now() - t2 };
     return { upserted: diff.upsert.length, removed: diff.remove.length, ms };
   }
 

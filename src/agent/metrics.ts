@@ -8,6 +8,8 @@ export interface AgentMetrics {
   appliedRevision: client.Gauge;
   flowChanges: client.Counter;
   syncSeconds: client.Histogram;
+  /** One controller change from its arrival on Watch to the ack, by phase (see Agent.applyViewChange). */
+  applyPhaseSeconds: client.Histogram<'phase'>;
   attachSeconds: client.Histogram;
   apiRequests: client.Counter<'op' | 'result'>;
   endpointsReclaimed: client.Counter<'found'>;
@@ -94,6 +96,14 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       name: 'loom_agent_flow_sync_seconds',
       help: 'Time to apply one change to the flow table (one bundle)',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    }),
+    applyPhaseSeconds: new client.Histogram({
+      name: 'loom_agent_apply_phase_seconds',
+      help:
+        'Time a controller change spends in each phase on this host, from its arrival on Watch to the ack: queue (behind other work), state (pipeline input), build (flows of changed chunks), diff, bundle (OpenFlow bundle sent and committed), revalidate (ovs-vswitchd revalidator/wait), host (gateway port, nftables), total',
+      labelNames: ['phase'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
       registers,
     }),
     attachSeconds: new client.Histogram({

@@ -2,9 +2,12 @@ import { describe, expect, it } from 'vitest';
 import client from 'prom-client';
 import { buildPipeline } from '../../src/agent/pipeline/pipeline.js';
 import type { PipelineState } from '../../src/agent/pipeline/state.js';
-import { Feature, Table, cookie } from '../../src/agent/pipeline/fields.js';
-import { DatapathCounters, dropReason, isDropFlow, registerDatapathMetrics, summarize } from '../../src/agent/datapath-counters.js';
-import type { DumpedFlow } from '../../src/openflow/client.js';
+import { Feature, Table, cookie, cookieFeature } from '../../src/agent/pipeline/fields.js';
+
+const cookieFeatureOf = (f: { cookie: bigint }) => cookieFeature(f.cookie);
+import { DatapathCounters, countedFlows, dropReason, isDropFlow, registerDatapathMetrics, summarize } from '../../src/agent/datapath-counters.js';
+import type { DumpedFlow, FlowFilter } from '../../src/openflow/client.js';
+import type { PolicyRule } from '../../src/agent/pipeline/state.js';
 
 const state: PipelineState = {
   generation: 3,
@@ -80,5 +83,36 @@ describe('datapath counters', () => {
     expect(text).toMatch(/loom_agent_tunnel_peer_bytes_total\{vtep="192.0.2.2"\} \d+/);
     fail = true;
     expect(await registry.metrics()).toMatch(/loom_agent_datapath_counter_read_errors_total [1-9]\d*\n/);
+  });
+
+  it('reads every flow that counts but not the policy table\'s rule flows', async () => {
+    // An isolated network with rules: the switch below answers filters as OVS does.
+    const rule: PolicyRule = { name: 'r', from: { endpoints: [], labels: {}, cidrs: ['10.0.0.0/8'] }, to: { endpoints: ['e1'], labels: {}, cidrs: [] }, protocol: 'tcp', ports: [{ first: 80, last: 80 }] };
+    const net = state.networks[0]!;
+    const isolated: PipelineState = {
+      ...state,
+      networks: [{ ...net, policy: { network: 'n', isolated: true, directory: [{ name: 'e1', labels: {}, ipv4: '198.18.0.7', ofport: 7 }], rules: [rule] } }],
+    };
+    const table = buildPipeline(isolated).map((f): DumpedFlow => ({ ...f, idleTimeout: 0, hardTimeout: 0, flags: 0, durationSec: 0, durationNsec: 0, packetCount: 1n, byteCount: 1n }));
+    const filters: FlowFilter[] = [];
+    const source = countedFlows({
+      dumpFlows: (filter: FlowFilter = {}) => {
+        filters.push(filter);
+        const mask = filter.cookieMask ?? 0n;
+        return Promise.resolve(table.filter((f) => (filter.table === undefined || f.table === filter.table) && (f.cookie & mask) === ((filter.cookie ?? 0n) & mask)));
+      },
+    });
+    const read = await source.dumpFlows();
+    const isRuleFlow = (f: DumpedFlow) => f.table === Table.Policy && f.priority === 150;
+    expect(table.filter(isRuleFlow).length).toBeGreaterThan(0);
+    expect(read.filter(isRuleFlow)).toEqual([]);
+    expect(read).toHaveLength(new Set(read).size);
+    // Everything else is read: all other tables and features, and the policy drops (deny, invalid).
+    const flagged = (f: DumpedFlow) => (f.cookie & ((1n << 39n) | (1n << 38n))) !== 0n;
+    const wantedFlows = table.filter((f) => !(f.table === Table.Policy && cookieFeatureOf(f) === Feature.NetworkPolicy && !flagged(f)));
+    expect(new Set(read)).toEqual(new Set(wantedFlows));
+    const drops = read.filter((f) => f.table === Table.Policy && cookieFeatureOf(f) === Feature.NetworkPolicy);
+    expect(drops.map((f) => f.priority).sort()).toEqual([10, 210]);
+    expect(filters.every((f) => f.table !== undefined)).toBe(true);
   });
 });

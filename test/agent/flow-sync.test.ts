@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FlowSync } from '../../src/agent/flow-sync.js';
 import type { FlowChange, OpenFlowClient } from '../../src/openflow/client.js';
-import type { Flow, NetworkState, PipelineState } from '../../src/agent/pipeline/state.js';
+import type { Flow, NetworkState, PipelineState, PolicyRule } from '../../src/agent/pipeline/state.js';
 import { buildPipeline, flowKey, pipelineChunks } from '../../src/agent/pipeline/pipeline.js';
 import { formatInstructions } from '../../src/openflow/printer.js';
 import fc from 'fast-check';
@@ -103,6 +103,14 @@ const endpointPool = Array.from({ length: 8 }, (_, i) => ({
   ipv4: `198.18.0.${i + 2}`,
   ...(i % 3 === 0 ? { ipv6: `fd00:100::${i + 2}` } : {}),
 }));
+// Rules that share clause flows (the db endpoints, the web sources, tcp/5432), one in two versions.
+const peerOf = (p: Partial<PolicyRule['from']>): PolicyRule['from'] => ({ endpoints: [], labels: {}, cidrs: [], ...p });
+const policyRules: PolicyRule[] = [
+  { name: 'web-to-db', from: peerOf({ labels: { app: 'web' } }), to: peerOf({ labels: { app: 'db' } }), protocol: 'tcp', ports: [{ first: 5432, last: 5432 }] },
+  { name: 'e1-to-db', from: peerOf({ endpoints: ['e1'] }), to: peerOf({ labels: { app: 'db' } }), protocol: 'tcp', ports: [{ first: 5432, last: 5433 }] },
+  { name: 'cidr', from: peerOf({ cidrs: ['10.0.0.0/8'] }), to: peerOf({ endpoints: ['e2', 'e4'] }), protocol: 'udp', ports: [] },
+  { name: 'cidr', from: peerOf({ cidrs: ['10.0.0.0/8'], outside: true }), to: peerOf({ endpoints: ['e2'] }), protocol: 'icmp', ports: [] },
+];
 const arbNetwork = (vni: number, tunnel: 'vxlan' | 'gre') =>
   fc.record({
     remote: fc.subarray([
@@ -113,8 +121,8 @@ const arbNetwork = (vni: number, tunnel: 'vxlan' | 'gre') =>
     gateway6: fc.boolean(),
     hostAddress: fc.boolean(),
     isolated: fc.boolean(),
-    rule: fc.boolean(),
-  }).map(({ remote, gateway6, hostAddress, isolated, rule }) => (endpoints: NetworkState['endpoints']): NetworkState => ({
+    rules: fc.subarray(policyRules),
+  }).map(({ remote, gateway6, hostAddress, isolated, rules }) => (endpoints: NetworkState['endpoints']): NetworkState => ({
     vni,
     tunnel,
     gateway4: `198.${vni}.0.1`,
@@ -129,7 +137,7 @@ const arbNetwork = (vni: number, tunnel: 'vxlan' | 'gre') =>
             network: `n${vni}`,
             isolated: true,
             directory: endpoints.map((e) => ({ name: e.id, labels: { app: e.ofport % 2 ? 'web' : 'db' }, ...(e.ipv4 ? { ipv4: e.ipv4 } : {}), ofport: e.ofport })),
-            rules: rule ? [{ name: 'web-to-db', from: { endpoints: [], labels: { app: 'web' }, cidrs: [] }, to: { endpoints: [], labels: { app: 'db' }, cidrs: [] }, protocol: 'tcp' as const, ports: [{ first: 5432, last: 5432 }] }] : [],
+            rules,
           },
         }
       : {}),
@@ -169,6 +177,33 @@ describe('FlowSync, incremental updates', () => {
         }
       }),
       { numRuns: 30 },
+    );
+  });
+
+  it('follows rule changes on a network whose endpoints stay, sending only the changed rules\' flows', async () => {
+    // The agent keeps the directory array while no endpoint changes; rules come and go.
+    const endpoints = endpointPool.slice(0, 6);
+    const directory = endpoints.map((e) => ({ name: e.id, labels: { app: e.ofport % 2 ? 'web' : 'db' }, ...(e.ipv4 ? { ipv4: e.ipv4 } : {}), ofport: e.ofport }));
+    const many: PolicyRule[] = Array.from({ length: 40 }, (_, i) => ({ name: `p${i}`, from: peerOf({ labels: { app: 'web' } }), to: peerOf({ labels: { app: 'db' } }), protocol: 'tcp', ports: [{ first: 2000 + i, last: 2000 + i }] }));
+    const at = (rules: PolicyRule[]): PipelineState => ({
+      generation: 3,
+      tunnelPorts: { vxlan: 65001, gre: 65002 },
+      networks: [{ vni: 20, tunnel: 'vxlan', gateway4: '198.20.0.1', ipv4Cidr: '198.20.0.0/16', endpoints, remote: [], policy: { network: 'n20', isolated: true, directory, rules } }],
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.subarray(policyRules), { minLength: 1, maxLength: 8 }), async (steps) => {
+        const sim = simulatedSwitch();
+        const sync = new FlowSync(sim.client);
+        await sync.reconcile(at(many));
+        for (const rules of steps) {
+          const s = at([...many, ...rules]);
+          const r = await sync.update(s);
+          expect(sim.table).toEqual(wanted(s));
+          // The 40 unchanged rules' flows (160 and more) are never sent again.
+          expect(r.upserted + r.removed).toBeLessThan(40);
+        }
+      }),
+      { numRuns: 20 },
     );
   });
 

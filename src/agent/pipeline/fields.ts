@@ -77,7 +77,7 @@ export const Feature = {
   HostPath: 7,
   /** UDP to a network's gateway on port 53, to the agent's resolver: dns.ts. */
   Dns: 8,
-  /** Network policy (isolation, allow rules): object = conjunction id of a rule, or DENY_OBJECT | VNI. */
+  /** Network policy (isolation, allow rules): object = conjunction id of a rule, DENY_OBJECT | VNI, INVALID_OBJECT | VNI, or the VNI. */
   NetworkPolicy: 9,
   /** Short-lived observation flows of a live trace (live-trace.ts): object = DSCP << 8 | outcome. */
   Trace: 10,
@@ -111,6 +111,8 @@ export const DENIED_LOG_METER = 1;
 
 /** Cookie object of an isolated network's default-deny flow: bit 39 set, then the VNI. */
 export const DENY_OBJECT = 1n << 39n;
+/** Cookie object of an isolated network's flow that drops invalid packets: bit 38 set, then the VNI. */
+export const INVALID_OBJECT = 1n << 38n;
 
 /**
  * Conntrack zone of a network: its VNI's low 16 bits (zones are 16 bits wide, VNIs 24). Two

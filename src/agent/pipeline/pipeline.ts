@@ -7,7 +7,7 @@ import { Feature, Table, cookie } from './fields.js';
 import { connectivityFlows, endpointFlows } from './connectivity.js';
 import { tunnelFlows, tunnelNetworkFlows, tunnelPortFlows } from './tunnels.js';
 import { arpNdFlows } from './arp-nd.js';
-import { networkPolicyFlows, policyFlows, policyMissFlow, spoofGuardFlows, type FlowReuse } from './policy.js';
+import { NetworkPolicyCompiler, networkPolicyBaseFlows, policyFlows, policyMissFlow, spoofGuardFlows, type PolicyCompilers } from './policy.js';
 import { hostPathFlows, hostPathNetworkFlows, hostPathPortFlows } from './host-path.js';
 import { dnsEndpointFlows, dnsFlows } from './dns.js';
 
@@ -18,14 +18,13 @@ function tableMissFlows(generation: number): Flow[] {
     .map((table) => ({ table, priority: 0, cookie: cookie(generation, Feature.Base), match: [], instructions: [] }));
 }
 
-/** `reuse` keeps policy flow objects between builds (FlowSync passes one; see FlowReuse). */
-export function buildPipeline(state: PipelineState, reuse?: FlowReuse): Flow[] {
+export function buildPipeline(state: PipelineState): Flow[] {
   return [
     ...tableMissFlows(state.generation),
     ...connectivityFlows(state),
     ...tunnelFlows(state),
     ...arpNdFlows(state),
-    ...policyFlows(state, reuse),
+    ...policyFlows(state),
     ...hostPathFlows(state),
     ...dnsFlows(state),
   ];
@@ -33,41 +32,69 @@ export function buildPipeline(state: PipelineState, reuse?: FlowReuse): Flow[] {
 
 /**
  * The same flows as {@link buildPipeline}, cut into chunks by what they depend on: the host's
- * parts (generation, tunnel and gateway ports), each network without its endpoints, and each
- * local endpoint. A chunk's key is its whole input, so equal keys mean equal flows: an attach or
- * detach changes one endpoint chunk, and only its flows are built and compared (FlowSync).
+ * parts (generation, tunnel and gateway ports), each network without its endpoints and rules,
+ * each isolated network's rules, and each local endpoint. A chunk's key is its whole input, so
+ * equal keys mean equal flows: an attach or detach changes one endpoint chunk, and only its flows
+ * are built and compared (FlowSync). A `policy` chunk is compiled incrementally by the network's
+ * NetworkPolicyCompiler (kept in `compilers` between calls): its key is the compiler's version,
+ * and its flows are the same objects from one version to the next except those a change touched.
  */
 export interface FlowChunk {
-  /** What the chunk's flows depend on; `network` chunks hold the policy (built with FlowReuse). */
-  kind: 'host' | 'network' | 'endpoint';
+  /** What the chunk's flows depend on. */
+  kind: 'host' | 'network' | 'policy' | 'endpoint';
   key: string;
   build(): Flow[];
+  /** Chunks of one slot replace each other (an isolated network's rule flows, one version after another). */
+  slot?: string;
+  /** The flows gone and new since the chunk of this slot with `key`, if the chunk can tell (else: compare all). */
+  since?(key: string): { added: Flow[]; removed: Flow[] } | undefined;
 }
 
-export function pipelineChunks(state: PipelineState, reuse?: FlowReuse): FlowChunk[] {
+export function pipelineChunks(state: PipelineState, compilers?: PolicyCompilers): FlowChunk[] {
   const { generation, tunnelPorts, gatewayPort, deniedLog } = state;
   const host = { generation, tunnelPorts, ...(gatewayPort ? { gatewayPort } : {}) };
   const hostKey = JSON.stringify(host);
   const chunks: FlowChunk[] = [
     { kind: 'host', key: `host ${hostKey}`, build: () => [...tableMissFlows(generation), ...tunnelPortFlows(host), policyMissFlow(generation), ...hostPathPortFlows(host)] },
   ];
+  const isolated = new Set<number>();
   for (const net of state.networks) {
-    const { endpoints, ...rest } = net;
-    const bare: NetworkState = { ...rest, endpoints: [] };
+    const { endpoints, policy, ...rest } = net;
+    // The network's flows see its policy only as isolated or not; its rules are the policy chunk's.
+    const outline = { ...rest, ...(policy ? { policy: { network: policy.network, isolated: policy.isolated } } : {}) };
+    const bare: NetworkState = { ...net, endpoints: [] };
     chunks.push({
       kind: 'network',
-      key: `network ${hostKey} ${JSON.stringify(deniedLog ?? null)} ${JSON.stringify(rest)}`,
+      key: `network ${hostKey} ${JSON.stringify(deniedLog ?? null)} ${JSON.stringify(outline)}`,
       build: () => {
         const one = { ...host, networks: [bare] };
         return [
           ...tunnelNetworkFlows(host, bare),
           ...arpNdFlows(one),
-          ...(bare.policy?.isolated ? networkPolicyFlows(generation, bare, tunnelPorts[bare.tunnel], deniedLog, reuse).flows : []),
+          ...networkPolicyBaseFlows(generation, bare, tunnelPorts[bare.tunnel], deniedLog),
           ...hostPathNetworkFlows(host, bare),
           ...dnsFlows(one),
         ];
       },
     });
+    if (policy?.isolated) {
+      isolated.add(net.vni);
+      const compiler = compilers?.for(net.vni) ?? new NetworkPolicyCompiler();
+      compiler.compile(generation, net);
+      // Without kept compilers the version means nothing between calls: the key is the input.
+      const slot = `policy ${generation} ${net.vni}`;
+      if (!compilers) {
+        chunks.push({ kind: 'policy', key: `${slot} ${JSON.stringify([policy.rules, policy.directory])}`, build: () => compiler.flows() });
+      } else {
+        chunks.push({
+          kind: 'policy',
+          key: `${slot} ${compiler.version}`,
+          build: () => compiler.flows(),
+          slot,
+          since: (key) => (key.startsWith(`${slot} `) ? compiler.deltaSince(Number(key.slice(slot.length + 1))) : undefined),
+        });
+      }
+    }
     for (const ep of endpoints) {
       chunks.push({
         // Endpoint flows depend on the endpoint, the host's parts and its network's VNI, gateways
@@ -78,6 +105,7 @@ export function pipelineChunks(state: PipelineState, reuse?: FlowReuse): FlowChu
       });
     }
   }
+  compilers?.retain(isolated);
   return chunks;
 }
 

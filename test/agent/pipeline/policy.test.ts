@@ -2,13 +2,14 @@
 // plus endpoints (never their product), the stateful skeleton, and that every flow encodes.
 import { describe, expect, it } from 'vitest';
 import { buildPipeline, diffFlows } from '../../../src/agent/pipeline/pipeline.js';
-import { conjunctionIds, networkPolicyFlows, PolicyPriority } from '../../../src/agent/pipeline/policy.js';
+import { conjunctionIds, NetworkPolicyCompiler, networkPolicyFlows, PolicyPriority } from '../../../src/agent/pipeline/policy.js';
 import { Feature, Table, cookieFeature, ctZone } from '../../../src/agent/pipeline/fields.js';
 import type { DirectoryEntry, Flow, NetworkState, PipelineState, PolicyRule } from '../../../src/agent/pipeline/state.js';
 import { encodeMatch } from '../../../src/openflow/match.js';
 import { encodeInstructions } from '../../../src/openflow/instructions.js';
 import { formatMatch } from '../../../src/openflow/printer.js';
 import type { Action } from '../../../src/openflow/types.js';
+import fc from 'fast-check';
 
 const TUNNEL = 10;
 const peer = (endpoints: string[] = [], labels: Record<string, string> = {}, cidrs: string[] = []) => ({ endpoints, labels, cidrs });
@@ -169,5 +170,131 @@ describe('policy packet counts', () => {
       { network: 'iso', policy: '', verdict: 'denied', packets: 7 },
       { network: 'iso', policy: 'ssh', verdict: 'allowed', packets: 10 },
     ]);
+  });
+});
+
+describe('incremental compile (NetworkPolicyCompiler)', () => {
+  const text = (f: Flow) => JSON.stringify([f.table, f.priority, f.cookie, f.match, f.instructions], (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  const texts = (flows: readonly Flow[]) => flows.map(text).sort();
+  const fresh = (generation: number, net: NetworkState) => {
+    const c = new NetworkPolicyCompiler();
+    c.compile(generation, net);
+    return c;
+  };
+  // Two directories, each kept as one array (the agent keeps it while no endpoint changes).
+  const dirA = [local(1, { app: 'web' }), local(2, { app: 'db' }), local(3, { app: 'web' }), remote(1, { app: 'cli' }), remote(2, { app: 'web' })];
+  const dirB = [local(1, { app: 'db' }), local(2, { app: 'db' }), local(4, { app: 'web' }), remote(1, { app: 'cli' }), remote(3, { app: 'cli' })];
+  // Rules share clause flows (destinations, sources, services) and come in two versions each.
+  const pool: PolicyRule[][] = [
+    [
+      { name: 'a', from: peer([], { app: 'cli' }), to: peer([], { app: 'web' }), protocol: 'tcp', ports: [{ first: 80, last: 80 }] },
+      { name: 'a', from: peer([], { app: 'cli' }), to: peer([], { app: 'db' }), protocol: 'tcp', ports: [{ first: 80, last: 81 }] },
+    ],
+    [
+      { name: 'b', from: peer(['r1']), to: peer(['l1']), protocol: 'tcp', ports: [{ first: 80, last: 80 }] },
+      { name: 'b', from: peer(['r1', 'l3']), to: peer(['l1', 'l2']), protocol: 'udp', ports: [] },
+    ],
+    [
+      { name: 'c', from: peer([], {}, ['10.0.0.0/8']), to: peer([], { app: 'web' }), protocol: 'any', ports: [] },
+      { name: 'c', from: { ...peer(), outside: true }, to: peer([], { app: 'web' }), protocol: 'icmp', ports: [] },
+    ],
+    [
+      { name: 'd', from: peer(['r2']), to: peer(['ghost']), protocol: 'tcp', ports: [{ first: 22, last: 22 }] },
+      { name: 'd', from: peer([], { app: 'web' }), to: peer([], { app: 'web' }), protocol: 'tcp', ports: [{ first: 8000, last: 8080 }] },
+    ],
+  ];
+  const step = fc.record({
+    generation: fc.constantFrom(1, 2),
+    directory: fc.constantFrom(dirA, dirB),
+    picks: fc.array(fc.constantFrom(-1, 0, 1), { minLength: pool.length, maxLength: pool.length }),
+    reversed: fc.boolean(),
+  });
+  const netOf = (s: { directory: DirectoryEntry[]; picks: number[]; reversed: boolean }) => {
+    // The same rule object while its version stays (the agent keeps it while the view does).
+    const chosen = pool.flatMap((versions, i) => (s.picks[i]! < 0 ? [] : [versions[s.picks[i]!]!]));
+    return network(s.directory, s.reversed ? chosen.reverse() : chosen);
+  };
+
+  it('leaves the flows a fresh compile builds, through any sequence of rule and directory changes', () => {
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 10 }), (steps) => {
+        const compiler = new NetworkPolicyCompiler();
+        for (const s of steps) {
+          const net = netOf(s);
+          compiler.compile(s.generation, net);
+          const want = fresh(s.generation, net);
+          expect(texts(compiler.flows())).toEqual(texts(want.flows()));
+          expect(compiler.summary(net.policy!.rules)).toEqual(want.summary(net.policy!.rules));
+        }
+      }),
+    );
+  });
+
+  it('builds the same rule flows as the whole network compile, in any rule order', () => {
+    const rules = pool.map((v) => v[1]!);
+    const net = network(dirA, rules);
+    const whole = networkPolicyFlows(1, net, TUNNEL).flows.filter((f) => f.priority === PolicyPriority.Rule);
+    expect(texts(fresh(1, net).flows())).toEqual(texts(whole));
+    expect(texts(fresh(1, network(dirA, [...rules].reverse())).flows())).toEqual(texts(whole));
+  });
+
+  it('changes only the flows of the rule that changed: its allow flows and the clause flows it shares', () => {
+    const dir = [...Array.from({ length: 20 }, (_, i) => local(i + 1, { tier: `t${i % 4}` })), ...Array.from({ length: 200 }, (_, i) => remote(i + 1, { app: `a${i % 10}` }))];
+    const rules: PolicyRule[] = Array.from({ length: 100 }, (_, i) => ({
+      name: `r${i}`,
+      from: peer([], { app: `a${i % 10}` }),
+      to: peer([], { tier: `t${i % 4}` }),
+      protocol: 'tcp',
+      ports: [{ first: 1000 + i, last: 1000 + i }],
+    }));
+    const compiler = new NetworkPolicyCompiler();
+    compiler.compile(1, network(dir, rules));
+    const before = new Set(compiler.flows());
+    const version = compiler.version;
+    // Unchanged input: nothing to do, the same flows.
+    expect(compiler.compile(1, network(dir, [...rules]))).toBe(false);
+    expect(compiler.version).toBe(version);
+
+    const toggle: PolicyRule = { name: 'toggle', from: peer(['l1']), to: peer(['l2']), protocol: 'udp', ports: [{ first: 9999, last: 9999 }] };
+    expect(compiler.compile(1, network(dir, [...rules, toggle]))).toBe(true);
+    expect(compiler.version).not.toBe(version);
+    const after = compiler.flows();
+    const added = after.filter((f) => !before.has(f));
+    const kept = new Set(after);
+    const removed = [...before].filter((f) => !kept.has(f));
+    // New: 2 allow flows, 2 service flows (udp, udp6), the source clause of l1 (v4, v6: new), and
+    // the destination clause of l2 (shared with the rules to t1: rebuilt with one more conjunction).
+    expect(added).toHaveLength(2 + 2 + 2 + 1);
+    expect(removed).toHaveLength(1);
+    // The compiler tells the same difference itself (what FlowSync sends), from the version before only.
+    const delta = compiler.deltaSince(version)!;
+    expect(new Set(delta.added)).toEqual(new Set(added));
+    expect(new Set(delta.removed)).toEqual(new Set(removed));
+    expect(compiler.deltaSince(version - 1)).toBeUndefined();
+    const dst = added.find((f) => f.match.some((m) => m.field === 'reg' && m.index === 2))!;
+    expect(actionsOf(dst)).toHaveLength(25 + 1);
+    // Removing it again gives back the flows of before (by content), touching as few.
+    compiler.compile(1, network(dir, rules));
+    expect(texts(compiler.flows())).toEqual(texts([...before]));
+    expect(compiler.flows().filter((f) => !before.has(f))).toHaveLength(1);
+  });
+
+  it('re-resolves rules against a new directory and rebuilds only those whose endpoints changed', () => {
+    const rules: PolicyRule[] = [
+      { name: 'web', from: peer([], { app: 'cli' }), to: peer([], { app: 'web' }), protocol: 'tcp', ports: [{ first: 80, last: 80 }] },
+      { name: 'db', from: peer(['r9']), to: peer(['l2']), protocol: 'tcp', ports: [{ first: 5432, last: 5432 }] },
+    ];
+    const dir = [local(1, { app: 'web' }), local(2), remote(1, { app: 'cli' }), remote(9)];
+    const compiler = new NetworkPolicyCompiler();
+    compiler.compile(1, network(dir, rules));
+    const dbFlows = compiler.flows().filter((f) => actionsOf(f).some((a) => a.type === 'conjunction' && a.id === conjunctionIds(100, rules).get('db')) && actionsOf(f).length === 1);
+    // A new web client: rule "web" gets a source, rule "db" keeps every flow object.
+    const grown = [...dir, remote(2, { app: 'cli' })];
+    expect(compiler.compile(1, network(grown, rules))).toBe(true);
+    const now = new Set(compiler.flows());
+    for (const f of dbFlows) expect(now.has(f)).toBe(true);
+    expect(compiler.summary(rules).find((r) => r.name === 'web')!.clauses).toEqual([1, 2, 2]);
+    // A new directory array with the same endpoints: nothing changes.
+    expect(compiler.compile(1, network([...grown], rules))).toBe(false);
   });
 });
