@@ -30,14 +30,17 @@ function pingCounts(out: string): [number, number] {
 describe('controller outage', () => {
   const tmp = tempDir();
   let port: number;
+  /** The Watch port, fixed across restarts as the API port is (its default, 7403 beside a fixed API port, may be taken). */
+  let watchPort: number;
   let daemon: Daemon;
   let cluster: Cluster;
   let client: LoomClient;
-  const start = () => startDaemon(['--listen', `127.0.0.1:${port}`, '--db', join(tmp.dir, 'c.db'), '--heartbeat-interval-ms', '1000', '--host-down-after-ms', String(HOST_DOWN_MS)]);
+  const start = () => startDaemon(['--listen', `127.0.0.1:${port}`, '--watch-listen', `127.0.0.1:${watchPort}`, '--db', join(tmp.dir, 'c.db'), '--heartbeat-interval-ms', '1000', '--host-down-after-ms', String(HOST_DOWN_MS)]);
   const attach = (host: number, name: string) => attachContainer(cluster, host, name);
 
   beforeAll(async () => {
     port = await freePort();
+    watchPort = await freePort();
     daemon = await start();
     client = new LoomClient(`127.0.0.1:${port}`);
     await client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16', tunnelType: 'TUNNEL_TYPE_VXLAN' });
