@@ -177,6 +177,8 @@ export class Agent {
         registered: () => this.session.registered,
         claim: (containerId, ifname) => this.reclaimer.claim(containerId, ifname),
         release: (containerId, ifname) => this.reclaimer.release(containerId, ifname),
+        releaseLater: (detached) => this.reclaimer.add({ ...detached, reason: 'detached by CNI DEL', found: 'detach' }),
+        pendingRelease: (containerId, ifname) => this.reclaimer.pendingNetwork(containerId, ifname),
       },
       log,
       metrics,

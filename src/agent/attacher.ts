@@ -7,7 +7,7 @@ import { isServiceError, type CallOptions } from '../api/client.js';
 import type * as api from '../api/types.js';
 import { TUNNEL_OVERHEAD } from '../api/types.js';
 import type { AttachRequest, AttachResult, DetachRequest, LocalApiStatus } from '../api/local.js';
-import type { ContainerInterface } from './plumbing.js';
+import type { ContainerInterface, VethEnds } from './plumbing.js';
 import type { EndpointPortRecord } from './ovs.js';
 import { gatewayMac } from './pipeline/fields.js';
 import { interfaceNameProblem } from '../common/ifname.js';
@@ -39,9 +39,11 @@ export interface EndpointApi {
 export interface Plumber {
   /** Why `path` is not a network namespace, or null when it is one. */
   netnsProblem(path: string): Promise<string | null>;
-  /** The veth pair, host end up (it may join OVS from here on). */
-  create(spec: ContainerInterface): Promise<unknown>;
-  /** The container's end: link up, addresses, gateway neighbours, routes. */
+  /** The veth pair, host end up (it may join OVS from here on); MAC and MTU may come later. */
+  create(spec: VethEnds): Promise<unknown>;
+  /** The host end's MTU, for a pair created before the MTU was known. */
+  setHostMtu(hostIfname: string, mtu: number): Promise<unknown>;
+  /** The container's end: MAC, MTU, link up, addresses, gateway neighbours, routes. */
   configureInside(spec: ContainerInterface): Promise<unknown>;
   detach(hostIfname: string): Promise<void>;
   check(spec: ContainerInterface): Promise<string[]>;
@@ -69,9 +71,19 @@ export interface AttachHost {
   classifies(ofport: number): Promise<boolean>;
   /** Whether the agent has registered its host, so the controller will take endpoints. */
   registered(): boolean;
-  /** An attach of this container interface begins: no stale-endpoint reclaim may touch it until release. */
+  /**
+   * An attach of this container interface begins: no stale-endpoint reclaim or pending release
+   * may touch it until release; one pending is done first (rejects if that fails).
+   */
   claim(containerId: string, ifname: string): Promise<void>;
   release(containerId: string, ifname: string): void;
+  /**
+   * Releases a detached endpoint at the controller in the background, retrying until done, and
+   * only then removes its OVS port (and the veth, if still there).
+   */
+  releaseLater(detached: Pick<Attachment, 'hostIfname' | 'record'>): void;
+  /** The network of a release still pending for this container interface, if any. */
+  pendingRelease(containerId: string, ifname: string): string | undefined;
 }
 
 export interface AttacherOptions {
@@ -124,8 +136,11 @@ export class Attacher {
     const netnsProblem = await this.plumber.netnsProblem(req.netns);
     if (netnsProblem !== null) throw new AgentError('invalid', `netns ${JSON.stringify(req.netns)} ${netnsProblem}`);
     if (!this.host.registered()) throw new AgentError('unavailable', `not registered with the controller at ${this.o.controller} yet; try again`);
-    // A stale endpoint of the same container is not reclaimed while it is attached again.
-    await this.host.claim(req.containerId, req.ifname);
+    // No reclaim or release of the same container interface runs while it is attached again; a
+    // pending one (an earlier DEL's release) is done first.
+    await this.host.claim(req.containerId, req.ifname).catch((err: unknown) => {
+      throw new AgentError('unavailable', `releasing the earlier endpoint of ${req.containerId} first: ${(err as Error).message}`);
+    });
     try {
       return await this.attachClaimed(req);
     } finally {
@@ -137,42 +152,54 @@ export class Attacher {
     const started = process.hrtime.bigint();
     const ms: Record<string, number> = {};
     const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
-    // Network definitions do not change once created: ask for it alongside the endpoint.
-    const networkReply = this.call(() => this.controller.getNetwork(req.network), `network ${req.network}`);
-    networkReply.catch(() => undefined);
-    let ep: api.Endpoint;
+    const key = attachmentKey(req.containerId, req.ifname);
+    const name = hostIfname(req.containerId, req.ifname);
+    // The veth pair needs nothing from the controller (its MAC and MTU are set once known): create
+    // it while the controller allocates. Not for an ADD repeated on a live attachment, whose
+    // interface must survive a failing controller call.
+    const veth = this.attachments.has(key) ? undefined : this.plumber.create({ netns: req.netns, ifname: req.ifname, hostIfname: name }).finally(() => lap('veth'));
+    veth?.catch(() => undefined);
     let created = false;
+    let ep: api.Endpoint;
+    let network: api.Network;
     try {
-      ep = await this.controller.createEndpoint({
-        network: req.network,
-        host: this.o.hostName,
-        containerId: req.containerId,
-        ...(req.name ? { name: req.name } : {}),
-        ...(req.ipv4 ? { ipv4: req.ipv4 } : {}),
-        ...(req.ipv6 ? { ipv6: req.ipv6 } : {}),
-        ...(req.mac ? { mac: req.mac } : {}),
-        ...(req.ports?.length ? { ports: req.ports } : {}),
-        ...(req.labels && Object.keys(req.labels).length > 0 ? { labels: req.labels } : {}),
-        ...(req.dns ? { dns: { nameservers: req.dns.servers ?? [], search: req.dns.searches ?? [], options: req.dns.options ?? [] } } : {}),
-        ...(req.hostname ? { hostname: req.hostname } : {}),
-        ...(req.aliases?.length ? { aliases: req.aliases } : {}),
-      });
-      created = true;
-    } catch (err) {
-      if (!(isServiceError(err) && err.code === grpc.status.ALREADY_EXISTS)) throw toAgentError(err, `endpoint ${req.containerId}`);
-      // Taken: this container's endpoint (attached again), or a name or address of another (its error stands).
-      ep = await this.controller.getEndpoint(req.network, req.containerId).catch((getErr: unknown) => {
-        throw toAgentError(isServiceError(getErr) && getErr.code === grpc.status.NOT_FOUND ? err : getErr, `endpoint ${req.containerId}`);
-      });
-      if (ep.host !== this.o.hostName) {
-        throw new AgentError('conflict', `container ${req.containerId} is already attached to ${req.network} on host ${ep.host}`);
+      // Network definitions do not change once created: ask for it alongside the endpoint.
+      const networkReply = this.call(() => this.controller.getNetwork(req.network), `network ${req.network}`);
+      networkReply.catch(() => undefined);
+      try {
+        ep = await this.controller.createEndpoint({
+          network: req.network,
+          host: this.o.hostName,
+          containerId: req.containerId,
+          ...(req.name ? { name: req.name } : {}),
+          ...(req.ipv4 ? { ipv4: req.ipv4 } : {}),
+          ...(req.ipv6 ? { ipv6: req.ipv6 } : {}),
+          ...(req.mac ? { mac: req.mac } : {}),
+          ...(req.ports?.length ? { ports: req.ports } : {}),
+          ...(req.labels && Object.keys(req.labels).length > 0 ? { labels: req.labels } : {}),
+          ...(req.dns ? { dns: { nameservers: req.dns.servers ?? [], search: req.dns.searches ?? [], options: req.dns.options ?? [] } } : {}),
+          ...(req.hostname ? { hostname: req.hostname } : {}),
+          ...(req.aliases?.length ? { aliases: req.aliases } : {}),
+        });
+        created = true;
+      } catch (err) {
+        if (!(isServiceError(err) && err.code === grpc.status.ALREADY_EXISTS)) throw toAgentError(err, `endpoint ${req.containerId}`);
+        // Taken: this container's endpoint (attached again), or a name or address of another (its error stands).
+        ep = await this.controller.getEndpoint(req.network, req.containerId).catch((getErr: unknown) => {
+          throw toAgentError(isServiceError(getErr) && getErr.code === grpc.status.NOT_FOUND ? err : getErr, `endpoint ${req.containerId}`);
+        });
+        if (ep.host !== this.o.hostName) {
+          throw new AgentError('conflict', `container ${req.containerId} is already attached to ${req.network} on host ${ep.host}`);
+        }
       }
+      network = await networkReply;
+      lap('controller');
+    } catch (err) {
+      if (veth) await this.rollback(req, veth, created);
+      throw err;
     }
-    const network = await networkReply;
-    lap('controller');
     const kind = tunnelKind(network.tunnelType);
     const mtu = Math.min(ep.mtu || network.mtu || this.o.underlayMtu, this.o.underlayMtu - TUNNEL_OVERHEAD[kind]);
-    const name = hostIfname(req.containerId, req.ifname);
     const spec = this.interfaceSpec(req, ep, network, name, mtu);
     const record: EndpointPortRecord = {
       network: req.network,
@@ -188,23 +215,27 @@ export class Attacher {
     try {
       await this.host.enqueue(async () => {
         lap('queued');
-        await this.plumber.create(spec);
-        lap('veth');
+        if (veth) {
+          await veth;
+          await this.plumber.setHostMtu(name, mtu);
+        } else {
+          await this.plumber.create(spec);
+          lap('veth');
+        }
         // The OVS port and its flows need only the host end: they go in while netlink configures
         // the container's end. All settle before anything else runs; a failure rolls back below.
         const [port, inside] = await Promise.allSettled([
-          this.plugPort(attachmentKey(req.containerId, req.ifname), name, record, network, lap).finally(() => lap('ovs')),
+          this.plugPort(key, name, record, network, lap).finally(() => lap('ovs')),
           this.plumber.configureInside(spec).finally(() => lap('netlink')),
         ]);
         if (inside.status === 'rejected') throw inside.reason;
         if (port.status === 'rejected') throw port.reason;
       });
     } catch (err) {
-      this.log.error({ err, containerId: req.containerId }, 'attach failed; rolling back');
-      await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname)).catch(() => undefined);
-      if (created) await this.controller.deleteEndpoint(req.network, req.containerId).catch(() => undefined);
+      await this.rollback(req, veth ?? Promise.resolve(), created, err);
       throw err instanceof AgentError ? err : new AgentError('internal', `attaching ${req.containerId}: ${(err as Error).message}`);
     }
+    this.observeStages('add', ms);
     this.metrics?.attachSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.log.info({ containerId: req.containerId, network: req.network, ipv4: ep.ipv4, ipv6: ep.ipv6, port: name, ms }, 'container attached');
     return {
@@ -218,6 +249,20 @@ export class Attacher {
       dns: containerDns(ep, network, spec.gateways),
       hostname: ep.hostname,
     };
+  }
+
+  /** Undoes a failed attach: the interface (once its creation settled), port, flows, and the endpoint if this attach created it. */
+  private async rollback(req: AttachRequest, veth: Promise<unknown>, created: boolean, err?: unknown): Promise<void> {
+    if (err !== undefined) this.log.error({ err, containerId: req.containerId }, 'attach failed; rolling back');
+    await veth.catch(() => undefined);
+    await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname)).catch(() => undefined);
+    if (created) await this.controller.deleteEndpoint(req.network, req.containerId).catch(() => undefined);
+  }
+
+  /** Seconds from an operation's start until each of its stages was done (stages overlap). */
+  private observeStages(op: 'add' | 'del', ms: Record<string, number>): void {
+    if (!this.metrics) return;
+    for (const [stage, at] of Object.entries(ms)) this.metrics.cniStageSeconds.observe({ op, stage }, at / 1000);
   }
 
   /**
@@ -278,23 +323,53 @@ export class Attacher {
     };
   }
 
-  /** CNI DEL: idempotent; what is already gone is not an error. */
+  /**
+   * CNI DEL: idempotent; what is already gone is not an error. An endpoint this agent attached
+   * loses its veth and flows, and the runtime is answered; its release at the controller follows
+   * in the background (`AttachHost.releaseLater`, retried until done), and its OVS port, which
+   * records the endpoint, stays until then: an agent stopped before the release finds the port
+   * stale at its next start and releases it then. Anything else is released before answering.
+   */
   async detach(req: DetachRequest): Promise<void> {
     if (!req.containerId || !req.ifname) throw new AgentError('invalid', 'detach needs containerId and ifname');
     const started = process.hrtime.bigint();
     const ms: Record<string, number> = {};
     const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
-    const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
-    await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname, lap));
+    const key = attachmentKey(req.containerId, req.ifname);
+    const att = this.attachments.get(key);
     const network = req.network ?? att?.record.network;
-    if (network) {
+    let release: 'deferred' | 'pending' | 'done' = 'done';
+    if (att && network === att.record.network) {
+      release = await this.host.enqueue(async () => {
+        lap('queued');
+        const current = this.attachments.get(key);
+        if (!current) return 'pending'; // found stale meanwhile: its reclaim releases it
+        this.attachments.delete(key);
+        const settled = await Promise.allSettled([
+          this.plumber.detach(current.hostIfname).finally(() => lap('netlink')),
+          this.host.syncFlows().finally(() => lap('openflow')),
+        ]);
+        // Even if a step failed: the release retries both with the port's removal.
+        this.host.releaseLater({ hostIfname: current.hostIfname, record: current.record });
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
+        return 'deferred';
+      });
+    } else if (this.host.pendingRelease(req.containerId, req.ifname) !== undefined) {
+      // A DEL repeated while the first one's release is under way: the port stays until it is done.
+      release = 'pending';
+    } else {
+      await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname, lap));
+    }
+    const pendingIn = release === 'pending' ? this.host.pendingRelease(req.containerId, req.ifname) : undefined;
+    if (network && release !== 'deferred' && network !== pendingIn) {
       await this.controller.deleteEndpoint(network, req.containerId).catch((err) => {
         if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) return;
         throw toAgentError(err, `endpoint ${req.containerId}`);
       });
       lap('controller');
     }
-    this.log.info({ containerId: req.containerId, network, ms }, 'container detached');
+    this.observeStages('del', ms);
+    this.log.info({ containerId: req.containerId, network, release, ms }, 'container detached');
   }
 
   /**

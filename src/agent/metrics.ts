@@ -9,6 +9,8 @@ export interface AgentMetrics {
   flowChanges: client.Counter;
   syncSeconds: client.Histogram;
   attachSeconds: client.Histogram;
+  /** CNI ADD and DEL: seconds from the operation's start until each stage was done (stages overlap). */
+  cniStageSeconds: client.Histogram<'op' | 'stage'>;
   apiRequests: client.Counter<'op' | 'result'>;
   endpointsReclaimed: client.Counter<'found'>;
   /** Host path: applying the gateway port or table inet loom, by result. */
@@ -102,6 +104,13 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
+    cniStageSeconds: new client.Histogram({
+      name: 'loom_agent_cni_stage_seconds',
+      help: 'CNI ADD (op=add) and DEL (op=del): seconds from the start until each stage was done (controller, veth, queued, ovsdb, openflow, netlink, ovs; stages overlap)',
+      labelNames: ['op', 'stage'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
     apiRequests: new client.Counter({
       name: 'loom_agent_api_requests_total',
       help: 'Local API requests by operation and result',
@@ -110,7 +119,7 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
     }),
     endpointsReclaimed: new client.Counter({
       name: 'loom_agent_endpoints_reclaimed_total',
-      help: 'Endpoints removed from OVS and the controller because their container was gone, by when it was found (start, sweep)',
+      help: 'Endpoints removed from OVS and the controller because their container was gone, by when it was found (recovery at start, sweep), and endpoints released at the controller after a CNI DEL answered (detach)',
       labelNames: ['found'] as const,
       registers,
     }),

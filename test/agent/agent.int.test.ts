@@ -118,8 +118,10 @@ describe('agent and CNI plugin on one host', () => {
     const ofport = (await host.vsctl('get', 'interface', port, 'ofport')).trim();
     const del = await runCni(bin, 'DEL', conf(), cniEnv(containers.c3!, 'id-c3'));
     expect(del.code, del.stdout).toBe(0);
-    expect(await host.vsctl('list-ports', 'br-int')).not.toContain(port);
+    // Answered: the flows and the veth are gone; the release at the controller, then the port, follow at once.
     expect(await host.ofctl('dump-flows', 'br-int')).not.toMatch(new RegExp(`in_port=${ofport}\\b`));
+    expect(await host.exec('ip', ['link', 'show', port]).then(() => 'present', () => 'gone')).toBe('gone');
+    await waitFor('the port to go once the endpoint is released', async () => !(await host.vsctl('list-ports', 'br-int')).includes(port), 5000, 20);
     await expect(ctl.client.getEndpoint('blue', 'id-c3')).rejects.toMatchObject({ code: 5 });
     const again = await runCni(bin, 'DEL', conf(), cniEnv(containers.c3!, 'id-c3'));
     expect(again.code, again.stdout).toBe(0);
