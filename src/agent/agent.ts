@@ -172,7 +172,7 @@ export class Agent {
       host.ports,
       {
         enqueue: (fn) => this.enqueue(fn),
-        syncFlows: () => this.syncFlows(),
+        syncFlows: (commitAfter) => this.syncFlows(commitAfter),
         classifies: async (ofport) => (await host.openflow.dumpFlows({ table: 0, match: [{ field: 'in_port', value: ofport }] })).length > 0,
         registered: () => this.session.registered,
         claim: (containerId, ifname) => this.reclaimer.claim(containerId, ifname),
@@ -518,13 +518,14 @@ export class Agent {
    * table is left alone (an agent restarting without its controller keeps forwarding); then the
    * switch is read and reconciled once, replacing the previous generation in place.
    */
-  private async syncFlows(): Promise<void> {
-    if (this.session.view.revision === 0 && !this.reconciled) return;
+  /** `commitAfter`: the flows go to the switch at once and are committed once it resolves (see OpenFlowClient.applyBundle). */
+  private async syncFlows(commitAfter?: Promise<unknown>): Promise<void> {
+    if (this.session.view.revision === 0 && !this.reconciled) return void (await commitAfter);
     const started = process.hrtime.bigint();
     const state = this.pipelineState();
     const stateMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
     const reconciling = !this.reconciled;
-    const result = reconciling ? await this.flows.reconcile(state) : await this.flows.update(state);
+    const result = reconciling ? await this.flows.reconcile(state, commitAfter) : await this.flows.update(state, commitAfter);
     this.reconciled = true;
     if (reconciling) await this.releaseFlowRestoreWait();
     if (result.upserted + result.removed > 0 && state.networks.some((n) => n.policy?.isolated)) await this.revalidated();

@@ -65,8 +65,11 @@ export interface EndpointPorts {
 export interface AttachHost {
   /** Runs `fn` on the agent's one serial queue of OVS changes. */
   enqueue<T>(fn: () => Promise<T>): Promise<T>;
-  /** Makes the flow table match the current attachments and view. */
-  syncFlows(): Promise<void>;
+  /**
+   * Makes the flow table match the current attachments and view. With `commitAfter`, the flows go
+   * to the switch at once but take effect only once it resolves; if it rejects, none do.
+   */
+  syncFlows(commitAfter?: Promise<unknown>): Promise<void>;
   /** Whether any flow classifies traffic from this OpenFlow port. */
   classifies(ofport: number): Promise<boolean>;
   /** Whether the agent has registered its host, so the controller will take endpoints. */
@@ -266,25 +269,42 @@ export class Attacher {
   }
 
   /**
-   * The endpoint's OVS port and flows. With an OpenFlow port number chosen here, OVSDB's answer
-   * is enough to install the flows while ovs-vswitchd adds the port; both are done before this
-   * returns. The number ovs-vswitchd gave is checked, and the flows follow it if it differs.
+   * The endpoint's OVS port and flows. With an OpenFlow port number chosen here, the flows are
+   * sent to the switch while OVSDB takes the port, and committed once it has (so they never
+   * name a number another port holds); ovs-vswitchd adds the port meanwhile. Both are done
+   * before this returns. The number ovs-vswitchd gave is checked, and the flows follow it if it
+   * differs. A number OVSDB refuses: the bundle is discarded, the port added first, then the flows.
    */
   private async plugPort(key: string, name: string, record: EndpointPortRecord, network: api.Network, lap: (stage: string) => void): Promise<void> {
-    const wanted = this.freeOfport();
-    const begun = this.ports.begin ? await this.ports.begin(name, record, wanted) : undefined;
-    lap('ovsdb');
     this.knownNetworks.set(network.name, network);
-    if (!begun) {
+    const addFirst = async () => {
       const ofport = await this.ports.add(name, record);
+      lap('ovsdb');
       this.attachments.set(key, { hostIfname: name, ofport, record });
       await this.host.syncFlows();
-      return;
-    }
+    };
+    if (!this.ports.begin) return addFirst();
+    const wanted = this.freeOfport();
     this.attachments.set(key, { hostIfname: name, ofport: wanted, record });
-    const [applied, flows] = await Promise.allSettled([begun.applied, this.host.syncFlows().finally(() => lap('openflow'))]);
+    const begin = this.ports.begin(name, record, wanted).finally(() => lap('ovsdb'));
+    const ours = begin.then((b) => {
+      if (!b) throw new Error(`OpenFlow port number ${wanted} is taken`);
+    });
+    ours.catch(() => undefined);
+    const flows = this.host.syncFlows(ours).finally(() => lap('openflow'));
+    flows.catch(() => undefined);
+    const begun = await begin.catch(async (err: unknown) => {
+      await flows.catch(() => undefined);
+      throw err;
+    });
+    if (!begun) {
+      await flows.catch(() => undefined);
+      this.attachments.delete(key);
+      return addFirst();
+    }
+    const [applied, synced] = await Promise.allSettled([begun.applied, flows]);
     if (applied.status === 'rejected') throw applied.reason;
-    if (flows.status === 'rejected') throw flows.reason;
+    if (synced.status === 'rejected') throw synced.reason;
     if (applied.value !== wanted) {
       this.log.warn({ port: name, requested: wanted, ofport: applied.value }, 'ovs-vswitchd gave the port another OpenFlow port number than requested; moving its flows');
       this.attachments.set(key, { hostIfname: name, ofport: applied.value, record });

@@ -108,6 +108,8 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
     ...(begin
       ? {
           async begin(name: string, record: EndpointPortRecord, ofport: number) {
+            await new Promise((r) => setTimeout(r, 5)); // ovsdb-server's answer takes a while
+            events.push('ovsdb');
             if (begin === 'taken') return undefined;
             ports.set(name, record);
             // ovs-vswitchd takes a while: the flows may go in meanwhile
@@ -153,7 +155,10 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
     portsApi,
     {
       enqueue,
-      async syncFlows() {
+      async syncFlows(commitAfter?: Promise<unknown>) {
+        events.push('flows-sent');
+        await commitAfter;
+        events.push('flows-committed');
         if (failAt === 'openflow' && attacher.attachments.size > 0) throw new Error('bundle failed: OFPBFC_MSG_FAILED');
         flowsFor = new Set([...attacher.attachments.values()].map((a) => a.hostIfname));
         syncs.push({ ofports: [...attacher.attachments.values()].map((a) => a.ofport), applied });
@@ -219,6 +224,16 @@ describe('Attacher', () => {
     expect([...attacher.attachments.values()].map((a) => a.ofport)).toEqual([1, 3]);
   });
 
+  it('sends the flows while OVSDB takes the port, and commits them only once it has', async () => {
+    const { attacher, events } = rig(undefined, 'same');
+    await attacher.attach(REQ);
+    expect(events.filter((e) => e.startsWith('flows') || e === 'ovsdb')).toEqual(['flows-sent', 'ovsdb', 'flows-committed']);
+    const taken = rig(undefined, 'taken');
+    await taken.attacher.attach(REQ);
+    // refused: nothing committed with the chosen number; the port first, then the flows
+    expect(taken.events.filter((e) => e.startsWith('flows') || e === 'ovsdb')).toEqual(['flows-sent', 'ovsdb', 'flows-sent', 'flows-committed']);
+  });
+
   it('moves the flows when ovs-vswitchd gave another number than asked for', async () => {
     const { attacher, syncs } = rig(undefined, 'other');
     await attacher.attach(REQ);
@@ -257,7 +272,7 @@ describe('Attacher', () => {
     expect([...events].sort()).toEqual(['create-endpoint', 'veth']);
     open();
     await attached;
-    expect(events.at(-1)).toBe('create-endpoint-done');
+    expect(events.indexOf('create-endpoint-done')).toBeGreaterThan(events.indexOf('veth'));
 
     const failing = rig('controller');
     await expect(failing.attacher.attach(REQ)).rejects.toMatchObject({ status: 'invalid' });
