@@ -263,7 +263,9 @@ export class Agent {
     const links = await hostLinkNames(this.host.netlink);
     for (const p of ports) {
       const key = attachmentKey(p.record.containerId, p.record.ifname);
-      const gone = await containerGoneReason(links, p.name, p.record.netns);
+      // No MAC: the port went in before the controller answered and the agent stopped before the
+      // ADD finished (so it never succeeded): undone as a stale endpoint is.
+      const gone = p.record.mac === '' ? 'its CNI ADD did not finish (the agent stopped)' : await containerGoneReason(links, p.name, p.record.netns);
       if (gone !== null) {
         attachments.delete(key);
         this.reclaimer.add({ hostIfname: p.name, record: p.record, reason: gone, found: 'recovery' });

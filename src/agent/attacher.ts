@@ -58,6 +58,11 @@ export interface EndpointPorts {
    * `applied` with the number ovs-vswitchd gave it. Undefined: the name or number is taken (use add).
    */
   begin?(name: string, record: EndpointPortRecord, ofport: number): Promise<{ applied: Promise<number> } | undefined>;
+  /**
+   * Records the whole endpoint on a port `begin` inserted before the controller's answer (with
+   * the request's fields only: an empty MAC marks an attach that did not finish).
+   */
+  record?(name: string, record: EndpointPortRecord): Promise<void>;
   remove(name: string): Promise<void>;
 }
 
@@ -108,6 +113,12 @@ export interface Attachment {
 export const MAX_ENDPOINT_OFPORT = 65000;
 
 export const attachmentKey = (containerId: string, ifname: string) => `${containerId}/${ifname}`;
+
+/** An endpoint port inserted before the controller answered, with the OpenFlow port number asked for. */
+interface EarlyPort {
+  wanted: number;
+  begun: Promise<{ applied: Promise<number> } | undefined>;
+}
 export const tunnelKind = (t: api.TunnelType): TunnelKind => (t === 'TUNNEL_TYPE_GRE' ? 'gre' : 'vxlan');
 
 /** Host-side interface name: short, stable for a container and interface, unique per host. */
@@ -160,8 +171,12 @@ export class Attacher {
     // The veth pair needs nothing from the controller (its MAC and MTU are set once known): create
     // it while the controller allocates. Not for an ADD repeated on a live attachment, whose
     // interface must survive a failing controller call.
-    const veth = this.attachments.has(key) ? undefined : this.plumber.create({ netns: req.netns, ifname: req.ifname, hostIfname: name }).finally(() => lap('veth'));
+    const known = this.knownNetworks.get(req.network);
+    const predictedMtu = known ? this.mtuOf(undefined, known) : undefined;
+    const veth = this.attachments.has(key) ? undefined : this.plumber.create({ netns: req.netns, ifname: req.ifname, hostIfname: name, ...(predictedMtu ? { mtu: predictedMtu } : {}) }).finally(() => lap('veth'));
     veth?.catch(() => undefined);
+    // Then its OVS port, marked with what the request says: ovs-vswitchd adds it meanwhile too.
+    const early = veth ? this.beginPortEarly(req, name, veth, lap) : undefined;
     let created = false;
     let ep: api.Endpoint;
     let network: api.Network;
@@ -198,11 +213,10 @@ export class Attacher {
       network = await networkReply;
       lap('controller');
     } catch (err) {
-      if (veth) await this.rollback(req, veth, created);
+      if (veth) await this.rollback(req, [veth, early?.begun], created);
       throw err;
     }
-    const kind = tunnelKind(network.tunnelType);
-    const mtu = Math.min(ep.mtu || network.mtu || this.o.underlayMtu, this.o.underlayMtu - TUNNEL_OVERHEAD[kind]);
+    const mtu = this.mtuOf(ep, network);
     const spec = this.interfaceSpec(req, ep, network, name, mtu);
     const record: EndpointPortRecord = {
       network: req.network,
@@ -220,7 +234,7 @@ export class Attacher {
         lap('queued');
         if (veth) {
           await veth;
-          await this.plumber.setHostMtu(name, mtu);
+          if (mtu !== predictedMtu) await this.plumber.setHostMtu(name, mtu);
         } else {
           await this.plumber.create(spec);
           lap('veth');
@@ -228,14 +242,14 @@ export class Attacher {
         // The OVS port and its flows need only the host end: they go in while netlink configures
         // the container's end. All settle before anything else runs; a failure rolls back below.
         const [port, inside] = await Promise.allSettled([
-          this.plugPort(key, name, record, network, lap).finally(() => lap('ovs')),
+          this.plugPort(key, name, record, network, lap, early).finally(() => lap('ovs')),
           this.plumber.configureInside(spec).finally(() => lap('netlink')),
         ]);
         if (inside.status === 'rejected') throw inside.reason;
         if (port.status === 'rejected') throw port.reason;
       });
     } catch (err) {
-      await this.rollback(req, veth ?? Promise.resolve(), created, err);
+      await this.rollback(req, [veth, early?.begun], created, err);
       throw err instanceof AgentError ? err : new AgentError('internal', `attaching ${req.containerId}: ${(err as Error).message}`);
     }
     this.observeStages('add', ms);
@@ -255,11 +269,41 @@ export class Attacher {
   }
 
   /** Undoes a failed attach: the interface (once its creation settled), port, flows, and the endpoint if this attach created it. */
-  private async rollback(req: AttachRequest, veth: Promise<unknown>, created: boolean, err?: unknown): Promise<void> {
+  private async rollback(req: AttachRequest, started: Array<Promise<unknown> | undefined>, created: boolean, err?: unknown): Promise<void> {
     if (err !== undefined) this.log.error({ err, containerId: req.containerId }, 'attach failed; rolling back');
-    await veth.catch(() => undefined);
+    for (const p of started) await p?.catch(() => undefined);
     await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname)).catch(() => undefined);
     if (created) await this.controller.deleteEndpoint(req.network, req.containerId).catch(() => undefined);
+  }
+
+  /** The container's MTU: the endpoint's or the network's, within what the tunnel leaves of the underlay's. */
+  private mtuOf(ep: api.Endpoint | undefined, network: api.Network): number {
+    return Math.min(ep?.mtu || network.mtu || this.o.underlayMtu, this.o.underlayMtu - TUNNEL_OVERHEAD[tunnelKind(network.tunnelType)]);
+  }
+
+  /**
+   * Inserts the endpoint's OVS port once the veth exists, before the controller answered, with a
+   * record of the request only (no MAC: an attach that did not finish, should the agent stop
+   * before `record` completes it). Undefined when the ports cannot do that.
+   */
+  private beginPortEarly(req: AttachRequest, name: string, veth: Promise<unknown>, lap: (stage: string) => void): EarlyPort | undefined {
+    const { begin, record } = this.ports;
+    if (!begin || !record) return undefined;
+    const wanted = this.freeOfport();
+    const partial: EndpointPortRecord = {
+      network: req.network,
+      containerId: req.containerId,
+      ifname: req.ifname,
+      netns: req.netns,
+      mac: '',
+      ipv4: '',
+      ipv6: '',
+      ports: '',
+      dnsServers: (req.dns?.servers ?? []).join(','),
+    };
+    const begun = veth.then(() => begin.call(this.ports, name, partial, wanted)).finally(() => lap('ovsdb'));
+    begun.catch(() => undefined);
+    return { wanted, begun };
   }
 
   /** Seconds from an operation's start until each of its stages was done (stages overlap). */
@@ -275,7 +319,7 @@ export class Attacher {
    * before this returns. The number ovs-vswitchd gave is checked, and the flows follow it if it
    * differs. A number OVSDB refuses: the bundle is discarded, the port added first, then the flows.
    */
-  private async plugPort(key: string, name: string, record: EndpointPortRecord, network: api.Network, lap: (stage: string) => void): Promise<void> {
+  private async plugPort(key: string, name: string, record: EndpointPortRecord, network: api.Network, lap: (stage: string) => void, early?: EarlyPort): Promise<void> {
     this.knownNetworks.set(network.name, network);
     const addFirst = async () => {
       const ofport = await this.ports.add(name, record);
@@ -284,9 +328,12 @@ export class Attacher {
       await this.host.syncFlows();
     };
     if (!this.ports.begin) return addFirst();
-    const wanted = this.freeOfport();
+    const wanted = early?.wanted ?? this.freeOfport();
     this.attachments.set(key, { hostIfname: name, ofport: wanted, record });
-    const begin = this.ports.begin(name, record, wanted).finally(() => lap('ovsdb'));
+    const begin = early?.begun ?? this.ports.begin(name, record, wanted).finally(() => lap('ovsdb'));
+    // A port inserted early gets the whole record now, alongside the flows.
+    const recorded = early ? begin.then((b) => (b ? this.ports.record?.(name, record) : undefined)) : Promise.resolve();
+    recorded.catch(() => undefined);
     const ours = begin.then((b) => {
       if (!b) throw new Error(`OpenFlow port number ${wanted} is taken`);
     });
@@ -302,9 +349,10 @@ export class Attacher {
       this.attachments.delete(key);
       return addFirst();
     }
-    const [applied, synced] = await Promise.allSettled([begun.applied, flows]);
+    const [applied, synced, kept] = await Promise.allSettled([begun.applied, flows, recorded]);
     if (applied.status === 'rejected') throw applied.reason;
     if (synced.status === 'rejected') throw synced.reason;
+    if (kept.status === 'rejected') throw kept.reason;
     if (applied.value !== wanted) {
       this.log.warn({ port: name, requested: wanted, ofport: applied.value }, 'ovs-vswitchd gave the port another OpenFlow port number than requested; moving its flows');
       this.attachments.set(key, { hostIfname: name, ofport: applied.value, record });

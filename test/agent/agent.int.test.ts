@@ -176,7 +176,8 @@ describe('agent and CNI plugin on one host', () => {
     const valid = ['c1', 'c2'].map((n) => ({ containerID: `id-${n}`, ifname: 'eth0' }));
     const gc = await runCni(bin, 'GC', conf({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': valid }));
     expect(gc.code, gc.stdout).toBe(0);
-    expect(await host.vsctl('list-ports', 'br-int')).not.toContain(port);
+    // As for DEL: the veth goes at once, the release and then the port follow in the background.
+    await waitFor('the collected port to go once its endpoint is released', async () => !(await host.vsctl('list-ports', 'br-int')).includes(port), 5000, 20);
     await expect(ctl.client.getEndpoint('blue', 'id-gone')).rejects.toMatchObject({ code: 5 });
     for (const n of ['c1', 'c2']) expect((await ctl.client.getEndpoint('blue', `id-${n}`)).host).toBe('h1');
   });

@@ -107,9 +107,14 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
     },
     ...(begin
       ? {
+          async record(name: string, record: EndpointPortRecord) {
+            events.push(`record ${record.mac}`);
+            if (!ports.has(name)) throw new Error(`port ${name} vanished`);
+            ports.set(name, record);
+          },
           async begin(name: string, record: EndpointPortRecord, ofport: number) {
             await new Promise((r) => setTimeout(r, 5)); // ovsdb-server's answer takes a while
-            events.push('ovsdb');
+            events.push(record.mac ? 'ovsdb' : 'ovsdb (request only)');
             if (begin === 'taken') return undefined;
             ports.set(name, record);
             // ovs-vswitchd takes a while: the flows may go in meanwhile
@@ -187,7 +192,7 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
       open();
     };
   };
-  return { attacher, state, syncs, events, settled, slowController, controllerState, reclaimer };
+  return { attacher, state, syncs, events, settled, slowController, controllerState, reclaimer, ports };
 }
 
 describe('Attacher', () => {
@@ -224,14 +229,27 @@ describe('Attacher', () => {
     expect([...attacher.attachments.values()].map((a) => a.ofport)).toEqual([1, 3]);
   });
 
-  it('sends the flows while OVSDB takes the port, and commits them only once it has', async () => {
-    const { attacher, events } = rig(undefined, 'same');
+  it('inserts the port, marked with the request only, while the controller allocates; records the endpoint and commits the flows after', async () => {
+    const { attacher, events, slowController, ports } = rig(undefined, 'same');
+    const open = slowController();
+    const attached = attacher.attach(REQ);
+    await new Promise((r) => setTimeout(r, 30));
+    const port = hostIfname('c1', 'eth0');
+    expect(events).toContain('ovsdb (request only)');
+    expect(ports.get(port)).toMatchObject({ containerId: 'c1', network: 'blue', mac: '' });
+    open();
+    await attached;
+    const order = events.filter((e) => e !== 'create-endpoint' && e !== 'veth');
+    expect(order).toEqual(['ovsdb (request only)', 'create-endpoint-done', 'flows-sent', `record ${ENDPOINT.mac}`, 'flows-committed']);
+    expect(ports.get(port)).toMatchObject({ mac: ENDPOINT.mac, ipv4: '198.18.0.2' });
+  });
+
+  it('a number OVSDB refuses commits no flow with it: the port goes in first, then the flows', async () => {
+    const { attacher, events, syncs } = rig(undefined, 'taken');
     await attacher.attach(REQ);
-    expect(events.filter((e) => e.startsWith('flows') || e === 'ovsdb')).toEqual(['flows-sent', 'ovsdb', 'flows-committed']);
-    const taken = rig(undefined, 'taken');
-    await taken.attacher.attach(REQ);
-    // refused: nothing committed with the chosen number; the port first, then the flows
-    expect(taken.events.filter((e) => e.startsWith('flows') || e === 'ovsdb')).toEqual(['flows-sent', 'ovsdb', 'flows-sent', 'flows-committed']);
+    expect(events).toContain('ovsdb (request only)');
+    expect(events.filter((e) => e.startsWith('flows'))).toEqual(['flows-sent', 'flows-sent', 'flows-committed']);
+    expect(syncs).toEqual([{ ofports: [7], applied: false }]);
   });
 
   it('moves the flows when ovs-vswitchd gave another number than asked for', async () => {
@@ -247,7 +265,7 @@ describe('Attacher', () => {
     expect(syncs).toEqual([{ ofports: [7], applied: false }]);
   });
 
-  it.each<Step>(['netlink', 'ovsdb', 'openflow'])('rolls back everything when the %s step fails, with a chosen number', async (step) => {
+  it.each<Step>(['controller', 'netlink', 'ovsdb', 'openflow'])('rolls back everything when the %s step fails, with a chosen number', async (step) => {
     const { attacher, state } = rig(step, 'same');
     await expect(attacher.attach(REQ)).rejects.toBeInstanceOf(AgentError);
     expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });

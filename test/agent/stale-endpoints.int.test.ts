@@ -122,10 +122,17 @@ describe('stale endpoints', () => {
 
     ctl = await startController({ dbPath });
     expect((await ctl.client.getEndpoint('red', c.id)).host).toBe('hs');
+    // Also an ADD the agent stopped in: the port went in (marked with the request, no MAC yet)
+    // while the controller created the endpoint, and the ADD never answered.
+    await ctl.client.createEndpoint({ network: 'red', host: 'hs', containerId: 'id-half' });
+    const marks = { 'loom-owner': 'agent', 'loom-network': 'red', 'loom-container-id': 'id-half', 'loom-ifname': 'eth0', 'loom-netns': c.container.netnsPath, 'loom-mac': '""' };
+    await host.vsctl('add-port', 'br-int', 'lmhalf', '--', 'set', 'port', 'lmhalf', ...Object.entries(marks).map(([k, v]) => `external_ids:${k}=${v}`));
     agent = new AgentProcess(host, { ...agent.opts, controller: ctl.target });
     await agent.start();
     const t0 = Date.now();
     await waitFor('the released endpoint to leave the controller and OVS', async () => (await endpointGone(c.id)) && !(await ports()).includes(c.port), AT_START_WITHIN_MS, 50);
+    await waitFor('the unfinished ADD to be undone', async () => (await endpointGone('id-half')) && !(await ports()).includes('lmhalf'), AT_START_WITHIN_MS, 50);
+    expect(agent.logs).toMatch(/"containerId":"id-half".*"reason":"its CNI ADD did not finish[^"]*".*"msg":"container gone; reclaiming its endpoint"/);
     expect(Date.now() - t0).toBeLessThan(AT_START_WITHIN_MS);
     // The container not deleted is still attached; an ADD of the same id attaches afresh.
     expect((await ctl.client.getEndpoint('red', other.id)).host).toBe('hs');
