@@ -145,7 +145,10 @@ async function main(): Promise<void> {
     const attached = stages('container attached');
     const detached = stages('container detached');
     const answered = agent.logs.split('\n').filter((l) => l.includes('"CNI request answered"')).map((l) => JSON.parse(l) as { command: string; ms: number });
-    const agentShare = (command: string) => percentile(answered.filter((a) => a.command === command).map((a) => a.ms), 50).toFixed(1);
+    const agentShare = (command: string) => {
+      const ms = answered.filter((a) => a.command === command).map((a) => a.ms);
+      return ms.length > 0 ? percentile(ms, 50).toFixed(1) : '?';
+    };
     console.log(`agent's share of a loom call (request read to answer sent, p50): ADD ${agentShare('ADD')} ms, DEL ${agentShare('DEL')} ms`);
     console.log(`agent ADD, cumulative ms (p50): ${Object.keys(attached[0] ?? {}).map((k) => `${k} ${median(attached, k)}`).join(', ')}`);
     console.log(`agent DEL, cumulative ms (p50): ${Object.keys(detached[0] ?? {}).map((k) => `${k} ${median(detached, k)}`).join(', ')}`);

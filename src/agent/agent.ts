@@ -326,7 +326,9 @@ export class Agent {
     return this.enqueue(async () => {
       // Attached again meanwhile (same container and interface, so the same port name): keep it.
       if (this.attacher.attachments.has(attachmentKey(ep.record.containerId, ep.record.ifname))) return;
-      await this.host.ports.remove(ep.hostIfname);
+      // Nothing waits on ovs-vswitchd dropping a port whose veth is gone: the queue moves on once
+      // OVSDB holds the removal (which is what makes it final).
+      await this.host.ports.remove(ep.hostIfname, { wait: false });
       await this.host.plumber.detach(ep.hostIfname);
     });
   }

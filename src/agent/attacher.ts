@@ -63,7 +63,8 @@ export interface EndpointPorts {
    * the request's fields only: an empty MAC marks an attach that did not finish).
    */
   record?(name: string, record: EndpointPortRecord): Promise<void>;
-  remove(name: string): Promise<void>;
+  /** Removes the port; `wait: false` returns once OVSDB holds the change, not waiting for ovs-vswitchd. */
+  remove(name: string, options?: { wait?: boolean }): Promise<void>;
 }
 
 /** What the attacher needs from the agent that owns the flow table and the queue. */

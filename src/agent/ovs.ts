@@ -183,9 +183,9 @@ export async function recordEndpointPort(vs: Vswitch, name: string, uuid: string
 }
 
 /** Removes the port; with its row's uuid (from {@link beginEndpointPort}) in one transaction, without reading first. */
-export async function removeEndpointPort(vs: Vswitch, bridge: string, name: string, uuid?: string): Promise<void> {
-  if (uuid !== undefined && (await vs.removePortRow(bridge, name, uuid, { wait: true }))) return;
-  await vs.removePorts(bridge, [name], { wait: true });
+export async function removeEndpointPort(vs: Vswitch, bridge: string, name: string, uuid?: string, wait = true): Promise<void> {
+  if (uuid !== undefined && (await vs.removePortRow(bridge, name, uuid, { wait }))) return;
+  await vs.removePorts(bridge, [name], { wait });
 }
 
 /** Endpoint ports this agent created earlier (found by their marks), with their ofports. */

@@ -68,9 +68,9 @@ export class OvsPorts implements EndpointPorts {
     await recordEndpointPort(await this.ovs(), name, row, record);
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, options: { wait?: boolean } = {}): Promise<void> {
     const row = this.rows.get(name);
-    await removeEndpointPort(await this.ovs(), this.bridge, name, row);
+    await removeEndpointPort(await this.ovs(), this.bridge, name, row, options.wait ?? true);
     this.rows.delete(name);
   }
 
