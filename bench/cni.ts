@@ -153,6 +153,8 @@ async function main(): Promise<void> {
     console.log(`agent ADD, cumulative ms (p50): ${Object.keys(attached[0] ?? {}).map((k) => `${k} ${median(attached, k)}`).join(', ')}`);
     console.log(`agent DEL, cumulative ms (p50): ${Object.keys(detached[0] ?? {}).map((k) => `${k} ${median(detached, k)}`).join(', ')}`);
     console.log(`loom plugin process alone (VERSION, answered without the agent): ${await versionMs(host.netns, loom)} ms; bridge: ${await versionMs(host.netns, bridge)} ms; a bare \`node -e ''\`: ${await nodeStartMs()} ms`);
+    const status = JSON.stringify({ ...loom.conf, cniVersion: '1.1.0' });
+    console.log(`loom STATUS (plugin to agent and back, no work): ${await versionMs(host.netns, loom, 'STATUS', status)} ms`);
     await agent.stop();
     client.close();
     const loomMs = p50('ADD', loom) + p50('DEL', loom);
@@ -168,16 +170,16 @@ async function main(): Promise<void> {
 }
 
 /** A plugin's bare process cost through the same wrapper: VERSION needs neither agent nor kernel. */
-async function versionMs(hostNetns: string, p: Plugin): Promise<string> {
+async function versionMs(hostNetns: string, p: Plugin, command = 'VERSION', stdin = '{"cniVersion":"1.0.0"}'): Promise<string> {
   const runs = 5;
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < runs; i++) {
     await new Promise<void>((done, fail) => {
-      const child = spawn('nsenter', [`--net=/run/netns/${hostNetns}`, join(p.binDir, p.type)], { env: { CNI_COMMAND: 'VERSION' }, stdio: ['pipe', 'ignore', 'ignore'] });
+      const child = spawn('nsenter', [`--net=/run/netns/${hostNetns}`, join(p.binDir, p.type)], { env: { CNI_COMMAND: command }, stdio: ['pipe', 'ignore', 'ignore'] });
       child.on('error', fail);
       child.on('close', () => done());
       child.stdin.on('error', () => undefined);
-      child.stdin.end('{"cniVersion":"1.0.0"}');
+      child.stdin.end(stdin);
     });
   }
   return (Number(process.hrtime.bigint() - t0) / (runs * 1e6)).toFixed(1);
