@@ -81,10 +81,8 @@ export class ContainerPlumber {
     try {
       if (spec.addresses.some(isV6)) inside.sysctl.set(`net/ipv6/conf/${spec.ifname}/disable_ipv6`, 0);
       if (spec.txChecksumOff) setTxChecksum(spec.netns, spec.ifname, false);
-      // Set here rather than at creation when the pair was made before the controller answered.
-      await inside.link.setMac(spec.ifname, spec.mac);
-      await inside.link.setMtu(spec.ifname, spec.mtu);
-      await inside.link.setUp(spec.ifname);
+      // MAC and MTU here rather than at creation: the pair may be made before the controller answered.
+      await inside.link.configure(spec.ifname, { mac: spec.mac, mtu: spec.mtu, up: true });
       for (const address of spec.addresses) {
         await inside.address.replace(spec.ifname, address, { noPrefixRoute: true, ...(isV6(address) ? { noDad: true } : {}) });
       }
