@@ -147,8 +147,12 @@ export class Attacher {
 
   /** CNI ADD: endpoint from the controller, interface in the container, port and flows in OVS. */
   async attach(req: AttachRequest): Promise<AttachResult> {
+    const started = process.hrtime.bigint();
+    const ms: Record<string, number> = {};
+    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
     validateAttach(req);
     const netnsProblem = await this.plumber.netnsProblem(req.netns);
+    lap('netns');
     if (netnsProblem !== null) throw new AgentError('invalid', `netns ${JSON.stringify(req.netns)} ${netnsProblem}`);
     if (!this.host.registered()) throw new AgentError('unavailable', `not registered with the controller at ${this.o.controller} yet; try again`);
     // No reclaim or release of the same container interface runs while it is attached again; a
@@ -156,17 +160,15 @@ export class Attacher {
     await this.host.claim(req.containerId, req.ifname).catch((err: unknown) => {
       throw new AgentError('unavailable', `releasing the earlier endpoint of ${req.containerId} first: ${(err as Error).message}`);
     });
+    lap('claimed');
     try {
-      return await this.attachClaimed(req);
+      return await this.attachClaimed(req, started, ms, lap);
     } finally {
       this.host.release(req.containerId, req.ifname);
     }
   }
 
-  private async attachClaimed(req: AttachRequest): Promise<AttachResult> {
-    const started = process.hrtime.bigint();
-    const ms: Record<string, number> = {};
-    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
+  private async attachClaimed(req: AttachRequest, started: bigint, ms: Record<string, number>, lap: (stage: string) => void): Promise<AttachResult> {
     const key = attachmentKey(req.containerId, req.ifname);
     const name = hostIfname(req.containerId, req.ifname);
     // The veth pair needs nothing from the controller (its MAC and MTU are set once known): create

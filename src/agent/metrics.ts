@@ -106,7 +106,7 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
     }),
     cniStageSeconds: new client.Histogram({
       name: 'loom_agent_cni_stage_seconds',
-      help: 'CNI ADD (op=add) and DEL (op=del): seconds from the start until each stage was done (controller, veth, queued, ovsdb, openflow, netlink, ovs; stages overlap)',
+      help: 'CNI ADD (op=add) and DEL (op=del): seconds from the start until each stage was done (add: netns, claimed, controller, veth, queued, ovsdb, openflow, netlink, ovs; del: queued, netlink, openflow, controller; stages overlap)',
       labelNames: ['op', 'stage'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
