@@ -124,13 +124,22 @@ async function main(): Promise<void> {
         samples[command].get(p)!.push(await invoke(host.netns, p, command, containers.get(p)![i]!, `c${i}`));
       }
     };
+    // The agent's own CPU (user + system, ms) over the ADDs and the DELs, per operation.
+    const agentCpuMs = () => {
+      const f = readFileSync(`/proc/${agent.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+    };
+    const cpu0 = agentCpuMs();
     for (let i = 0; i < N; i++) {
       await step('ADD', i);
       if ((i + 1) % 25 === 0) process.stdout.write(`  ${i + 1}/${N} ADDs each\n`);
     }
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1]);
     const flows = (await host.ofctl('dump-flows', 'br-int')).split('\n').filter((l) => l.includes('actions=')).length;
+    const cpu1 = agentCpuMs();
     for (let i = 0; i < N; i++) await step('DEL', i);
+    await new Promise((r) => setTimeout(r, 500)); // the last releases
+    const cpu2 = agentCpuMs();
 
     const p50 = (command: 'ADD' | 'DEL', p: Plugin) => percentile(samples[command].get(p)!, 50);
     for (const p of plugins) {
@@ -138,15 +147,23 @@ async function main(): Promise<void> {
       const dels = samples.DEL.get(p)!;
       console.log(`${p.label.padEnd(6)} ADD ms: p50 ${p50('ADD', p).toFixed(1)}, p90 ${percentile(adds, 90).toFixed(1)}, p99 ${percentile(adds, 99).toFixed(1)}, max ${Math.max(...adds).toFixed(1)}; DEL ms: p50 ${p50('DEL', p).toFixed(1)}, p99 ${percentile(dels, 99).toFixed(1)}`);
     }
-    console.log(`flows with ${N} loom endpoints: ${flows}`);
+    console.log(`flows with ${N} loom endpoints: ${flows}; agent CPU per ADD ${((cpu1 - cpu0) / N).toFixed(1)} ms, per DEL (with its release) ${((cpu2 - cpu1) / N).toFixed(1)} ms`);
     // Where the time goes inside the agent (cumulative milliseconds at each stage, medians).
     const stages = (msg: string) => agent.logs.split('\n').filter((l) => l.includes(`"${msg}"`)).map((l) => (JSON.parse(l) as { ms?: Record<string, number> }).ms ?? {});
     const median = (rows: Array<Record<string, number>>, k: string) => percentile(rows.map((s) => s[k] ?? 0), 50).toFixed(1);
     const attached = stages('container attached');
     const detached = stages('container detached');
+    const answered = agent.logs.split('\n').filter((l) => l.includes('"CNI request answered"')).map((l) => JSON.parse(l) as { command: string; ms: number });
+    const agentShare = (command: string) => {
+      const ms = answered.filter((a) => a.command === command).map((a) => a.ms);
+      return ms.length > 0 ? percentile(ms, 50).toFixed(1) : '?';
+    };
+    console.log(`agent's share of a loom call (request read to answer sent, p50): ADD ${agentShare('ADD')} ms, DEL ${agentShare('DEL')} ms`);
     console.log(`agent ADD, cumulative ms (p50): ${Object.keys(attached[0] ?? {}).map((k) => `${k} ${median(attached, k)}`).join(', ')}`);
     console.log(`agent DEL, cumulative ms (p50): ${Object.keys(detached[0] ?? {}).map((k) => `${k} ${median(detached, k)}`).join(', ')}`);
     console.log(`loom plugin process alone (VERSION, answered without the agent): ${await versionMs(host.netns, loom)} ms; bridge: ${await versionMs(host.netns, bridge)} ms; a bare \`node -e ''\`: ${await nodeStartMs()} ms`);
+    const status = JSON.stringify({ ...loom.conf, cniVersion: '1.1.0' });
+    console.log(`loom STATUS (plugin to agent and back, no work): ${await versionMs(host.netns, loom, 'STATUS', status)} ms`);
     await agent.stop();
     client.close();
     const loomMs = p50('ADD', loom) + p50('DEL', loom);
@@ -162,16 +179,16 @@ async function main(): Promise<void> {
 }
 
 /** A plugin's bare process cost through the same wrapper: VERSION needs neither agent nor kernel. */
-async function versionMs(hostNetns: string, p: Plugin): Promise<string> {
+async function versionMs(hostNetns: string, p: Plugin, command = 'VERSION', stdin = '{"cniVersion":"1.0.0"}'): Promise<string> {
   const runs = 5;
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < runs; i++) {
     await new Promise<void>((done, fail) => {
-      const child = spawn('nsenter', [`--net=/run/netns/${hostNetns}`, join(p.binDir, p.type)], { env: { CNI_COMMAND: 'VERSION' }, stdio: ['pipe', 'ignore', 'ignore'] });
+      const child = spawn('nsenter', [`--net=/run/netns/${hostNetns}`, join(p.binDir, p.type)], { env: { CNI_COMMAND: command }, stdio: ['pipe', 'ignore', 'ignore'] });
       child.on('error', fail);
       child.on('close', () => done());
       child.stdin.on('error', () => undefined);
-      child.stdin.end('{"cniVersion":"1.0.0"}');
+      child.stdin.end(stdin);
     });
   }
   return (Number(process.hrtime.bigint() - t0) / (runs * 1e6)).toFixed(1);

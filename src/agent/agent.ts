@@ -195,11 +195,13 @@ export class Agent {
       host.ports,
       {
         enqueue: (fn) => this.enqueue(fn),
-        syncFlows: async () => void (await this.syncFlows()),
+        syncFlows: async (commitAfter) => void (await this.syncFlows(commitAfter)),
         classifies: async (ofport) => (await host.openflow.dumpFlows({ table: 0, match: [{ field: 'in_port', value: ofport }] })).length > 0,
         registered: () => this.session.registered,
         claim: (containerId, ifname) => this.reclaimer.claim(containerId, ifname),
         release: (containerId, ifname) => this.reclaimer.release(containerId, ifname),
+        releaseLater: (detached) => this.reclaimer.add({ ...detached, reason: 'detached by CNI DEL', found: 'detach' }),
+        pendingRelease: (containerId, ifname) => this.reclaimer.pendingNetwork(containerId, ifname),
       },
       log,
       metrics,
@@ -293,7 +295,9 @@ export class Agent {
     const links = await hostLinkNames(this.host.netlink);
     for (const p of ports) {
       const key = attachmentKey(p.record.containerId, p.record.ifname);
-      const gone = await containerGoneReason(links, p.name, p.record.netns);
+      // No MAC: the port went in before the controller answered and the agent stopped before the
+      // ADD finished (so it never succeeded): undone as a stale endpoint is.
+      const gone = p.record.mac === '' ? 'its CNI ADD did not finish (the agent stopped)' : await containerGoneReason(links, p.name, p.record.netns);
       if (gone !== null) {
         attachments.delete(key);
         this.reclaimer.add({ hostIfname: p.name, record: p.record, reason: gone, found: 'recovery' });
@@ -386,7 +390,9 @@ export class Agent {
     return this.enqueue(async () => {
       // Attached again meanwhile (same container and interface, so the same port name): keep it.
       if (this.attacher.attachments.has(attachmentKey(ep.record.containerId, ep.record.ifname))) return;
-      await this.host.ports.remove(ep.hostIfname);
+      // Nothing waits on ovs-vswitchd dropping a port whose veth is gone: the queue moves on once
+      // OVSDB holds the removal (which is what makes it final).
+      await this.host.ports.remove(ep.hostIfname, { wait: false });
       await this.host.plumber.detach(ep.hostIfname);
     });
   }
@@ -580,13 +586,17 @@ export class Agent {
    * table is left alone (an agent restarting without its controller keeps forwarding); then the
    * switch is read and reconciled once, replacing the previous generation in place.
    */
-  private async syncFlows(): Promise<SyncPhases> {
-    if (this.session.view.revision === 0 && !this.reconciled) return {};
+  /** `commitAfter`: the flows go to the switch at once and are committed once it resolves (see OpenFlowClient.applyBundle). */
+  private async syncFlows(commitAfter?: Promise<unknown>): Promise<SyncPhases> {
+    if (this.session.view.revision === 0 && !this.reconciled) {
+      await commitAfter;
+      return {};
+    }
     const started = performance.now();
     const state = this.pipelineState();
     const stateMs = performance.now() - started;
     const reconciling = !this.reconciled;
-    const result = reconciling ? await this.flows.reconcile(state) : await this.flows.update(state);
+    const result = reconciling ? await this.flows.reconcile(state, commitAfter) : await this.flows.update(state, commitAfter);
     this.reconciled = true;
     if (reconciling) await this.releaseFlowRestoreWait();
     const revalidating = performance.now();

@@ -7,7 +7,7 @@ import { isServiceError, type CallOptions } from '../api/client.js';
 import type * as api from '../api/types.js';
 import { TUNNEL_OVERHEAD } from '../api/types.js';
 import type { AttachRequest, AttachResult, DetachRequest, LocalApiStatus } from '../api/local.js';
-import type { ContainerInterface } from './plumbing.js';
+import type { ContainerInterface, VethEnds } from './plumbing.js';
 import type { EndpointPortRecord } from './ovs.js';
 import { gatewayMac } from './pipeline/fields.js';
 import { interfaceNameProblem } from '../common/ifname.js';
@@ -39,9 +39,11 @@ export interface EndpointApi {
 export interface Plumber {
   /** Why `path` is not a network namespace, or null when it is one. */
   netnsProblem(path: string): Promise<string | null>;
-  /** The veth pair, host end up (it may join OVS from here on). */
-  create(spec: ContainerInterface): Promise<unknown>;
-  /** The container's end: link up, addresses, gateway neighbours, routes. */
+  /** The veth pair, host end up (it may join OVS from here on); MAC and MTU may come later. */
+  create(spec: VethEnds): Promise<unknown>;
+  /** The host end's MTU, for a pair created before the MTU was known. */
+  setHostMtu(hostIfname: string, mtu: number): Promise<unknown>;
+  /** The container's end: MAC, MTU, link up, addresses, gateway neighbours, routes. */
   configureInside(spec: ContainerInterface): Promise<unknown>;
   detach(hostIfname: string): Promise<void>;
   check(spec: ContainerInterface): Promise<string[]>;
@@ -56,22 +58,41 @@ export interface EndpointPorts {
    * `applied` with the number ovs-vswitchd gave it. Undefined: the name or number is taken (use add).
    */
   begin?(name: string, record: EndpointPortRecord, ofport: number): Promise<{ applied: Promise<number> } | undefined>;
-  remove(name: string): Promise<void>;
+  /**
+   * Records the whole endpoint on a port `begin` inserted before the controller's answer (with
+   * the request's fields only: an empty MAC marks an attach that did not finish).
+   */
+  record?(name: string, record: EndpointPortRecord): Promise<void>;
+  /** Removes the port; `wait: false` returns once OVSDB holds the change, not waiting for ovs-vswitchd. */
+  remove(name: string, options?: { wait?: boolean }): Promise<void>;
 }
 
 /** What the attacher needs from the agent that owns the flow table and the queue. */
 export interface AttachHost {
   /** Runs `fn` on the agent's one serial queue of OVS changes. */
   enqueue<T>(fn: () => Promise<T>): Promise<T>;
-  /** Makes the flow table match the current attachments and view. */
-  syncFlows(): Promise<void>;
+  /**
+   * Makes the flow table match the current attachments and view. With `commitAfter`, the flows go
+   * to the switch at once but take effect only once it resolves; if it rejects, none do.
+   */
+  syncFlows(commitAfter?: Promise<unknown>): Promise<void>;
   /** Whether any flow classifies traffic from this OpenFlow port. */
   classifies(ofport: number): Promise<boolean>;
   /** Whether the agent has registered its host, so the controller will take endpoints. */
   registered(): boolean;
-  /** An attach of this container interface begins: no stale-endpoint reclaim may touch it until release. */
+  /**
+   * An attach of this container interface begins: no stale-endpoint reclaim or pending release
+   * may touch it until release; one pending is done first (rejects if that fails).
+   */
   claim(containerId: string, ifname: string): Promise<void>;
   release(containerId: string, ifname: string): void;
+  /**
+   * Releases a detached endpoint at the controller in the background, retrying until done, and
+   * only then removes its OVS port (and the veth, if still there).
+   */
+  releaseLater(detached: Pick<Attachment, 'hostIfname' | 'record'>): void;
+  /** The network of a release still pending for this container interface, if any. */
+  pendingRelease(containerId: string, ifname: string): string | undefined;
 }
 
 export interface AttacherOptions {
@@ -93,6 +114,12 @@ export interface Attachment {
 export const MAX_ENDPOINT_OFPORT = 65000;
 
 export const attachmentKey = (containerId: string, ifname: string) => `${containerId}/${ifname}`;
+
+/** An endpoint port inserted before the controller answered, with the OpenFlow port number asked for. */
+interface EarlyPort {
+  wanted: number;
+  begun: Promise<{ applied: Promise<number> } | undefined>;
+}
 export const tunnelKind = (t: api.TunnelType): TunnelKind => (t === 'TUNNEL_TYPE_GRE' ? 'gre' : 'vxlan');
 
 /** Host-side interface name: short, stable for a container and interface, unique per host. */
@@ -120,59 +147,79 @@ export class Attacher {
 
   /** CNI ADD: endpoint from the controller, interface in the container, port and flows in OVS. */
   async attach(req: AttachRequest): Promise<AttachResult> {
+    const started = process.hrtime.bigint();
+    const ms: Record<string, number> = {};
+    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
     validateAttach(req);
     const netnsProblem = await this.plumber.netnsProblem(req.netns);
+    lap('netns');
     if (netnsProblem !== null) throw new AgentError('invalid', `netns ${JSON.stringify(req.netns)} ${netnsProblem}`);
     if (!this.host.registered()) throw new AgentError('unavailable', `not registered with the controller at ${this.o.controller} yet; try again`);
-    // A stale endpoint of the same container is not reclaimed while it is attached again.
-    await this.host.claim(req.containerId, req.ifname);
+    // No reclaim or release of the same container interface runs while it is attached again; a
+    // pending one (an earlier DEL's release) is done first.
+    await this.host.claim(req.containerId, req.ifname).catch((err: unknown) => {
+      throw new AgentError('unavailable', `releasing the earlier endpoint of ${req.containerId} first: ${(err as Error).message}`);
+    });
+    lap('claimed');
     try {
-      return await this.attachClaimed(req);
+      return await this.attachClaimed(req, started, ms, lap);
     } finally {
       this.host.release(req.containerId, req.ifname);
     }
   }
 
-  private async attachClaimed(req: AttachRequest): Promise<AttachResult> {
-    const started = process.hrtime.bigint();
-    const ms: Record<string, number> = {};
-    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
-    // Network definitions do not change once created: ask for it alongside the endpoint.
-    const networkReply = this.call(() => this.controller.getNetwork(req.network), `network ${req.network}`);
-    networkReply.catch(() => undefined);
-    let ep: api.Endpoint;
-    let created = false;
-    try {
-      ep = await this.controller.createEndpoint({
-        network: req.network,
-        host: this.o.hostName,
-        containerId: req.containerId,
-        ...(req.name ? { name: req.name } : {}),
-        ...(req.ipv4 ? { ipv4: req.ipv4 } : {}),
-        ...(req.ipv6 ? { ipv6: req.ipv6 } : {}),
-        ...(req.mac ? { mac: req.mac } : {}),
-        ...(req.ports?.length ? { ports: req.ports } : {}),
-        ...(req.labels && Object.keys(req.labels).length > 0 ? { labels: req.labels } : {}),
-        ...(req.dns ? { dns: { nameservers: req.dns.servers ?? [], search: req.dns.searches ?? [], options: req.dns.options ?? [] } } : {}),
-        ...(req.hostname ? { hostname: req.hostname } : {}),
-        ...(req.aliases?.length ? { aliases: req.aliases } : {}),
-      });
-      created = true;
-    } catch (err) {
-      if (!(isServiceError(err) && err.code === grpc.status.ALREADY_EXISTS)) throw toAgentError(err, `endpoint ${req.containerId}`);
-      // Taken: this container's endpoint (attached again), or a name or address of another (its error stands).
-      ep = await this.controller.getEndpoint(req.network, req.containerId).catch((getErr: unknown) => {
-        throw toAgentError(isServiceError(getErr) && getErr.code === grpc.status.NOT_FOUND ? err : getErr, `endpoint ${req.containerId}`);
-      });
-      if (ep.host !== this.o.hostName) {
-        throw new AgentError('conflict', `container ${req.containerId} is already attached to ${req.network} on host ${ep.host}`);
-      }
-    }
-    const network = await networkReply;
-    lap('controller');
-    const kind = tunnelKind(network.tunnelType);
-    const mtu = Math.min(ep.mtu || network.mtu || this.o.underlayMtu, this.o.underlayMtu - TUNNEL_OVERHEAD[kind]);
+  private async attachClaimed(req: AttachRequest, started: bigint, ms: Record<string, number>, lap: (stage: string) => void): Promise<AttachResult> {
+    const key = attachmentKey(req.containerId, req.ifname);
     const name = hostIfname(req.containerId, req.ifname);
+    // The veth pair needs nothing from the controller (its MAC and MTU are set once known): create
+    // it while the controller allocates. Not for an ADD repeated on a live attachment, whose
+    // interface must survive a failing controller call.
+    const known = this.knownNetworks.get(req.network);
+    const predictedMtu = known ? this.mtuOf(undefined, known) : undefined;
+    const veth = this.attachments.has(key) ? undefined : this.plumber.create({ netns: req.netns, ifname: req.ifname, hostIfname: name, ...(predictedMtu ? { mtu: predictedMtu } : {}) }).finally(() => lap('veth'));
+    veth?.catch(() => undefined);
+    // Then its OVS port, marked with what the request says: ovs-vswitchd adds it meanwhile too.
+    const early = veth ? this.beginPortEarly(req, name, veth, lap) : undefined;
+    let created = false;
+    let ep: api.Endpoint;
+    let network: api.Network;
+    try {
+      // Network definitions do not change once created: ask for it alongside the endpoint.
+      const networkReply = this.call(() => this.controller.getNetwork(req.network), `network ${req.network}`);
+      networkReply.catch(() => undefined);
+      try {
+        ep = await this.controller.createEndpoint({
+          network: req.network,
+          host: this.o.hostName,
+          containerId: req.containerId,
+          ...(req.name ? { name: req.name } : {}),
+          ...(req.ipv4 ? { ipv4: req.ipv4 } : {}),
+          ...(req.ipv6 ? { ipv6: req.ipv6 } : {}),
+          ...(req.mac ? { mac: req.mac } : {}),
+          ...(req.ports?.length ? { ports: req.ports } : {}),
+          ...(req.labels && Object.keys(req.labels).length > 0 ? { labels: req.labels } : {}),
+          ...(req.dns ? { dns: { nameservers: req.dns.servers ?? [], search: req.dns.searches ?? [], options: req.dns.options ?? [] } } : {}),
+          ...(req.hostname ? { hostname: req.hostname } : {}),
+          ...(req.aliases?.length ? { aliases: req.aliases } : {}),
+        });
+        created = true;
+      } catch (err) {
+        if (!(isServiceError(err) && err.code === grpc.status.ALREADY_EXISTS)) throw toAgentError(err, `endpoint ${req.containerId}`);
+        // Taken: this container's endpoint (attached again), or a name or address of another (its error stands).
+        ep = await this.controller.getEndpoint(req.network, req.containerId).catch((getErr: unknown) => {
+          throw toAgentError(isServiceError(getErr) && getErr.code === grpc.status.NOT_FOUND ? err : getErr, `endpoint ${req.containerId}`);
+        });
+        if (ep.host !== this.o.hostName) {
+          throw new AgentError('conflict', `container ${req.containerId} is already attached to ${req.network} on host ${ep.host}`);
+        }
+      }
+      network = await networkReply;
+      lap('controller');
+    } catch (err) {
+      if (veth) await this.rollback(req, [veth, early?.begun], created);
+      throw err;
+    }
+    const mtu = this.mtuOf(ep, network);
     const spec = this.interfaceSpec(req, ep, network, name, mtu);
     const record: EndpointPortRecord = {
       network: req.network,
@@ -188,23 +235,27 @@ export class Attacher {
     try {
       await this.host.enqueue(async () => {
         lap('queued');
-        await this.plumber.create(spec);
-        lap('veth');
+        if (veth) {
+          await veth;
+          if (mtu !== predictedMtu) await this.plumber.setHostMtu(name, mtu);
+        } else {
+          await this.plumber.create(spec);
+          lap('veth');
+        }
         // The OVS port and its flows need only the host end: they go in while netlink configures
         // the container's end. All settle before anything else runs; a failure rolls back below.
         const [port, inside] = await Promise.allSettled([
-          this.plugPort(attachmentKey(req.containerId, req.ifname), name, record, network, lap).finally(() => lap('ovs')),
+          this.plugPort(key, name, record, network, lap, early).finally(() => lap('ovs')),
           this.plumber.configureInside(spec).finally(() => lap('netlink')),
         ]);
         if (inside.status === 'rejected') throw inside.reason;
         if (port.status === 'rejected') throw port.reason;
       });
     } catch (err) {
-      this.log.error({ err, containerId: req.containerId }, 'attach failed; rolling back');
-      await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname)).catch(() => undefined);
-      if (created) await this.controller.deleteEndpoint(req.network, req.containerId).catch(() => undefined);
+      await this.rollback(req, [veth, early?.begun], created, err);
       throw err instanceof AgentError ? err : new AgentError('internal', `attaching ${req.containerId}: ${(err as Error).message}`);
     }
+    this.observeStages('add', ms);
     this.metrics?.attachSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.log.info({ containerId: req.containerId, network: req.network, ipv4: ep.ipv4, ipv6: ep.ipv6, port: name, ms }, 'container attached');
     return {
@@ -220,26 +271,91 @@ export class Attacher {
     };
   }
 
+  /** Undoes a failed attach: the interface (once its creation settled), port, flows, and the endpoint if this attach created it. */
+  private async rollback(req: AttachRequest, started: Array<Promise<unknown> | undefined>, created: boolean, err?: unknown): Promise<void> {
+    if (err !== undefined) this.log.error({ err, containerId: req.containerId }, 'attach failed; rolling back');
+    for (const p of started) await p?.catch(() => undefined);
+    await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname)).catch(() => undefined);
+    if (created) await this.controller.deleteEndpoint(req.network, req.containerId).catch(() => undefined);
+  }
+
+  /** The container's MTU: the endpoint's or the network's, within what the tunnel leaves of the underlay's. */
+  private mtuOf(ep: api.Endpoint | undefined, network: api.Network): number {
+    return Math.min(ep?.mtu || network.mtu || this.o.underlayMtu, this.o.underlayMtu - TUNNEL_OVERHEAD[tunnelKind(network.tunnelType)]);
+  }
+
   /**
-   * The endpoint's OVS port and flows. With an OpenFlow port number chosen here, OVSDB's answer
-   * is enough to install the flows while ovs-vswitchd adds the port; both are done before this
-   * returns. The number ovs-vswitchd gave is checked, and the flows follow it if it differs.
+   * Inserts the endpoint's OVS port once the veth exists, before the controller answered, with a
+   * record of the request only (no MAC: an attach that did not finish, should the agent stop
+   * before `record` completes it). Undefined when the ports cannot do that.
    */
-  private async plugPort(key: string, name: string, record: EndpointPortRecord, network: api.Network, lap: (stage: string) => void): Promise<void> {
+  private beginPortEarly(req: AttachRequest, name: string, veth: Promise<unknown>, lap: (stage: string) => void): EarlyPort | undefined {
+    const { begin, record } = this.ports;
+    if (!begin || !record) return undefined;
     const wanted = this.freeOfport();
-    const begun = this.ports.begin ? await this.ports.begin(name, record, wanted) : undefined;
-    lap('ovsdb');
+    const partial: EndpointPortRecord = {
+      network: req.network,
+      containerId: req.containerId,
+      ifname: req.ifname,
+      netns: req.netns,
+      mac: '',
+      ipv4: '',
+      ipv6: '',
+      ports: '',
+      dnsServers: (req.dns?.servers ?? []).join(','),
+    };
+    const begun = veth.then(() => begin.call(this.ports, name, partial, wanted)).finally(() => lap('ovsdb'));
+    begun.catch(() => undefined);
+    return { wanted, begun };
+  }
+
+  /** Seconds from an operation's start until each of its stages was done (stages overlap). */
+  private observeStages(op: 'add' | 'del', ms: Record<string, number>): void {
+    if (!this.metrics) return;
+    for (const [stage, at] of Object.entries(ms)) this.metrics.cniStageSeconds.observe({ op, stage }, at / 1000);
+  }
+
+  /**
+   * The endpoint's OVS port and flows. With an OpenFlow port number chosen here, the flows are
+   * sent to the switch while OVSDB takes the port, and committed once it has (so they never
+   * name a number another port holds); ovs-vswitchd adds the port meanwhile. Both are done
+   * before this returns. The number ovs-vswitchd gave is checked, and the flows follow it if it
+   * differs. A number OVSDB refuses: the bundle is discarded, the port added first, then the flows.
+   */
+  private async plugPort(key: string, name: string, record: EndpointPortRecord, network: api.Network, lap: (stage: string) => void, early?: EarlyPort): Promise<void> {
     this.knownNetworks.set(network.name, network);
-    if (!begun) {
+    const addFirst = async () => {
       const ofport = await this.ports.add(name, record);
+      lap('ovsdb');
       this.attachments.set(key, { hostIfname: name, ofport, record });
       await this.host.syncFlows();
-      return;
-    }
+    };
+    if (!this.ports.begin) return addFirst();
+    const wanted = early?.wanted ?? this.freeOfport();
     this.attachments.set(key, { hostIfname: name, ofport: wanted, record });
-    const [applied, flows] = await Promise.allSettled([begun.applied, this.host.syncFlows().finally(() => lap('openflow'))]);
+    const begin = early?.begun ?? this.ports.begin(name, record, wanted).finally(() => lap('ovsdb'));
+    // A port inserted early gets the whole record now, alongside the flows.
+    const recorded = early ? begin.then((b) => (b ? this.ports.record?.(name, record) : undefined)) : Promise.resolve();
+    recorded.catch(() => undefined);
+    const ours = begin.then((b) => {
+      if (!b) throw new Error(`OpenFlow port number ${wanted} is taken`);
+    });
+    ours.catch(() => undefined);
+    const flows = this.host.syncFlows(ours).finally(() => lap('openflow'));
+    flows.catch(() => undefined);
+    const begun = await begin.catch(async (err: unknown) => {
+      await flows.catch(() => undefined);
+      throw err;
+    });
+    if (!begun) {
+      await flows.catch(() => undefined);
+      this.attachments.delete(key);
+      return addFirst();
+    }
+    const [applied, synced, kept] = await Promise.allSettled([begun.applied, flows, recorded]);
     if (applied.status === 'rejected') throw applied.reason;
-    if (flows.status === 'rejected') throw flows.reason;
+    if (synced.status === 'rejected') throw synced.reason;
+    if (kept.status === 'rejected') throw kept.reason;
     if (applied.value !== wanted) {
       this.log.warn({ port: name, requested: wanted, ofport: applied.value }, 'ovs-vswitchd gave the port another OpenFlow port number than requested; moving its flows');
       this.attachments.set(key, { hostIfname: name, ofport: applied.value, record });
@@ -278,23 +394,53 @@ export class Attacher {
     };
   }
 
-  /** CNI DEL: idempotent; what is already gone is not an error. */
+  /**
+   * CNI DEL: idempotent; what is already gone is not an error. An endpoint this agent attached
+   * loses its veth and flows, and the runtime is answered; its release at the controller follows
+   * in the background (`AttachHost.releaseLater`, retried until done), and its OVS port, which
+   * records the endpoint, stays until then: an agent stopped before the release finds the port
+   * stale at its next start and releases it then. Anything else is released before answering.
+   */
   async detach(req: DetachRequest): Promise<void> {
     if (!req.containerId || !req.ifname) throw new AgentError('invalid', 'detach needs containerId and ifname');
     const started = process.hrtime.bigint();
     const ms: Record<string, number> = {};
     const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
-    const att = this.attachments.get(attachmentKey(req.containerId, req.ifname));
-    await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname, lap));
+    const key = attachmentKey(req.containerId, req.ifname);
+    const att = this.attachments.get(key);
     const network = req.network ?? att?.record.network;
-    if (network) {
+    let release: 'deferred' | 'pending' | 'done' = 'done';
+    if (att && network === att.record.network) {
+      release = await this.host.enqueue(async () => {
+        lap('queued');
+        const current = this.attachments.get(key);
+        if (!current) return 'pending'; // found stale meanwhile: its reclaim releases it
+        this.attachments.delete(key);
+        const settled = await Promise.allSettled([
+          this.plumber.detach(current.hostIfname).finally(() => lap('netlink')),
+          this.host.syncFlows().finally(() => lap('openflow')),
+        ]);
+        // Even if a step failed: the release retries both with the port's removal.
+        this.host.releaseLater({ hostIfname: current.hostIfname, record: current.record });
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
+        return 'deferred';
+      });
+    } else if (this.host.pendingRelease(req.containerId, req.ifname) !== undefined) {
+      // A DEL repeated while the first one's release is under way: the port stays until it is done.
+      release = 'pending';
+    } else {
+      await this.host.enqueue(() => this.removeLocal(req.containerId, req.ifname, lap));
+    }
+    const pendingIn = release === 'pending' ? this.host.pendingRelease(req.containerId, req.ifname) : undefined;
+    if (network && release !== 'deferred' && network !== pendingIn) {
       await this.controller.deleteEndpoint(network, req.containerId).catch((err) => {
         if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) return;
         throw toAgentError(err, `endpoint ${req.containerId}`);
       });
       lap('controller');
     }
-    this.log.info({ containerId: req.containerId, network, ms }, 'container detached');
+    this.observeStages('del', ms);
+    this.log.info({ containerId: req.containerId, network, release, ms }, 'container detached');
   }
 
   /**

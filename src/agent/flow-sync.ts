@@ -38,7 +38,8 @@ export class FlowSync {
    * already right stay untouched, wrong or missing ones are (re)installed and the rest removed,
    * including every flow of an older generation. Used at start-up and after ovs-vswitchd restarts.
    */
-  async reconcile(state: PipelineState): Promise<SyncResult> {
+  async reconcile(state: PipelineState, commitAfter?: Promise<unknown>): Promise<SyncResult> {
+    await commitAfter;
     const current: Flow[] = (await this.client.dumpFlows()).map((f) => ({
       table: f.table,
       priority: f.priority,
@@ -74,7 +75,7 @@ export class FlowSync {
    * chunks that changed only. Nothing is recorded until the switch took the bundle, so a failed
    * update is retried in full by the next one.
    */
-  async update(state: PipelineState): Promise<SyncResult> {
+  async update(state: PipelineState, commitAfter?: Promise<unknown>): Promise<SyncResult> {
     const t0 = performance.now();
     const chunks = new Map<string, Flow[]>();
     const slots = new Map<string, string>();
@@ -148,7 +149,7 @@ export class FlowSync {
       }
     }
     const t2 = performance.now();
-    await this.send(diff);
+    await this.send(diff, commitAfter);
     for (const [key, t] of touched) {
       if (t.owners.length > 0) this.owners.set(key, t.owners);
       else this.owners.delete(key);
@@ -164,13 +165,14 @@ export class FlowSync {
     return a.cookie === b.cookie && this.texts.of(a).instructions === this.texts.of(b).instructions;
   }
 
-  private async send(diff: FlowDiff): Promise<void> {
+  private async send(diff: FlowDiff, commitAfter?: Promise<unknown>): Promise<void> {
     // Adds first: a replaced flow changes in place, so traffic never meets a gap.
     const changes: FlowChange[] = [
       ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
       ...diff.remove.map((f): FlowChange => ({ command: 'delete_strict', table: f.table, priority: f.priority, match: f.match })),
     ];
-    if (changes.length > 0) await this.client.applyBundle(changes);
+    if (changes.length > 0) await this.client.applyBundle(changes, commitAfter ? { commitAfter } : {});
+    else await commitAfter;
   }
 
   /** Keys of the flows installed last (for tests and debugging). */

@@ -97,6 +97,7 @@ export async function startLocalApi(agent: LocalApiAgent, cni: CniHandler, socke
 
 /** The plugin's request: always answered 200 with the plugin's stdout and exit code. */
 function serveCni(req: http.IncomingMessage, res: http.ServerResponse, cni: CniHandler, backend: CniBackend, log: Logger, metrics?: AgentMetrics): void {
+  const t0 = process.hrtime.bigint();
   readJson(req)
     .then((body) => {
       const { env, stdin } = parseBody(cniRequest, body, 'CNI request');
@@ -107,6 +108,8 @@ function serveCni(req: http.IncomingMessage, res: http.ServerResponse, cni: CniH
         metrics?.apiRequests.inc({ op: `CNI ${reply.command}`, result: reply.exitCode === 0 ? 'ok' : 'error' });
         if (reply.exitCode !== 0) log.warn({ command: reply.command, answer: reply.stdout.trim() }, 'CNI request failed');
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(reply.stdout), 'loom-cni-exit': String(reply.exitCode) }).end(reply.stdout);
+        // The agent's whole share of a plugin call (bench:cni sets it against the plugin's).
+        log.info({ command: reply.command, exitCode: reply.exitCode, ms: Math.round(Number(process.hrtime.bigint() - t0) / 1e5) / 10 }, 'CNI request answered');
       },
       (err: unknown) => {
         if (!(err instanceof BodyTooLarge)) return sendError(res, 'CNI', err, log, metrics);

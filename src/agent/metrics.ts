@@ -11,6 +11,8 @@ export interface AgentMetrics {
   /** One controller change from its arrival on Watch to the ack, by phase (see Agent.applyViewChange). */
   applyPhaseSeconds: client.Histogram<'phase'>;
   attachSeconds: client.Histogram;
+  /** CNI ADD and DEL: seconds from the operation's start until each stage was done (stages overlap). */
+  cniStageSeconds: client.Histogram<'op' | 'stage'>;
   apiRequests: client.Counter<'op' | 'result'>;
   endpointsReclaimed: client.Counter<'found'>;
   /** Host path: applying the gateway port or table inet loom, by result. */
@@ -112,6 +114,13 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
+    cniStageSeconds: new client.Histogram({
+      name: 'loom_agent_cni_stage_seconds',
+      help: 'CNI ADD (op=add) and DEL (op=del): seconds from the start until each stage was done (add: netns, claimed, controller, veth, queued, ovsdb, openflow, netlink, ovs; del: queued, netlink, openflow, controller; stages overlap)',
+      labelNames: ['op', 'stage'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
     apiRequests: new client.Counter({
       name: 'loom_agent_api_requests_total',
       help: 'Local API requests by operation and result',
@@ -120,7 +129,7 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
     }),
     endpointsReclaimed: new client.Counter({
       name: 'loom_agent_endpoints_reclaimed_total',
-      help: 'Endpoints removed from OVS and the controller because their container was gone, by when it was found (start, sweep)',
+      help: 'Endpoints removed from OVS and the controller because their container was gone, by when it was found (recovery at start, sweep), and endpoints released at the controller after a CNI DEL answered (detach)',
       labelNames: ['found'] as const,
       registers,
     }),

@@ -165,20 +165,27 @@ export async function beginEndpointPort(vs: Vswitch, bridge: string, name: strin
   for (const [k, key] of Object.entries(KEYS)) ids[key] = rec[k as keyof EndpointPortRecord];
   const begun = await vs.insertPort(bridge, { name, type: 'system', ofportRequest: ofport, externalIds: ids });
   if (!begun) return undefined;
-  return {
-    uuid: begun.uuid,
-    applied: begun.applied.then((status) => {
-      if (status?.error) throw new Error(`port ${name} failed in ovs-vswitchd: ${status.error}`);
-      if (status?.ofport === undefined || status.ofport < 0) throw new Error(`port ${name} got no OpenFlow port number`);
-      return status.ofport;
-    }),
-  };
+  const applied = begun.applied.then((status) => {
+    if (status?.error) throw new Error(`port ${name} failed in ovs-vswitchd: ${status.error}`);
+    if (status?.ofport === undefined || status.ofport < 0) throw new Error(`port ${name} got no OpenFlow port number`);
+    return status.ofport;
+  });
+  // Nobody awaits it once the attach failed elsewhere and removed the port: not unhandled then.
+  applied.catch(() => undefined);
+  return { uuid: begun.uuid, applied };
+}
+
+/** Records the endpoint on a port {@link beginEndpointPort} inserted (row `uuid`) before the endpoint was known. */
+export async function recordEndpointPort(vs: Vswitch, name: string, uuid: string, rec: EndpointPortRecord): Promise<void> {
+  const ids: Record<string, string> = {};
+  for (const [k, key] of Object.entries(KEYS)) ids[key] = rec[k as keyof EndpointPortRecord];
+  if (!(await vs.setPortExternalIds(name, uuid, ids))) throw new Error(`port ${name} vanished from OVSDB before its endpoint was recorded`);
 }
 
 /** Removes the port; with its row's uuid (from {@link beginEndpointPort}) in one transaction, without reading first. */
-export async function removeEndpointPort(vs: Vswitch, bridge: string, name: string, uuid?: string): Promise<void> {
-  if (uuid !== undefined && (await vs.removePortRow(bridge, name, uuid, { wait: true }))) return;
-  await vs.removePorts(bridge, [name], { wait: true });
+export async function removeEndpointPort(vs: Vswitch, bridge: string, name: string, uuid?: string, wait = true): Promise<void> {
+  if (uuid !== undefined && (await vs.removePortRow(bridge, name, uuid, { wait }))) return;
+  await vs.removePorts(bridge, [name], { wait });
 }
 
 /** Endpoint ports this agent created earlier (found by their marks), with their ofports. */

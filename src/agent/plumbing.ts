@@ -26,6 +26,9 @@ export interface ContainerInterface {
   txChecksumOff: boolean;
 }
 
+/** What creating the veth pair needs: names and namespace; MAC and MTU when already known. */
+export type VethEnds = Pick<ContainerInterface, 'netns' | 'ifname' | 'hostIfname'> & Partial<Pick<ContainerInterface, 'mac' | 'mtu'>>;
+
 const isV6 = (a: string) => a.includes(':');
 
 export class ContainerPlumber {
@@ -55,14 +58,20 @@ export class ContainerPlumber {
    * addressed at link level. The host end can join OVS from here on, while the caller runs
    * {@link configureInside}; on failure of the second half the caller removes the interface.
    */
-  async create(spec: ContainerInterface): Promise<void> {
+  async create(spec: VethEnds): Promise<void> {
     await this.detach(spec.hostIfname);
+    const mtu = spec.mtu !== undefined ? { mtu: spec.mtu } : {};
     await this.host.link.createVeth({
       name: spec.hostIfname,
-      mtu: spec.mtu,
+      ...mtu,
       up: true,
-      peer: { name: spec.ifname, netns: spec.netns, mac: spec.mac, mtu: spec.mtu },
+      peer: { name: spec.ifname, netns: spec.netns, ...mtu, ...(spec.mac !== undefined ? { mac: spec.mac } : {}) },
     });
+  }
+
+  /** The host end's MTU (a pair created before the MTU was known). */
+  async setHostMtu(hostIfname: string, mtu: number): Promise<void> {
+    await this.host.link.setMtu(hostIfname, mtu);
   }
 
   /** The second half of {@link attach}: link up, addresses, gateway neighbours and routes inside. */
@@ -72,7 +81,8 @@ export class ContainerPlumber {
     try {
       if (spec.addresses.some(isV6)) inside.sysctl.set(`net/ipv6/conf/${spec.ifname}/disable_ipv6`, 0);
       if (spec.txChecksumOff) setTxChecksum(spec.netns, spec.ifname, false);
-      await inside.link.setUp(spec.ifname);
+      // MAC and MTU here rather than at creation: the pair may be made before the controller answered.
+      await inside.link.configure(spec.ifname, { mac: spec.mac, mtu: spec.mtu, up: true });
       for (const address of spec.addresses) {
         await inside.address.replace(spec.ifname, address, { noPrefixRoute: true, ...(isV6(address) ? { noDad: true } : {}) });
       }

@@ -7,8 +7,11 @@ import { netnsPathProblem } from '../netlink/netns.js';
 import type { EndpointPortRecord } from './ovs.js';
 import type { AgentMetrics } from './metrics.js';
 
-/** When a stale endpoint was found: recovering ports (agent start, ovs-vswitchd restart) or by the sweep. */
-export type FoundBy = 'recovery' | 'sweep';
+/**
+ * When a stale endpoint was found: recovering ports (agent start, ovs-vswitchd restart), by the
+ * sweep, or handed over by a CNI DEL that answered the runtime before releasing at the controller.
+ */
+export type FoundBy = 'recovery' | 'sweep' | 'detach';
 
 export interface StaleEndpoint {
   hostIfname: string;
@@ -48,6 +51,7 @@ export interface ReclaimerDeps {
 }
 
 const key = (r: EndpointPortRecord) => `${r.containerId}/${r.ifname}`;
+const describeEp = (ep: StaleEndpoint) => ({ containerId: ep.record.containerId, network: ep.record.network, ifname: ep.record.ifname, port: ep.hostIfname, reason: ep.reason });
 
 /**
  * Reclaims stale endpoints one after another. The controller goes first and OVS second: if the
@@ -58,8 +62,8 @@ export class EndpointReclaimer {
   private readonly pending = new Map<string, StaleEndpoint>();
   /** Keys an attach is working on: never reclaimed meanwhile. */
   private readonly claimed = new Map<string, number>();
-  /** The reclaim under way, so an attach of the same container can wait for it. */
-  private inFlight: { key: string; done: Promise<void> } | undefined;
+  /** Reclaims under way by key, so an attach of the same container can wait for one. */
+  private readonly inFlight = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private backoffMs = 500;
@@ -74,30 +78,44 @@ export class EndpointReclaimer {
   add(ep: StaleEndpoint): void {
     if (this.stopped || this.pending.has(key(ep.record)) || this.claimed.has(key(ep.record))) return;
     this.pending.set(key(ep.record), ep);
-    this.deps.log.warn(
-      { containerId: ep.record.containerId, network: ep.record.network, ifname: ep.record.ifname, port: ep.hostIfname, reason: ep.reason, found: ep.found },
-      'container gone; reclaiming its endpoint',
-    );
+    const fields = { containerId: ep.record.containerId, network: ep.record.network, ifname: ep.record.ifname, port: ep.hostIfname, reason: ep.reason, found: ep.found };
+    if (ep.found === 'detach') this.deps.log.debug(fields, 'container detached; releasing its endpoint at the controller');
+    else this.deps.log.warn(fields, 'container gone; reclaiming its endpoint');
     this.schedule(0);
   }
 
+  /** The network of the endpoint pending for this container interface, if any. */
+  pendingNetwork(containerId: string, ifname: string): string | undefined {
+    return this.pending.get(`${containerId}/${ifname}`)?.record.network;
+  }
+
   /**
-   * An attach of this container and interface begins: a pending reclaim is dropped (the attach
-   * replaces the port and reuses or recreates the endpoint), one under way is waited for, and
-   * none starts until `release`.
+   * An attach of this container and interface begins: a reclaim under way is waited for, one
+   * pending is done now (the attach then creates the endpoint afresh, as the runtime asks, and
+   * never races a release of the old one), and none starts until `release`. Throws (and claims
+   * nothing) when that reclaim fails.
    */
   async claim(containerId: string, ifname: string): Promise<void> {
     const k = `${containerId}/${ifname}`;
     this.claimed.set(k, (this.claimed.get(k) ?? 0) + 1);
-    this.pending.delete(k);
-    if (this.inFlight?.key === k) await this.inFlight.done;
+    try {
+      await this.inFlight.get(k)?.catch(() => undefined);
+      const ep = this.pending.get(k);
+      if (ep) await this.reclaim(k, ep);
+    } catch (err) {
+      this.release(containerId, ifname);
+      throw err;
+    }
   }
 
   release(containerId: string, ifname: string): void {
     const k = `${containerId}/${ifname}`;
     const n = (this.claimed.get(k) ?? 1) - 1;
     if (n > 0) this.claimed.set(k, n);
-    else this.claimed.delete(k);
+    else {
+      this.claimed.delete(k);
+      if (this.pending.has(k)) this.schedule(this.backoffMs);
+    }
   }
 
   stop(): void {
@@ -112,6 +130,24 @@ export class EndpointReclaimer {
     this.timer.unref();
   }
 
+  /** Controller first, then OVS; rejects when either fails (the endpoint stays pending). */
+  private reclaim(k: string, ep: StaleEndpoint): Promise<void> {
+    const done = this.reclaimNow(k, ep).finally(() => {
+      if (this.inFlight.get(k) === done) this.inFlight.delete(k);
+    });
+    this.inFlight.set(k, done);
+    return done;
+  }
+
+  private async reclaimNow(k: string, ep: StaleEndpoint): Promise<void> {
+    const controller = await this.deps.deleteAtController(ep);
+    await this.deps.removeLocal(ep);
+    if (this.pending.get(k) === ep) this.pending.delete(k);
+    this.deps.metrics?.endpointsReclaimed.inc({ found: ep.found });
+    if (ep.found === 'detach') this.deps.log.debug({ ...describeEp(ep), controller }, 'detached endpoint released');
+    else this.deps.log.info({ ...describeEp(ep), controller }, 'stale endpoint reclaimed');
+  }
+
   private async run(): Promise<void> {
     if (!this.deps.connected()) {
       this.schedule(500);
@@ -121,22 +157,12 @@ export class EndpointReclaimer {
     let failed = false;
     for (const [k, ep] of [...this.pending]) {
       if (this.stopped) break;
-      if (this.pending.get(k) !== ep || this.claimed.has(k)) continue;
-      let finished!: () => void;
-      this.inFlight = { key: k, done: new Promise<void>((r) => (finished = r)) };
-      const fields = { containerId: ep.record.containerId, network: ep.record.network, ifname: ep.record.ifname, port: ep.hostIfname, reason: ep.reason };
+      if (this.pending.get(k) !== ep || this.claimed.has(k) || this.inFlight.has(k)) continue;
       try {
-        const controller = await this.deps.deleteAtController(ep);
-        await this.deps.removeLocal(ep);
-        this.pending.delete(k);
-        this.deps.metrics?.endpointsReclaimed.inc({ found: ep.found });
-        this.deps.log.info({ ...fields, controller }, 'stale endpoint reclaimed');
+        await this.reclaim(k, ep);
       } catch (err) {
         failed = true;
-        this.deps.log.warn({ ...fields, err: (err as Error).message, retryInMs: this.backoffMs }, 'reclaiming a stale endpoint failed; will retry');
-      } finally {
-        this.inFlight = undefined;
-        finished();
+        this.deps.log.warn({ ...describeEp(ep), err: (err as Error).message, retryInMs: this.backoffMs }, ep.found === 'detach' ? 'releasing a detached endpoint failed; will retry' : 'reclaiming a stale endpoint failed; will retry');
       }
     }
     this.running = false;
@@ -145,7 +171,8 @@ export class EndpointReclaimer {
       this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
     } else {
       this.backoffMs = 500;
-      if (this.pending.size > 0) this.schedule(0);
+      // Claimed ones wait for their attach: `release` schedules them.
+      if ([...this.pending.keys()].some((k) => !this.claimed.has(k))) this.schedule(0);
     }
   }
 }

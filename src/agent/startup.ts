@@ -8,7 +8,7 @@ import { OpenFlowClient } from '../openflow/client.js';
 import { Netlink } from '../netlink/index.js';
 import type { AgentConfig } from './config.js';
 import { ContainerPlumber } from './plumbing.js';
-import { AF_PACKET, addEndpointPort, beginEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
+import { AF_PACKET, addEndpointPort, beginEndpointPort, recordEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
 import type { EndpointPorts } from './attacher.js';
 import type { TunnelKind } from './pipeline/state.js';
 import { ensureGatewayPort, GatewayPortHost } from './gateway-port.js';
@@ -64,9 +64,15 @@ export class OvsPorts implements EndpointPorts {
     return begun;
   }
 
-  async remove(name: string): Promise<void> {
+  async record(name: string, record: EndpointPortRecord): Promise<void> {
     const row = this.rows.get(name);
-    await removeEndpointPort(await this.ovs(), this.bridge, name, row);
+    if (row === undefined) throw new Error(`port ${name} was not inserted by this agent`);
+    await recordEndpointPort(await this.ovs(), name, row, record);
+  }
+
+  async remove(name: string, options: { wait?: boolean } = {}): Promise<void> {
+    const row = this.rows.get(name);
+    await removeEndpointPort(await this.ovs(), this.bridge, name, row, options.wait ?? true);
     this.rows.delete(name);
   }
 

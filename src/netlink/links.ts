@@ -126,6 +126,20 @@ export class LinkOps {
     return this.set('link.setMac', ref, { mac: bytes });
   }
 
+  /** MAC, MTU and up/down in one request (what is given). */
+  configure(ref: LinkRef, change: { mac?: string; mtu?: number; up?: boolean }): Promise<void> {
+    const op = 'link.configure';
+    if (change.mtu !== undefined && (!Number.isInteger(change.mtu) || change.mtu < 68 || change.mtu > 0xffff)) {
+      return Promise.reject(this.r.invalid(op, subjectOf(ref), `MTU must be an integer 68..65535, got ${change.mtu}`));
+    }
+    const mac = change.mac === undefined ? undefined : this.r.parse(op, subjectOf(ref), () => parseMac(change.mac!));
+    return this.set(op, ref, {
+      ...(mac !== undefined ? { mac } : {}),
+      ...(change.mtu !== undefined ? { mtu: change.mtu } : {}),
+      ...(change.up !== undefined ? { up: change.up } : {}),
+    });
+  }
+
   /** Renames a link (the kernel refuses while it is up: EBUSY). */
   async rename(ref: LinkRef, newName: string): Promise<void> {
     const op = 'link.rename';

@@ -225,8 +225,12 @@ export class OpenFlowClient {
   /**
    * Applies all changes or none (ONF bundle, flags atomic + ordered). On failure throws BundleError
    * with the index of the change that failed and the switch's reason; nothing is installed.
+   * `commitAfter`: the bundle is opened and filled at once but committed only once it resolves;
+   * if it rejects, the bundle is discarded and its error thrown (the caller overlaps sending the
+   * flows with work they depend on).
    */
-  async applyBundle(changes: FlowChange[]): Promise<void> {
+  async applyBundle(changes: FlowChange[], options: { commitAfter?: Promise<unknown> } = {}): Promise<void> {
+    options.commitAfter?.catch(() => undefined); // awaited after the adds; not unhandled meanwhile
     await this.ready();
     const conn = this.connection;
     const flags = OFPBF_ATOMIC | OFPBF_ORDERED;
@@ -260,6 +264,7 @@ export class OpenFlowClient {
         await discard();
         throw failure(bad);
       }
+      if (options.commitAfter) await options.commitAfter;
       try {
         await this.bundleCtrl({ bundleId, type: 'commit_request', flags }, timeout);
       } catch (err) {

@@ -264,6 +264,22 @@ export class Vswitch {
   }
 
   /**
+   * Sets keys of the external_ids of the port with row `uuid` and name `name` (as
+   * {@link insertPort} returned it), keeping its other keys; one transaction, no read, no wait
+   * for ovs-vswitchd (which does not use them). False when no such row exists.
+   */
+  async setPortExternalIds(name: string, uuid: string, ids: Record<string, string>): Promise<boolean> {
+    const row = new Uuid(uuid);
+    const where: Condition[] = [['_uuid', '==', row], ['name', '==', name]];
+    const keys = new OvsSet(Object.keys(ids));
+    const results = await this.client.transact(this.db, [
+      { op: 'mutate', table: 'Port', where, mutations: [['external_ids', 'delete', keys]] },
+      { op: 'mutate', table: 'Port', where, mutations: [['external_ids', 'insert', OvsMap.fromRecord(ids)]] },
+    ]);
+    return (results[1] as { count?: number }).count === 1;
+  }
+
+  /**
    * Removes the port with row `uuid` (as {@link insertPort} returned it) and name `name` in one
    * transaction, without reading first, and waits for ovs-vswitchd. False when no such row
    * exists (nothing changed: use {@link removePorts}).

@@ -118,8 +118,10 @@ describe('agent and CNI plugin on one host', () => {
     const ofport = (await host.vsctl('get', 'interface', port, 'ofport')).trim();
     const del = await runCni(bin, 'DEL', conf(), cniEnv(containers.c3!, 'id-c3'));
     expect(del.code, del.stdout).toBe(0);
-    expect(await host.vsctl('list-ports', 'br-int')).not.toContain(port);
+    // Answered: the flows and the veth are gone; the release at the controller, then the port, follow at once.
     expect(await host.ofctl('dump-flows', 'br-int')).not.toMatch(new RegExp(`in_port=${ofport}\\b`));
+    expect(await host.exec('ip', ['link', 'show', port]).then(() => 'present', () => 'gone')).toBe('gone');
+    await waitFor('the port to go once the endpoint is released', async () => !(await host.vsctl('list-ports', 'br-int')).includes(port), 5000, 20);
     await expect(ctl.client.getEndpoint('blue', 'id-c3')).rejects.toMatchObject({ code: 5 });
     const again = await runCni(bin, 'DEL', conf(), cniEnv(containers.c3!, 'id-c3'));
     expect(again.code, again.stdout).toBe(0);
@@ -174,7 +176,8 @@ describe('agent and CNI plugin on one host', () => {
     const valid = ['c1', 'c2'].map((n) => ({ containerID: `id-${n}`, ifname: 'eth0' }));
     const gc = await runCni(bin, 'GC', conf({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': valid }));
     expect(gc.code, gc.stdout).toBe(0);
-    expect(await host.vsctl('list-ports', 'br-int')).not.toContain(port);
+    // As for DEL: the veth goes at once, the release and then the port follow in the background.
+    await waitFor('the collected port to go once its endpoint is released', async () => !(await host.vsctl('list-ports', 'br-int')).includes(port), 5000, 20);
     await expect(ctl.client.getEndpoint('blue', 'id-gone')).rejects.toMatchObject({ code: 5 });
     for (const n of ['c1', 'c2']) expect((await ctl.client.getEndpoint('blue', `id-${n}`)).host).toBe('h1');
   });

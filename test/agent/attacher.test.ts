@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { AgentError, Attacher, hostIfname, type AttachHost, type EndpointApi, type EndpointPorts, type Plumber } from '../../src/agent/attacher.js';
-import type { ContainerInterface } from '../../src/agent/plumbing.js';
+import type { VethEnds } from '../../src/agent/plumbing.js';
+import { EndpointReclaimer } from '../../src/agent/stale-endpoints.js';
 import type { EndpointPortRecord } from '../../src/agent/ovs.js';
 import type * as api from '../../src/api/types.js';
 import type { AttachRequest } from '../../src/api/local.js';
@@ -40,6 +41,11 @@ type Step = 'controller' | 'netlink' | 'ovsdb' | 'openflow';
  * it gives 9 instead, `taken`: OVSDB refuses it) or cannot (`undefined`: add only).
  */
 function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
+  /** What happened, in order (controller calls, veth creation). */
+  const events: string[] = [];
+  /** While set, the controller's calls wait for it (a slow controller); `down` makes deletes fail. */
+  let gate: Promise<void> | undefined;
+  const controllerState = { down: false, failCreate: false };
   /** At each flow sync: the attachments' OpenFlow ports, and whether ovs-vswitchd had applied the port yet. */
   const syncs: Array<{ ofports: number[]; applied: boolean }> = [];
   let applied = false;
@@ -49,6 +55,10 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
   let flowsFor = new Set<string>();
   const controller: EndpointApi = {
     async createEndpoint(req) {
+      events.push('create-endpoint');
+      await gate;
+      events.push('create-endpoint-done');
+      if (controllerState.failCreate) throw Object.assign(new Error('UNAVAILABLE'), { code: grpc.status.UNAVAILABLE, details: 'connection refused' });
       if (failAt === 'controller') throw Object.assign(new Error('no addresses left'), { code: grpc.status.RESOURCE_EXHAUSTED, details: 'no addresses left' });
       endpoints.add(`${req.network}/${req.containerId}`);
       return ENDPOINT;
@@ -60,6 +70,9 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
       return NETWORK;
     },
     async deleteEndpoint(network, containerId) {
+      await gate;
+      if (controllerState.down) throw Object.assign(new Error('UNAVAILABLE'), { code: grpc.status.UNAVAILABLE, details: 'connection refused' });
+      events.push(`delete-endpoint ${containerId}`);
       endpoints.delete(`${network}/${containerId}`);
       return {};
     },
@@ -68,9 +81,11 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
     async netnsProblem() {
       return null;
     },
-    async create(spec: ContainerInterface) {
+    async create(spec: VethEnds) {
+      events.push('veth');
       interfaces.add(spec.hostIfname);
     },
+    async setHostMtu() {},
     async configureInside() {
       if (failAt === 'netlink') throw new Error('netlink: EEXIST');
     },
@@ -92,7 +107,14 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
     },
     ...(begin
       ? {
+          async record(name: string, record: EndpointPortRecord) {
+            events.push(`record ${record.mac}`);
+            if (!ports.has(name)) throw new Error(`port ${name} vanished`);
+            ports.set(name, record);
+          },
           async begin(name: string, record: EndpointPortRecord, ofport: number) {
+            await new Promise((r) => setTimeout(r, 5)); // ovsdb-server's answer takes a while
+            events.push(record.mac ? 'ovsdb' : 'ovsdb (request only)');
             if (begin === 'taken') return undefined;
             ports.set(name, record);
             // ovs-vswitchd takes a while: the flows may go in meanwhile
@@ -110,18 +132,38 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
       : {}),
   };
   let queue: Promise<unknown> = Promise.resolve();
+  const enqueue = <T,>(fn: () => Promise<T>): Promise<T> => {
+    const next = queue.then(fn, fn);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+  // The agent's reclaimer, on these fakes: controller first, then the port and veth.
+  const reclaimer = new EndpointReclaimer({
+    connected: () => true,
+    deleteAtController: async (ep) => {
+      if (attacher.attachments.has(`${ep.record.containerId}/${ep.record.ifname}`)) return 'reattached';
+      await controller.deleteEndpoint(ep.record.network, ep.record.containerId);
+      return 'deleted';
+    },
+    removeLocal: (ep) =>
+      enqueue(async () => {
+        if (attacher.attachments.has(`${ep.record.containerId}/${ep.record.ifname}`)) return;
+        ports.delete(ep.hostIfname);
+        interfaces.delete(ep.hostIfname);
+      }),
+    log: pino({ level: 'silent' }),
+  });
   const attacher: Attacher = new Attacher(
     { hostName: 'node1', controller: '192.0.2.100:7400', underlayMtu: 1500, txChecksumOff: true },
     controller,
     plumber,
     portsApi,
     {
-      enqueue<T>(fn: () => Promise<T>): Promise<T> {
-        const next = queue.then(fn, fn);
-        queue = next.catch(() => undefined);
-        return next;
-      },
-      async syncFlows() {
+      enqueue,
+      async syncFlows(commitAfter?: Promise<unknown>) {
+        events.push('flows-sent');
+        await commitAfter;
+        events.push('flows-committed');
         if (failAt === 'openflow' && attacher.attachments.size > 0) throw new Error('bundle failed: OFPBFC_MSG_FAILED');
         flowsFor = new Set([...attacher.attachments.values()].map((a) => a.hostIfname));
         syncs.push({ ofports: [...attacher.attachments.values()].map((a) => a.ofport), applied });
@@ -130,13 +172,27 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
         return true;
       },
       registered: () => true,
-      async claim() {},
-      release() {},
+      claim: (c, i) => reclaimer.claim(c, i),
+      release: (c, i) => reclaimer.release(c, i),
+      releaseLater: (d) => reclaimer.add({ ...d, reason: 'detached by CNI DEL', found: 'detach' }),
+      pendingRelease: (c, i) => reclaimer.pendingNetwork(c, i),
     } satisfies AttachHost,
     pino({ level: 'silent' }),
   );
   const state = () => ({ endpoints: [...endpoints], interfaces: [...interfaces], ports: [...ports.keys()], flowsFor: [...flowsFor], attachments: attacher.attachments.size });
-  return { attacher, state, syncs };
+  /** Until every deferred release is done (or `ms` passed). */
+  const settled = async (ms = 1000) => {
+    for (const t0 = Date.now(); reclaimer.pendingCount > 0 && Date.now() - t0 < ms; ) await new Promise((r) => setTimeout(r, 5));
+  };
+  const slowController = () => {
+    let open!: () => void;
+    gate = new Promise<void>((r) => (open = r));
+    return () => {
+      gate = undefined;
+      open();
+    };
+  };
+  return { attacher, state, syncs, events, settled, slowController, controllerState, reclaimer, ports };
 }
 
 describe('Attacher', () => {
@@ -173,6 +229,29 @@ describe('Attacher', () => {
     expect([...attacher.attachments.values()].map((a) => a.ofport)).toEqual([1, 3]);
   });
 
+  it('inserts the port, marked with the request only, while the controller allocates; records the endpoint and commits the flows after', async () => {
+    const { attacher, events, slowController, ports } = rig(undefined, 'same');
+    const open = slowController();
+    const attached = attacher.attach(REQ);
+    await new Promise((r) => setTimeout(r, 30));
+    const port = hostIfname('c1', 'eth0');
+    expect(events).toContain('ovsdb (request only)');
+    expect(ports.get(port)).toMatchObject({ containerId: 'c1', network: 'blue', mac: '' });
+    open();
+    await attached;
+    const order = events.filter((e) => e !== 'create-endpoint' && e !== 'veth');
+    expect(order).toEqual(['ovsdb (request only)', 'create-endpoint-done', 'flows-sent', `record ${ENDPOINT.mac}`, 'flows-committed']);
+    expect(ports.get(port)).toMatchObject({ mac: ENDPOINT.mac, ipv4: '198.18.0.2' });
+  });
+
+  it('a number OVSDB refuses commits no flow with it: the port goes in first, then the flows', async () => {
+    const { attacher, events, syncs } = rig(undefined, 'taken');
+    await attacher.attach(REQ);
+    expect(events).toContain('ovsdb (request only)');
+    expect(events.filter((e) => e.startsWith('flows'))).toEqual(['flows-sent', 'flows-sent', 'flows-committed']);
+    expect(syncs).toEqual([{ ofports: [7], applied: false }]);
+  });
+
   it('moves the flows when ovs-vswitchd gave another number than asked for', async () => {
     const { attacher, syncs } = rig(undefined, 'other');
     await attacher.attach(REQ);
@@ -186,17 +265,100 @@ describe('Attacher', () => {
     expect(syncs).toEqual([{ ofports: [7], applied: false }]);
   });
 
-  it.each<Step>(['netlink', 'ovsdb', 'openflow'])('rolls back everything when the %s step fails, with a chosen number', async (step) => {
+  it.each<Step>(['controller', 'netlink', 'ovsdb', 'openflow'])('rolls back everything when the %s step fails, with a chosen number', async (step) => {
     const { attacher, state } = rig(step, 'same');
     await expect(attacher.attach(REQ)).rejects.toBeInstanceOf(AgentError);
     expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
   });
 
   it('detach is idempotent', async () => {
-    const { attacher, state } = rig();
+    const { attacher, state, settled } = rig();
     await attacher.attach(REQ);
     await attacher.detach({ containerId: 'c1', ifname: 'eth0' });
     await attacher.detach({ containerId: 'c1', ifname: 'eth0', network: 'blue' });
+    await settled();
     expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
+    await attacher.detach({ containerId: 'c1', ifname: 'eth0', network: 'blue' });
+    expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
+  });
+
+  it('creates the veth while the controller allocates, and removes it when the controller fails', async () => {
+    const { attacher, events, slowController, state } = rig();
+    const open = slowController();
+    const attached = attacher.attach(REQ);
+    await new Promise((r) => setTimeout(r, 10));
+    expect([...events].sort()).toEqual(['create-endpoint', 'veth']);
+    open();
+    await attached;
+    expect(events.indexOf('create-endpoint-done')).toBeGreaterThan(events.indexOf('veth'));
+
+    const failing = rig('controller');
+    await expect(failing.attacher.attach(REQ)).rejects.toMatchObject({ status: 'invalid' });
+    expect(failing.events).toContain('veth');
+    expect(failing.state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
+    expect(state().interfaces).toEqual([hostIfname('c1', 'eth0')]);
+  });
+
+  it('an ADD repeated on a live attachment keeps its interface when the controller fails', async () => {
+    const { attacher, state, events, controllerState } = rig();
+    await attacher.attach(REQ);
+    events.length = 0;
+    controllerState.failCreate = true;
+    await expect(attacher.attach(REQ)).rejects.toMatchObject({ status: 'unavailable' });
+    expect(events).not.toContain('veth');
+    expect(state()).toEqual({ endpoints: ['blue/c1'], interfaces: [hostIfname('c1', 'eth0')], ports: [hostIfname('c1', 'eth0')], flowsFor: [hostIfname('c1', 'eth0')], attachments: 1 });
+  });
+
+  it('DEL answers before the release; the OVS port stays until the controller released the endpoint', async () => {
+    const { attacher, state, slowController, settled } = rig();
+    await attacher.attach(REQ);
+    const port = hostIfname('c1', 'eth0');
+    const open = slowController();
+    await attacher.detach({ containerId: 'c1', ifname: 'eth0' });
+    // veth and flows gone, the endpoint and the port that records it are still there
+    expect(state()).toEqual({ endpoints: ['blue/c1'], interfaces: [], ports: [port], flowsFor: [], attachments: 0 });
+    // a repeated DEL meanwhile succeeds and leaves the port for the release
+    await attacher.detach({ containerId: 'c1', ifname: 'eth0', network: 'blue' });
+    expect(state().ports).toEqual([port]);
+    open();
+    await settled();
+    expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
+  });
+
+  it('retries a release the controller refuses, keeping the port until it succeeds', async () => {
+    const { attacher, state, controllerState, reclaimer } = rig();
+    await attacher.attach(REQ);
+    controllerState.down = true;
+    await attacher.detach({ containerId: 'c1', ifname: 'eth0' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reclaimer.pendingCount).toBe(1);
+    expect(state()).toMatchObject({ endpoints: ['blue/c1'], ports: [hostIfname('c1', 'eth0')] });
+    controllerState.down = false;
+    for (const t0 = Date.now(); reclaimer.pendingCount > 0 && Date.now() - t0 < 2000; ) await new Promise((r) => setTimeout(r, 20));
+    expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
+    reclaimer.stop();
+  });
+
+  it('an ADD of the same container releases the pending endpoint first and then attaches afresh', async () => {
+    const { attacher, state, events, slowController, controllerState, reclaimer } = rig();
+    await attacher.attach(REQ);
+    controllerState.down = true;
+    await attacher.detach({ containerId: 'c1', ifname: 'eth0' });
+    // while the controller refuses the release, an ADD fails (it never reuses the old endpoint)
+    await expect(attacher.attach(REQ)).rejects.toMatchObject({ status: 'unavailable', message: expect.stringContaining('releasing the earlier endpoint') });
+    expect(state()).toMatchObject({ endpoints: ['blue/c1'], ports: [hostIfname('c1', 'eth0')], attachments: 0 });
+    controllerState.down = false;
+    const open = slowController();
+    events.length = 0;
+    const attached = attacher.attach(REQ);
+    await new Promise((r) => setTimeout(r, 10));
+    open();
+    await attached;
+    // the release went to the controller before the new endpoint was asked for
+    expect(events.indexOf('delete-endpoint c1')).toBeGreaterThanOrEqual(0);
+    expect(events.indexOf('delete-endpoint c1')).toBeLessThan(events.indexOf('create-endpoint'));
+    expect(reclaimer.pendingCount).toBe(0);
+    expect(state()).toEqual({ endpoints: ['blue/c1'], interfaces: [hostIfname('c1', 'eth0')], ports: [hostIfname('c1', 'eth0')], flowsFor: [hostIfname('c1', 'eth0')], attachments: 1 });
+    reclaimer.stop();
   });
 });

@@ -2,7 +2,8 @@
 // container's namespace was deleted removes the endpoint from the controller and its port from
 // OVS, and so does the periodic sweep while the agent runs. Real OVS, controller, agent and CNI.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHost, startAgent, cniBinDir, runCni, cniEnv, waitFor, freeLoopbackPort, type AgentProcess, type Container, type SimHost } from '../harness/index.js';
+import { join } from 'node:path';
+import { startHost, startAgent, cniBinDir, runCni, cniEnv, waitFor, freeLoopbackPort, AgentProcess, type Container, type SimHost } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
 
 /** How long reclaiming may take: at start, after the agent serves its API; by the sweep, after the namespace is gone. */
@@ -19,10 +20,13 @@ describe('stale endpoints', () => {
   let metricsUrl: string;
   const conf = () => ({ cniVersion: '1.0.0', name: 'red', type: 'loom', agentSocket: agent.socket });
 
+  let dbPath: string;
+
   beforeAll(async () => {
-    ctl = await startController();
-    await ctl.client.createNetwork({ name: 'red', ipv4Cidr: '198.19.0.0/16', tunnelType: 'TUNNEL_TYPE_VXLAN', vni: 5101 });
     host = await startHost({ name: 'hs' });
+    dbPath = join(host.dir, 'controller.db');
+    ctl = await startController({ dbPath });
+    await ctl.client.createNetwork({ name: 'red', ipv4Cidr: '198.19.0.0/16', tunnelType: 'TUNNEL_TYPE_VXLAN', vni: 5101 });
     const metricsPort = await freeLoopbackPort();
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     agent = await startAgent(host, {
@@ -99,5 +103,43 @@ describe('stale endpoints', () => {
     // A DEL the runtime sends late still succeeds (idempotent).
     const del = await runCni(bin, 'DEL', conf(), { containerId: stale.id, ifname: 'eth0' });
     expect(del.code, del.stdout).toBe(0);
+  });
+
+  it(`a DEL answered before its release at the controller is not lost when the agent stops: released within ${AT_START_WITHIN_MS / 1000} s of the next start`, async () => {
+    const c = await attach('deferred');
+    const other = await attach('other');
+    // The controller goes away: DEL still answers (veth and flows gone), the port records the release.
+    await ctl.stop();
+    const del = await runCni(bin, 'DEL', conf(), cniEnv(c.container, c.id));
+    expect(del.code, del.stdout).toBe(0);
+    expect(await host.exec('ip', ['link', 'show', c.port]).then(() => 'present', () => 'gone')).toBe('gone');
+    expect(await ports()).toContain(c.port);
+    expect(agent.logs).toMatch(new RegExp(`"containerId":"${c.id}".*"release":"deferred".*"msg":"container detached"`));
+    // A second DEL meanwhile succeeds and keeps the port.
+    expect((await runCni(bin, 'DEL', conf(), cniEnv(c.container, c.id))).code).toBe(0);
+    expect(await ports()).toContain(c.port);
+    await agent.stop('SIGKILL');
+
+    ctl = await startController({ dbPath });
+    expect((await ctl.client.getEndpoint('red', c.id)).host).toBe('hs');
+    // Also an ADD the agent stopped in: the port went in (marked with the request, no MAC yet)
+    // while the controller created the endpoint, and the ADD never answered.
+    await ctl.client.createEndpoint({ network: 'red', host: 'hs', containerId: 'id-half' });
+    const marks = { 'loom-owner': 'agent', 'loom-network': 'red', 'loom-container-id': 'id-half', 'loom-ifname': 'eth0', 'loom-netns': c.container.netnsPath, 'loom-mac': '""' };
+    await host.vsctl('add-port', 'br-int', 'lmhalf', '--', 'set', 'port', 'lmhalf', ...Object.entries(marks).map(([k, v]) => `external_ids:${k}=${v}`));
+    agent = new AgentProcess(host, { ...agent.opts, controller: ctl.target });
+    await agent.start();
+    const t0 = Date.now();
+    await waitFor('the released endpoint to leave the controller and OVS', async () => (await endpointGone(c.id)) && !(await ports()).includes(c.port), AT_START_WITHIN_MS, 50);
+    await waitFor('the unfinished ADD to be undone', async () => (await endpointGone('id-half')) && !(await ports()).includes('lmhalf'), AT_START_WITHIN_MS, 50);
+    expect(agent.logs).toMatch(/"containerId":"id-half".*"reason":"its CNI ADD did not finish[^"]*".*"msg":"container gone; reclaiming its endpoint"/);
+    expect(Date.now() - t0).toBeLessThan(AT_START_WITHIN_MS);
+    // The container not deleted is still attached; an ADD of the same id attaches afresh.
+    expect((await ctl.client.getEndpoint('red', other.id)).host).toBe('hs');
+    const again = await runCni(bin, 'ADD', conf(), cniEnv(c.container, c.id));
+    expect(again.code, again.stdout).toBe(0);
+    const delAgain = await runCni(bin, 'DEL', conf(), cniEnv(c.container, c.id));
+    expect(delAgain.code, delAgain.stdout).toBe(0);
+    await waitFor('the second release', async () => (await endpointGone(c.id)) && !(await ports()).includes(c.port), AT_START_WITHIN_MS, 20);
   });
 });

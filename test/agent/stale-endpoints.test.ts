@@ -73,18 +73,34 @@ describe('EndpointReclaimer (retry logic; the OVS and controller parts are teste
     expect(reclaimer.pendingCount).toBe(0);
   });
 
-  it('leaves an endpoint alone while it is attached again, and does nothing once stopped', async () => {
+  it('an attach does a pending reclaim first, none starts while it is attached again, and nothing once stopped', async () => {
     reclaimer.add(stale('c'));
     await reclaimer.claim('c', 'eth0');
+    expect(events).toEqual(['controller c', 'local c']);
+    expect(reclaimer.pendingCount).toBe(0);
     reclaimer.add(stale('c'));
     connected = true;
     await vi.advanceTimersByTimeAsync(10_000);
-    expect(events).toEqual([]);
+    expect(events).toEqual(['controller c', 'local c']);
     reclaimer.release('c', 'eth0');
     reclaimer.add(stale('d'));
     reclaimer.stop();
     await vi.advanceTimersByTimeAsync(10_000);
-    expect(events).toEqual([]);
+    expect(events).toEqual(['controller c', 'local c']);
+  });
+
+  it('an attach whose pending reclaim fails is refused, and the reclaim is retried after it', async () => {
+    controllerFailures = 1;
+    reclaimer.add({ ...stale('f'), found: 'detach' });
+    expect(reclaimer.pendingNetwork('f', 'eth0')).toBe('blue');
+    await expect(reclaimer.claim('f', 'eth0')).rejects.toThrow('UNAVAILABLE');
+    expect(events).toEqual(['controller-fail f']);
+    expect(reclaimer.pendingCount).toBe(1);
+    connected = true;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(events).toEqual(['controller-fail f', 'controller f', 'local f']);
+    expect(reclaimer.pendingNetwork('f', 'eth0')).toBeUndefined();
+    expect((await metrics.registry.getSingleMetricAsString('loom_agent_endpoints_reclaimed_total')).match(/found="detach"} (\d+)/)?.[1]).toBe('1');
   });
 
   it('an attach of a container being reclaimed waits until the reclaim is done', async () => {

@@ -292,6 +292,8 @@ describe('DNS for containers across hosts', () => {
     const b1 = eps.b1!;
     const conf = { cniVersion: '1.0.0', name: 'blue', type: 'loom', agentSocket: cluster.agents[1]!.socket };
     expect((await runCni(cluster.cniBin, 'DEL', conf, cniEnv(b1.c, 'id-b1'))).code).toBe(0);
+    // DEL answers once the container is cut off; the release at the controller follows at once.
+    await waitFor('b1 released at the controller', () => ctl.client.getEndpoint('blue', 'id-b1').then(() => false, (err: { code?: number }) => err.code === 5), 5000, 20);
     await converge();
     const [gone] = await ask('a1', ['b1.blue.loom:A']);
     expect(gone).toMatchObject({ rcode: 'NXDOMAIN' });

@@ -63,6 +63,16 @@ describe.each([{ blocking: false }, { blocking: true }])('container plumbing ove
     expect(await ctr.link.get('eth0')).toMatchObject({ mac: '02:00:c6:12:00:02', mtu: 1450 });
   });
 
+  it('sets MAC, MTU and up in one request, and refuses a bad MTU naming it', async () => {
+    await ctr.link.configure('eth0', { mac: '02:00:c6:12:00:03', mtu: 1400, up: true });
+    const [eth0] = ipJson<IpLink[]>(ctrNs, 'link', 'show', 'eth0');
+    expect(eth0).toMatchObject({ address: '02:00:c6:12:00:03', mtu: 1400 });
+    expect(eth0.flags).toContain('UP');
+    await ctr.link.configure('eth0', { mac: '02:00:c6:12:00:02', mtu: 1450, up: false });
+    expect(await ctr.link.get('eth0')).toMatchObject({ mac: '02:00:c6:12:00:02', mtu: 1450, up: false });
+    await expect(ctr.link.configure('eth0', { mtu: 70000 })).rejects.toThrow(/MTU/);
+  });
+
   it('brings both ends and loopback up', async () => {
     await host.link.setUp('vc1');
     await ctr.link.setUp('lo');

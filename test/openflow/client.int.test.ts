@@ -178,6 +178,22 @@ describe('bundles', () => {
     expect(await dumpFlowsText()).toHaveLength(1000);
   });
 
+  it('with commitAfter, sends at once and commits only once it resolves; discards when it rejects', async () => {
+    const flows = Array.from({ length: 10 }, (_, i): FlowChange => ({ ...ipFlow(i), command: 'add' }));
+    let go!: () => void;
+    const gate = new Promise<void>((r) => (go = r));
+    const applied = client.applyBundle(flows, { commitAfter: gate });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await dumpFlowsText()).toEqual([]);
+    go();
+    await applied;
+    expect(await dumpFlowsText()).toHaveLength(10);
+    const more = Array.from({ length: 10 }, (_, i): FlowChange => ({ ...ipFlow(100 + i), command: 'add' }));
+    const refused = client.applyBundle(more, { commitAfter: Promise.reject(new Error('port number taken')) });
+    await expect(refused).rejects.toThrow('port number taken');
+    expect(await dumpFlowsText()).toHaveLength(10);
+  });
+
   it('installs nothing from 1,000 flows with one goto_table backwards, and names it', async () => {
     await client.addFlows([ipFlow(99999)]);
     const before = await dumpFlowsText();

@@ -145,6 +145,12 @@ describe('Vswitch helpers (ovs-vsctl as oracle)', () => {
     expect(await host.vsctl('--bare', '--columns=name', 'find', 'Interface', 'name=ins1')).toBe('');
     await expect(vs.insertPort('br-none', { name: 'ins2', type: 'internal' })).rejects.toThrow(/bridge br-none does not exist/);
     expect(await host.vsctl('--bare', '--columns=name', 'find', 'Port', 'name=ins2')).toBe('');
+    // external_ids set by its row: given keys replaced, others kept; no such row: false
+    expect(await vs.setPortExternalIds('ins0', begun!.uuid, { k: 'w', mac: '02:00:00:00:00:01' })).toBe(true);
+    expect(await get('Port', 'ins0', 'external_ids')).toBe('{k=w, mac="02:00:00:00:00:01"}');
+    expect(await vs.setPortExternalIds('ins0', begun!.uuid, { other: 'x' })).toBe(true);
+    expect(await get('Port', 'ins0', 'external_ids')).toBe('{k=w, mac="02:00:00:00:00:01", other=x}');
+    expect(await vs.setPortExternalIds('ins1', begun!.uuid, { k: 'z' })).toBe(false);
     // removed by its row, without a read first; a second time there is no such row
     expect(await vs.removePortRow('br-t', 'ins0', begun!.uuid)).toBe(true);
     expect(await host.vsctl('--bare', '--columns=name', 'find', 'Port', 'name=ins0')).toBe('');
