@@ -79,7 +79,8 @@ describe('stale endpoints', () => {
     expect(Date.now() - t0).toBeLessThan(AT_START_WITHIN_MS);
     await waitFor('flows of the stale port to go', async () => !new RegExp(`in_port=${ofport}\\b`).test(await host.ofctl('dump-flows', 'br-int')), AT_START_WITHIN_MS, 50);
     expect(agent.logs).toMatch(new RegExp(`"containerId":"${stale.id}","network":"red".*"reason":"[^"]*${stale.container.netnsPath} does not exist.*"msg":"container gone; reclaiming its endpoint"`));
-    expect(agent.logs).toMatch(new RegExp(`"containerId":"${stale.id}".*"controller":"deleted".*"msg":"stale endpoint reclaimed"`));
+    // Logged and counted once the port's removal returned, a moment after the switch shows it.
+    await waitFor('the reclaim logged', async () => new RegExp(`"containerId":"${stale.id}".*"controller":"deleted".*"msg":"stale endpoint reclaimed"`).test(agent.logs), AT_START_WITHIN_MS, 20);
     expect(await reclaimedCount('recovery')).toBe(1);
 
     // The healthy container is untouched and still attached.
