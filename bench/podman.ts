@@ -112,6 +112,13 @@ try {
       (net === 'loomnet' ? loom : bridge).push(r.ms);
     }
   }
+  // The agent's share of each podman run: its time per CNI request, by command.
+  const agentMs = new Map<string, number[]>();
+  for (const line of cluster.agents[0]!.logs.split('\n')) {
+    const m = /"command":"(\w+)","exitCode":0,"ms":([\d.]+).*"msg":"CNI request answered"/.exec(line);
+    if (m) agentMs.set(m[1]!, [...(agentMs.get(m[1]!) ?? []), Number(m[2])]);
+  }
+  console.log(`agent time per CNI request (median): ${[...agentMs].map(([cmd, xs]) => `${cmd} ${median(xs).toFixed(1)} ms x${xs.length}`).join(', ')}`);
   const [l, b] = [median(loom), median(bridge)];
   console.log(`podman run --rm ${IMAGE} true, medians of ${N}: loom ${l.toFixed(0)} ms, bridge ${b.toFixed(0)} ms (loom ${loom.map((x) => x.toFixed(0)).join(' ')}; bridge ${bridge.map((x) => x.toFixed(0)).join(' ')})`);
   console.log(`RESULT runs=${N} loom_run_p50_ms=${l.toFixed(0)} bridge_run_p50_ms=${b.toFixed(0)} ratio_vs_bridge=${(l / b).toFixed(2)}`);
