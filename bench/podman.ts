@@ -9,38 +9,20 @@
 // cgroup v1 layout) and a lower default ulimit (podman's default may exceed what the sandbox
 // grants); both live in a containers.conf of its own, nothing of the machine's podman config changes.
 // Last line: RESULT runs=N loom_run_p50_ms=... bridge_run_p50_ms=... ratio_vs_bridge=...
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster } from '../test/harness/index.js';
+import { run, startCluster } from '../test/harness/index.js';
 import { createOutside } from '../test/harness/outside.js';
 import { startController } from '../test/harness/controller.js';
 
 const N = Number(process.env.BENCH_PODMAN_N ?? 10);
 const IMAGE = 'localhost/loom-bench-busybox';
-
-interface Ran {
-  code: number;
-  out: string;
-  ms: number;
-}
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    execFile(cmd, args, { env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr, ms: performance.now() - t0 }),
-    );
-  });
-}
-function must(what: string, r: Ran): Ran {
-  if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.out.trim().slice(0, 500)}`);
-  return r;
-}
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 for (const tool of ['podman', 'runc', 'busybox']) {
-  if ((await run('which', [tool])).code !== 0) {
+  if (!(await run('which', [tool]).then(() => true, () => false))) {
     console.error(`bench:podman needs ${tool}: apt-get install podman runc busybox-static`);
     process.exit(2);
   }
@@ -50,8 +32,15 @@ const work = mkdtempSync(join(tmpdir(), 'loom-bench-podman-'));
 const ctl = await startController({ hostDownAfterMs: 60_000 });
 await ctl.client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16', ipv4BlockPrefix: 24, tunnelType: 'TUNNEL_TYPE_VXLAN' });
 const cluster = await startCluster({ hosts: ['pod'], controller: ctl.target });
-const env = { CONTAINERS_CONF: join(work, 'containers.conf') };
-const podman = (...args: string[]): Promise<Ran> => run('podman', args, env);
+const env = { ...process.env, CONTAINERS_CONF: join(work, 'containers.conf') };
+/** podman with this bench's containers.conf; rejects with its stderr when it fails. */
+const podman = (...args: string[]): Promise<string> => run('podman', args, { env });
+/** Milliseconds a podman command took (it must succeed). */
+const timed = async (...args: string[]): Promise<number> => {
+  const t0 = performance.now();
+  await podman(...args);
+  return performance.now() - t0;
+};
 try {
   mkdirSync(join(work, 'net.d'));
   mkdirSync(join(work, 'bin'));
@@ -76,31 +65,31 @@ try {
       '',
     ].join('\n'),
   );
-  if ((await podman('image', 'exists', IMAGE)).code !== 0) {
+  if (!(await podman('image', 'exists', IMAGE).then(() => true, () => false))) {
     const rootfs = join(work, 'rootfs');
     mkdirSync(join(rootfs, 'bin'), { recursive: true });
     execFileSync('cp', ['/bin/busybox', join(rootfs, 'bin', 'busybox')]);
     for (const applet of ['sh', 'ip', 'ping', 'httpd', 'true']) symlinkSync('busybox', join(rootfs, 'bin', applet));
-    execFileSync('sh', ['-c', `tar -C ${rootfs} -c . | podman import - ${IMAGE}`], { env: { ...process.env, ...env } });
+    execFileSync('sh', ['-c', `tar -C ${rootfs} -c . | podman import - ${IMAGE}`], { env });
   }
 
   // What a user does, checked with podman itself.
-  const unnamed = must('podman run without --name', await podman('run', '--rm', '--network', 'loomnet', IMAGE, 'ip', '-4', 'addr', 'show', 'eth0'));
-  if (!/inet 198\.18\./.test(unnamed.out)) throw new Error(`an unnamed container got no Loom address: ${unnamed.out}`);
-  must('podman run -d -p 8080:80', await podman('run', '-d', '--name', 'loom-bench-web', '--network', 'loomnet', '-p', '8080:80', IMAGE, 'httpd', '-f', '-p', '80', '-h', '/bin'));
-  const webIp = must('podman inspect', await podman('inspect', 'loom-bench-web', '--format', '{{(index .NetworkSettings.Networks "loomnet").IPAddress}}')).out.trim();
-  must('ping between two containers', await podman('run', '--rm', '--network', 'loomnet', IMAGE, 'ping', '-c', '2', '-W', '2', webIp));
+  const unnamed = await podman('run', '--rm', '--network', 'loomnet', IMAGE, 'ip', '-4', 'addr', 'show', 'eth0');
+  if (!/inet 198\.18\./.test(unnamed)) throw new Error(`an unnamed container got no Loom address: ${unnamed}`);
+  await podman('run', '-d', '--name', 'loom-bench-web', '--network', 'loomnet', '-p', '8080:80', IMAGE, 'httpd', '-f', '-p', '80', '-h', '/bin');
+  const webIp = (await podman('inspect', 'loom-bench-web', '--format', '{{(index .NetworkSettings.Networks "loomnet").IPAddress}}')).trim();
+  await podman('run', '--rm', '--network', 'loomnet', IMAGE, 'ping', '-c', '2', '-W', '2', webIp);
   const outside = await createOutside(cluster.underlay, ['192.0.2.100/24']);
   try {
-    const got = must('the published port from outside', await run('ip', ['netns', 'exec', outside.netns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', `http://${cluster.vteps.pod}:8080/busybox`]));
-    if (got.out.trim() !== '200') throw new Error(`published port answered ${got.out}`);
+    const got = await run('ip', ['netns', 'exec', outside.netns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', `http://${cluster.vteps.pod}:8080/busybox`]);
+    if (got.trim() !== '200') throw new Error(`published port answered ${got}`);
   } finally {
     await outside.remove();
   }
-  must('podman rm', await podman('rm', '-f', 'loom-bench-web'));
+  await podman('rm', '-f', 'loom-bench-web');
   const left = (await ctl.client.listEndpoints({ network: 'blue' })).endpoints.filter((e) => !e.name.startsWith('_gw'));
   if (left.length > 0) throw new Error(`podman rm left endpoints behind: ${left.map((e) => e.containerId).join(',')}`);
-  console.log(`checked with podman: unnamed run (${/inet (\S+)/.exec(unnamed.out)?.[1]}), container to container, -p 8080:80 from outside, rm`);
+  console.log(`checked with podman: unnamed run (${/inet (\S+)/.exec(unnamed)?.[1]}), container to container, -p 8080:80 from outside, rm`);
 
   // What it costs, alternating so both see the same machine.
   const loom: number[] = [];
@@ -108,8 +97,7 @@ try {
   for (let i = 0; i < N; i++) {
     const pair = i % 2 === 0 ? ['loomnet', 'bridgenet'] : ['bridgenet', 'loomnet'];
     for (const net of pair) {
-      const r = must(`podman run --network ${net}`, await podman('run', '--rm', '--network', net, IMAGE, 'true'));
-      (net === 'loomnet' ? loom : bridge).push(r.ms);
+      (net === 'loomnet' ? loom : bridge).push(await timed('run', '--rm', '--network', net, IMAGE, 'true'));
     }
   }
   // The agent's share of each podman run: its time per CNI request, by command.
@@ -123,7 +111,7 @@ try {
   console.log(`podman run --rm ${IMAGE} true, medians of ${N}: loom ${l.toFixed(0)} ms, bridge ${b.toFixed(0)} ms (loom ${loom.map((x) => x.toFixed(0)).join(' ')}; bridge ${bridge.map((x) => x.toFixed(0)).join(' ')})`);
   console.log(`RESULT runs=${N} loom_run_p50_ms=${l.toFixed(0)} bridge_run_p50_ms=${b.toFixed(0)} ratio_vs_bridge=${(l / b).toFixed(2)}`);
 } finally {
-  await podman('rm', '-f', 'loom-bench-web');
+  await podman('rm', '-f', 'loom-bench-web').catch(() => undefined);
   await cluster.stop();
   await ctl.stop();
   rmSync(work, { recursive: true, force: true });

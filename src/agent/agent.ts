@@ -585,8 +585,9 @@ export class Agent {
    * Makes the flow table match the current state. Until the first complete view arrives the
    * table is left alone (an agent restarting without its controller keeps forwarding); then the
    * switch is read and reconciled once, replacing the previous generation in place.
+   * `commitAfter`: the flows go to the switch at once and are committed once it resolves (see
+   * OpenFlowClient.applyBundle). Returns the milliseconds each phase took.
    */
-  /** `commitAfter`: the flows go to the switch at once and are committed once it resolves (see OpenFlowClient.applyBundle). */
   private async syncFlows(commitAfter?: Promise<unknown>): Promise<SyncPhases> {
     if (this.session.view.revision === 0 && !this.reconciled) {
       await commitAfter;
@@ -816,14 +817,14 @@ export class Agent {
   }
 }
 
+/** Milliseconds one flow sync spent per phase (the apply phase histogram's labels). */
+type SyncPhases = Partial<Record<'state' | 'build' | 'diff' | 'bundle' | 'revalidate' | 'host', number>>;
+
 /**
  * An isolated network's policy input: its rules and its endpoint directory, local endpoints
  * carrying their OpenFlow port. Until the directory names a local endpoint, no rule selects it:
  * an isolated network fails closed.
  */
-/** Milliseconds one flow sync spent per phase (the apply phase histogram's labels). */
-type SyncPhases = Partial<Record<'state' | 'build' | 'diff' | 'bundle' | 'revalidate' | 'host', number>>;
-
 function policyState(
   net: api.Network,
   view: NetworkViewState | undefined,

@@ -120,6 +120,18 @@ interface EarlyPort {
   wanted: number;
   begun: Promise<{ applied: Promise<number> } | undefined>;
 }
+/** Milliseconds (one decimal) from an operation's start until each of its stages was done. */
+class StageClock {
+  private readonly started = process.hrtime.bigint();
+  readonly ms: Record<string, number> = {};
+  elapsedMs(): number {
+    return Number(process.hrtime.bigint() - this.started) / 1e6;
+  }
+  readonly lap = (stage: string): void => {
+    this.ms[stage] = Math.round(this.elapsedMs() * 10) / 10;
+  };
+}
+
 export const tunnelKind = (t: api.TunnelType): TunnelKind => (t === 'TUNNEL_TYPE_GRE' ? 'gre' : 'vxlan');
 
 /** Host-side interface name: short, stable for a container and interface, unique per host. */
@@ -147,9 +159,8 @@ export class Attacher {
 
   /** CNI ADD: endpoint from the controller, interface in the container, port and flows in OVS. */
   async attach(req: AttachRequest): Promise<AttachResult> {
-    const started = process.hrtime.bigint();
-    const ms: Record<string, number> = {};
-    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
+    const clock = new StageClock();
+    const lap = clock.lap;
     validateAttach(req);
     const netnsProblem = await this.plumber.netnsProblem(req.netns);
     lap('netns');
@@ -162,13 +173,14 @@ export class Attacher {
     });
     lap('claimed');
     try {
-      return await this.attachClaimed(req, started, ms, lap);
+      return await this.attachClaimed(req, clock);
     } finally {
       this.host.release(req.containerId, req.ifname);
     }
   }
 
-  private async attachClaimed(req: AttachRequest, started: bigint, ms: Record<string, number>, lap: (stage: string) => void): Promise<AttachResult> {
+  private async attachClaimed(req: AttachRequest, clock: StageClock): Promise<AttachResult> {
+    const { lap, ms } = clock;
     const key = attachmentKey(req.containerId, req.ifname);
     const name = hostIfname(req.containerId, req.ifname);
     // The veth pair needs nothing from the controller (its MAC and MTU are set once known): create
@@ -256,7 +268,7 @@ export class Attacher {
       throw err instanceof AgentError ? err : new AgentError('internal', `attaching ${req.containerId}: ${(err as Error).message}`);
     }
     this.observeStages('add', ms);
-    this.metrics?.attachSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.metrics?.attachSeconds.observe(clock.elapsedMs() / 1000);
     this.log.info({ containerId: req.containerId, network: req.network, ipv4: ep.ipv4, ipv6: ep.ipv6, port: name, ms }, 'container attached');
     return {
       hostInterface: name,
@@ -403,9 +415,8 @@ export class Attacher {
    */
   async detach(req: DetachRequest): Promise<void> {
     if (!req.containerId || !req.ifname) throw new AgentError('invalid', 'detach needs containerId and ifname');
-    const started = process.hrtime.bigint();
-    const ms: Record<string, number> = {};
-    const lap = (stage: string) => (ms[stage] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10);
+    const clock = new StageClock();
+    const lap = clock.lap;
     const key = attachmentKey(req.containerId, req.ifname);
     const att = this.attachments.get(key);
     const network = req.network ?? att?.record.network;
@@ -439,8 +450,8 @@ export class Attacher {
       });
       lap('controller');
     }
-    this.observeStages('del', ms);
-    this.log.info({ containerId: req.containerId, network, release, ms }, 'container detached');
+    this.observeStages('del', clock.ms);
+    this.log.info({ containerId: req.containerId, network, release, ms: clock.ms }, 'container detached');
   }
 
   /**

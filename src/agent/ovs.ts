@@ -143,14 +143,23 @@ const KEYS: Record<keyof EndpointPortRecord, string> = {
   dnsServers: 'loom-dns-servers',
 };
 
-/** Adds the endpoint's host-side interface to the bridge and returns its OpenFlow port. */
-export async function addEndpointPort(vs: Vswitch, bridge: string, name: string, rec: EndpointPortRecord, io: PortIo, log: Logger): Promise<number> {
-  const ids: Record<string, string> = { ...OWNER };
+/** The port's external_ids that record the endpoint. */
+function recordIds(rec: EndpointPortRecord): Record<string, string> {
+  const ids: Record<string, string> = {};
   for (const [k, key] of Object.entries(KEYS)) ids[key] = rec[k as keyof EndpointPortRecord];
-  const status = await ensureDevicePort(vs, bridge, { name, externalIds: ids }, io, log);
+  return ids;
+}
+
+/** The OpenFlow port number ovs-vswitchd gave the port, or why it has none. */
+function portNumber(name: string, status: { error?: string; ofport?: number } | undefined): number {
   if (status?.error) throw new Error(`port ${name} failed in ovs-vswitchd: ${status.error}`);
   if (status?.ofport === undefined || status.ofport < 0) throw new Error(`port ${name} got no OpenFlow port number`);
   return status.ofport;
+}
+
+/** Adds the endpoint's host-side interface to the bridge and returns its OpenFlow port. */
+export async function addEndpointPort(vs: Vswitch, bridge: string, name: string, rec: EndpointPortRecord, io: PortIo, log: Logger): Promise<number> {
+  return portNumber(name, await ensureDevicePort(vs, bridge, { name, externalIds: { ...OWNER, ...recordIds(rec) } }, io, log));
 }
 
 /**
@@ -161,15 +170,9 @@ export async function addEndpointPort(vs: Vswitch, bridge: string, name: string,
  */
 export async function beginEndpointPort(vs: Vswitch, bridge: string, name: string, rec: EndpointPortRecord, io: PortIo, ofport: number): Promise<{ uuid: string; applied: Promise<number> } | undefined> {
   if (io.type !== 'af_packet') return undefined;
-  const ids: Record<string, string> = { ...OWNER };
-  for (const [k, key] of Object.entries(KEYS)) ids[key] = rec[k as keyof EndpointPortRecord];
-  const begun = await vs.insertPort(bridge, { name, type: 'system', ofportRequest: ofport, externalIds: ids });
+  const begun = await vs.insertPort(bridge, { name, type: 'system', ofportRequest: ofport, externalIds: { ...OWNER, ...recordIds(rec) } });
   if (!begun) return undefined;
-  const applied = begun.applied.then((status) => {
-    if (status?.error) throw new Error(`port ${name} failed in ovs-vswitchd: ${status.error}`);
-    if (status?.ofport === undefined || status.ofport < 0) throw new Error(`port ${name} got no OpenFlow port number`);
-    return status.ofport;
-  });
+  const applied = begun.applied.then((status) => portNumber(name, status));
   // Nobody awaits it once the attach failed elsewhere and removed the port: not unhandled then.
   applied.catch(() => undefined);
   return { uuid: begun.uuid, applied };
@@ -177,9 +180,7 @@ export async function beginEndpointPort(vs: Vswitch, bridge: string, name: strin
 
 /** Records the endpoint on a port {@link beginEndpointPort} inserted (row `uuid`) before the endpoint was known. */
 export async function recordEndpointPort(vs: Vswitch, name: string, uuid: string, rec: EndpointPortRecord): Promise<void> {
-  const ids: Record<string, string> = {};
-  for (const [k, key] of Object.entries(KEYS)) ids[key] = rec[k as keyof EndpointPortRecord];
-  if (!(await vs.setPortExternalIds(name, uuid, ids))) throw new Error(`port ${name} vanished from OVSDB before its endpoint was recorded`);
+  if (!(await vs.setPortExternalIds(name, uuid, recordIds(rec)))) throw new Error(`port ${name} vanished from OVSDB before its endpoint was recorded`);
 }
 
 /** Removes the port; with its row's uuid (from {@link beginEndpointPort}) in one transaction, without reading first. */

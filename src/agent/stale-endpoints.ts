@@ -50,7 +50,8 @@ export interface ReclaimerDeps {
   metrics?: AgentMetrics | undefined;
 }
 
-const key = (r: EndpointPortRecord) => `${r.containerId}/${r.ifname}`;
+const keyOf = (containerId: string, ifname: string) => `${containerId}/${ifname}`;
+const key = (r: EndpointPortRecord) => keyOf(r.containerId, r.ifname);
 const describeEp = (ep: StaleEndpoint) => ({ containerId: ep.record.containerId, network: ep.record.network, ifname: ep.record.ifname, port: ep.hostIfname, reason: ep.reason });
 
 /**
@@ -78,7 +79,7 @@ export class EndpointReclaimer {
   add(ep: StaleEndpoint): void {
     if (this.stopped || this.pending.has(key(ep.record)) || this.claimed.has(key(ep.record))) return;
     this.pending.set(key(ep.record), ep);
-    const fields = { containerId: ep.record.containerId, network: ep.record.network, ifname: ep.record.ifname, port: ep.hostIfname, reason: ep.reason, found: ep.found };
+    const fields = { ...describeEp(ep), found: ep.found };
     if (ep.found === 'detach') this.deps.log.debug(fields, 'container detached; releasing its endpoint at the controller');
     else this.deps.log.warn(fields, 'container gone; reclaiming its endpoint');
     this.schedule(0);
@@ -86,7 +87,7 @@ export class EndpointReclaimer {
 
   /** The network of the endpoint pending for this container interface, if any. */
   pendingNetwork(containerId: string, ifname: string): string | undefined {
-    return this.pending.get(`${containerId}/${ifname}`)?.record.network;
+    return this.pending.get(keyOf(containerId, ifname))?.record.network;
   }
 
   /**
@@ -96,7 +97,7 @@ export class EndpointReclaimer {
    * nothing) when that reclaim fails.
    */
   async claim(containerId: string, ifname: string): Promise<void> {
-    const k = `${containerId}/${ifname}`;
+    const k = keyOf(containerId, ifname);
     this.claimed.set(k, (this.claimed.get(k) ?? 0) + 1);
     try {
       await this.inFlight.get(k)?.catch(() => undefined);
@@ -109,7 +110,7 @@ export class EndpointReclaimer {
   }
 
   release(containerId: string, ifname: string): void {
-    const k = `${containerId}/${ifname}`;
+    const k = keyOf(containerId, ifname);
     const n = (this.claimed.get(k) ?? 1) - 1;
     if (n > 0) this.claimed.set(k, n);
     else {

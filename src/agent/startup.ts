@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { OvsdbClient } from '../ovsdb/client.js';
 import { Vswitch } from '../ovsdb/vswitch.js';
 import { OpenFlowClient } from '../openflow/client.js';
-import { Netlink } from '../netlink/index.js';
+import { Netlink, codec } from '../netlink/index.js';
 import type { AgentConfig } from './config.js';
 import { ContainerPlumber } from './plumbing.js';
 import { AF_PACKET, addEndpointPort, beginEndpointPort, recordEndpointPort, autoPortIoType, ensureBridgeLayout, readSwitchFacts, type PortIo, listEndpointPorts, nextGeneration, removeEndpointPort, type EndpointPortRecord } from './ovs.js';
@@ -101,9 +101,6 @@ export interface HostParts {
   underlayRoutes?: UnderlayRoutes;
 }
 
-/** RTN_UNICAST: a plain route (not local, broadcast, blackhole...). */
-const RTN_UNICAST = 1;
-
 /** Connects to OVS, prepares the bridge layout and a new cookie generation, opens OpenFlow and netlink. */
 export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostParts> {
   const ovsdb = await OvsdbClient.connect(c.ovsdb);
@@ -157,13 +154,14 @@ async function underlayOf(netlink: Netlink, configured: string, vtep: string): P
   if (!bridge) {
     const holder = (await netlink.address.list({ family: 4 })).find((a) => a.address === vtep);
     if (!holder) return undefined;
-    bridge = (await netlink.link.list()).find((l) => l.index === holder.index)?.name ?? '';
-    if (!bridge) return undefined;
+    const link = await netlink.link.find(holder.index);
+    if (!link) return undefined;
+    bridge = link.name;
   }
   const routes = [];
   for (const family of [4, 6] as const) {
     for (const r of await netlink.route.list({ family, dev: bridge })) {
-      if (r.type === RTN_UNICAST) routes.push({ dst: r.dst, family, ...(r.gateway ? { gateway: r.gateway } : {}) });
+      if (r.type === codec.RTN_UNICAST) routes.push({ dst: r.dst, family, ...(r.gateway ? { gateway: r.gateway } : {}) });
     }
   }
   return { bridge, routes };

@@ -71,8 +71,8 @@ async function main(argv: string[]): Promise<number> {
   });
   // Several controllers: agents streaming to another one are asked through the store's mailbox.
   const mailbox = controller.store.mailbox;
-  const tracer = mailbox ? new TraceRelay(mailbox, { connected: (host) => hub.session(host) !== undefined, ask: (host, req, ms) => hub.traces.ask(host, req, ms) }, logger) : hub.traces;
-  const api = apiHandlers(controller, convergence, () => watchPort, tracer);
+  const relay = mailbox && new TraceRelay(mailbox, { connected: (host) => hub.session(host) !== undefined, ask: (host, req, ms) => hub.traces.ask(host, req, ms) }, logger);
+  const api = apiHandlers(controller, convergence, () => watchPort, relay ?? hub.traces);
   const authorizer = new Authorizer(
     { mutualTls: mutualTls(config), operatorOrganization: config.operatorOrganization, agentIdentity: config.agentIdentity },
     {
@@ -132,7 +132,7 @@ async function main(argv: string[]): Promise<number> {
           () => resolve(1),
         );
       };
-      if (tracer instanceof TraceRelay) tracer.stop();
+      relay?.stop();
       hub.shutdown(); // Watch streams never end by themselves; unary calls in flight may finish
       void watchServer?.close(1000);
       const timer = setTimeout(() => {

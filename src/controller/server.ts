@@ -109,7 +109,8 @@ export function traceDeps(controller: Controller, traces: AgentTracer): TraceDep
 
 /**
  * The unary API. `watchPort`: where the dedicated Watch server listens (0: none), for Register;
- * `traces`: the Watch hub's trace broker (without it Trace answers UNAVAILABLE).
+ * `traces`: how agents are asked to trace (the Watch hub's broker, or with several controllers the
+ * relay through the store); without it Trace answers UNAVAILABLE.
  */
 export function apiHandlers(controller: Controller, convergence: Convergence, watchPort: () => number = () => 0, traces?: AgentTracer): ApiHandlers {
   const api = {

@@ -49,6 +49,13 @@ function withNetnsFds<T>(r: Requester, operation: string, subject: string, paths
   });
 }
 
+/** Link settings changed in one request: MAC (text), MTU, up or down. */
+export interface LinkChange {
+  mac?: string;
+  mtu?: number;
+  up?: boolean;
+}
+
 export class LinkOps {
   constructor(private readonly r: Requester) {}
 
@@ -107,37 +114,24 @@ export class LinkOps {
   }
 
   setUp(ref: LinkRef): Promise<void> {
-    return this.set('link.setUp', ref, { up: true });
+    return this.change('link.setUp', ref, { up: true });
   }
 
   setDown(ref: LinkRef): Promise<void> {
-    return this.set('link.setDown', ref, { up: false });
+    return this.change('link.setDown', ref, { up: false });
   }
 
   setMtu(ref: LinkRef, mtu: number): Promise<void> {
-    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 0xffff) {
-      return Promise.reject(this.r.invalid('link.setMtu', subjectOf(ref), `MTU must be an integer 68..65535, got ${mtu}`));
-    }
-    return this.set('link.setMtu', ref, { mtu });
+    return this.change('link.setMtu', ref, { mtu });
   }
 
   setMac(ref: LinkRef, mac: string): Promise<void> {
-    const bytes = this.r.parse('link.setMac', subjectOf(ref), () => parseMac(mac));
-    return this.set('link.setMac', ref, { mac: bytes });
+    return this.change('link.setMac', ref, { mac });
   }
 
   /** MAC, MTU and up/down in one request (what is given). */
-  configure(ref: LinkRef, change: { mac?: string; mtu?: number; up?: boolean }): Promise<void> {
-    const op = 'link.configure';
-    if (change.mtu !== undefined && (!Number.isInteger(change.mtu) || change.mtu < 68 || change.mtu > 0xffff)) {
-      return Promise.reject(this.r.invalid(op, subjectOf(ref), `MTU must be an integer 68..65535, got ${change.mtu}`));
-    }
-    const mac = change.mac === undefined ? undefined : this.r.parse(op, subjectOf(ref), () => parseMac(change.mac!));
-    return this.set(op, ref, {
-      ...(mac !== undefined ? { mac } : {}),
-      ...(change.mtu !== undefined ? { mtu: change.mtu } : {}),
-      ...(change.up !== undefined ? { up: change.up } : {}),
-    });
+  configure(ref: LinkRef, change: LinkChange): Promise<void> {
+    return this.change('link.configure', ref, change);
   }
 
   /** Renames a link (the kernel refuses while it is up: EBUSY). */
@@ -159,6 +153,19 @@ export class LinkOps {
     const op = 'link.delete';
     const payload = this.r.parse(op, subjectOf(ref), () => encodeLinkRequest(typeof ref === 'number' ? { index: ref } : { name: ref }));
     await this.r.call(op, subjectOf(ref), RTM_DELLINK, 0, payload);
+  }
+
+  /** Checks and sends what `change` gives (MTU 68..65535, a MAC in text). */
+  private change(op: string, ref: LinkRef, change: LinkChange): Promise<void> {
+    if (change.mtu !== undefined && (!Number.isInteger(change.mtu) || change.mtu < 68 || change.mtu > 0xffff)) {
+      return Promise.reject(this.r.invalid(op, subjectOf(ref), `MTU must be an integer 68..65535, got ${change.mtu}`));
+    }
+    const mac = change.mac === undefined ? undefined : this.r.parse(op, subjectOf(ref), () => parseMac(change.mac!));
+    return this.set(op, ref, {
+      ...(mac !== undefined ? { mac } : {}),
+      ...(change.mtu !== undefined ? { mtu: change.mtu } : {}),
+      ...(change.up !== undefined ? { up: change.up } : {}),
+    });
   }
 
   /** RTM_SETLINK selecting by index, or by name (the kernel looks IFLA_IFNAME up when the index is 0). */

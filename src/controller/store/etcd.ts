@@ -77,6 +77,8 @@ export class EtcdStore implements Store {
   private leaderAddress = '';
   private lease: Lease | null = null;
   private closed = false;
+  /** Controllers' messages (trace requests for an agent streaming elsewhere); only with election. */
+  readonly mailbox: Mailbox | undefined;
 
   private constructor(private readonly opts: EtcdStoreOptions) {
     if (!opts.prefix.endsWith('/')) throw new StoreError(`etcd prefix ${JSON.stringify(opts.prefix)} must end with '/'`);
@@ -104,6 +106,7 @@ export class EtcdStore implements Store {
     if (this.maxTxnOps < 2) throw new StoreError('maxTxnOps must be at least 2');
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.pageSize = opts.pageSize ?? 1000;
+    this.mailbox = opts.election ? this.openMailbox() : undefined;
   }
 
   /** Connects, creates the id on first use, learns the revision and how far etcd compacted. */
@@ -476,9 +479,8 @@ export class EtcdStore implements Store {
     this.compacted = target - 1;
   }
 
-  /** Controllers' messages (trace requests for an agent streaming elsewhere); only with election. */
-  get mailbox(): Mailbox | undefined {
-    if (!this.opts.election) return undefined;
+  /** Builds {@link mailbox}. */
+  private openMailbox(): Mailbox {
     const key = (box: string, id: string): string => `${this.opts.prefix}mail/${box}/${id}`;
     return {
       post: async (box, id, value) => {
