@@ -39,12 +39,16 @@ import { controlSocketPath, unixctl } from '../ovsdb/unixctl.js';
 import { METER_FLAGS } from '../openflow/messages.js';
 import { DNS_PORT } from './pipeline/dns.js';
 import { DnsServer, listeningTcpSocket } from './dns/server.js';
+import { PATCH_OFPORT, SNAT_PORTS, type UnderlayFacts } from './ovs-nat-host.js';
+import { phyFlows, type OvsNatState } from './pipeline/ovs-nat.js';
 
 export { AgentError } from './attacher.js';
 /** Traces the controller may have this agent run at once (each asks ovs-vswitchd once). */
 const MAX_AGENT_TRACES = 4;
 /** How often the underlay bridge's kernel routes are compared with those pinned in ovs-vswitchd. */
 const UNDERLAY_ROUTES_INTERVAL_MS = 10_000;
+/** --nat-path ovs: how often the underlay's routes, neighbours and addresses are read again (one dump each). */
+const UNDERLAY_NEXT_HOPS_INTERVAL_MS = 1_000;
 /** ... and how soon after ovs-vswitchd refused one, or could not be asked. */
 const UNDERLAY_ROUTES_RETRY_MS = 250;
 
@@ -95,6 +99,11 @@ export class Agent {
   private sweepTimer: NodeJS.Timeout | undefined;
   private underlayRoutesTimer: NodeJS.Timeout | undefined;
   private underlayRoutesRetry: NodeJS.Timeout | undefined;
+  /** --nat-path ovs: the underlay as last read (next hops, host addresses, br-phy's MAC). */
+  private underlay: UnderlayFacts | undefined;
+  private underlayTimer: NodeJS.Timeout | undefined;
+  /** --nat-path ovs: the underlay bridge's flows as last applied (JSON), '' = read and fix them. */
+  private phyApplied = '';
   /** Said once per process: ovs-vswitchd copies the kernel's routes (the flush race is on). */
   private warnedSystemRoutes = false;
   private readonly controllerApi: EndpointApi;
@@ -232,6 +241,7 @@ export class Agent {
           await this.syncFlows();
           await this.recoverEndpoints();
           if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
+          this.phyApplied = '';
           await this.syncFlows();
         }).catch((err) => this.log.error({ err }, 'reinstalling flows failed'));
       }),
@@ -256,6 +266,11 @@ export class Agent {
     }
     await this.recoverEndpoints();
     if (this.host.gateway) this.gatewayPort = await this.host.gateway.prepare();
+    if (this.host.ovsNat) {
+      await this.refreshUnderlay();
+      this.underlayTimer = setInterval(() => void this.refreshUnderlay(), UNDERLAY_NEXT_HOPS_INTERVAL_MS);
+      this.underlayTimer.unref();
+    }
     this.log.info({ generation: this.host.generation, endpoints: this.attacher.attachments.size, stale: this.reclaimer.pendingCount, tunnelPorts: this.host.tunnelPorts }, 'OVS ready');
     this.startEndpointSweep();
     if (this.host.underlayRoutes) {
@@ -306,6 +321,80 @@ export class Agent {
       if (p.ofport === undefined) continue;
       attachments.set(key, { hostIfname: p.name, ofport: p.ofport, record: p.record });
     }
+  }
+
+  /**
+   * --nat-path ovs: reads the underlay's next hops, addresses and MAC again; a change reaches the
+   * flows at once (a destination the kernel path just resolved moves to the NAT path for its next
+   * connection). Never throws: the flows keep what was read last.
+   */
+  private async refreshUnderlay(): Promise<void> {
+    const nat = this.host.ovsNat;
+    if (!nat || this.stopped) return;
+    try {
+      const facts = await nat.underlay();
+      if (JSON.stringify(facts) === JSON.stringify(this.underlay)) return;
+      const first = this.underlay === undefined;
+      this.underlay = facts;
+      this.log.debug({ nextHops: facts.nextHops.length, resolved: facts.nextHops.filter((h) => h.mac).length, hostAddresses: facts.hostAddresses.length }, 'underlay next hops changed');
+      if (!first) await this.enqueue(() => this.syncFlows());
+    } catch (err) {
+      this.log.warn({ err }, 'reading the underlay (routes, neighbours) for the NAT path failed; keeping the last');
+    }
+  }
+
+  /** --nat-path ovs: the NAT path's input, once the underlay was read (else: the host path alone). */
+  private ovsNatState(networks: readonly NetworkState[]): OvsNatState | undefined {
+    const nat = this.host.ovsNat;
+    if (!nat || !this.underlay || !this.gatewayPort) return undefined;
+    const served: OvsNatState['networks'] = [];
+    const known = new Map<string, api.Network>(this.attacher.knownNetworks);
+    for (const [name, n] of this.session.view.networks) known.set(name, n.network);
+    const vniOf = new Map<string, number>();
+    for (const [name, net] of known) {
+      vniOf.set(name, net.vni);
+      const state = networks.find((n) => n.vni === net.vni);
+      if (!state?.hostAddress4 || !net.ipv4Cidr) continue;
+      served.push({ vni: net.vni, ipv4Cidr: net.ipv4Cidr, egress: net.egress !== 'EGRESS_MODE_OFF', inboundSources: net.inboundSources });
+    }
+    const published: OvsNatState['published'] = [];
+    for (const a of this.attacher.attachments.values()) {
+      const r = a.record;
+      const vni = vniOf.get(r.network);
+      if (!r.ports || !r.ipv4 || vni === undefined || !served.some((n) => n.vni === vni)) continue;
+      for (const p of parsePorts(r.ports)) {
+        // Published on the VTEP address (or every address): reached from the wire here; the host's
+        // other addresses (127.0.0.1, say) keep the nftables rules.
+        if (p.hostIp !== '' && p.hostIp !== this.config.vtep) continue;
+        published.push({ vni, containerIpv4: r.ipv4, containerPort: p.containerPort, hostPort: p.hostPort, protocol: p.protocol });
+      }
+    }
+    published.sort((a, b) => a.hostPort - b.hostPort || a.protocol.localeCompare(b.protocol));
+    return {
+      patchOfport: PATCH_OFPORT,
+      phyPatchOfport: PATCH_OFPORT,
+      uplinkOfport: nat.uplinkOfport,
+      phyMac: this.underlay.mac,
+      vtep: this.config.vtep,
+      snatPorts: SNAT_PORTS,
+      nextHops: this.underlay.nextHops,
+      hostAddresses: this.underlay.hostAddresses,
+      loomCidrs: [...new Set([...known.values()].map((n) => n.ipv4Cidr).filter(Boolean))].sort(),
+      networks: served,
+      published,
+    };
+  }
+
+  /** --nat-path ovs: the underlay bridge's NAT flows follow the pipeline (written only when changed). */
+  private async syncUnderlayFlows(state: PipelineState): Promise<void> {
+    const nat = this.host.ovsNat;
+    if (!nat) return;
+    const flows = state.ovsNat ? phyFlows(state.generation, state.ovsNat) : [];
+    const key = JSON.stringify(flows, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    if (key === this.phyApplied) return;
+    const r = await nat.sync(flows);
+    this.phyApplied = key;
+    if (r.upserted + r.removed > 0) this.log.info({ bridge: nat.underlayBridge, upserted: r.upserted, removed: r.removed, published: state.ovsNat?.published.length ?? 0 }, 'underlay bridge NAT flows updated');
   }
 
   /**
@@ -522,12 +611,14 @@ export class Agent {
           .map((r) => ({ prefix: r.prefix, vtep: r.vtep })),
       });
     }
+    const ovsNat = this.ovsNatState(states);
     return {
       generation: this.host.generation,
       tunnelPorts: this.host.tunnelPorts,
       networks: states,
       ...(this.gatewayPort ? { gatewayPort: this.gatewayPort } : {}),
       ...(this.deniedLog ? { deniedLog: this.deniedLog } : {}),
+      ...(ovsNat ? { ovsNat } : {}),
     };
   }
 
@@ -604,6 +695,10 @@ export class Agent {
     if (result.upserted + result.removed > 0 && state.networks.some((n) => n.policy?.isolated)) await this.revalidated();
     const revalidateMs = performance.now() - revalidating;
     this.metrics?.flowChanges.inc(result.upserted + result.removed);
+    await this.syncUnderlayFlows(state).catch((err: unknown) => {
+      this.phyApplied = '';
+      this.log.error({ err }, 'underlay bridge NAT flows not applied');
+    });
     const hostStarted = performance.now();
     await this.syncHost().then(
       () => this.metrics?.hostPathSyncs.inc({ result: 'ok' }),
@@ -805,6 +900,7 @@ export class Agent {
     clearInterval(this.sweepTimer);
     clearInterval(this.underlayRoutesTimer);
     clearTimeout(this.underlayRoutesRetry);
+    clearInterval(this.underlayTimer);
     this.reclaimer.stop();
     for (const off of this.unsubscribe) off();
     await Promise.all([...this.dnsTcpListeners.values()].map((l) => l.stop()));
@@ -812,6 +908,7 @@ export class Agent {
     await this.queue;
     this.session.close();
     await this.host.openflow.close();
+    await this.host.ovsNat?.close();
     this.host.ports.close();
     await this.host.netlink.close();
   }

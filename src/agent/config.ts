@@ -117,6 +117,12 @@ export const SETTINGS = settings({
     arg: 'NAME',
     help: "OVS internal port to the host's own stack: the host reaches its containers, containers reach the outside (NAT), published ports; '' = none",
   },
+  natPath: {
+    parse: oneOf(['host', 'ovs'] as const),
+    default: 'host',
+    arg: 'host|ovs',
+    help: "how containers' IPv4 egress and published ports are NATed: host = the host's nftables behind --gateway-port (two crossings of the userspace datapath); ovs = netdev only: in OVS conntrack, out through a patch port to --underlay-bridge (one crossing; needs --underlay-interface; IPv6, the host's own access to published ports and destinations not resolved yet keep the host path; NAT bindings do not survive an ovs-vswitchd restart)",
+  },
   logDenied: {
     parse: bool,
     default: false,
@@ -190,6 +196,12 @@ function checkAgentConfig(c: AgentConfig): AgentConfig {
   }
   if (c.netdevPortType !== 'af_packet' && c.netdevPortType !== 'auto' && c.datapathType !== 'netdev') {
     throw new ConfigError(`netdevPortType ${c.netdevPortType} needs datapathType netdev (the kernel datapath reads its ports in the kernel)`);
+  }
+  if (c.natPath === 'ovs') {
+    // On the kernel datapath loom-gw0 is one in-kernel crossing already: nothing to gain, and the NIC would have to join an OVS bridge.
+    if (c.datapathType !== 'netdev') throw new ConfigError('natPath ovs is for datapathType netdev only: on the kernel datapath the host path (nftables) is one in-kernel crossing already; use natPath host');
+    if (!c.underlayBridge || !c.underlayInterface) throw new ConfigError('natPath ovs needs underlayBridge and underlayInterface: NATed packets leave through a patch port to that bridge and out that interface');
+    if (!c.gatewayPort) throw new ConfigError("natPath ovs needs gatewayPort: IPv6, unresolved next hops and the host's own access still take the host path");
   }
   clientCredentials(agentTls(c));
   return { ...c, txChecksumOff: c.txChecksumOff || c.datapathType === 'netdev' };

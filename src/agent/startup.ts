@@ -14,6 +14,7 @@ import type { TunnelKind } from './pipeline/state.js';
 import { ensureGatewayPort, GatewayPortHost } from './gateway-port.js';
 import { HostFirewall } from './host-firewall.js';
 import { UnderlayRoutes } from './underlay-routes.js';
+import { OvsNatHost, removeOvsNat } from './ovs-nat-host.js';
 import { controlSocketPath, unixctl } from '../ovsdb/unixctl.js';
 import type { BackoffOptions } from '../common/backoff.js';
 
@@ -99,6 +100,8 @@ export interface HostParts {
   firewall?: HostFirewall;
   /** Userspace datapath with an underlay bridge: its routes pinned into ovs-vswitchd. */
   underlayRoutes?: UnderlayRoutes;
+  /** --nat-path ovs: patch ports, the underlay bridge's flows and the underlay's next hops. */
+  ovsNat?: OvsNatHost;
 }
 
 /** Connects to OVS, prepares the bridge layout and a new cookie generation, opens OpenFlow and netlink. */
@@ -123,7 +126,17 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
       throw err;
     });
     if (c.datapathType === 'netdev' && io.type === 'af_packet') warnSmallSocketBuffers(log);
+    let ovsNat: OvsNatHost | undefined;
+    try {
+      if (c.natPath === 'ovs') ovsNat = await OvsNatHost.open(vswitch, netlink, c, log);
+      else if (c.underlayBridge) await removeOvsNat(vswitch, c, log);
+    } catch (err) {
+      await openflow.close();
+      await netlink.close();
+      throw err;
+    }
     return {
+      ...(ovsNat ? { ovsNat } : {}),
       ports: new OvsPorts(ovsdb, vswitch, c.ovsdb, c.integrationBridge, log, io),
       openflow,
       netlink,

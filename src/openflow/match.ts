@@ -96,6 +96,8 @@ const FIELD_LIST: FieldDef[] = [
   def('ct_state', 'uint', h(NX1, 105, 4), null, true, 'NXM_NX_CT_STATE', 'ct_state'),
   def('ct_zone', 'uint', h(NX1, 106, 2), null, false, 'NXM_NX_CT_ZONE', 'ct_zone'),
   def('ct_mark', 'uint', h(NX1, 107, 4), null, true, 'NXM_NX_CT_MARK', 'ct_mark'),
+  def('ct_label', 'uint', h(NX1, 108, 16), null, true, 'NXM_NX_CT_LABEL', 'ct_label'),
+  def('tcp_flags', 'uint', h(NX1, 34, 2), null, true, 'NXM_NX_TCP_FLAGS', 'tcp_flags'),
   def('conj_id', 'uint', h(NX1, 37, 4), null, false, 'NXM_NX_CONJ_ID', 'conj_id'),
 ];
 for (let i = 0; i < 16; i++) {
@@ -355,6 +357,7 @@ const RANK: Partial<Record<FieldName, number>> = {
   arp_tha: 1,
   tcp_src: 2,
   tcp_dst: 2,
+  tcp_flags: 2,
   udp_src: 2,
   udp_dst: 2,
   icmpv4_type: 2,
@@ -415,6 +418,7 @@ export function validateMatch(m: Match): void {
         break;
       case 'tcp_src':
       case 'tcp_dst':
+      case 'tcp_flags':
         need(f, isIp && ipProto === IP_PROTO.TCP, 'eth_type=0x0800 or 0x86dd and ip_proto=6');
         break;
       case 'udp_src':

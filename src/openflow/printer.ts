@@ -128,6 +128,8 @@ export function formatMatch(match: Match, priority?: number): string {
   if (zone) out.push(`ct_zone=${zone.value}`);
   const mark = get('ct_mark');
   if (mark) out.push(`ct_mark=${hex0x(mark.value)}${mark.mask !== undefined ? `/${hex0x(mark.mask)}` : ''}`);
+  const label = get('ct_label');
+  if (label) out.push(`ct_label=${hex0x(label.value)}${label.mask !== undefined ? `/${hex0x(label.mask)}` : ''}`);
 
   const ethType = get('eth_type')?.value;
   const proto = get('ip_proto')?.value;
@@ -230,6 +232,8 @@ export function formatMatch(match: Match, priority?: number): string {
     if (a) out.push(`tp_src=${port(a)}`);
     const b = get(tp[1]);
     if (b) out.push(`tp_dst=${port(b)}`);
+    const flags = get('tcp_flags');
+    if (flags) out.push(`tcp_flags=${port(flags)}`);
   }
   for (const f of match) {
     if (f.field === 'raw') {
@@ -251,7 +255,7 @@ export function formatFieldRef(ref: FieldRef): string {
   return `${name}[${r.ofs}..${r.ofs + r.nBits - 1}]`;
 }
 
-const HEX_FIELDS = new Set(['metadata', 'eth_type', 'tunnel_id', 'reg', 'ct_zone', 'ct_mark']);
+const HEX_FIELDS = new Set(['metadata', 'eth_type', 'tunnel_id', 'reg', 'ct_zone', 'ct_mark', 'ct_label', 'tcp_flags']);
 
 /** A field value the way OVS's mf_format() prints it (used by set_field and learn). */
 function formatFieldValue(f: MatchField): string {

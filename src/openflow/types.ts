@@ -44,6 +44,10 @@ export type MatchField =
   | { field: 'ct_state'; value: number; mask?: number }
   | { field: 'ct_zone'; value: number }
   | { field: 'ct_mark'; value: number; mask?: number }
+  /** Nicira NXM_NX_CT_LABEL (128 bits). */
+  | { field: 'ct_label'; value: bigint; mask?: bigint }
+  /** Nicira NXM_NX_TCP_FLAGS (12 bits used): 0x002/0x012 is a SYN without ACK. */
+  | { field: 'tcp_flags'; value: number; mask?: number }
   /** Nicira NXM_NX_CONJ_ID: matches packets that satisfied every clause of `conjunction(id, ...)`. */
   | { field: 'conj_id'; value: number }
   /**

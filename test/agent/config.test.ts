@@ -30,6 +30,17 @@ describe('agent configuration', () => {
     expect(loadConfig([...base, '--gateway-port', ''])).toMatchObject({ gatewayPort: '' });
   });
 
+  it('NATs on the host by default; ovs only on the userspace datapath with an underlay bridge and interface', () => {
+    expect(loadConfig(base)).toMatchObject({ natPath: 'host' });
+    const netdev = [...base, '--datapath', 'netdev', '--underlay-bridge', 'br-phy', '--underlay-interface', 'eth0'];
+    expect(loadConfig([...netdev, '--nat-path', 'ovs'])).toMatchObject({ natPath: 'ovs' });
+    expect(() => loadConfig([...base, '--nat-path', 'ovs'])).toThrow(/netdev only.*one in-kernel crossing/);
+    expect(() => loadConfig([...base, '--datapath', 'netdev', '--nat-path', 'ovs'])).toThrow(/underlayBridge and underlayInterface/);
+    expect(() => loadConfig([...netdev, '--nat-path', 'ovs', '--gateway-port', ''])).toThrow(/needs gatewayPort/);
+    expect(() => loadConfig([...base, '--nat-path', 'kernel'])).toThrow(ConfigError);
+    expect(HELP).toContain('--nat-path host|ovs');
+  });
+
   it('returns help for --help', () => {
     expect(loadConfig(['--help'])).toBe('help');
   });

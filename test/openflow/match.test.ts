@@ -63,6 +63,8 @@ const EVERY_FIELD: [string, Match][] = [
   ['ct_state', [ctState('+trk+new-est')]],
   ['ct_zone', [{ field: 'ct_zone', value: 65535 }]],
   ['ct_mark masked', [{ field: 'ct_mark', value: 0x10, mask: 0xf0 }]],
+  ['ct_label masked', [{ field: 'ct_label', value: 0xaabbccddeeffn, mask: 0xffffffffffffn }]],
+  ['tcp_flags masked (SYN without ACK)', [{ field: 'eth_type', value: 0x0800 }, { field: 'ip_proto', value: 6 }, { field: 'tcp_flags', value: 0x002, mask: 0x012 }]],
 ];
 
 describe('match: round trip', () => {

@@ -17,6 +17,14 @@ export const Table = {
   Policy: 40,
   /** Sends the packet to the port L3Forwarding chose. */
   Output: 50,
+  /** --nat-path ovs (ovs-nat.ts): destinations that stay on the kernel path, else conntrack in NAT_ZONE. */
+  NatConntrack: 60,
+  /** --nat-path ovs: by connection state: replies of published ports, established, new (SYN / UDP), else the kernel path. */
+  NatState: 61,
+  /** --nat-path ovs: the next hop's MAC by destination (the underlay's routes and neighbours), else the kernel path. */
+  NatNextHop: 62,
+  /** --nat-path ovs: commits a new connection with SNAT to the VTEP address, out through the patch port. */
+  NatCommit: 63,
 } as const;
 export type TableId = (typeof Table)[keyof typeof Table];
 
@@ -29,6 +37,41 @@ export const VniReg = { field: 'reg', index: 1, ofs: 0, nBits: 24 } as const sat
 
 /** reg2: the OpenFlow port the packet leaves by (a local endpoint or a tunnel port). */
 export const OutPortReg = { field: 'reg', index: 2, ofs: 0, nBits: 32 } as const satisfies FieldRef;
+
+/**
+ * reg0[4..5], --nat-path ovs: set on an endpoint's IPv4 packet to the outside (the host path's
+ * catch-all). Bit 4: replies of published ports and established NAT connections may leave through
+ * the patch port; bit 5 too: the network's egress is NAT, a new connection may be committed.
+ */
+export const NatReg = { field: 'reg', index: 0, ofs: 4, nBits: 2 } as const satisfies FieldRef;
+export const NatMode = { RepliesOnly: 1, Egress: 3 } as const;
+export function matchNatMode(mode: number): MatchField {
+  return { field: 'reg', index: NatReg.index, value: mode << NatReg.ofs, mask: 0x3 << NatReg.ofs };
+}
+export function matchNatPath(): MatchField {
+  return { field: 'reg', index: NatReg.index, value: 1 << NatReg.ofs, mask: 1 << NatReg.ofs };
+}
+
+/**
+ * Tables of the underlay bridge (br-phy) that --nat-path ovs uses. Its table 0 gets only
+ * high-priority flows for TCP/UDP to the VTEP address in the SNAT range or a published port; the
+ * operator's flows (NORMAL) handle the rest as before.
+ */
+export const PhyTable = {
+  Classifier: 0,
+  /** Replies to SNATed connections, after un-NAT: +est into the patch port. */
+  NatReply: 201,
+  /** Published ports from allowed sources: DNAT committed, the client's MAC kept in ct_label. */
+  Publish: 202,
+  /**
+   * After the commit, recirculated: into the patch port. (OVS translates a patch port's far side
+   * in the same pass: without the recirculation br-int would see the address before DNAT.)
+   */
+  PublishOut: 203,
+} as const;
+
+/** Conntrack zone of --nat-path ovs (SNAT and published ports); ctZone() never gives it to a network. */
+export const NAT_ZONE = 0xfffe;
 
 export function matchSource(source: number): MatchField {
   return { field: 'reg', index: SourceReg.index, value: source, mask: 0xf };
@@ -81,6 +124,8 @@ export const Feature = {
   NetworkPolicy: 9,
   /** Short-lived observation flows of a live trace (live-trace.ts): object = DSCP << 8 | outcome. */
   Trace: 10,
+  /** --nat-path ovs (ovs-nat.ts), in br-int and br-phy: object = VNI for per-network flows, else 0. */
+  OvsNat: 11,
 } as const;
 export type FeatureId = (typeof Feature)[keyof typeof Feature];
 
@@ -117,8 +162,9 @@ export const INVALID_OBJECT = 1n << 38n;
 /**
  * Conntrack zone of a network: its VNI's low 16 bits (zones are 16 bits wide, VNIs 24). Two
  * networks on one host share a zone only when their VNIs agree in those bits; their connections
- * then still differ unless their address ranges overlap too. Zone 0 (the default zone) is avoided.
+ * then still differ unless their address ranges overlap too. Zone 0 (the default zone) and NAT_ZONE are avoided (both become 0xffff).
  */
 export function ctZone(vni: number): number {
-  return vni & 0xffff || 0xffff;
+  const zone = vni & 0xffff;
+  return zone === 0 || zone === NAT_ZONE ? 0xffff : zone;
 }

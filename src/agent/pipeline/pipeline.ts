@@ -10,11 +10,12 @@ import { arpNdFlows } from './arp-nd.js';
 import { NetworkPolicyCompiler, networkPolicyBaseFlows, policyFlows, policyMissFlow, spoofGuardFlows, type PolicyCompilers } from './policy.js';
 import { hostPathFlows, hostPathNetworkFlows, hostPathPortFlows } from './host-path.js';
 import { dnsEndpointFlows, dnsFlows } from './dns.js';
+import { ovsNatFlows, ovsNatNetworkFlows } from './ovs-nat.js';
 
 /** Every table ends in an explicit drop, so `dump-flows` shows where a packet died. */
 function tableMissFlows(generation: number): Flow[] {
   return Object.values(Table)
-    .filter((t) => t !== Table.Policy) // the policy table's miss is "allow" (policy.ts)
+    .filter((t) => t !== Table.Policy && t < Table.NatConntrack) // the policy table's miss is "allow" (policy.ts); the NAT tables' are ovs-nat.ts's
     .map((table) => ({ table, priority: 0, cookie: cookie(generation, Feature.Base), match: [], instructions: [] }));
 }
 
@@ -27,7 +28,15 @@ export function buildPipeline(state: PipelineState): Flow[] {
     ...policyFlows(state),
     ...hostPathFlows(state),
     ...dnsFlows(state),
+    ...natFlows(state),
   ];
+}
+
+/** br-int's flows of --nat-path ovs (host-wide and per network), when it is on. */
+function natFlows(state: Pick<PipelineState, 'generation' | 'gatewayPort' | 'ovsNat'>): Flow[] {
+  const { generation, gatewayPort, ovsNat } = state;
+  if (!gatewayPort || !ovsNat) return [];
+  return [...ovsNatFlows(generation, gatewayPort, ovsNat), ...ovsNat.networks.flatMap((n) => ovsNatNetworkFlows(generation, gatewayPort, ovsNat, n))];
 }
 
 /**
@@ -57,6 +66,10 @@ export function pipelineChunks(state: PipelineState, compilers?: PolicyCompilers
   const chunks: FlowChunk[] = [
     { kind: 'host', key: `host ${hostKey}`, build: () => [...tableMissFlows(generation), ...tunnelPortFlows(host), policyMissFlow(generation), ...hostPathPortFlows(host)] },
   ];
+  if (state.ovsNat && gatewayPort) {
+    const nat = { generation, gatewayPort, ovsNat: state.ovsNat };
+    chunks.push({ kind: 'host', key: `ovs-nat ${JSON.stringify(nat)}`, build: () => natFlows(nat) });
+  }
   const isolated = new Set<number>();
   for (const net of state.networks) {
     const { endpoints, policy, ...rest } = net;

@@ -2,6 +2,7 @@
 // port numbers. Plain data, so the pipeline is a pure function that unit tests can call.
 import type { Instruction, Match } from '../../openflow/types.js';
 import type { PeerSpec } from '../../api/policy.js';
+import type { OvsNatState } from './ovs-nat.js';
 
 export type TunnelKind = 'vxlan' | 'gre';
 
@@ -80,6 +81,8 @@ export interface PipelineState {
   gatewayPort?: GatewayPortState;
   /** Set (--log-denied): default-deny flows also send to the agent, through this meter if any. */
   deniedLog?: DeniedLogState;
+  /** --nat-path ovs with the underlay read (needs gatewayPort too): NAT in OVS conntrack (ovs-nat.ts). */
+  ovsNat?: OvsNatState;
 }
 
 export interface DeniedLogState {

@@ -111,5 +111,7 @@ export const NDA_DST = 1;
 export const NDA_LLADDR = 2;
 export const NUD_REACHABLE = 0x02;
 export const NUD_STALE = 0x04;
+export const NUD_DELAY = 0x08;
+export const NUD_PROBE = 0x10;
 export const NUD_NOARP = 0x40;
 export const NUD_PERMANENT = 0x80;

@@ -1,0 +1,169 @@
+// --nat-path ovs, the host's side: the patch ports between br-int and the underlay bridge (Loom's,
+// marked in external_ids), the underlay's next hops mirrored from the kernel (routes and
+// neighbours, read over rtnetlink), and the underlay bridge's flows (only those carrying the
+// OvsNat cookie feature are read, changed or deleted: the operator's stay as they are).
+import type { Logger } from 'pino';
+import type { Vswitch } from '../ovsdb/vswitch.js';
+import { OpenFlowClient, type FlowChange } from '../openflow/client.js';
+import { codec, type Netlink } from '../netlink/index.js';
+import { OWNER } from './ovs.js';
+import { Feature, FEATURE_MASK } from './pipeline/fields.js';
+import { contains, type NextHop } from './pipeline/ovs-nat.js';
+import { diffFlows } from './pipeline/pipeline.js';
+import type { Flow } from './pipeline/state.js';
+import { OPENFLOW_RETRY } from './startup.js';
+
+/** Patch port names: on br-int, and its peer on the underlay bridge. */
+export const PATCH_INT = 'loom-int-phy';
+export const PATCH_PHY = 'loom-phy-int';
+/** Pinned OpenFlow port number of both ends (each on its own bridge). */
+export const PATCH_OFPORT = 65004;
+/** 61440-65535: above Linux's default ip_local_port_range (32768-60999), one masked block per protocol. */
+export const SNAT_PORTS = { low: 61440, high: 65535 } as const;
+
+/** Usable neighbour states: an address the kernel has (or had recently) a MAC for. */
+const USABLE =
+  codec.NUD_REACHABLE | codec.NUD_STALE | codec.NUD_DELAY | codec.NUD_PROBE | codec.NUD_PERMANENT | codec.NUD_NOARP;
+
+export interface KernelRoute {
+  dst: string;
+  gateway?: string;
+  oif?: number;
+}
+export interface KernelNeighbour {
+  index: number;
+  address: string;
+  mac?: string;
+  state: number;
+}
+
+/**
+ * The NAT path's next hops from the kernel's IPv4 main table and neighbours: a route through the
+ * underlay bridge via a gateway goes to the gateway's MAC, an on-link one to each resolved
+ * neighbour's own (as /32); an on-link prefix without a resolved neighbour, and any route through
+ * another interface, stay on the kernel path (no MAC), so a less specific route never catches them.
+ */
+export function resolveNextHops(underlayIndex: number, routes: readonly KernelRoute[], neighbours: readonly KernelNeighbour[]): NextHop[] {
+  const macOf = new Map<string, string>();
+  for (const n of neighbours) if (n.index === underlayIndex && n.mac && n.state & USABLE && n.mac !== '00:00:00:00:00:00') macOf.set(n.address, n.mac);
+  const hops = new Map<string, NextHop>();
+  const add = (hop: NextHop) => {
+    if (!hops.has(hop.prefix)) hops.set(hop.prefix, hop);
+  };
+  for (const r of routes) {
+    const prefix = r.dst === 'default' ? '0.0.0.0/0' : r.dst.includes('/') ? r.dst : `${r.dst}/32`;
+    if (r.oif !== underlayIndex) {
+      add({ prefix });
+      continue;
+    }
+    if (r.gateway) {
+      const mac = macOf.get(r.gateway);
+      add(mac ? { prefix, mac } : { prefix });
+      continue;
+    }
+    add({ prefix });
+    for (const [address, mac] of macOf) if (contains(prefix, address)) add({ prefix: `${address}/32`, mac });
+  }
+  return [...hops.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+}
+
+/** Creates the patch port pair (idempotent); returns nothing: both ends get PATCH_OFPORT. */
+export async function ensurePatchPorts(vs: Vswitch, integrationBridge: string, underlayBridge: string): Promise<void> {
+  const ids = { ...OWNER, 'loom-role': 'nat-patch' };
+  await vs.ensurePorts(integrationBridge, [{ name: PATCH_INT, type: 'patch', options: { peer: PATCH_PHY }, ofportRequest: PATCH_OFPORT, externalIds: ids }], { wait: false });
+  await vs.ensurePorts(underlayBridge, [{ name: PATCH_PHY, type: 'patch', options: { peer: PATCH_INT }, ofportRequest: PATCH_OFPORT, externalIds: ids }], { wait: true });
+  const status = (await vs.interfaceStatus([PATCH_INT, PATCH_PHY])).entries();
+  for (const [name, s] of status) {
+    if (s.error) throw new Error(`patch port ${name} failed in ovs-vswitchd: ${s.error}`);
+    if (s.ofport !== PATCH_OFPORT) throw new Error(`patch port ${name} got OpenFlow port ${s.ofport ?? 'none'}, not ${PATCH_OFPORT} (is the number taken?)`);
+  }
+}
+
+/** Removes Loom's patch ports, if an earlier run with --nat-path ovs left them. */
+export async function removePatchPorts(vs: Vswitch, integrationBridge: string, underlayBridge: string): Promise<boolean> {
+  const ours = new Set((await vs.findPorts({ ...OWNER, 'loom-role': 'nat-patch' })).map((p) => p.name));
+  let changed = false;
+  if (ours.has(PATCH_INT)) changed = (await vs.removePorts(integrationBridge, [PATCH_INT])).changed || changed;
+  if (ours.has(PATCH_PHY) && underlayBridge) changed = (await vs.removePorts(underlayBridge, [PATCH_PHY])).changed || changed;
+  return changed;
+}
+
+/** The underlay as the NAT path needs it. */
+export interface UnderlayFacts {
+  mac: string;
+  nextHops: NextHop[];
+  hostAddresses: string[];
+}
+
+/** The underlay bridge's OpenFlow client and the kernel's view of the underlay. */
+export class OvsNatHost {
+  private constructor(
+    readonly phy: OpenFlowClient,
+    private readonly netlink: Netlink,
+    readonly underlayBridge: string,
+    readonly uplinkOfport: number,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(vs: Vswitch, netlink: Netlink, c: { ovsRunDir: string; integrationBridge: string; underlayBridge: string; underlayInterface: string }, log: Logger): Promise<OvsNatHost> {
+    await ensurePatchPorts(vs, c.integrationBridge, c.underlayBridge);
+    const uplink = (await vs.interfaceStatus([c.underlayInterface])).get(c.underlayInterface);
+    if (uplink?.ofport === undefined || uplink.ofport < 0) throw new Error(`underlay interface ${c.underlayInterface} has no OpenFlow port on ${c.underlayBridge}`);
+    const phy = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.underlayBridge}.mgmt`, { backoffMinMs: OPENFLOW_RETRY.minMs, backoffMaxMs: OPENFLOW_RETRY.maxMs });
+    log.info({ underlayBridge: c.underlayBridge, patch: [PATCH_INT, PATCH_PHY], snatPorts: SNAT_PORTS }, 'NAT path ovs: egress and published ports NATed in OVS conntrack, through the patch port to the underlay bridge');
+    return new OvsNatHost(phy, netlink, c.underlayBridge, uplink.ofport, log);
+  }
+
+  /** Reads br-phy's MAC, the IPv4 routes and neighbours, and the host's IPv4 addresses. */
+  async underlay(): Promise<UnderlayFacts> {
+    const link = await this.netlink.link.get(this.underlayBridge);
+    if (!link.mac) throw new Error(`underlay bridge ${this.underlayBridge} has no MAC address`);
+    const routes = (await this.netlink.route.list({ family: 4 })).filter((r) => r.type === codec.RTN_UNICAST);
+    const neighbours = await this.netlink.neighbour.list({ family: 4 });
+    const addresses = await this.netlink.address.list({ family: 4 });
+    return {
+      mac: link.mac,
+      nextHops: resolveNextHops(link.index, routes, neighbours),
+      hostAddresses: [...new Set(addresses.map((a) => a.address))].sort(),
+    };
+  }
+
+  /** Makes the underlay bridge's OvsNat flows equal to `desired` in one bundle; others untouched. */
+  async sync(desired: Flow[]): Promise<{ upserted: number; removed: number }> {
+    const current: Flow[] = (await this.phy.dumpFlows({ cookie: BigInt(Feature.OvsNat) << 40n, cookieMask: FEATURE_MASK })).map((f) => ({
+      table: f.table,
+      priority: f.priority,
+      cookie: f.cookie,
+      match: f.match,
+      instructions: f.instructions,
+    }));
+    const diff = diffFlows(current, desired);
+    const changes: FlowChange[] = [
+      ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
+      ...diff.remove.map((f): FlowChange => ({ command: 'delete_strict', table: f.table, priority: f.priority, match: f.match })),
+    ];
+    if (changes.length > 0) {
+      await this.phy.applyBundle(changes);
+      this.log.debug({ upserted: diff.upsert.length, removed: diff.remove.length }, 'underlay bridge NAT flows updated');
+    }
+    return { upserted: diff.upsert.length, removed: diff.remove.length };
+  }
+
+  async close(): Promise<void> {
+    await this.phy.close();
+  }
+}
+
+/** With --nat-path host: removes what an earlier --nat-path ovs run left (patch ports, br-phy flows). */
+export async function removeOvsNat(vs: Vswitch, c: { ovsRunDir: string; integrationBridge: string; underlayBridge: string }, log: Logger): Promise<void> {
+  if (!(await removePatchPorts(vs, c.integrationBridge, c.underlayBridge))) return;
+  if (c.underlayBridge) {
+    const phy = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.underlayBridge}.mgmt`, { backoffMinMs: OPENFLOW_RETRY.minMs, backoffMaxMs: OPENFLOW_RETRY.maxMs });
+    try {
+      await phy.deleteFlows({ cookie: BigInt(Feature.OvsNat) << 40n, cookieMask: FEATURE_MASK });
+    } finally {
+      await phy.close();
+    }
+  }
+  log.info('NAT path host: removed the patch ports and underlay bridge flows of an earlier --nat-path ovs run');
+}
