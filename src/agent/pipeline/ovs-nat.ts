@@ -80,6 +80,11 @@ const apply = (...actions: Action[]): Instruction => ({ type: 'apply_actions', a
 const output = (port: number): Action => ({ type: 'output', port });
 const isV4 = (cidr: string): boolean => !cidr.includes(':');
 
+/** An IPv4 prefix match; /0 matches any (a zero mask would read back from the switch as no field). */
+function prefixMatch(dir: 'src' | 'dst', prefix: string): MatchField[] {
+  return prefixLength(prefix) === 0 ? [ip4] : ipMatch(dir, prefix);
+}
+
 /** The priority a prefix gets in a longest-prefix-match table. */
 const lpm = (prefix: string): number => 100 + prefixLength(prefix);
 
@@ -94,7 +99,7 @@ export function ovsNatFlows(generation: number, gw: GatewayPortState, nat: OvsNa
   out.push({ table: Table.Output, priority: 210, cookie: c, match: [{ field: 'reg', index: OutPortReg.index, value: gw.ofport }, matchNatPath()], instructions: [goto(Table.NatConntrack)] });
   const kernelOnly = new Set([...KERNEL_ONLY_PREFIXES, ...nat.loomCidrs.filter(isV4), ...nat.hostAddresses.filter(isV4).map((a) => `${a.split('/')[0]}/32`)]);
   for (const prefix of [...kernelOnly].sort()) {
-    out.push({ table: Table.NatConntrack, priority: 200, cookie: c, match: ipMatch('dst', prefix), instructions: [toKernel] });
+    out.push({ table: Table.NatConntrack, priority: 200, cookie: c, match: prefixMatch('dst', prefix), instructions: [toKernel] });
   }
   out.push({ table: Table.NatConntrack, priority: 100, cookie: c, match: [ip4], instructions: [apply({ type: 'ct', zone: NAT_ZONE, table: Table.NatState, actions: [{ type: 'nat' }] })] });
   // A published port's reply: the client's MAC from ct_label, straight out.
@@ -128,7 +133,7 @@ export function ovsNatFlows(generation: number, gw: GatewayPortState, nat: OvsNa
       table: Table.NatNextHop,
       priority: lpm(hop.prefix),
       cookie: c,
-      match: ipMatch('dst', hop.prefix),
+      match: prefixMatch('dst', hop.prefix),
       instructions: hop.mac
         ? [apply({ type: 'set_field', field: { field: 'eth_src', value: nat.phyMac } }, { type: 'set_field', field: { field: 'eth_dst', value: hop.mac } }), goto(Table.NatCommit)]
         : [toKernel],
@@ -217,7 +222,7 @@ export function phyFlows(generation: number, nat: OvsNatState): Flow[] {
     const sources = ipv4Sources(net.inboundSources);
     if (sources === null) continue;
     for (const src of sources ?? [undefined]) {
-      out.push({ table: PhyTable.Classifier, priority: 1020, cookie: cv, match: [...fromWire, ...port, ...(src ? ipMatch('src', src).slice(1) : [])], instructions: [lookup(PhyTable.Publish)] });
+      out.push({ table: PhyTable.Classifier, priority: 1020, cookie: cv, match: [...fromWire, ...port, ...(src ? prefixMatch('src', src).slice(1) : [])], instructions: [lookup(PhyTable.Publish)] });
     }
     out.push({
       table: PhyTable.Publish,

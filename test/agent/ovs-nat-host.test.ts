@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { resolveNextHops } from '../../src/agent/ovs-nat-host.js';
+import { codec } from '../../src/netlink/index.js';
+
+const BR_PHY = 4;
+const OTHER = 7;
+
+describe('next hops of the NAT path from the kernel routes and neighbours', () => {
+  const neighbours = [
+    { index: BR_PHY, address: '192.0.2.254', mac: '0a:00:00:00:00:fe', state: codec.NUD_REACHABLE },
+    { index: BR_PHY, address: '192.0.2.100', mac: '0a:00:00:00:00:64', state: codec.NUD_STALE },
+    { index: BR_PHY, address: '192.0.2.101', state: 0x20 /* NUD_FAILED */ },
+    { index: OTHER, address: '198.51.100.7', mac: '0a:00:00:00:00:07', state: codec.NUD_REACHABLE },
+  ];
+
+  it("sends a gateway's prefix to the gateway's MAC and on-link neighbours to their own", () => {
+    const hops = resolveNextHops(
+      BR_PHY,
+      [
+        { dst: 'default', gateway: '192.0.2.254', oif: BR_PHY },
+        { dst: '192.0.2.0/24', oif: BR_PHY },
+        { dst: '198.51.100.0/24', oif: OTHER },
+      ],
+      neighbours,
+    );
+    expect(hops).toEqual([
+      { prefix: '0.0.0.0/0', mac: '0a:00:00:00:00:fe' },
+      { prefix: '192.0.2.0/24' },
+      { prefix: '192.0.2.100/32', mac: '0a:00:00:00:00:64' },
+      { prefix: '192.0.2.254/32', mac: '0a:00:00:00:00:fe' },
+      // Through another interface: the kernel path, whatever the neighbour.
+      { prefix: '198.51.100.0/24' },
+    ]);
+  });
+
+  it('leaves a route whose gateway is unresolved on the kernel path, and keeps the first route of a prefix', () => {
+    expect(
+      resolveNextHops(
+        BR_PHY,
+        [
+          { dst: 'default', gateway: '192.0.2.1', oif: BR_PHY },
+          { dst: 'default', gateway: '192.0.2.254', oif: BR_PHY },
+        ],
+        neighbours,
+      ),
+    ).toEqual([{ prefix: '0.0.0.0/0' }]);
+  });
+});
