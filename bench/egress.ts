@@ -1,20 +1,20 @@
-// bench:egress: TCP throughput through a host's ways in and out, measured three ways in one run
-// on one simulated host and an "outside" machine on its underlay:
-//   egress:  container -> outside, through the gateway port and the host's NAT (table inet loom)
-//   publish: outside -> container, through a published port (DNAT)
+// bench:egress: TCP throughput through a host's ways in and out, measured on one simulated host
+// and an "outside" machine on its underlay, with the agent on each NAT path in turn:
+//   egress:  container -> outside (--nat-path host: gateway port and the host's nftables NAT;
+//            --nat-path ovs: OVS conntrack SNAT, out through the patch port to br-phy)
+//   publish: outside -> container, through a published port (DNAT, in nftables or in OVS)
 //   host:    host -> outside on the same underlay (the same OVS userspace datapath to the wire),
 //            what the container would get if it used the host's network namespace (podman --network host)
 // Beside each throughput: ovs-vswitchd's CPU seconds per GB moved (/proc/PID/stat), the cost of the
 // path in the datapath's own thread, which bounds it on the userspace datapath and, unlike Gbit/s,
 // hardly depends on what else the machine runs.
-// BENCH_OVS_NAT_SKETCH=1 also measures the design docs/architecture.md proposes for the userspace
-// datapath (NAT in OVS's conntrack, out through a patch port), hand-built, after the real paths.
 // Last line: RESULT egress_gbps=... publish_gbps=... host_gbps=... egress_vs_host=... publish_vs_host=...
+// (the ovs path, each ratio against the host measured in the same phase) host_nat_egress_gbps=...
+// host_nat_publish_gbps=... host_nat_egress_vs_host=... host_nat_publish_vs_host=... (the host path).
 import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { startCluster, runCni, cniEnv, run, createOutside, type Container } from '../test/harness/index.js';
+import { startCluster, runCni, cniEnv, run, createOutside, waitFor, type Container, type SimHost } from '../test/harness/index.js';
 import { startController } from '../test/harness/controller.js';
-import { installOvsNatSketch, sketchPackets } from './egress-ovs-nat-sketch.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -29,6 +29,16 @@ interface Measure {
   ovsSecondsPerGb: number;
 }
 type Runner = { exec(cmd: string, args?: readonly string[]): Promise<string> };
+
+/** Packets counted by br-int's NAT flows (tables 60-63): proof the measured traffic took the OVS path. */
+async function natPackets(host: SimHost): Promise<number> {
+  let n = 0;
+  for (const table of [61, 63]) {
+    const out = await host.ofctl('dump-flows', host.mgmtSocket('br-int'), `table=${table}`);
+    for (const line of out.split('\n')) if (line.includes('output:65004')) n += Number(/n_packets=(\d+)/.exec(line)?.[1] ?? 0);
+  }
+  return n;
+}
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim()) || 100;
 
@@ -99,7 +109,7 @@ async function main(): Promise<void> {
 
     const paths: Array<[string, Runner, Runner, string, number]> = [
       ['host -> outside (same underlay)', outside, ha, OUT4, 5201],
-      ['container -> outside (egress NAT)', outside, c, OUT4, 5202],
+      ['container -> outside (egress)', outside, c, OUT4, 5202],
       ['outside -> container (published port)', c, outside, cluster.vteps.ha!, PUBLISHED],
     ];
     const measureRounds = async (label: string) => {
@@ -120,27 +130,30 @@ async function main(): Promise<void> {
         `${label}ovs-vswitchd CPU s/GB (median): host ${hostCost.toFixed(1)}, egress ${egressCost.toFixed(1)} (x${(egressCost / hostCost).toFixed(2)}), ` +
           `publish ${publishCost.toFixed(1)} (x${(publishCost / hostCost).toFixed(2)})`,
       );
-      return (
-        `egress_gbps=${egress.gbps.toFixed(2)} publish_gbps=${publish.gbps.toFixed(2)} host_gbps=${host.gbps.toFixed(2)} ` +
-        `egress_vs_host=${(egress.gbps / host.gbps).toFixed(2)} publish_vs_host=${(publish.gbps / host.gbps).toFixed(2)}`
-      );
+      return { egress: egress.gbps, publish: publish.gbps, host: host.gbps };
     };
-    const result = await measureRounds('');
-    if (process.env.BENCH_OVS_NAT_SKETCH === '1') {
-      // The design not built yet (bench/egress-ovs-nat-sketch.ts), measured in the same run; not in RESULT.
-      const ip = JSON.parse(await c.exec('ip', ['-j', '-4', 'addr', 'show', 'eth0'])) as Array<{ addr_info: Array<{ local: string }> }>;
-      const containerIp = ip[0]?.addr_info[0]?.local;
-      if (!containerIp) throw new Error('the container has no IPv4 address');
-      const remove = await installOvsNatSketch({ host: ha, vtep: cluster.vteps.ha!, container: c, containerIp, outside, outsideIp: OUT4, publishedPort: PUBLISHED });
-      try {
-        const before = await sketchPackets(ha);
-        console.log(`sketch (OVS ct(nat), patch port to br-phy): ${await measureRounds('sketch ')}`);
-        console.log(`sketch flows carried ${(await sketchPackets(ha)) - before} packets in br-int`);
-      } finally {
-        await remove();
-      }
-    }
-    console.log(`RESULT ${result}`);
+    const hostNat = await measureRounds('nat-path host: ');
+    // The same host, its agent restarted with the NAT path in OVS (connections from now on take it).
+    const agent = cluster.agents[0]!;
+    agent.opts.extraArgs!.push('--nat-path', 'ovs');
+    await agent.stop();
+    await agent.start();
+    const { revision: again } = await ctl.client.getStatus();
+    if (!(await ctl.client.wait(again, 10_000)).converged) throw new Error('the agent did not converge with --nat-path ovs');
+    await c.exec('ping', ['-c', '1', '-W', '2', OUT4]);
+    await waitFor(`next hop of ${OUT4} in br-int`, async () => (await ha.ofctl('dump-flows', ha.mgmtSocket('br-int'), 'table=62')).includes(`nw_dst=${OUT4} actions=`), 10_000, 50);
+    const before = await natPackets(ha);
+    const ovsNat = await measureRounds('nat-path ovs: ');
+    const carried = (await natPackets(ha)) - before;
+    console.log(`nat-path ovs: br-int's NAT flows carried ${carried} packets out the patch port`);
+    if (carried < 1000) throw new Error('the measured traffic did not take the OVS NAT path');
+    const f = (n: number) => n.toFixed(2);
+    console.log(
+      `RESULT egress_gbps=${f(ovsNat.egress)} publish_gbps=${f(ovsNat.publish)} host_gbps=${f(ovsNat.host)} ` +
+        `egress_vs_host=${f(ovsNat.egress / ovsNat.host)} publish_vs_host=${f(ovsNat.publish / ovsNat.host)} ` +
+        `host_nat_egress_gbps=${f(hostNat.egress)} host_nat_publish_gbps=${f(hostNat.publish)} ` +
+        `host_nat_egress_vs_host=${f(hostNat.egress / hostNat.host)} host_nat_publish_vs_host=${f(hostNat.publish / hostNat.host)}`,
+    );
   } finally {
     await outside.remove();
     await cluster.stop();

@@ -72,10 +72,16 @@ export async function ensurePatchPorts(vs: Vswitch, integrationBridge: string, u
   const ids = { ...OWNER, 'loom-role': 'nat-patch' };
   await vs.ensurePorts(integrationBridge, [{ name: PATCH_INT, type: 'patch', options: { peer: PATCH_PHY }, ofportRequest: PATCH_OFPORT, externalIds: ids }], { wait: false });
   await vs.ensurePorts(underlayBridge, [{ name: PATCH_PHY, type: 'patch', options: { peer: PATCH_INT }, ofportRequest: PATCH_OFPORT, externalIds: ids }], { wait: true });
-  const status = (await vs.interfaceStatus([PATCH_INT, PATCH_PHY])).entries();
-  for (const [name, s] of status) {
-    if (s.error) throw new Error(`patch port ${name} failed in ovs-vswitchd: ${s.error}`);
-    if (s.ofport !== PATCH_OFPORT) throw new Error(`patch port ${name} got OpenFlow port ${s.ofport ?? 'none'}, not ${PATCH_OFPORT} (is the number taken?)`);
+  // The first end reports "no usable peer" until ovs-vswitchd has configured the second: bounded wait.
+  for (let attempt = 0; ; attempt++) {
+    const problems: string[] = [];
+    for (const [name, s] of await vs.interfaceStatus([PATCH_INT, PATCH_PHY])) {
+      if (s.error) problems.push(`patch port ${name} failed in ovs-vswitchd: ${s.error}`);
+      else if (s.ofport !== PATCH_OFPORT) problems.push(`patch port ${name} got OpenFlow port ${s.ofport ?? 'none'}, not ${PATCH_OFPORT} (is the number taken?)`);
+    }
+    if (problems.length === 0) return;
+    if (attempt >= 100) throw new Error(problems.join('; '));
+    await new Promise((done) => setTimeout(done, 20));
   }
 }
 
