@@ -1,8 +1,8 @@
 // --nat-path ovs on simulated hosts: containers reach "the outside" (a namespace on the underlay)
 // with their host's address as source through OVS conntrack and the patch port to br-phy, published
 // ports (TCP, UDP) are DNATed there for allowed sources only, isolation holds, DEL removes the
-// mapping, an established NATed connection survives an agent restart, and --nat-path host removes
-// the patch ports again.
+// mapping, an established NATed connection survives an agent restart, new ones are NATed in OVS
+// again after ovs-vswitchd restarts, and --nat-path host removes the patch ports again.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -144,6 +144,17 @@ describe('NAT in OVS conntrack (--nat-path ovs)', () => {
       nc.kill();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('NATs new connections in OVS again after ovs-vswitchd restarts (its bindings are gone)', async () => {
+    const h = cluster.hosts[0]!;
+    await h.restartVswitchd();
+    await waitFor('patch port back in br-phy with its flows', async () => (await h.ofctl('dump-flows', h.mgmtSocket('br-phy'), 'table=201').catch(() => '')).includes('output:65004'), 20_000, 50);
+    expect(await conntrack(0)).not.toContain(eps.a1!.ipv4);
+    // The new ovs-vswitchd has the same flows; the kernel path (ICMP) still works, and TCP takes OVS.
+    await waitFor('a1 reaches the outside', () => eps.a1!.c.exec('ping', ['-c', '1', '-W', '1', OUT4]).then(() => true, () => false), 20_000, 50);
+    expect(await seenBy(inContainer('a1'), OUT4)).toBe(cluster.vteps.ha);
+    expect(await conntrack(0)).toMatch(new RegExp(`tcp,orig=\\(src=${eps.a1!.ipv4},dst=${OUT4}`));
   });
 
   it('removes the mapping on DEL', async () => {
