@@ -11,7 +11,7 @@ import { Feature, FEATURE_MASK } from './pipeline/fields.js';
 import { contains, type NextHop } from './pipeline/ovs-nat.js';
 import { diffFlows } from './pipeline/pipeline.js';
 import type { Flow } from './pipeline/state.js';
-import { OPENFLOW_RETRY } from './startup.js';
+import type { BackoffOptions } from '../common/backoff.js';
 
 /** Patch port names: on br-int, and its peer on the underlay bridge. */
 export const PATCH_INT = 'loom-int-phy';
@@ -111,11 +111,17 @@ export class OvsNatHost {
     private readonly log: Logger,
   ) {}
 
-  static async open(vs: Vswitch, netlink: Netlink, c: { ovsRunDir: string; integrationBridge: string; underlayBridge: string; underlayInterface: string }, log: Logger): Promise<OvsNatHost> {
+  static async open(
+    vs: Vswitch,
+    netlink: Netlink,
+    c: { ovsRunDir: string; integrationBridge: string; underlayBridge: string; underlayInterface: string },
+    retry: BackoffOptions,
+    log: Logger,
+  ): Promise<OvsNatHost> {
     await ensurePatchPorts(vs, c.integrationBridge, c.underlayBridge);
     const uplink = (await vs.interfaceStatus([c.underlayInterface])).get(c.underlayInterface);
     if (uplink?.ofport === undefined || uplink.ofport < 0) throw new Error(`underlay interface ${c.underlayInterface} has no OpenFlow port on ${c.underlayBridge}`);
-    const phy = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.underlayBridge}.mgmt`, { backoffMinMs: OPENFLOW_RETRY.minMs, backoffMaxMs: OPENFLOW_RETRY.maxMs });
+    const phy = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.underlayBridge}.mgmt`, { backoffMinMs: retry.minMs, backoffMaxMs: retry.maxMs });
     log.info({ underlayBridge: c.underlayBridge, patch: [PATCH_INT, PATCH_PHY], snatPorts: SNAT_PORTS }, 'NAT path ovs: egress and published ports NATed in OVS conntrack, through the patch port to the underlay bridge');
     return new OvsNatHost(phy, netlink, c.underlayBridge, uplink.ofport, log);
   }
@@ -161,10 +167,10 @@ export class OvsNatHost {
 }
 
 /** With --nat-path host: removes what an earlier --nat-path ovs run left (patch ports, br-phy flows). */
-export async function removeOvsNat(vs: Vswitch, c: { ovsRunDir: string; integrationBridge: string; underlayBridge: string }, log: Logger): Promise<void> {
+export async function removeOvsNat(vs: Vswitch, c: { ovsRunDir: string; integrationBridge: string; underlayBridge: string }, retry: BackoffOptions, log: Logger): Promise<void> {
   if (!(await removePatchPorts(vs, c.integrationBridge, c.underlayBridge))) return;
   if (c.underlayBridge) {
-    const phy = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.underlayBridge}.mgmt`, { backoffMinMs: OPENFLOW_RETRY.minMs, backoffMaxMs: OPENFLOW_RETRY.maxMs });
+    const phy = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.underlayBridge}.mgmt`, { backoffMinMs: retry.minMs, backoffMaxMs: retry.maxMs });
     try {
       await phy.deleteFlows({ cookie: BigInt(Feature.OvsNat) << 40n, cookieMask: FEATURE_MASK });
     } finally {

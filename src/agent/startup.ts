@@ -128,8 +128,8 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
     if (c.datapathType === 'netdev' && io.type === 'af_packet') warnSmallSocketBuffers(log);
     let ovsNat: OvsNatHost | undefined;
     try {
-      if (c.natPath === 'ovs') ovsNat = await OvsNatHost.open(vswitch, netlink, c, log);
-      else if (c.underlayBridge) await removeOvsNat(vswitch, c, log);
+      if (c.natPath === 'ovs') ovsNat = await OvsNatHost.open(vswitch, netlink, c, OPENFLOW_RETRY, log);
+      else if (c.underlayBridge) await removeOvsNat(vswitch, c, OPENFLOW_RETRY, log);
     } catch (err) {
       await openflow.close();
       await netlink.close();

@@ -194,6 +194,8 @@ export function phyFlows(generation: number, nat: OvsNatState): Flow[] {
     // Not a NAT connection's reply (the host's own traffic in that range): as before.
     { table: PhyTable.NatReply, priority: 0, cookie: c, match: [], instructions: [apply({ type: 'output', port: 'normal' })] },
     { table: PhyTable.Publish, priority: 90, cookie: c, match: [ctState('+trk+est-rpl'), ip4], instructions: [apply(output(nat.phyPatchOfport))] },
+    // A published port inside the SNAT range shadows that range's flow: its SNAT replies land here.
+    { table: PhyTable.Publish, priority: 90, cookie: c, match: [ctState('+trk+est+rpl'), ip4], instructions: [apply(output(nat.phyPatchOfport))] },
     { table: PhyTable.Publish, priority: 0, cookie: c, match: [], instructions: [] },
     { table: PhyTable.PublishOut, priority: 0, cookie: c, match: [], instructions: [apply(output(nat.phyPatchOfport))] },
   ];
