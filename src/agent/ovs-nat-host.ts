@@ -67,21 +67,31 @@ export function resolveNextHops(underlayIndex: number, routes: readonly KernelRo
   return [...hops.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
 }
 
-/** Creates the patch port pair (idempotent); returns nothing: both ends get PATCH_OFPORT. */
+/** Creates the patch port pair (idempotent); both ends get PATCH_OFPORT. */
 export async function ensurePatchPorts(vs: Vswitch, integrationBridge: string, underlayBridge: string): Promise<void> {
   const ids = { ...OWNER, 'loom-role': 'nat-patch' };
-  await vs.ensurePorts(integrationBridge, [{ name: PATCH_INT, type: 'patch', options: { peer: PATCH_PHY }, ofportRequest: PATCH_OFPORT, externalIds: ids }], { wait: false });
-  await vs.ensurePorts(underlayBridge, [{ name: PATCH_PHY, type: 'patch', options: { peer: PATCH_INT }, ofportRequest: PATCH_OFPORT, externalIds: ids }], { wait: true });
-  // The first end reports "no usable peer" until ovs-vswitchd has configured the second: bounded wait.
+  const ends = [
+    { bridge: integrationBridge, spec: { name: PATCH_INT, type: 'patch' as const, options: { peer: PATCH_PHY }, ofportRequest: PATCH_OFPORT, externalIds: ids } },
+    { bridge: underlayBridge, spec: { name: PATCH_PHY, type: 'patch' as const, options: { peer: PATCH_INT }, ofportRequest: PATCH_OFPORT, externalIds: ids } },
+  ];
+  for (const end of ends) await vs.ensurePorts(end.bridge, [end.spec], { wait: true });
+  // The end created first may keep "no usable peer" from before its peer existed: that end is
+  // added again now that the peer is there (bounded).
   for (let attempt = 0; ; attempt++) {
+    const status = await vs.interfaceStatus([PATCH_INT, PATCH_PHY]);
     const problems: string[] = [];
-    for (const [name, s] of await vs.interfaceStatus([PATCH_INT, PATCH_PHY])) {
-      if (s.error) problems.push(`patch port ${name} failed in ovs-vswitchd: ${s.error}`);
-      else if (s.ofport !== PATCH_OFPORT) problems.push(`patch port ${name} got OpenFlow port ${s.ofport ?? 'none'}, not ${PATCH_OFPORT} (is the number taken?)`);
+    for (const end of ends) {
+      const s = status.get(end.spec.name);
+      if (s?.error) problems.push(`patch port ${end.spec.name} failed in ovs-vswitchd: ${s.error}`);
+      else if (s?.ofport !== PATCH_OFPORT) problems.push(`patch port ${end.spec.name} got OpenFlow port ${s?.ofport ?? 'none'}, not ${PATCH_OFPORT} (is the number taken?)`);
     }
     if (problems.length === 0) return;
-    if (attempt >= 100) throw new Error(problems.join('; '));
-    await new Promise((done) => setTimeout(done, 20));
+    if (attempt >= 3) throw new Error(problems.join('; '));
+    for (const end of ends) {
+      if (!status.get(end.spec.name)?.error) continue;
+      await vs.removePorts(end.bridge, [end.spec.name]);
+      await vs.ensurePorts(end.bridge, [end.spec], { wait: true });
+    }
   }
 }
 
