@@ -37,19 +37,23 @@ export interface KernelNeighbour {
   state: number;
 }
 
+/** At most this many on-link neighbours become /32 next hops (flows); the rest keep the kernel path. */
+export const MAX_NEIGHBOUR_HOPS = 4096;
+
 /**
  * The NAT path's next hops from the kernel's IPv4 main table and neighbours: a route through the
  * underlay bridge via a gateway goes to the gateway's MAC, an on-link one to each resolved
  * neighbour's own (as /32); an on-link prefix without a resolved neighbour, and any route through
  * another interface, stay on the kernel path (no MAC), so a less specific route never catches them.
  */
-export function resolveNextHops(underlayIndex: number, routes: readonly KernelRoute[], neighbours: readonly KernelNeighbour[]): NextHop[] {
+export function resolveNextHops(underlayIndex: number, routes: readonly KernelRoute[], neighbours: readonly KernelNeighbour[], maxNeighbours = MAX_NEIGHBOUR_HOPS): NextHop[] {
   const macOf = new Map<string, string>();
   for (const n of neighbours) if (n.index === underlayIndex && n.mac && n.state & USABLE && n.mac !== '00:00:00:00:00:00') macOf.set(n.address, n.mac);
   const hops = new Map<string, NextHop>();
   const add = (hop: NextHop) => {
     if (!hops.has(hop.prefix)) hops.set(hop.prefix, hop);
   };
+  let neighbourHops = 0;
   for (const r of routes) {
     const prefix = r.dst === 'default' ? '0.0.0.0/0' : r.dst.includes('/') ? r.dst : `${r.dst}/32`;
     if (r.oif !== underlayIndex) {
@@ -62,7 +66,11 @@ export function resolveNextHops(underlayIndex: number, routes: readonly KernelRo
       continue;
     }
     add({ prefix });
-    for (const [address, mac] of macOf) if (contains(prefix, address)) add({ prefix: `${address}/32`, mac });
+    for (const [address, mac] of macOf) {
+      if (neighbourHops >= maxNeighbours || !contains(prefix, address) || hops.has(`${address}/32`)) continue;
+      add({ prefix: `${address}/32`, mac });
+      neighbourHops++;
+    }
   }
   return [...hops.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
 }

@@ -45,4 +45,11 @@ describe('next hops of the NAT path from the kernel routes and neighbours', () =
       ),
     ).toEqual([{ prefix: '0.0.0.0/0' }]);
   });
+
+  it('bounds the /32 next hops of on-link neighbours (the rest keep the kernel path)', () => {
+    const many = Array.from({ length: 10 }, (_, i) => ({ index: BR_PHY, address: `192.0.2.${i + 1}`, mac: `0a:00:00:00:00:${(i + 1).toString(16).padStart(2, '0')}`, state: codec.NUD_REACHABLE }));
+    const hops = resolveNextHops(BR_PHY, [{ dst: '192.0.2.0/24', oif: BR_PHY }], many, 4);
+    expect(hops.filter((h) => h.mac)).toHaveLength(4);
+    expect(hops).toContainEqual({ prefix: '192.0.2.0/24' });
+  });
 });

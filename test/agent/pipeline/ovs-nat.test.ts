@@ -72,6 +72,8 @@ describe('--nat-path ovs flows in br-int', () => {
   it('marks IPv4 packets of a network above the host path, with commit allowed only where egress is NAT', () => {
     const [classify, egress] = ovsNatNetworkFlows(3, GW, NAT, NAT.networks[0]!);
     expect(egress!.priority).toBe(TO_HOST_PRIORITY + 1);
+    // IPv4 only: IPv6 keeps the host path's catch-all (priority 10).
+    expect(egress!.match).toContainEqual({ field: 'eth_type', value: 0x0800 });
     expect(text([classify!])[0]).toBe('priority=200,ip,in_port=65004,nw_dst=10.1.0.0/24 actions=load:0x3->NXM_NX_REG0[0..3],load:0x64->NXM_NX_REG1[0..23],goto_table:30');
     expect(text([egress!])[0]).toContain('load:0x3->NXM_NX_REG0[4..5],goto_table:40');
     expect(text([ovsNatNetworkFlows(3, GW, NAT, NAT.networks[1]!)[1]!])[0]).toContain('load:0x1->NXM_NX_REG0[4..5],goto_table:40');
