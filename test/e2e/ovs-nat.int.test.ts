@@ -104,6 +104,24 @@ describe('NAT in OVS conntrack (--nat-path ovs)', () => {
     expect(await packets(0, 'br-phy', 201, 'output:65004')).toBeGreaterThan(0);
   });
 
+  it("brings ICMP errors about a NATed connection back to the container (port unreachable)", async () => {
+    const probe = `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect(('${OUT4}', 9))
+s.send(b'x')
+try:
+    s.recv(16)
+    print('answered')
+except ConnectionRefusedError:
+    print('refused')
+except socket.timeout:
+    print('timeout')`;
+    const related = await packets(0, 'br-phy', 201, '+rel');
+    expect((await eps.a1!.c.exec('python3', ['-c', probe])).trim()).toBe('refused');
+    expect(await packets(0, 'br-phy', 201, '+rel')).toBeGreaterThan(related);
+  });
+
   it('keeps egress off where the network says so, and one network out of another', async () => {
     expect(await seenBy(inContainer('r1'), OUT4).catch(() => undefined)).toBeUndefined();
     await expect(eps.r1!.c.exec('ping', ['-c', '1', '-W', '1', eps.a1!.ipv4])).rejects.toThrow();

@@ -14,8 +14,8 @@
 // commits a new one with SNAT to the VTEP address in the SNAT port range. Anything else: the
 // gateway port, as before. From the patch port: classified like the gateway port (by destination).
 //
-// br-phy (phyFlows): TCP/UDP from the uplink to the VTEP address in the SNAT port range goes
-// through conntrack, established replies into the patch port; a published port from an allowed
+// br-phy (phyFlows): TCP/UDP from the uplink to the VTEP address in the SNAT port range, and ICMP
+// to it, go through conntrack, established replies and related ICMP errors into the patch port; a published port from an allowed
 // source is committed with DNAT (client MAC into ct_label) and, recirculated, sent into the patch port, from
 // any other source dropped; what br-int sends through the patch port goes out the uplink (never
 // NORMAL: it would learn br-phy's own MAC on the patch port). The rest of br-phy is untouched.
@@ -188,9 +188,13 @@ export function phyFlows(generation: number, nat: OvsNatState): Flow[] {
   const c = cookie(generation, Feature.OvsNat);
   const vtep = ipMatch('dst', nat.vtep);
   const fromWire = inPort(nat.uplinkOfport);
+  const lookup = (table: number): Instruction => apply({ type: 'ct', zone: NAT_ZONE, table, actions: [{ type: 'nat' }] });
   const out: Flow[] = [
     { table: PhyTable.Classifier, priority: 1100, cookie: c, match: inPort(nat.phyPatchOfport), instructions: [apply(output(nat.uplinkOfport))] },
     { table: PhyTable.NatReply, priority: 100, cookie: c, match: [ctState('+trk+est+rpl'), ip4], instructions: [apply(output(nat.phyPatchOfport))] },
+    // ICMP errors about a NAT connection (fragmentation needed, port unreachable), translated inside too.
+    { table: PhyTable.NatReply, priority: 100, cookie: c, match: [ctState('+trk+rel'), ip4], instructions: [apply(output(nat.phyPatchOfport))] },
+    { table: PhyTable.Classifier, priority: 1000, cookie: c, match: [...fromWire, ip4, { field: 'ip_proto', value: 1 }, ...vtep.slice(1)], instructions: [lookup(PhyTable.NatReply)] },
     // Not a NAT connection's reply (the host's own traffic in that range): as before.
     { table: PhyTable.NatReply, priority: 0, cookie: c, match: [], instructions: [apply({ type: 'output', port: 'normal' })] },
     { table: PhyTable.Publish, priority: 90, cookie: c, match: [ctState('+trk+est-rpl'), ip4], instructions: [apply(output(nat.phyPatchOfport))] },
@@ -199,7 +203,6 @@ export function phyFlows(generation: number, nat: OvsNatState): Flow[] {
     { table: PhyTable.Publish, priority: 0, cookie: c, match: [], instructions: [] },
     { table: PhyTable.PublishOut, priority: 0, cookie: c, match: [], instructions: [apply(output(nat.phyPatchOfport))] },
   ];
-  const lookup = (table: number): Instruction => apply({ type: 'ct', zone: NAT_ZONE, table, actions: [{ type: 'nat' }] });
   for (const p of ['tcp', 'udp'] as const) {
     const field = p === 'tcp' ? ('tcp_dst' as const) : ('udp_dst' as const);
     for (const m of portMasks(nat.snatPorts.low, nat.snatPorts.high)) {

@@ -87,6 +87,8 @@ describe('--nat-path ovs flows in br-phy', () => {
     expect(flows).toContain(`priority=1000,tcp,in_port=1,nw_dst=192.0.2.2,tp_dst=0xf000/0xf000 actions=ct(table=${PhyTable.NatReply},zone=${NAT_ZONE},nat)`);
     expect(flows).toContain(`priority=1000,udp,in_port=1,nw_dst=192.0.2.2,tp_dst=0xf000/0xf000 actions=ct(table=${PhyTable.NatReply},zone=${NAT_ZONE},nat)`);
     expect(flows).toContain('priority=1100,in_port=65004 actions=output:1');
+    expect(flows).toContain(`priority=1000,icmp,in_port=1,nw_dst=192.0.2.2 actions=ct(table=${PhyTable.NatReply},zone=${NAT_ZONE},nat)`);
+    expect(flows).toContain('table=201, priority=100,ct_state=+rel+trk,ip actions=output:65004');
     expect(flows).toContain('table=201, priority=0 actions=NORMAL');
   });
 
