@@ -336,6 +336,9 @@ export class Agent {
       if (JSON.stringify(facts) === JSON.stringify(this.underlay)) return;
       const first = this.underlay === undefined;
       this.underlay = facts;
+      const resolved = facts.nextHops.filter((h) => h.mac).length;
+      this.metrics?.natNextHops.set({ state: 'resolved' }, resolved);
+      this.metrics?.natNextHops.set({ state: 'kernel' }, facts.nextHops.length - resolved);
       this.log.debug({ nextHops: facts.nextHops.length, resolved: facts.nextHops.filter((h) => h.mac).length, hostAddresses: facts.hostAddresses.length }, 'underlay next hops changed');
       if (!first) await this.enqueue(() => this.syncFlows());
     } catch (err) {
@@ -394,6 +397,7 @@ export class Agent {
     if (key === this.phyApplied) return;
     const r = await nat.sync(flows);
     this.phyApplied = key;
+    this.metrics?.natPublishedPorts.set(state.ovsNat?.published.length ?? 0);
     if (r.upserted + r.removed > 0) this.log.info({ bridge: nat.underlayBridge, upserted: r.upserted, removed: r.removed, published: state.ovsNat?.published.length ?? 0 }, 'underlay bridge NAT flows updated');
   }
 

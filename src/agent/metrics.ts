@@ -18,6 +18,10 @@ export interface AgentMetrics {
   /** Host path: applying the gateway port or table inet loom, by result. */
   hostPathSyncs: client.Counter<'result'>;
   publishedPorts: client.Gauge;
+  /** --nat-path ovs: the underlay's next hops mirrored into flows, resolved (a MAC) or left to the kernel path. */
+  natNextHops: client.Gauge<'state'>;
+  /** --nat-path ovs: published ports DNATed in the underlay bridge. */
+  natPublishedPorts: client.Gauge;
   /** --log-denied: lines about denied attempts, logged or suppressed by the rate limit. */
   deniedLogLines: client.Counter<'outcome'>;
   /** The resolver's answers by rcode and source, and their latency. */
@@ -140,6 +144,13 @@ export function createAgentMetrics(status: () => { endpoints: number; connected:
       registers,
     }),
     publishedPorts: new client.Gauge({ name: 'loom_agent_published_ports', help: 'Published ports (DNAT mappings) in table inet loom', registers }),
+    natNextHops: new client.Gauge({
+      name: 'loom_agent_nat_next_hops',
+      help: "With --nat-path ovs: the underlay's routes and neighbours mirrored into br-int, by state: resolved (a next-hop MAC) or kernel (left to the host path)",
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    natPublishedPorts: new client.Gauge({ name: 'loom_agent_nat_published_ports', help: 'With --nat-path ovs: published ports DNATed in OVS conntrack (the underlay bridge)', registers }),
     deniedLogLines: new client.Counter({
       name: 'loom_agent_policy_denied_log_lines_total',
       help: 'With --log-denied: denied connection attempts that reached the agent, by outcome: logged, or suppressed by --log-denied-rate',
