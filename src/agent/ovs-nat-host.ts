@@ -75,6 +75,38 @@ export function resolveNextHops(underlayIndex: number, routes: readonly KernelRo
   return [...hops.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
 }
 
+/** How long a neighbour the kernel dropped (garbage collection) keeps serving as a next hop. */
+export const NEIGHBOUR_MEMORY_MS = 10 * 60_000;
+
+/**
+ * The kernel's neighbours plus those it no longer lists at all but resolved within `ttlMs`. Traffic
+ * on the NAT path never passes the host's stack, so the kernel sees no use of a next hop and may
+ * garbage-collect its entry under an established connection; remembering it keeps that connection
+ * on its path. An entry the kernel lists as unresolved (failed, incomplete) is forgotten at once.
+ * `memory` is updated in place and holds at most MAX_NEIGHBOUR_HOPS entries.
+ */
+export function rememberNeighbours(neighbours: readonly KernelNeighbour[], memory: Map<string, { index: number; mac: string; at: number }>, now: number, ttlMs = NEIGHBOUR_MEMORY_MS): KernelNeighbour[] {
+  const listed = new Set<string>();
+  for (const n of neighbours) {
+    const key = `${n.index} ${n.address}`;
+    listed.add(key);
+    if (n.mac && n.state & USABLE) memory.set(key, { index: n.index, mac: n.mac, at: now });
+    else memory.delete(key);
+  }
+  const out = [...neighbours];
+  for (const [key, m] of memory) {
+    if (listed.has(key)) continue;
+    if (now - m.at > ttlMs) {
+      memory.delete(key);
+      continue;
+    }
+    out.push({ index: m.index, address: key.slice(key.indexOf(' ') + 1), mac: m.mac, state: codec.NUD_STALE });
+  }
+  // Oldest first out when over the bound.
+  while (memory.size > MAX_NEIGHBOUR_HOPS) memory.delete(memory.keys().next().value!);
+  return out;
+}
+
 /** Creates the patch port pair (idempotent); both ends get PATCH_OFPORT. */
 export async function ensurePatchPorts(vs: Vswitch, integrationBridge: string, underlayBridge: string): Promise<void> {
   const ids = { ...OWNER, 'loom-role': 'nat-patch' };
@@ -121,6 +153,9 @@ export interface UnderlayFacts {
 
 /** The underlay bridge's OpenFlow client and the kernel's view of the underlay. */
 export class OvsNatHost {
+  /** Neighbours resolved before, for rememberNeighbours. */
+  private readonly neighbourMemory = new Map<string, { index: number; mac: string; at: number }>();
+
   private constructor(
     readonly phy: OpenFlowClient,
     private readonly netlink: Netlink,
@@ -149,7 +184,7 @@ export class OvsNatHost {
     const link = await this.netlink.link.get(this.underlayBridge);
     if (!link.mac) throw new Error(`underlay bridge ${this.underlayBridge} has no MAC address`);
     const routes = (await this.netlink.route.list({ family: 4 })).filter((r) => r.type === codec.RTN_UNICAST);
-    const neighbours = await this.netlink.neighbour.list({ family: 4 });
+    const neighbours = rememberNeighbours(await this.netlink.neighbour.list({ family: 4 }), this.neighbourMemory, Date.now());
     const addresses = await this.netlink.address.list({ family: 4 });
     return {
       mac: link.mac,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resolveNextHops } from '../../src/agent/ovs-nat-host.js';
+import { rememberNeighbours, resolveNextHops } from '../../src/agent/ovs-nat-host.js';
 import { codec } from '../../src/netlink/index.js';
 
 const BR_PHY = 4;
@@ -51,5 +51,18 @@ describe('next hops of the NAT path from the kernel routes and neighbours', () =
     const hops = resolveNextHops(BR_PHY, [{ dst: '192.0.2.0/24', oif: BR_PHY }], many, 4);
     expect(hops.filter((h) => h.mac)).toHaveLength(4);
     expect(hops).toContainEqual({ prefix: '192.0.2.0/24' });
+  });
+
+  it('remembers a neighbour the kernel garbage-collected for a while, and forgets a failed one at once', () => {
+    const memory = new Map<string, { index: number; mac: string; at: number }>();
+    const reachable = { index: BR_PHY, address: '192.0.2.100', mac: '0a:00:00:00:00:64', state: codec.NUD_REACHABLE };
+    rememberNeighbours([reachable], memory, 0, 1000);
+    // Gone from the kernel's table: still a next hop within the time.
+    expect(rememberNeighbours([], memory, 500, 1000)).toEqual([{ ...reachable, state: codec.NUD_STALE }]);
+    expect(rememberNeighbours([], memory, 1500, 1000)).toEqual([]);
+    rememberNeighbours([reachable], memory, 2000, 1000);
+    // Listed again but unresolved: forgotten.
+    expect(rememberNeighbours([{ index: BR_PHY, address: '192.0.2.100', state: 0x20 }], memory, 2100, 1000)).toEqual([{ index: BR_PHY, address: '192.0.2.100', state: 0x20 }]);
+    expect(rememberNeighbours([], memory, 2200, 1000)).toEqual([]);
   });
 });

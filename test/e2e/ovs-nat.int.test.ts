@@ -72,7 +72,7 @@ describe('NAT in OVS conntrack (--nat-path ovs)', () => {
     for (const [name, host] of [['a1', 0], ['b1', 1]] as const) {
       await eps[name]!.c.exec('ping', ['-c', '1', '-W', '2', OUT4]);
       const h = cluster.hosts[host]!;
-      await waitFor(`${h.name}: next hop of ${OUT4}`, async () => (await h.ofctl('dump-flows', h.mgmtSocket('br-int'), 'table=62')).includes(`nw_dst=${OUT4} actions=`), 5000, 50);
+      await waitFor(`${h.name}: next hop of ${OUT4}`, async () => (await h.ofctl('dump-flows', h.mgmtSocket('br-int'), 'table=62')).includes(`nw_dst=${OUT4} actions=`), 15_000, 50);
     }
   });
 
