@@ -102,6 +102,8 @@ export class Agent {
   /** --nat-path ovs: the underlay as last read (next hops, host addresses, br-phy's MAC). */
   private underlay: UnderlayFacts | undefined;
   private underlayTimer: NodeJS.Timeout | undefined;
+  /** A read of the underlay is under way: the timer skips a tick rather than pile reads up. */
+  private underlayReading = false;
   /** --nat-path ovs: the underlay bridge's flows as last applied (JSON), '' = read and fix them. */
   private phyApplied = '';
   /** Said once per process: ovs-vswitchd copies the kernel's routes (the flush race is on). */
@@ -330,7 +332,8 @@ export class Agent {
    */
   private async refreshUnderlay(): Promise<void> {
     const nat = this.host.ovsNat;
-    if (!nat || this.stopped) return;
+    if (!nat || this.stopped || this.underlayReading) return;
+    this.underlayReading = true;
     try {
       const facts = await nat.underlay();
       if (JSON.stringify(facts) === JSON.stringify(this.underlay)) return;
@@ -339,10 +342,12 @@ export class Agent {
       const resolved = facts.nextHops.filter((h) => h.mac).length;
       this.metrics?.natNextHops.set({ state: 'resolved' }, resolved);
       this.metrics?.natNextHops.set({ state: 'kernel' }, facts.nextHops.length - resolved);
-      this.log.debug({ nextHops: facts.nextHops.length, resolved: facts.nextHops.filter((h) => h.mac).length, hostAddresses: facts.hostAddresses.length }, 'underlay next hops changed');
+      this.log.debug({ nextHops: facts.nextHops.length, resolved, hostAddresses: facts.hostAddresses.length }, 'underlay next hops changed');
       if (!first) await this.enqueue(() => this.syncFlows());
     } catch (err) {
       this.log.warn({ err }, 'reading the underlay (routes, neighbours) for the NAT path failed; keeping the last');
+    } finally {
+      this.underlayReading = false;
     }
   }
 

@@ -161,7 +161,6 @@ export class OvsNatHost {
     private readonly netlink: Netlink,
     readonly underlayBridge: string,
     readonly uplinkOfport: number,
-    private readonly log: Logger,
   ) {}
 
   static async open(
@@ -176,7 +175,7 @@ export class OvsNatHost {
     if (uplink?.ofport === undefined || uplink.ofport < 0) throw new Error(`underlay interface ${c.underlayInterface} has no OpenFlow port on ${c.underlayBridge}`);
     const phy = await OpenFlowClient.connect(`unix:${c.ovsRunDir}/${c.underlayBridge}.mgmt`, { backoffMinMs: retry.minMs, backoffMaxMs: retry.maxMs });
     log.info({ underlayBridge: c.underlayBridge, patch: [PATCH_INT, PATCH_PHY], snatPorts: SNAT_PORTS }, 'NAT path ovs: egress and published ports NATed in OVS conntrack, through the patch port to the underlay bridge');
-    return new OvsNatHost(phy, netlink, c.underlayBridge, uplink.ofport, log);
+    return new OvsNatHost(phy, netlink, c.underlayBridge, uplink.ofport);
   }
 
   /** Reads br-phy's MAC, the IPv4 routes and neighbours, and the host's IPv4 addresses. */
@@ -207,10 +206,7 @@ export class OvsNatHost {
       ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
       ...diff.remove.map((f): FlowChange => ({ command: 'delete_strict', table: f.table, priority: f.priority, match: f.match })),
     ];
-    if (changes.length > 0) {
-      await this.phy.applyBundle(changes);
-      this.log.debug({ upserted: diff.upsert.length, removed: diff.remove.length }, 'underlay bridge NAT flows updated');
-    }
+    if (changes.length > 0) await this.phy.applyBundle(changes);
     return { upserted: diff.upsert.length, removed: diff.remove.length };
   }
 
