@@ -9,6 +9,7 @@ import { Feature, cookieFeature, gatewayMac } from './pipeline/fields.js';
 import { dropReason, featureName, tableName } from './datapath-counters.js';
 import type { TunnelKind } from './pipeline/state.js';
 import { GATEWAY_OFPORT } from './gateway-port.js';
+import { PATCH_OFPORT } from './ovs-nat-host.js';
 import type { TraceHostResult } from '../api/types.js';
 
 export interface TraceStepView {
@@ -28,6 +29,7 @@ export type Verdict =
   | { kind: 'tunnel'; tunnel: TunnelKind; vni: number; remoteVtep: string; explanation: string }
   | { kind: 'delivered'; ofport: number; container?: string; network?: string; explanation: string }
   | { kind: 'to_host'; ofport: number; explanation: string }
+  | { kind: 'nat_out'; ofport: number; explanation: string }
   | { kind: 'other'; explanation: string };
 
 export interface HostTrace {
@@ -108,6 +110,13 @@ function verdictOf(steps: OfprotoTrace['steps'], ctx: TraceContext): Verdict {
         explanation: "to the host's own stack through the gateway port: an outside address leaves by egress NAT; the host never forwards between Loom networks (table inet loom)",
       };
     }
+    if (port === PATCH_OFPORT) {
+      return {
+        kind: 'nat_out',
+        ofport: port,
+        explanation: "to the outside through OVS conntrack (--nat-path ovs): source translated to this host's VTEP address, out the patch port to the underlay bridge",
+      };
+    }
     const ep = ctx.endpoint(port);
     return {
       kind: 'delivered',
@@ -134,7 +143,9 @@ function l3(p: PacketSpec): string {
   if (v6 !== isV6(p.dst)) throw new Error(`source ${p.src} and destination ${p.dst} are of different address families`);
   const proto = p.proto === 'icmp' ? (v6 ? 'icmp6' : 'icmp') : v6 ? `${p.proto}6` : p.proto;
   const addrs = v6 ? `ipv6_src=${p.src},ipv6_dst=${p.dst}` : `nw_src=${p.src},nw_dst=${p.dst}`;
-  const l4 = p.proto === 'icmp' ? (v6 ? ',icmpv6_type=128' : ',icmp_type=8') : p.port !== undefined ? `,${p.proto}_dst=${p.port}` : '';
+  // TCP as a connection's first packet (SYN): what decides its path and policy.
+  const syn = p.proto === 'tcp' ? ',tcp_flags=0x002' : '';
+  const l4 = p.proto === 'icmp' ? (v6 ? ',icmpv6_type=128' : ',icmp_type=8') : `${p.port !== undefined ? `,${p.proto}_dst=${p.port}` : ''}${syn}`;
   return `${proto},${addrs},nw_ttl=64${l4}`;
 }
 

@@ -73,7 +73,7 @@ describe('a trace in Loom terms', () => {
 describe('flows to trace', () => {
   it('an endpoint\'s packet enters via its port, addressed to the gateway MAC', () => {
     expect(endpointFlow({ proto: 'tcp', src: '198.18.0.2', dst: '198.18.0.64', port: 80 }, { ofport: 3, mac: '02:42:c6:12:00:02', vni: 5001 })).toBe(
-      'in_port=3,dl_src=02:42:c6:12:00:02,dl_dst=02:4c:00:00:13:89,tcp,nw_src=198.18.0.2,nw_dst=198.18.0.64,nw_ttl=64,tcp_dst=80',
+      'in_port=3,dl_src=02:42:c6:12:00:02,dl_dst=02:4c:00:00:13:89,tcp,nw_src=198.18.0.2,nw_dst=198.18.0.64,nw_ttl=64,tcp_dst=80,tcp_flags=0x002',
     );
     expect(endpointFlow({ proto: 'icmp', src: 'fd00:b::2', dst: 'fd00:b::100' }, { ofport: 3, mac: '02:42:c6:12:00:02', vni: 5001 })).toContain('icmp6,ipv6_src=fd00:b::2,ipv6_dst=fd00:b::100,nw_ttl=64,icmpv6_type=128');
     expect(() => endpointFlow({ proto: 'icmp', src: 'fd00:b::2', dst: '198.18.0.1' }, { ofport: 3, mac: '02:42:c6:12:00:02', vni: 1 })).toThrow(/address families/);

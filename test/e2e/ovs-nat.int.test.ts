@@ -9,6 +9,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { startCluster, runCni, cniEnv, createOutside, startEchoServer, stopEchoServer, waitFor, type Cluster, type Container, type Outside } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
 import { NAT_ZONE } from '../../src/agent/pipeline/fields.js';
@@ -120,6 +121,24 @@ except socket.timeout:
     const related = await packets(0, 'br-phy', 201, '+rel');
     expect((await eps.a1!.c.exec('python3', ['-c', probe])).trim()).toBe('refused');
     expect(await packets(0, 'br-phy', 201, '+rel')).toBeGreaterThan(related);
+  });
+
+  it('traces a connection to the outside as leaving through OVS NAT, and ICMP through the host', async () => {
+    const trace = (body: object) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = http.request({ socketPath: cluster.agents[0]!.socket, path: '/v1/trace', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(body));
+      });
+    const tcp = await trace({ containerId: 'id-a1', destination: OUT4, proto: 'tcp', port: ECHO_PORT });
+    expect(tcp.verdict, JSON.stringify(tcp)).toMatchObject({ kind: 'nat_out', ofport: 65004 });
+    expect((tcp.steps as Array<{ tableName: string }>).map((s) => s.tableName)).toEqual(expect.arrayContaining(['nat_conntrack', 'nat_next_hop', 'nat_commit']));
+    // ICMP is never committed in the NAT zone: the host's stack (loom-gw0) takes it.
+    expect((await trace({ containerId: 'id-a1', destination: OUT4, proto: 'icmp' })).verdict).toMatchObject({ kind: 'to_host' });
   });
 
   it('keeps egress off where the network says so, and one network out of another', async () => {
