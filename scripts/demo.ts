@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { keepResources } from '../test/harness/registry.js';
-import { startCluster, runCni, cniEnv, run, waitFor, alive, type Container } from '../test/harness/index.js';
+import { startCluster, runCni, cniEnv, run, waitFor, alive, createOutside, startEchoServer, stopEchoServer, type Container } from '../test/harness/index.js';
 import { LoomClient } from '../src/api/client.js';
 import type { TraceResponse } from '../src/api/types.js';
 
@@ -14,6 +14,9 @@ const ROOT = resolve(import.meta.dirname, '..');
 const DEMO_DIR = '/tmp/loom-demo';
 const STATE = join(DEMO_DIR, 'state.json');
 const CONTROLLER = '127.0.0.1:7400';
+/** "The outside": a machine on the underlay that is no Loom host (TEST-NET-1, like the underlay). */
+const OUTSIDE = '192.0.2.100';
+const ECHO_PORT = 7000;
 
 interface DemoState {
   controllerPid: number;
@@ -54,7 +57,7 @@ async function up(): Promise<void> {
   await client.createNetwork({ name: 'red', ipv4Cidr: '198.19.0.0/16', ipv6Cidr: 'fd00:c::/64', tunnelType: 'TUNNEL_TYPE_GRE', vni: 5002 });
 
   step('starting three hosts: namespaces, ovsdb-server, ovs-vswitchd (userspace datapath), underlay, loom-agent');
-  const cluster = await startCluster({ hosts: ['host1', 'host2', 'host3'], controller: CONTROLLER, built: true });
+  const cluster = await startCluster({ hosts: ['host1', 'host2', 'host3'], controller: CONTROLLER, built: true, agentArgs: ['--nat-path', 'ovs'] });
   state.namespaces.push(cluster.underlay.netns);
   for (const [i, h] of cluster.hosts.entries()) {
     state.namespaces.push(h.netns);
@@ -132,6 +135,54 @@ async function up(): Promise<void> {
     if (r instanceof Error) console.log(`  ${from} -> ${to}: trace failed: ${r.message}`);
     else console.log(`  ${from} -> ${to}: ${r.verdict} at host ${r.host}, table ${r.table}${tunnelOf(r)}\n    ${r.explanation}`);
   }
+
+  step('ways in and out: the host reaches containers, containers reach the outside, a published port');
+  const outside = await createOutside(cluster.underlay, [`${OUTSIDE}/24`]);
+  state.namespaces.push(outside.netns);
+  save();
+  const [host1, host2] = [cluster.hosts[0]!, cluster.hosts[1]!];
+  const web = (n: string) => containers.get(n)!;
+  console.log('\nHost path (loom-gw0: an OVS internal port holding an address of each network, from Loom\'s IPAM)');
+  for (const to of ['web1', 'web2']) {
+    const out = await host1.exec('ping', ['-c', '2', '-i', '0.2', '-W', '1', web(to).ipv4]).catch(() => '');
+    const rtt = /= [\d.]+\/([\d.]+)\//.exec(out)?.[1];
+    console.log(`  host1 -> ${to.padEnd(5)} ${web(to).ipv4.padEnd(14)} ${rtt ? `${Number(rtt).toFixed(2)}ms` : 'FAIL'}${to === 'web2' ? ' (on host2, over the tunnel)' : ''}`);
+  }
+  // Echo servers answer "peer <source address>": who the other side saw.
+  const peerSeen = async (exec: (cmd: string, args: string[]) => Promise<string>, address: string, port: number) =>
+    /^peer (\S+)/.exec(await exec('sh', ['-c', `echo hi | nc -w 1 -4 ${address} ${port} | head -n 1`]).catch(() => ''))?.[1];
+  const echo = await startEchoServer(outside.netns, ECHO_PORT);
+  // The first packet to a new destination takes the host's stack, which resolves its MAC; the
+  // agent mirrors the neighbour into its next-hop table and new connections are NATed in OVS.
+  await web('web1').c.exec('ping', ['-c', '1', '-W', '2', OUTSIDE]).catch(() => '');
+  await waitFor('host1 to learn the outside\'s next hop', async () => (await host1.ofctl('dump-flows', host1.mgmtSocket('br-int'), 'table=62')).includes(`nw_dst=${OUTSIDE} `), 10_000, 100).catch(() => undefined);
+  console.log(`\nEgress (--nat-path ovs: source translated to the host's address in OVS conntrack, out through the patch port to br-phy)`);
+  for (const from of ['web1', 'db2']) {
+    const seen = await peerSeen((cmd, args) => web(from).c.exec(cmd, args), OUTSIDE, ECHO_PORT);
+    const host = state.containers.find((e) => e.name === from)!.host;
+    console.log(`  ${from.padEnd(5)} (${web(from).ipv4}, on ${host}) -> ${OUTSIDE}:${ECHO_PORT}: the outside sees ${seen ?? 'nothing (FAIL)'}${seen === cluster.vteps[host] ? ` = ${host}'s address` : ''}`);
+  }
+  const zone = (await host1.appctl('dpctl/dump-conntrack', 'zone=65534').catch(() => '')).split('\n').filter((l) => l.includes(`dst=${OUTSIDE}`));
+  if (zone[0]) console.log(`  host1's OVS NAT zone: ${zone[0].trim()}`);
+  await stopEchoServer(echo);
+
+  const www = await host2.addContainer('www', { empty: true });
+  state.namespaces.push(www.netns);
+  save();
+  const mapping = { hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '' };
+  const conf = { cniVersion: '1.0.0', name: 'blue', type: 'loom', agentSocket: cluster.agents[1]!.socket, capabilities: { portMappings: true }, runtimeConfig: { portMappings: [mapping] } };
+  const added = await runCni(cluster.cniBin, 'ADD', conf, cniEnv(www, 'demo-www', 'K8S_POD_NAME=www'));
+  if (added.code !== 0) throw new Error(`CNI ADD for www failed: ${added.stdout}`);
+  const wwwIp = (added.json as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]!;
+  state.containers.push({ name: 'www', host: host2.name, network: 'blue', netns: www.netns, ipv4: wwwIp, ipv6: '' });
+  save();
+  const server = await startEchoServer(www.netns, 80);
+  const host2Address = cluster.vteps[host2.name]!;
+  const inbound = await peerSeen((cmd, args) => outside.exec(cmd, args), host2Address, 8080);
+  console.log(`\nPublished port (podman -p 8080:80: runtimeConfig.portMappings, DNAT in OVS conntrack on host2)`);
+  console.log(`  outside ${OUTSIDE} -> ${host2Address}:8080 -> www ${wwwIp}:80 on host2: ${inbound ? `answered; www saw the client as ${inbound}` : 'FAIL'}`);
+  await stopEchoServer(server);
+
   client.close();
   console.log(`
 The topology keeps running. Try:
@@ -140,7 +191,10 @@ The topology keeps running. Try:
   ip netns exec ${state.containers[0]!.netns} getent hosts web3                  # names across hosts
   bin/loomctl status                                                     # hosts, applied revisions, lag, drops
   bin/loomctl trace blue/web1 blue/web2 --live                           # table by table on both hosts, a real marked packet
-  bin/loomctl endpoint list --output json
+  bin/loomctl endpoint list --output json                                # www's published port too
+  bin/loomctl network list                                               # egress mode and address per network
+  ip netns exec ${state.containers.at(-1)!.netns} nc -l 80 &                             # a server in www again, then type a line from the outside:
+  ip netns exec ${outside.netns} nc ${cluster.vteps[host2.name]} 8080
   OVS_RUNDIR=${cluster.hosts[0]!.dir} ovs-ofctl -O OpenFlow13 dump-flows br-int   # host1's pipeline
   Logs: ${DEMO_DIR}/controller.log, ${cluster.hosts[0]!.dir}/agent.log
 Remove everything: bash scripts/demo.sh down`);
