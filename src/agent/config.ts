@@ -118,10 +118,10 @@ export const SETTINGS = settings({
     help: "OVS internal port to the host's own stack: the host reaches its containers, containers reach the outside (NAT), published ports; '' = none",
   },
   natPath: {
-    parse: oneOf(['host', 'ovs'] as const),
-    default: 'host',
-    arg: 'host|ovs',
-    help: "how containers' IPv4 egress and published ports are NATed: host = the host's nftables behind --gateway-port (two crossings of the userspace datapath); ovs = netdev only: in OVS conntrack, out through a patch port to --underlay-bridge (one crossing; needs --underlay-interface; IPv6, the host's own access to published ports and destinations not resolved yet keep the host path; NAT bindings do not survive an ovs-vswitchd restart)",
+    parse: oneOf(['auto', 'host', 'ovs'] as const),
+    default: 'auto',
+    arg: 'auto|host|ovs',
+    help: "how containers' IPv4 egress and published ports are NATed: host = the host's nftables behind --gateway-port (two crossings of the userspace datapath); ovs = netdev only: in OVS conntrack, out through a patch port to --underlay-bridge (one crossing; needs --underlay-interface; IPv6, the host's own access to published ports and destinations not resolved yet keep the host path; NAT bindings do not survive an ovs-vswitchd restart); auto = ovs on the netdev datapath with --underlay-bridge, --underlay-interface and --gateway-port, else host",
   },
   logDenied: {
     parse: bool,
@@ -204,5 +204,6 @@ function checkAgentConfig(c: AgentConfig): AgentConfig {
     if (!c.gatewayPort) throw new ConfigError("natPath ovs needs gatewayPort: IPv6, unresolved next hops and the host's own access still take the host path");
   }
   clientCredentials(agentTls(c));
-  return { ...c, txChecksumOff: c.txChecksumOff || c.datapathType === 'netdev' };
+  const natPath = c.natPath !== 'auto' ? c.natPath : c.datapathType === 'netdev' && c.underlayBridge && c.underlayInterface && c.gatewayPort ? 'ovs' : 'host';
+  return { ...c, natPath, txChecksumOff: c.txChecksumOff || c.datapathType === 'netdev' };
 }

@@ -129,7 +129,10 @@ export async function prepareHost(c: AgentConfig, log: Logger): Promise<HostPart
     let ovsNat: OvsNatHost | undefined;
     try {
       if (c.natPath === 'ovs') ovsNat = await OvsNatHost.open(vswitch, netlink, c, OPENFLOW_RETRY, log);
-      else if (c.underlayBridge) await removeOvsNat(vswitch, c, OPENFLOW_RETRY, log);
+      else {
+        if (c.gatewayPort) log.info({ gatewayPort: c.gatewayPort }, `NAT path host: egress and published ports NATed by the host's nftables behind ${c.gatewayPort}`);
+        if (c.underlayBridge) await removeOvsNat(vswitch, c, OPENFLOW_RETRY, log);
+      }
     } catch (err) {
       await openflow.close();
       await netlink.close();

@@ -30,15 +30,20 @@ describe('agent configuration', () => {
     expect(loadConfig([...base, '--gateway-port', ''])).toMatchObject({ gatewayPort: '' });
   });
 
-  it('NATs on the host by default; ovs only on the userspace datapath with an underlay bridge and interface', () => {
-    expect(loadConfig(base)).toMatchObject({ natPath: 'host' });
+  it('NATs in OVS by default where it can (userspace datapath, underlay bridge and interface, gateway port), else on the host', () => {
     const netdev = [...base, '--datapath', 'netdev', '--underlay-bridge', 'br-phy', '--underlay-interface', 'eth0'];
+    expect(loadConfig(base)).toMatchObject({ natPath: 'host' });
+    // auto: NAT in OVS wherever it can be (the userspace datapath with an underlay bridge and interface), else the host's.
+    expect(loadConfig(netdev)).toMatchObject({ natPath: 'ovs' });
+    expect(loadConfig([...base, '--datapath', 'netdev'])).toMatchObject({ natPath: 'host' });
+    expect(loadConfig([...netdev, '--gateway-port', ''])).toMatchObject({ natPath: 'host' });
+    expect(loadConfig([...netdev, '--nat-path', 'host'])).toMatchObject({ natPath: 'host' });
     expect(loadConfig([...netdev, '--nat-path', 'ovs'])).toMatchObject({ natPath: 'ovs' });
     expect(() => loadConfig([...base, '--nat-path', 'ovs'])).toThrow(/netdev only.*one in-kernel crossing/);
     expect(() => loadConfig([...base, '--datapath', 'netdev', '--nat-path', 'ovs'])).toThrow(/underlayBridge and underlayInterface/);
     expect(() => loadConfig([...netdev, '--nat-path', 'ovs', '--gateway-port', ''])).toThrow(/needs gatewayPort/);
     expect(() => loadConfig([...base, '--nat-path', 'kernel'])).toThrow(ConfigError);
-    expect(HELP).toContain('--nat-path host|ovs');
+    expect(HELP).toContain('--nat-path auto|host|ovs');
   });
 
   it('returns help for --help', () => {

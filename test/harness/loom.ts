@@ -43,6 +43,12 @@ export function testPortTypeArgs(): string[] {
   return type ? ['--netdev-port-type', type] : [];
 }
 
+/** LOOM_TEST_NAT_PATH=ovs runs every test agent with NAT in OVS (a test's own --nat-path wins). */
+export function testNatPathArgs(): string[] {
+  const path = process.env.LOOM_TEST_NAT_PATH;
+  return path ? ['--nat-path', path] : [];
+}
+
 export class AgentProcess {
   private proc?: ChildProcess;
   private out = '';
@@ -79,6 +85,7 @@ export class AgentProcess {
       '--metrics-listen', '',
       '--log-level', this.opts.logLevel ?? 'debug',
       ...testPortTypeArgs(),
+      ...testNatPathArgs(),
       ...(this.opts.extraArgs ?? []),
     ];
     const [cmd, args] = this.opts.built
