@@ -39,7 +39,7 @@ import { controlSocketPath, unixctl } from '../ovsdb/unixctl.js';
 import { METER_FLAGS } from '../openflow/messages.js';
 import { DNS_PORT } from './pipeline/dns.js';
 import { DnsServer, listeningTcpSocket } from './dns/server.js';
-import { PATCH_OFPORT, SNAT_PORTS, type UnderlayFacts } from './ovs-nat-host.js';
+import { MAX_ROUTES, PATCH_OFPORT, SNAT_PORTS, type UnderlayFacts } from './ovs-nat-host.js';
 import { phyFlows, type OvsNatState } from './pipeline/ovs-nat.js';
 
 export { AgentError } from './attacher.js';
@@ -338,6 +338,10 @@ export class Agent {
       const facts = await nat.underlay();
       if (JSON.stringify(facts) === JSON.stringify(this.underlay)) return;
       const first = this.underlay === undefined;
+      const tooMany = (f?: UnderlayFacts) => (f?.routes ?? 0) > MAX_ROUTES;
+      if (tooMany(facts) && !tooMany(this.underlay)) {
+        this.log.warn({ routes: facts.routes, max: MAX_ROUTES }, 'the main routing table holds too many IPv4 routes to mirror: new connections to the outside take the host path (nftables) until it shrinks');
+      }
       this.underlay = facts;
       const resolved = facts.nextHops.filter((h) => h.mac).length;
       this.metrics?.natNextHops.set({ state: 'resolved' }, resolved);

@@ -39,6 +39,12 @@ export interface KernelNeighbour {
 
 /** At most this many on-link neighbours become /32 next hops (flows); the rest keep the kernel path. */
 export const MAX_NEIGHBOUR_HOPS = 4096;
+/**
+ * A main table with more IPv4 routes than this (a host that carries a routing protocol's table)
+ * is not mirrored: longest-prefix match needs every route, so the NAT path takes nothing new and
+ * everything keeps the kernel path (one catch-all hop without a MAC).
+ */
+export const MAX_ROUTES = 2048;
 
 /**
  * The NAT path's next hops from the kernel's IPv4 main table and neighbours: a route through the
@@ -46,7 +52,8 @@ export const MAX_NEIGHBOUR_HOPS = 4096;
  * neighbour's own (as /32); an on-link prefix without a resolved neighbour, and any route through
  * another interface, stay on the kernel path (no MAC), so a less specific route never catches them.
  */
-export function resolveNextHops(underlayIndex: number, routes: readonly KernelRoute[], neighbours: readonly KernelNeighbour[], maxNeighbours = MAX_NEIGHBOUR_HOPS): NextHop[] {
+export function resolveNextHops(underlayIndex: number, routes: readonly KernelRoute[], neighbours: readonly KernelNeighbour[], maxNeighbours = MAX_NEIGHBOUR_HOPS, maxRoutes = MAX_ROUTES): NextHop[] {
+  if (routes.length > maxRoutes) return [{ prefix: '0.0.0.0/0' }];
   const macOf = new Map<string, string>();
   for (const n of neighbours) if (n.index === underlayIndex && n.mac && n.state & USABLE && n.mac !== '00:00:00:00:00:00') macOf.set(n.address, n.mac);
   const hops = new Map<string, NextHop>();
@@ -149,6 +156,8 @@ export interface UnderlayFacts {
   mac: string;
   nextHops: NextHop[];
   hostAddresses: string[];
+  /** IPv4 unicast routes in the main table (above MAX_ROUTES none is mirrored). */
+  routes: number;
 }
 
 /** The underlay bridge's OpenFlow client and the kernel's view of the underlay. */
@@ -189,6 +198,7 @@ export class OvsNatHost {
       mac: link.mac,
       nextHops: resolveNextHops(link.index, routes, neighbours),
       hostAddresses: [...new Set(addresses.map((a) => a.address))].sort(),
+      routes: routes.length,
     };
   }
 

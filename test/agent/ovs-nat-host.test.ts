@@ -53,6 +53,12 @@ describe('next hops of the NAT path from the kernel routes and neighbours', () =
     expect(hops).toContainEqual({ prefix: '192.0.2.0/24' });
   });
 
+  it('mirrors no route of a table too large to mirror whole: everything keeps the kernel path', () => {
+    const routes = [{ dst: 'default', gateway: '192.0.2.254', oif: BR_PHY }, ...Array.from({ length: 5 }, (_, i) => ({ dst: `10.${i}.0.0/16`, gateway: '192.0.2.254', oif: BR_PHY }))];
+    expect(resolveNextHops(BR_PHY, routes, neighbours, 4096, 6).filter((h) => h.mac)).toHaveLength(6);
+    expect(resolveNextHops(BR_PHY, routes, neighbours, 4096, 5)).toEqual([{ prefix: '0.0.0.0/0' }]);
+  });
+
   it('remembers a neighbour the kernel garbage-collected for a while, and forgets a failed one at once', () => {
     const memory = new Map<string, { index: number; mac: string; at: number }>();
     const reachable = { index: BR_PHY, address: '192.0.2.100', mac: '0a:00:00:00:00:64', state: codec.NUD_REACHABLE };
