@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   console.log(`net.core.rmem_default ${rmem} -> ${RMEM_DEFAULT} for this run (restored after)`);
   const ctl = await startController({ hostDownAfterMs: 60_000 });
   await ctl.client.createNetwork({ name: 'blue', ipv4Cidr: '198.18.0.0/16' });
-  const cluster = await startCluster({ hosts: ['ha'], controller: ctl.target, built: true });
+  const cluster = await startCluster({ hosts: ['ha'], controller: ctl.target, built: true, agentArgs: ['--nat-path', 'host'] });
   const outside = await createOutside(cluster.underlay, [`${OUT4}/24`]);
   try {
     const ha = cluster.hosts[0]!;
