@@ -205,7 +205,7 @@ except socket.timeout:
   it('removes the patch ports and its br-phy flows when started with --nat-path host', async () => {
     const agent = cluster.agents[1]!;
     const args = agent.opts.extraArgs!;
-    args.splice(args.indexOf('--nat-path'), 2);
+    args.splice(args.indexOf('--nat-path'), 2, '--nat-path', 'host');
     await agent.stop();
     await agent.start();
     const { revision } = await ctl.client.getStatus();

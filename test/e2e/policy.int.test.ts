@@ -43,8 +43,11 @@ describe('policy: isolation and allow rules, on one host and across hosts', () =
    */
   const connects = async (from: string, to: string, v6: boolean, port = nextPort++): Promise<boolean> => {
     const family = v6 ? '-6' : '-4';
+    const listening = async (only?: string) => (await eps[to]!.c.exec('ss', ['-Hltn', ...(only ? [only] : []), `sport = :${port}`])).includes(String(port));
+    // A listener of the other family on the same port may still be exiting: [::] would not bind beside it.
+    await waitFor(`port ${port} free on ${to}`, async () => !(await listening()), 5000, 20);
     listeners.push(eps[to]!.c.exec('sh', ['-c', `timeout 3 nc ${family} -l ${port} > /dev/null; true`]));
-    await waitFor(`listener on ${to}:${port}`, async () => (await eps[to]!.c.exec('ss', ['-Hltn', `sport = :${port}`])).includes(String(port)), 5000, 20);
+    await waitFor(`listener on ${to}:${port}`, () => listening(family), 5000, 20);
     const address = v6 ? eps[to]!.ipv6 : eps[to]!.ipv4;
     return eps[from]!.c.exec('nc', [family, '-z', '-w', '1', address, String(port)]).then(
       () => true,
