@@ -427,13 +427,18 @@ export class Attacher {
         const current = this.attachments.get(key);
         if (!current) return 'pending'; // found stale meanwhile: its reclaim releases it
         this.attachments.delete(key);
-        const settled = await Promise.allSettled([
-          this.plumber.detach(current.hostIfname).finally(() => lap('netlink')),
-          this.host.syncFlows().finally(() => lap('openflow')),
-        ]);
+        // Without its flows the container is cut off: DEL answers then. Deleting the veth waits
+        // for the kernel (an RCU grace period) and makes ovs-vswitchd reconfigure, so it is the
+        // queue's next step instead, before any later change; an ADD of the same interface
+        // waits for the release below, which deletes it too (idempotent).
+        const flows = await Promise.allSettled([this.host.syncFlows().finally(() => lap('openflow'))]);
+        const hostIfname = current.hostIfname;
+        this.host.enqueue(() => this.plumber.detach(hostIfname)).catch((err: unknown) => {
+          this.log.warn({ err, containerId: req.containerId, port: hostIfname }, 'deleting the detached veth failed; its release retries');
+        });
         // Even if a step failed: the release retries both with the port's removal.
-        this.host.releaseLater({ hostIfname: current.hostIfname, record: current.record });
-        for (const r of settled) if (r.status === 'rejected') throw r.reason;
+        this.host.releaseLater({ hostIfname, record: current.record });
+        for (const r of flows) if (r.status === 'rejected') throw r.reason;
         return 'deferred';
       });
     } else if (this.host.pendingRelease(req.containerId, req.ifname) !== undefined) {

@@ -192,7 +192,7 @@ function rig(failAt?: Step, begin?: 'same' | 'other' | 'taken') {
       open();
     };
   };
-  return { attacher, state, syncs, events, settled, slowController, controllerState, reclaimer, ports };
+  return { attacher, state, syncs, events, settled, slowController, controllerState, reclaimer, ports, enqueue };
 }
 
 describe('Attacher', () => {
@@ -269,6 +269,17 @@ describe('Attacher', () => {
     const { attacher, state } = rig(step, 'same');
     await expect(attacher.attach(REQ)).rejects.toBeInstanceOf(AgentError);
     expect(state()).toEqual({ endpoints: [], interfaces: [], ports: [], flowsFor: [], attachments: 0 });
+  });
+
+  it('DEL answers once the flows are gone and deletes the veth as the queue\'s next step, whatever the controller', async () => {
+    const { attacher, state, controllerState, enqueue } = rig();
+    await attacher.attach(REQ);
+    controllerState.down = true;
+    await attacher.detach({ containerId: 'c1', ifname: 'eth0' });
+    expect(state()).toMatchObject({ flowsFor: [], attachments: 0 });
+    await enqueue(async () => undefined);
+    // Gone while the release still waits for the controller (the port records it until then).
+    expect(state()).toMatchObject({ interfaces: [], endpoints: ['blue/c1'], ports: [expect.any(String)] });
   });
 
   it('detach is idempotent', async () => {
