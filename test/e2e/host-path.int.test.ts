@@ -2,12 +2,8 @@
 // overlay) through its gateway port, containers reach "the outside" (a namespace on the underlay)
 // through their host with its address as source, and one network never reaches another that way.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { startCluster, runCni, cniEnv, createOutside, startEchoServer, stopEchoServer, waitFor, type Cluster, type Container, type Outside } from '../harness/index.js';
+import type { ChildProcess } from 'node:child_process';
+import { startCluster, runCni, cniEnv, createOutside, holdEchoConnection, startEchoServer, stopEchoServer, type Cluster, type Container, type Outside } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
 
 const ECHO_PORT = 7000;
@@ -175,28 +171,19 @@ describe('host path and egress', () => {
 
   it('keeps published ports and an established NATed connection across an agent restart', async () => {
     // a1 (on ha) holds a TCP connection to the outside through NAT while ha's agent restarts.
-    const dir = mkdtempSync(join(tmpdir(), 'loom-nat-'));
-    const fifo = join(dir, 'in');
-    const out = join(dir, 'out');
-    await eps.a1!.c.exec('mkfifo', [fifo]);
-    const nc = spawn('ip', ['netns', 'exec', eps.a1!.c.netns, 'sh', '-c', `nc -4 ${OUT4} ${ECHO_PORT} < ${fifo} > ${out}`], { stdio: 'ignore' });
-    const writer = await open(fifo, 'w');
+    const conn = await holdEchoConnection(eps.a1!.c.netns, OUT4, ECHO_PORT);
     try {
-      await writer.write('one\n');
-      await waitFor('first line echoed', () => readFileSync(out, 'utf8').includes('one'), 5000, 20);
-      expect(readFileSync(out, 'utf8')).toContain(`peer ${cluster.vteps.ha}`);
+      await conn.send('one');
+      expect(conn.received()).toContain(`peer ${cluster.vteps.ha}`);
       for (const i of [0, 1]) {
         await cluster.agents[i]!.stop();
         await cluster.agents[i]!.start();
       }
       const { revision } = await ctl.client.getStatus();
       expect((await ctl.client.wait(revision, 10_000)).converged).toBe(true);
-      await writer.write('two\n');
-      await waitFor('second line echoed', () => readFileSync(out, 'utf8').includes('two'), 5000, 20);
+      await conn.send('two');
     } finally {
-      await writer.close();
-      nc.kill();
-      rmSync(dir, { recursive: true, force: true });
+      await conn.close();
     }
     expect(await seenBy(fromOutside, hb(), false, 8080, OUT4)).toBe(OUT4);
   });

@@ -4,13 +4,9 @@
 // mapping, an established NATed connection survives an agent restart, new ones are NATed in OVS
 // again after ovs-vswitchd restarts, and --nat-path host removes the patch ports again.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { startCluster, runCni, cniEnv, createOutside, startEchoServer, stopEchoServer, waitFor, type Cluster, type Container, type Outside } from '../harness/index.js';
+import { startCluster, runCni, cniEnv, createOutside, holdEchoConnection, startEchoServer, stopEchoServer, waitFor, type Cluster, type Container, type Outside } from '../harness/index.js';
 import { startController, type TestController } from '../harness/controller.js';
 import { NAT_ZONE } from '../../src/agent/pipeline/fields.js';
 
@@ -158,28 +154,19 @@ except socket.timeout:
   });
 
   it('keeps an established NATed connection across an agent restart', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loom-ovsnat-'));
-    const fifo = join(dir, 'in');
-    const out = join(dir, 'out');
-    await eps.a1!.c.exec('mkfifo', [fifo]);
-    const nc = spawn('ip', ['netns', 'exec', eps.a1!.c.netns, 'sh', '-c', `nc -4 ${OUT4} ${ECHO_PORT} < ${fifo} > ${out}`], { stdio: 'ignore' });
-    const writer = await open(fifo, 'w');
+    const conn = await holdEchoConnection(eps.a1!.c.netns, OUT4, ECHO_PORT);
     try {
-      await writer.write('one\n');
-      await waitFor('first line echoed', () => readFileSync(out, 'utf8').includes('one'), 5000, 20);
-      expect(readFileSync(out, 'utf8')).toContain(`peer ${cluster.vteps.ha}`);
+      await conn.send('one');
+      expect(conn.received()).toContain(`peer ${cluster.vteps.ha}`);
       await cluster.agents[0]!.stop();
       await cluster.agents[0]!.start();
       const { revision } = await ctl.client.getStatus();
       expect((await ctl.client.wait(revision, 10_000)).converged).toBe(true);
-      await writer.write('two\n');
-      await waitFor('second line echoed', () => readFileSync(out, 'utf8').includes('two'), 5000, 20);
+      await conn.send('two');
       // Still on the NAT path (the kernel path would have translated it anew, and the server reset it).
       expect(await packets(0, 'br-int', 61, '+est-rpl')).toBeGreaterThan(0);
     } finally {
-      await writer.close();
-      nc.kill();
-      rmSync(dir, { recursive: true, force: true });
+      await conn.close();
     }
   });
 

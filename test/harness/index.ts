@@ -7,4 +7,4 @@ export { startAgent, AgentProcess, cniBinDir, cniPluginPath, runCni, cniEnv, typ
 export { startCluster, seedTunnelNeighbours, attachContainer, type Cluster, type ClusterOptions } from './cluster.js';
 export { startController, type TestController } from './controller.js';
 export { startDaemon, tempDir, type Daemon } from './controller-daemon.js';
-export { createOutside, Outside, startEchoServer, stopEchoServer } from './outside.js';
+export { createOutside, holdEchoConnection, Outside, startEchoServer, stopEchoServer, type HeldConnection } from './outside.js';

@@ -1,8 +1,11 @@
 // "The outside": a namespace on the underlay that is no Loom host (a server on the internet, an
 // operator's machine), with a TCP/UDP echo server that tells each client its source address.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
-import { run } from './exec.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { run, waitFor } from './exec.js';
 import { track, untrack, uniqueTag } from './registry.js';
 import type { Underlay } from './underlay.js';
 
@@ -77,4 +80,36 @@ export async function createOutside(underlay: Underlay, addresses: string[]): Pr
     throw err;
   }
   return o;
+}
+
+/** One TCP connection to an echo server, held open (e.g. across an agent restart). */
+export interface HeldConnection {
+  /** Sends a line and waits until it came back. */
+  send(line: string): Promise<void>;
+  /** Everything received so far (the server's "peer <address>" first). */
+  received(): string;
+  close(): Promise<void>;
+}
+
+/** Opens a TCP connection from `netns` to an echo server at `address`:`port` with nc, fed through a fifo. */
+export async function holdEchoConnection(netns: string, address: string, port: number): Promise<HeldConnection> {
+  const dir = mkdtempSync(join(tmpdir(), 'loom-held-'));
+  const fifo = join(dir, 'in');
+  const out = join(dir, 'out');
+  await run('ip', ['netns', 'exec', netns, 'mkfifo', fifo]);
+  const nc = spawn('ip', ['netns', 'exec', netns, 'sh', '-c', `nc -4 ${address} ${port} < ${fifo} > ${out}`], { stdio: 'ignore' });
+  const writer = await open(fifo, 'w');
+  const received = () => readFileSync(out, 'utf8');
+  return {
+    async send(line) {
+      await writer.write(`${line}\n`);
+      await waitFor(`"${line}" echoed`, () => received().includes(line), 5000, 20);
+    },
+    received,
+    async close() {
+      await writer.close();
+      nc.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
