@@ -356,12 +356,10 @@ export class Agent {
   }
 
   /** --nat-path ovs: the NAT path's input, once the underlay was read (else: the host path alone). */
-  private ovsNatState(networks: readonly NetworkState[]): OvsNatState | undefined {
+  private ovsNatState(known: ReadonlyMap<string, api.Network>, networks: readonly NetworkState[]): OvsNatState | undefined {
     const nat = this.host.ovsNat;
     if (!nat || !this.underlay || !this.gatewayPort) return undefined;
     const served: OvsNatState['networks'] = [];
-    const known = new Map<string, api.Network>(this.attacher.knownNetworks);
-    for (const [name, n] of this.session.view.networks) known.set(name, n.network);
     const vniOf = new Map<string, number>();
     for (const [name, net] of known) {
       vniOf.set(name, net.vni);
@@ -590,11 +588,17 @@ export class Agent {
     return policyPacketCounts(this.pipelineState(), flows);
   }
 
+  /** Every network this host knows: the controller's view, and those only an attach reply told of yet. */
+  private knownNetworks(): Map<string, api.Network> {
+    const networks = new Map<string, api.Network>(this.attacher.knownNetworks);
+    for (const [name, n] of this.session.view.networks) networks.set(name, n.network);
+    return networks;
+  }
+
   /** The pipeline's input: the controller's view for this host plus the local attachments. */
   pipelineState(): PipelineState {
     const view = this.session.view;
-    const networks = new Map<string, api.Network>(this.attacher.knownNetworks);
-    for (const [name, n] of view.networks) networks.set(name, n.network);
+    const networks = this.knownNetworks();
     const states: NetworkState[] = [];
     for (const [name, net] of networks) {
       const routes = view.networks.get(name)?.routes;
@@ -624,7 +628,7 @@ export class Agent {
           .map((r) => ({ prefix: r.prefix, vtep: r.vtep })),
       });
     }
-    const ovsNat = this.ovsNatState(states);
+    const ovsNat = this.ovsNatState(networks, states);
     return {
       generation: this.host.generation,
       tunnelPorts: this.host.tunnelPorts,

@@ -20,7 +20,7 @@
 // any other source dropped; what br-int sends through the patch port goes out the uplink (never
 // NORMAL: it would learn br-phy's own MAC on the patch port). The rest of br-phy is untouched.
 import { portMasks } from '../../api/policy.js';
-import { parseIpWithPrefix } from '../../common/ip.js';
+import { cidrContains, tryParseCidr, tryParseIp } from '../../common/ip.js';
 import { ctState } from '../../openflow/match.js';
 import type { Action, Instruction, MatchField } from '../../openflow/types.js';
 import { Feature, NAT_ZONE, NatMode, NatReg, OutPortReg, PhyTable, Source, Table, classify, cookie, matchNatMode, matchNatPath, matchSource, matchVni } from './fields.js';
@@ -253,15 +253,9 @@ export function phyFlows(generation: number, nat: OvsNatState): Flow[] {
   return out;
 }
 
-/** The priority order check used by the unit tests and the agent: is `address` inside `cidr`? */
+/** Whether `address` lies inside `cidr` (false across families). */
 export function contains(cidr: string, address: string): boolean {
-  const net = parseIpWithPrefix(cidr);
-  const a = parseIpWithPrefix(address);
-  if (net.bytes.length !== a.bytes.length) return false;
-  for (let bit = 0; bit < net.prefix; bit++) {
-    const byte = bit >> 3;
-    const mask = 0x80 >> (bit & 7);
-    if ((net.bytes[byte]! & mask) !== (a.bytes[byte]! & mask)) return false;
-  }
-  return true;
+  const net = tryParseCidr(cidr, false);
+  const ip = tryParseIp(address);
+  return net !== null && ip !== null && cidrContains(net, ip.family, ip.value);
 }
