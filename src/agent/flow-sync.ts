@@ -1,6 +1,6 @@
 // Keeps a bridge's flow table equal to the pipeline: every change is the difference between what
 // is installed and what is wanted, applied as one atomic, ordered bundle.
-import type { OpenFlowClient, FlowChange } from '../openflow/client.js';
+import type { DumpedFlow, OpenFlowClient, FlowChange } from '../openflow/client.js';
 import { diffFlows, FlowTexts, pipelineChunks, type FlowChunk, type FlowDiff } from './pipeline/pipeline.js';
 import type { Flow, PipelineState } from './pipeline/state.js';
 import { PolicyCompilers } from './pipeline/policy.js';
@@ -10,6 +10,19 @@ export interface SyncResult {
   removed: number;
   /** Milliseconds spent building the pipeline, diffing it, and applying the bundle. */
   ms?: { build: number; diff: number; bundle: number };
+}
+
+/** A flow read from the switch, as the pipeline describes one (statistics dropped). */
+export function asFlow(f: DumpedFlow): Flow {
+  return { table: f.table, priority: f.priority, cookie: f.cookie, match: f.match, instructions: f.instructions };
+}
+
+/** A diff as one ordered bundle: adds first (a replaced flow changes in place, so traffic never meets a gap), then removals. */
+export function bundleOf(diff: FlowDiff): FlowChange[] {
+  return [
+    ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
+    ...diff.remove.map((f): FlowChange => ({ command: 'delete_strict', table: f.table, priority: f.priority, match: f.match })),
+  ];
 }
 
 export class FlowSync {
@@ -40,13 +53,7 @@ export class FlowSync {
    */
   async reconcile(state: PipelineState, commitAfter?: Promise<unknown>): Promise<SyncResult> {
     await commitAfter;
-    const current: Flow[] = (await this.client.dumpFlows()).map((f) => ({
-      table: f.table,
-      priority: f.priority,
-      cookie: f.cookie,
-      match: f.match,
-      instructions: f.instructions,
-    }));
+    const current = (await this.client.dumpFlows()).map(asFlow);
     const chunks = new Map<string, Flow[]>();
     const slots = new Map<string, string>();
     for (const c of pipelineChunks(state, this.compilers)) {
@@ -166,11 +173,7 @@ export class FlowSync {
   }
 
   private async send(diff: FlowDiff, commitAfter?: Promise<unknown>): Promise<void> {
-    // Adds first: a replaced flow changes in place, so traffic never meets a gap.
-    const changes: FlowChange[] = [
-      ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
-      ...diff.remove.map((f): FlowChange => ({ command: 'delete_strict', table: f.table, priority: f.priority, match: f.match })),
-    ];
+    const changes = bundleOf(diff);
     if (changes.length > 0) await this.client.applyBundle(changes, commitAfter ? { commitAfter } : {});
     else await commitAfter;
   }

@@ -4,7 +4,8 @@
 // OvsNat cookie feature are read, changed or deleted: the operator's stay as they are).
 import type { Logger } from 'pino';
 import type { Vswitch } from '../ovsdb/vswitch.js';
-import { OpenFlowClient, type FlowChange } from '../openflow/client.js';
+import { OpenFlowClient } from '../openflow/client.js';
+import { asFlow, bundleOf } from './flow-sync.js';
 import { codec, type Netlink } from '../netlink/index.js';
 import { OWNER } from './ovs.js';
 import { Feature, FEATURE_MASK } from './pipeline/fields.js';
@@ -204,18 +205,9 @@ export class OvsNatHost {
 
   /** Makes the underlay bridge's OvsNat flows equal to `desired` in one bundle; others untouched. */
   async sync(desired: Flow[]): Promise<{ upserted: number; removed: number }> {
-    const current: Flow[] = (await this.phy.dumpFlows({ cookie: BigInt(Feature.OvsNat) << 40n, cookieMask: FEATURE_MASK })).map((f) => ({
-      table: f.table,
-      priority: f.priority,
-      cookie: f.cookie,
-      match: f.match,
-      instructions: f.instructions,
-    }));
+    const current = (await this.phy.dumpFlows({ cookie: BigInt(Feature.OvsNat) << 40n, cookieMask: FEATURE_MASK })).map(asFlow);
     const diff = diffFlows(current, desired);
-    const changes: FlowChange[] = [
-      ...diff.upsert.map((f): FlowChange => ({ command: 'add', ...f })),
-      ...diff.remove.map((f): FlowChange => ({ command: 'delete_strict', table: f.table, priority: f.priority, match: f.match })),
-    ];
+    const changes = bundleOf(diff);
     if (changes.length > 0) await this.phy.applyBundle(changes);
     return { upserted: diff.upsert.length, removed: diff.remove.length };
   }
